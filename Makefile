@@ -1,0 +1,34 @@
+# Two commands matter: `make demo` and `make test`. Both run `make setup` first, which is idempotent.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TINYMLAAS_DATA_DIR ?= $(CURDIR)/.data
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v g++ >/dev/null || (apt-get update -qq && apt-get install -y -qq g++)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/tinymlaas demo
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/lifecycle.py
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache bench/results

@@ -1,0 +1,69 @@
+"""What every command shares: the service context from global options, consoles, renderers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tinymlaas.services.context import Context
+
+__all__ = ["console", "epoch_progress", "err_console", "fmt_bytes", "fmt_metric", "get_context", "print_json"]
+
+console = Console()
+# Progress and status go to stderr so that ``--json`` output on stdout stays machine-readable.
+err_console = Console(stderr=True)
+
+
+def get_context(ctx: typer.Context) -> Context:
+    return ctx.find_root().obj
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.2f} MiB"
+
+
+def fmt_metric(metric: dict[str, Any] | None) -> str:
+    if not metric:
+        return "—"
+    value = metric["value"]
+    return f"{value:.2%} acc" if metric["name"] == "accuracy" else f"{value:.4f} {metric['name']}"
+
+
+@contextmanager
+def epoch_progress(
+    enabled: bool, label: str
+) -> Iterator[tuple[Callable[[int, int, dict[str, float]], None], Callable[[str], None]]]:
+    """A Rich progress bar for training epochs plus a status line for the phases after it."""
+    if not enabled:
+        yield (lambda *_args: None), (lambda _message: None)
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(label, total=None, status="")
+
+        def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
+            status = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy"))
+            progress.update(task, completed=epoch, total=total, status=status)
+
+        def on_message(message: str) -> None:
+            progress.update(task, status=message)
+
+        yield on_epoch, on_message

@@ -1,0 +1,58 @@
+"""The root ``tinymlaas`` command: global options, sub-command groups, and error reporting."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from tinymlaas.cli import boards, datasets, demo, lifecycle, models
+from tinymlaas.cli._shared import err_console
+from tinymlaas.errors import TinymlaasError
+from tinymlaas.services.context import Context
+from tinymlaas.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="TinyMLaaS: collect, train, squeeze and compile TinyML models for a fleet of boards.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(boards.app, name="boards")
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(models.app, name="models")
+app.add_typer(lifecycle.app, name="lifecycle")
+app.command("train")(models.train)
+app.command("squeeze")(models.squeeze)
+app.command("compile")(models.compile_)
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Path | None = typer.Option(
+        None, envvar="TINYMLAAS_DATA_DIR", help="Where the database and blobs live (default ~/.local/share/tinymlaas)."
+    ),
+    boards_dir: list[Path] = typer.Option(
+        [], "--boards-dir", help="Extra directory of board files (TOML); repeatable."
+    ),
+) -> None:
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if boards_dir:
+        overrides["boards_dirs"] = tuple(boards_dir)
+    ctx.obj = Context(Settings(**overrides))
+
+
+def main() -> None:
+    """Console entry point: a product error prints one clear line and exits 1, never a traceback."""
+    try:
+        app()
+    except TinymlaasError as exc:
+        err_console.print(f"[red]error:[/] {exc.detail}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,66 @@
+"""``tinymlaas lifecycle run``: the whole offline lifecycle in one command, and its comparison table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tinymlaas.cli._shared import console, epoch_progress, err_console, fmt_bytes, fmt_metric, get_context, print_json
+from tinymlaas.services.lifecycle import run_lifecycle
+
+app = typer.Typer(help="The whole lifecycle as one automated dry-run.", no_args_is_help=True)
+
+
+def comparison_table(report: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{report['dataset']}: {report['arch']} model {report['model']}, "
+        f"float {fmt_metric(report['float_metric'])}"
+    )
+    for column in ("board", "variant", "runtime", "metric (runtime)", "size", "arena", "flash", "RAM", "fits"):
+        table.add_column(column)
+    for row in report["variants"]:
+        table.add_row(
+            row["board"],
+            row["quantization"],
+            row["runtime"],
+            fmt_metric(row["metric"]),
+            fmt_bytes(row["size_bytes"]),
+            fmt_bytes(row["arena_bytes"]),
+            fmt_bytes(row["flash_bytes"]),
+            fmt_bytes(row["ram_bytes"]),
+            "[green]yes[/]" if row["fits"] else "[red]no[/]: " + "; ".join(row["reasons"]),
+        )
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items())
+    table.caption = f"timings: {timings}"
+    return table
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    dataset: str = typer.Option(..., "--dataset", help="Dataset name."),
+    boards: str = typer.Option(..., "--boards", help="Comma-separated board ids (see 'boards list')."),
+    arch: str | None = typer.Option(None, help="Architecture (default: from the data)."),
+    epochs: int | None = typer.Option(None, min=1, help="Most training epochs."),
+    seed: int | None = typer.Option(None, help="Seed for the split and the weights."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Snapshot → train → squeeze → compile → fit for every board, then compare."""
+    board_ids = [b.strip() for b in boards.split(",") if b.strip()]
+    with epoch_progress(err_console.is_terminal or not as_json, f"{dataset}") as (on_epoch, on_message):
+        report = run_lifecycle(
+            get_context(ctx),
+            dataset,
+            board_ids,
+            arch=arch,
+            epochs=epochs,
+            seed=seed,
+            on_epoch=on_epoch,
+            progress=on_message,
+        )
+    if as_json:
+        print_json(report)
+        return
+    console.print(comparison_table(report))

@@ -1,0 +1,174 @@
+"""``tinymlaas train``, ``squeeze``, ``compile`` and ``models import|list|show``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tinymlaas.cli._shared import console, epoch_progress, err_console, fmt_bytes, fmt_metric, get_context, print_json
+from tinymlaas.services.models import ModelService
+from tinymlaas.squeeze.convert import Quantization
+
+app = typer.Typer(help="Models: import from elsewhere, list, show variants and modules.", no_args_is_help=True)
+
+
+def variants_table(variants: list[dict[str, Any]], float_metric: dict[str, Any] | None) -> Table:
+    table = Table(title=f"Variants (float model: {fmt_metric(float_metric)})")
+    for column in ("variant", "quantization", "size", "arena", "params", "MACs", "TFLM metric", "LiteRT metric", "note"):
+        table.add_column(column)
+    for v in variants:
+        table.add_row(
+            v["id"],
+            v["quantization"],
+            fmt_bytes(v["size_bytes"]),
+            fmt_bytes(v["arena_bytes"]),
+            f"{v['params']:,}",
+            f"{v['macs']:,}",
+            fmt_metric(v["metrics"].get("tflm")),
+            fmt_metric(v["metrics"].get("litert")),
+            "; ".join(v["runtime_errors"].values())[:80],
+        )
+    return table
+
+
+def modules_table(modules: list[dict[str, Any]]) -> Table:
+    table = Table(title="Modules")
+    for column in ("module", "variant", "board", "runtime", "flash", "RAM", "fits", "reasons"):
+        table.add_column(column)
+    for m in modules:
+        table.add_row(
+            m["id"],
+            m["variant"],
+            m["board"],
+            m["runtime"],
+            fmt_bytes(m["flash_bytes"]),
+            fmt_bytes(m["ram_bytes"]),
+            "[green]yes[/]" if m["fits"] else "[red]no[/]",
+            "\n".join(m["reasons"]),
+        )
+    return table
+
+
+def train(
+    ctx: typer.Context,
+    dataset: str = typer.Option(..., "--dataset", help="Dataset to train on (snapshotted first)."),
+    arch: str | None = typer.Option(None, help="dense, cnn1d, cnn2d or mobilenet (default: from the data)."),
+    epochs: int | None = typer.Option(None, min=1, help="Most epochs to train; early stopping may end sooner."),
+    seed: int | None = typer.Option(None, help="Seed for the split and the weights."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Train a model on a dataset snapshot and score it on the held-out test split."""
+    service = ModelService(get_context(ctx))
+    with epoch_progress(err_console.is_terminal or not as_json, f"training on {dataset}") as (on_epoch, _):
+        model = service.train(dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
+    if as_json:
+        print_json(model)
+        return
+    run = model["run"]
+    console.print(
+        f"model [bold]{model['id']}[/] ({model['name']} v{model['version']}, {model['arch']}, "
+        f"{model['params']:,} parameters): test {fmt_metric(model['float_metric'])} after "
+        f"{run['epochs_run']} epochs in {run['duration_s']:.1f} s"
+    )
+
+
+def squeeze(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model id, name, or name:version."),
+    quantization: list[Quantization] = typer.Option(
+        list(Quantization), "--quantization", "-q", help="Repeat to choose; default all three."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Convert to float32/float16/int8 .tflite and measure each in TFLM and LiteRT."""
+    service = ModelService(get_context(ctx))
+    with err_console.status("squeezing") as status:
+        variants = service.squeeze(model, quantizations=quantization, progress=lambda m: status.update(m))
+    if as_json:
+        print_json(variants)
+        return
+    console.print(variants_table(variants, service.show_model(model)["float_metric"]))
+
+
+def compile_(
+    ctx: typer.Context,
+    variant: str = typer.Argument(..., help="Variant id (see 'models show')."),
+    board: str = typer.Option(..., "--board", help="Board id (see 'boards list')."),
+    runtime: str | None = typer.Option(None, help="Runtime to target (default: the board's first)."),
+    out: Path | None = typer.Option(None, help="Write the module package (.zip) here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Compile a variant into an inference module for a board and check that it fits."""
+    service = ModelService(get_context(ctx))
+    module = service.compile(variant, board, runtime=runtime)
+    if out is not None and module["package"]:
+        _, package = service.module_package(module["id"])
+        out.write_bytes(package)
+    if as_json:
+        print_json(module)
+        return
+    console.print(modules_table([module]))
+    if out is not None:
+        console.print(f"package written to {out}" if module["package"] else "no package: the module was refused")
+
+
+@app.command("import")
+def import_model(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="A .tflite or .keras file."),
+    name: str | None = typer.Option(None, help="Model name (default: the file name)."),
+    dataset: str | None = typer.Option(None, help="Dataset to score it on (required for .keras)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Import a model made elsewhere; it is inspected and measured like a trained one."""
+    service = ModelService(get_context(ctx))
+    with err_console.status("importing") as status:
+        model = service.import_file(path, name=name, dataset=dataset, progress=lambda m: status.update(m))
+    if as_json:
+        print_json(model)
+        return
+    console.print(f"model [bold]{model['id']}[/] ({model['name']} v{model['version']}) imported from {path}")
+    if model.get("variants"):
+        console.print(variants_table(model["variants"], model["float_metric"]))
+
+
+@app.command("list")
+def list_models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List models and their float metric."""
+    models = ModelService(get_context(ctx)).list_models()
+    if as_json:
+        print_json(models)
+        return
+    table = Table(title="Models")
+    for column in ("id", "name", "version", "origin", "arch", "params", "float metric"):
+        table.add_column(column)
+    for m in models:
+        table.add_row(
+            m["id"], m["name"], str(m["version"]), m["origin"], m["arch"], f"{m['params']:,}", fmt_metric(m["float_metric"])
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_model(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model id, name, or name:version."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a model with its lineage, variants and modules."""
+    data = ModelService(get_context(ctx)).show_model(model)
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]{data['id']}[/] {data['name']} v{data['version']} ({data['origin']}, {data['arch']}, "
+        f"{data['params']:,} parameters)"
+    )
+    if data["run"]:
+        console.print(f"training run {data['run']['id']} on snapshot {data['run']['snapshot'][:16]}")
+    console.print(variants_table(data["variants"], data["float_metric"]))
+    if data["modules"]:
+        console.print(modules_table(data["modules"]))

@@ -1,0 +1,127 @@
+"""The ML compiler plugin interface: model variant + board profile in, inference module out.
+
+A plugin is a small class registered under the ``tinymlaas.compilers`` entry-point group, so a
+vendor can ship its own in a separate package. The plugin produces files; the manifest that
+describes them is built here, the same way for every plugin, so a device can trust its shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from tinymlaas.catalog.board import Board
+from tinymlaas.squeeze.info import ModelInfo, SelfTest
+
+__all__ = ["CompiledModule", "Compiler", "SelfTest", "VariantArtifact", "build_manifest"]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = 1
+# Fixed timestamp for zip entries so the same module always packs to the same bytes.
+_ZIP_EPOCH = (2020, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class VariantArtifact:
+    """Everything a compiler may use about one squeezed model variant."""
+
+    variant_id: str
+    model_id: str
+    model_name: str
+    model_version: int
+    quantization: str  # "float32" | "float16" | "int8"
+    tflite: bytes
+    info: ModelInfo
+    arena_bytes: int | None  # minimal TFLM arena, measured; None when TFLM cannot run the variant
+    selftests: Mapping[str, SelfTest]  # runtime id -> vectors produced by that runtime
+    lineage: Mapping[str, str] = field(default_factory=dict)  # "snapshot", "training_run", ...
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "selftests", MappingProxyType(dict(self.selftests)))
+        object.__setattr__(self, "lineage", MappingProxyType(dict(self.lineage)))
+
+
+@dataclass(frozen=True)
+class CompiledModule:
+    """An inference module: its files plus the manifest that lists them."""
+
+    files: Mapping[str, bytes]
+    manifest: Mapping[str, Any]
+
+    def to_zip(self) -> bytes:
+        """Pack deterministically: sorted names, fixed timestamps, manifest last."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in sorted(self.files):
+                archive.writestr(zipfile.ZipInfo(name, _ZIP_EPOCH), self.files[name])
+            manifest = json.dumps(self.manifest, indent=2, sort_keys=True).encode()
+            archive.writestr(zipfile.ZipInfo(MANIFEST_NAME, _ZIP_EPOCH), manifest)
+        return buffer.getvalue()
+
+
+class Compiler(ABC):
+    """A compiler plugin. Subclasses set ``name`` and ``runtime`` and implement ``compile_files``."""
+
+    name: ClassVar[str]
+    runtime: ClassVar[str]  # the runtime id the module runs on; must be in the board's runtimes
+    version: ClassVar[str] = "1"
+
+    @abstractmethod
+    def compile_files(self, variant: VariantArtifact, board: Board) -> dict[str, bytes]:
+        """Return the module's files (path inside the package -> bytes), manifest excluded."""
+
+    def compile(
+        self, variant: VariantArtifact, board: Board, *, flash_bytes: int, ram_bytes: int
+    ) -> CompiledModule:
+        files = self.compile_files(variant, board)
+        manifest = build_manifest(
+            variant, board, self, files, flash_bytes=flash_bytes, ram_bytes=ram_bytes
+        )
+        return CompiledModule(files=MappingProxyType(files), manifest=manifest)
+
+
+def build_manifest(
+    variant: VariantArtifact,
+    board: Board,
+    compiler: Compiler,
+    files: Mapping[str, bytes],
+    *,
+    flash_bytes: int,
+    ram_bytes: int,
+) -> dict[str, Any]:
+    """The manifest of DESIGN.md section 4 (unsigned; signing belongs to deployment)."""
+    selftest = variant.selftests.get(compiler.runtime)
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "model": {
+            "id": variant.model_id,
+            "name": variant.model_name,
+            "version": variant.model_version,
+            "variant": variant.variant_id,
+            "quantization": variant.quantization,
+        },
+        "board": board.id,
+        "runtime": compiler.runtime,
+        "compiler": {"name": compiler.name, "version": compiler.version},
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            for name, data in sorted(files.items())
+        },
+        "arena_bytes": variant.arena_bytes,
+        "flash_bytes": flash_bytes,
+        "ram_bytes": ram_bytes,
+        "ops": list(variant.info.ops),
+        "inputs": [t.as_dict() for t in variant.info.inputs],
+        "outputs": [t.as_dict() for t in variant.info.outputs],
+        "selftest": selftest.as_dict() if selftest else None,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "lineage": dict(variant.lineage),
+    }

@@ -1,0 +1,95 @@
+"""Frozen values that describe a dataset and the samples going into it.
+
+Importers and generators produce these; the store and the trainer consume them. Nothing here knows
+where samples are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from tinymlaas.errors import InvalidInput
+
+__all__ = ["DatasetSpec", "ImportedData", "LabelledSample", "SampleKind", "Task"]
+
+
+class Task(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class SampleKind(StrEnum):
+    """What one sample is; the model zoo picks an architecture from it."""
+
+    VECTOR = "vector"  # shape (features,): tabular rows, scalar inputs
+    TIMESERIES = "timeseries"  # shape (steps, channels): sensor windows
+    AUDIO = "audio"  # shape (samples, 1): mono PCM scaled to [-1, 1]
+    IMAGE = "image"  # shape (height, width, channels): pixels scaled to [0, 1]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The contract every sample of a dataset must meet."""
+
+    task: Task
+    kind: SampleKind
+    input_shape: tuple[int, ...]
+    # Class names in index order (classification); empty for regression.
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.input_shape or any(d <= 0 for d in self.input_shape):
+            raise InvalidInput(f"input shape {self.input_shape} must have positive dimensions")
+        if self.task is Task.CLASSIFICATION and len(set(self.labels)) != len(self.labels):
+            raise InvalidInput(f"class labels must be unique, got {list(self.labels)}")
+        if self.task is Task.REGRESSION and self.labels:
+            raise InvalidInput("a regression dataset has no class labels")
+
+    def check_sample(self, sample: LabelledSample, where: str) -> None:
+        """Raise InvalidInput naming ``where`` if the sample breaks this spec."""
+        if tuple(sample.x.shape) != self.input_shape:
+            raise InvalidInput(
+                f"{where}: sample shape {tuple(sample.x.shape)} does not match the dataset's "
+                f"input shape {self.input_shape}"
+            )
+        if not np.all(np.isfinite(sample.x)):
+            raise InvalidInput(f"{where}: sample contains NaN or infinite values")
+        if self.task is Task.CLASSIFICATION:
+            if sample.label is None:
+                raise InvalidInput(f"{where}: a classification sample needs a label")
+            if self.labels and sample.label not in self.labels:
+                raise InvalidInput(
+                    f"{where}: unknown label {sample.label!r}; the dataset's labels are {list(self.labels)}"
+                )
+        elif sample.target is None:
+            raise InvalidInput(f"{where}: a regression sample needs a numeric target")
+
+
+@dataclass(frozen=True)
+class LabelledSample:
+    """One input array and what it should produce.
+
+    ``x`` is float32 in the dataset's input shape. Classification samples carry ``label`` (a class
+    name); regression samples carry ``target``. ``source`` says where the sample came from (a file
+    path relative to the import root, or ``generator:NAME``) so lineage survives into the store.
+    """
+
+    x: np.ndarray
+    source: str
+    label: str | None = None
+    target: float | None = None
+
+
+@dataclass(frozen=True)
+class ImportedData:
+    """What an importer or generator hands to the store: a spec plus samples that all meet it."""
+
+    spec: DatasetSpec
+    samples: tuple[LabelledSample, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for sample in self.samples:
+            self.spec.check_sample(sample, sample.source)

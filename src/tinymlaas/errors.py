@@ -1,0 +1,68 @@
+"""The product's one error tree.
+
+Each error carries the HTTP status and CoAP response code it maps to, so every adapter (CLI, REST,
+LwM2M) reports the same failure the same way without its own mapping table.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "RuntimeFailure",
+    "TinymlaasError",
+    "UnsupportedModel",
+]
+
+
+class TinymlaasError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    http_status: int = 500
+    coap_code: str = "5.00"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(TinymlaasError):
+    """The caller sent something malformed: a corrupt file, a ragged CSV, a wrong shape."""
+
+    http_status = 422
+    coap_code = "4.00"
+    title = "Invalid input"
+
+
+class NotFound(TinymlaasError):
+    """A named thing (dataset, model, board, ...) does not exist."""
+
+    http_status = 404
+    coap_code = "4.04"
+    title = "Not found"
+
+
+class Conflict(TinymlaasError):
+    """The request clashes with what is stored (a duplicate name, an immutable record)."""
+
+    http_status = 409
+    coap_code = "4.00"
+    title = "Conflict"
+
+
+class UnsupportedModel(InvalidInput):
+    """A model file is not one we can read (not TFLite/Keras, truncated, unsupported ops)."""
+
+    http_status = 415
+    coap_code = "4.15"
+    title = "Unsupported model"
+
+
+class RuntimeFailure(TinymlaasError):
+    """A real runtime (TensorFlow, TFLM, LiteRT) failed on input we considered valid."""
+
+    http_status = 500
+    coap_code = "5.00"
+    title = "Runtime failure"

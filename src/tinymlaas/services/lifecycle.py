@@ -1,0 +1,84 @@
+"""The CTO's automated dry-run: snapshot -> train -> squeeze -> compile and fit for every board.
+
+It composes the same services the single-step commands use, so a dry-run proves exactly the path
+a user would take by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from tinymlaas.errors import InvalidInput
+from tinymlaas.services.context import Context
+from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.models import ModelService
+from tinymlaas.training.trainer import EpochCallback
+
+__all__ = ["run_lifecycle"]
+
+
+def run_lifecycle(
+    ctx: Context,
+    dataset: str,
+    boards: Sequence[str],
+    *,
+    arch: str | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: Callable[[str], None] = lambda _message: None,
+) -> dict[str, Any]:
+    """Run the offline lifecycle; returns the report documented for ``lifecycle run --json``."""
+    if not boards:
+        raise InvalidInput("give at least one board (see 'tinymlaas boards list')")
+    board_profiles = [ctx.catalog.board(b) for b in boards]  # unknown boards fail before any work
+    datasets, models = DatasetService(ctx), ModelService(ctx)
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def phase(name: str) -> Iterator[None]:
+        progress(f"{name} …")
+        started = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - started, 3)
+
+    with phase("snapshot"):
+        snapshot = datasets.snapshot(dataset)
+    with phase("train"):
+        model = models.train(dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
+    with phase("squeeze"):
+        variants = models.squeeze(model["id"], progress=progress)
+    rows = []
+    with phase("compile"):
+        for board in board_profiles:
+            for variant in variants:
+                module = models.compile(variant["id"], board.id)
+                metric = variant["metrics"].get(module["runtime"])
+                rows.append(
+                    {
+                        "board": board.id,
+                        "quantization": variant["quantization"],
+                        "runtime": module["runtime"],
+                        "module": module["id"],
+                        "variant": variant["id"],
+                        "size_bytes": variant["size_bytes"],
+                        "arena_bytes": variant["arena_bytes"],
+                        "flash_bytes": module["flash_bytes"],
+                        "ram_bytes": module["ram_bytes"],
+                        "metric": metric,
+                        "fits": module["fits"],
+                        "reasons": module["reasons"],
+                    }
+                )
+    return {
+        "dataset": dataset,
+        "snapshot": snapshot,
+        "model": model["id"],
+        "arch": model["arch"],
+        "float_metric": model["float_metric"],
+        "variants": rows,
+        "timings_s": timings,
+    }

@@ -1,0 +1,97 @@
+"""Find the smallest tensor arena a model runs in, by asking the TFLM runtime itself.
+
+TFLM has no "arena used" getter that we can trust across kernels, so the figure comes from a
+search: each try loads the model with one arena size and invokes it once, in a child process
+(a too-small arena can crash the interpreter). TFLM's own allocation report gives the starting
+guess, which usually brackets the answer in three or four tries.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ArenaResult", "measure_arena"]
+
+GRANULARITY = 16  # bytes; TFLM aligns arena allocations to 16
+_REPORTED_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_PROBE_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class ArenaResult:
+    """The minimal arena in bytes, or why TFLM cannot run the model at any arena size."""
+
+    arena_bytes: int | None
+    error: str | None
+    tries: int
+
+
+def _round_up(n: int) -> int:
+    return -(-n // GRANULARITY) * GRANULARITY
+
+
+class _Prober:
+    def __init__(self, model_path: Path) -> None:
+        self.model_path = model_path
+        self.tries = 0
+        self.last_error = ""
+        self.reported_total: int | None = None
+
+    def ok(self, arena: int) -> bool:
+        self.tries += 1
+        proc = subprocess.run(
+            [sys.executable, "-m", "tinymlaas.squeeze._arena_probe", str(self.model_path), str(arena)],
+            capture_output=True,
+            text=True,
+            timeout=_PROBE_TIMEOUT_S,
+            check=False,
+        )
+        if proc.returncode == 0:
+            match = _REPORTED_TOTAL.search(proc.stdout + proc.stderr)
+            self.reported_total = int(match.group(1)) if match else None
+            return True
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        self.last_error = (
+            " ".join(lines[-3:]) if lines else f"the TFLM process died with exit code {proc.returncode}"
+        )
+        return False
+
+
+def _bisect(prober: _Prober, lo: int, hi: int) -> int:
+    """Smallest size in (lo, hi] that works, given lo fails (or is 0) and hi works."""
+    while hi - lo > GRANULARITY:
+        mid = _round_up((lo + hi) // 2)
+        if mid >= hi:
+            break
+        if prober.ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def measure_arena(tflite: bytes, *, max_bytes: int) -> ArenaResult:
+    """Search the minimal arena (to ``GRANULARITY`` bytes) with which TFLM allocates and invokes."""
+    with tempfile.TemporaryDirectory(prefix="tinymlaas-arena-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(tflite)
+        prober = _Prober(path)
+        hi = _round_up(min(max(64 * 1024, 4 * len(tflite)), max_bytes))
+        if not prober.ok(hi):
+            hi = _round_up(max_bytes)
+            if not prober.ok(hi):
+                return ArenaResult(None, prober.last_error, prober.tries)
+        if prober.reported_total and prober.ok(_round_up(prober.reported_total)):
+            hi = _round_up(prober.reported_total)
+        # Step down from the bracket top with growing strides until a size fails.
+        step = 16 * GRANULARITY
+        lo = max(0, hi - step)
+        while lo and prober.ok(lo):
+            hi, step = lo, step * 2
+            lo = max(0, hi - step)
+        return ArenaResult(_bisect(prober, lo, hi), None, prober.tries)

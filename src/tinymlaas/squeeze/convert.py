@@ -1,0 +1,60 @@
+"""Keras model -> ``.tflite`` bytes at one of the three post-training quantization levels."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tinymlaas.errors import InvalidInput, RuntimeFailure
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = ["Quantization", "convert"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Enough calibration samples for stable int8 ranges on small models; more only costs time.
+REPRESENTATIVE_SAMPLES = 200
+
+
+class Quantization(StrEnum):
+    FLOAT32 = "float32"  # no quantization: the reference for size and accuracy
+    FLOAT16 = "float16"  # weights stored as fp16, dequantized at load; halves size, needs float kernels
+    INT8 = "int8"  # full integer: int8 weights, activations, input and output (what MCUs run fast)
+
+
+def convert(model: keras.Model, quantization: Quantization, representative: np.ndarray | None = None) -> bytes:
+    """Convert ``model``; int8 needs ``representative`` inputs (from the train split) for calibration."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantization is Quantization.FLOAT16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization is Quantization.INT8:
+        if representative is None or len(representative) == 0:
+            raise InvalidInput("int8 quantization needs representative samples from the train split")
+        calibration = np.asarray(representative[:REPRESENTATIVE_SAMPLES], dtype=np.float32)
+
+        def samples() -> Iterator[list[np.ndarray]]:
+            for x in calibration:
+                yield [x[np.newaxis, ...]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = samples
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    # The converter exports a SavedModel first and prints about it; keep the terminal for progress.
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return bytes(converter.convert())
+    except Exception as exc:  # the converter raises many unrelated types; all mean "cannot convert"
+        raise RuntimeFailure(f"TFLite conversion to {quantization} failed: {exc}") from exc

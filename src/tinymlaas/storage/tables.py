@@ -1,0 +1,154 @@
+"""SQLAlchemy 2 tables. Portable SQL only (SQLite by default, any SQLAlchemy URL works).
+
+Lineage is explicit: snapshot -> training run -> model -> variant -> module, each row naming the
+row it came from.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "DatasetRow",
+    "ModelRow",
+    "ModuleRow",
+    "SampleRow",
+    "SnapshotRow",
+    "SnapshotSampleRow",
+    "TrainingRunRow",
+    "VariantRow",
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, bytes: LargeBinary}
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    task: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    input_shape: Mapped[list[Any]]
+    labels: Mapped[list[Any]]
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SampleRow(Base):
+    __tablename__ = "samples"
+    __table_args__ = (UniqueConstraint("dataset_id", "blob", name="uq_sample_content"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    blob: Mapped[str] = mapped_column(String(64))  # sha256 of the .npy bytes in the blob store
+    label: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SnapshotRow(Base):
+    """An immutable dataset version; its id is the content hash of spec + members + labels."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    spec: Mapped[dict[str, Any]]
+    sample_count: Mapped[int] = mapped_column(Integer)
+    label_counts: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SnapshotSampleRow(Base):
+    """A member of a snapshot, with the label it had then (later relabelling does not change it)."""
+
+    __tablename__ = "snapshot_samples"
+
+    snapshot_id: Mapped[str] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    blob: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[float | None] = mapped_column(Float)
+
+
+class TrainingRunRow(Base):
+    __tablename__ = "training_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"), index=True)
+    recipe: Mapped[dict[str, Any]]
+    split_counts: Mapped[dict[str, Any]]
+    history: Mapped[dict[str, Any]]
+    metric_name: Mapped[str] = mapped_column(String(32))
+    metric_value: Mapped[float] = mapped_column(Float)
+    epochs_run: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(16))  # "trained" | "imported"
+    training_run_id: Mapped[str | None] = mapped_column(ForeignKey("training_runs.id"), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), index=True)
+    keras_blob: Mapped[str | None] = mapped_column(String(64))  # absent for an imported .tflite
+    arch: Mapped[str] = mapped_column(String(64))
+    params: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    float_metric: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source_file: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class VariantRow(Base):
+    __tablename__ = "variants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    quantization: Mapped[str] = mapped_column(String(16))
+    tflite_blob: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    info: Mapped[dict[str, Any]]
+    arena_bytes: Mapped[int | None] = mapped_column(Integer)
+    arena_tries: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]]  # runtime -> {"name", "value"} on the test split
+    runtime_errors: Mapped[dict[str, Any]]  # runtime -> reason it cannot run
+    selftests: Mapped[dict[str, Any]]  # runtime -> self-test vectors
+    evaluated_on: Mapped[str | None] = mapped_column(ForeignKey("snapshots.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ModuleRow(Base):
+    __tablename__ = "modules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    variant_id: Mapped[str] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    board_id: Mapped[str] = mapped_column(String(64), index=True)
+    compiler: Mapped[str] = mapped_column(String(64))
+    runtime: Mapped[str] = mapped_column(String(32))
+    package_blob: Mapped[str | None] = mapped_column(String(64))  # None when compilation was refused
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    flash_bytes: Mapped[int | None] = mapped_column(Integer)
+    ram_bytes: Mapped[int | None] = mapped_column(Integer)
+    fits: Mapped[bool]
+    reasons: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

@@ -1,0 +1,129 @@
+"""Train one model on a split dataset: seeded, early-stopped, scored on the held-out test split."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tinymlaas.data.types import DatasetSpec, Task
+from tinymlaas.errors import InvalidInput
+from tinymlaas.metrics import Metric, score
+from tinymlaas.training import zoo
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = ["Arrays", "EpochCallback", "Recipe", "TrainResult", "train"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# (epoch number from 1, planned epochs, {"loss": ..., "val_loss": ..., ...})
+EpochCallback = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """The three splits as arrays: x float32 in the input shape; y class indices or float targets."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train; stored with the run so it can be repeated."""
+
+    arch: str
+    epochs: int
+    batch_size: int = 32
+    learning_rate: float = 0.003
+    patience: int = 10  # epochs without val_loss improvement before stopping
+    width: float = 1.0  # width multiplier for the architecture
+    seed: int = 1234
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: keras.Model
+    recipe: Recipe
+    history: dict[str, list[float]]
+    test_metric: Metric
+    epochs_run: int
+    params: int
+
+
+# Default epochs per family: the tiny dense nets need many short epochs, the CNNs fewer long ones.
+DEFAULT_EPOCHS = {"dense": 300, "cnn1d": 60, "cnn2d": 60, "mobilenet": 40}
+
+
+def default_recipe(spec: DatasetSpec, *, arch: str | None, epochs: int | None, seed: int) -> Recipe:
+    chosen = arch or zoo.choose(spec)
+    return Recipe(arch=chosen, epochs=epochs or DEFAULT_EPOCHS.get(chosen, 50), seed=seed)
+
+
+def _check(spec: DatasetSpec, arrays: Arrays) -> None:
+    if len(arrays.x_train) == 0 or len(arrays.x_test) == 0:
+        raise InvalidInput("training needs samples in both the train and the test split; add more samples")
+    if spec.task is Task.CLASSIFICATION and len(np.unique(arrays.y_train)) < 2:
+        raise InvalidInput("classification needs at least two classes in the train split")
+
+
+def train(
+    spec: DatasetSpec, arrays: Arrays, recipe: Recipe, on_epoch: EpochCallback | None = None
+) -> TrainResult:
+    """Build ``recipe.arch`` for ``spec`` and fit it; the best epoch on validation loss is kept."""
+    import keras
+
+    _check(spec, arrays)
+    keras.utils.set_random_seed(recipe.seed)
+    model = zoo.build(recipe.arch, spec, arrays.x_train, recipe.width)
+    classification = spec.task is Task.CLASSIFICATION
+    model.compile(
+        optimizer=keras.optimizers.Adam(recipe.learning_rate),
+        loss="sparse_categorical_crossentropy" if classification else "mse",
+        metrics=["accuracy"] if classification else ["mae"],
+    )
+    has_val = len(arrays.x_val) > 0
+    monitor = "val_loss" if has_val else "loss"
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=recipe.patience, restore_best_weights=True)
+    ]
+    if on_epoch is not None:
+        callbacks.append(
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: on_epoch(
+                    epoch + 1, recipe.epochs, {k: float(v) for k, v in (logs or {}).items()}
+                )
+            )
+        )
+    fit = model.fit(
+        arrays.x_train,
+        arrays.y_train,
+        validation_data=(arrays.x_val, arrays.y_val) if has_val else None,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    predictions = model.predict(arrays.x_test, batch_size=256, verbose=0)
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    return TrainResult(
+        model=model,
+        recipe=recipe,
+        history=history,
+        test_metric=score(spec.task, arrays.y_test, predictions),
+        epochs_run=len(history.get("loss", [])),
+        params=int(model.count_params()),
+    )

@@ -1,0 +1,51 @@
+"""The model zoo: one small architecture family per kind of input, chosen from the dataset spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tinymlaas.data.types import DatasetSpec, SampleKind
+from tinymlaas.errors import InvalidInput
+from tinymlaas.training.zoo import cnn1d, cnn2d, dense, mobilenet
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+__all__ = ["ARCHITECTURES", "build", "choose"]
+
+Builder = Callable[["DatasetSpec", "np.ndarray", float], "keras.Model"]
+
+ARCHITECTURES: dict[str, Builder] = {
+    "dense": dense.build,
+    "cnn1d": cnn1d.build,
+    "cnn2d": cnn2d.build,
+    "mobilenet": mobilenet.build,
+}
+# Images up to this many pixels get the plain CNN; larger ones the depthwise-separable one.
+SMALL_IMAGE_PIXELS = 32 * 32
+
+
+def choose(spec: DatasetSpec) -> str:
+    """The architecture that suits the input: what an engineer would try first."""
+    if spec.kind is SampleKind.VECTOR:
+        return "dense"
+    if spec.kind in (SampleKind.TIMESERIES, SampleKind.AUDIO):
+        return "cnn1d"
+    height, width = spec.input_shape[:2]
+    return "cnn2d" if height * width <= SMALL_IMAGE_PIXELS else "mobilenet"
+
+
+def build(arch: str, spec: DatasetSpec, x_train: np.ndarray, width: float = 1.0) -> keras.Model:
+    """Build ``arch`` for ``spec``; ``x_train`` adapts input normalization where the family uses it."""
+    if arch not in ARCHITECTURES:
+        raise InvalidInput(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    rank = {"dense": 1, "cnn1d": 2, "cnn2d": 3, "mobilenet": 3}[arch]
+    if len(spec.input_shape) != rank:
+        raise InvalidInput(
+            f"architecture {arch!r} needs inputs of rank {rank}, the dataset's shape is {spec.input_shape}"
+        )
+    if width <= 0:
+        raise InvalidInput(f"width multiplier must be positive, got {width}")
+    return ARCHITECTURES[arch](spec, x_train, width)
