@@ -60,7 +60,9 @@ def epoch_progress(
         task = progress.add_task(label, total=None, status="")
 
         def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
-            status = "  ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy"))
+            status = "  ".join(
+                f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")
+            )
             progress.update(task, completed=epoch, total=total, status=status)
 
         def on_message(message: str) -> None:

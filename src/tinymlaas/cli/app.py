@@ -35,7 +35,9 @@ app.command("demo")(demo.demo)
 def root(
     ctx: typer.Context,
     data_dir: Path | None = typer.Option(
-        None, envvar="TINYMLAAS_DATA_DIR", help="Where the database and blobs live (default ~/.local/share/tinymlaas)."
+        None,
+        envvar="TINYMLAAS_DATA_DIR",
+        help="Where the database and blobs live (default ~/.local/share/tinymlaas).",
     ),
     boards_dir: list[Path] = typer.Option(
         [], "--boards-dir", help="Extra directory of board files (TOML); repeatable."

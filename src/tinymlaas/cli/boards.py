@@ -13,14 +13,27 @@ app = typer.Typer(help="Board profiles: what each device can hold and run.", no_
 
 
 @app.command("list")
-def list_boards(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_boards(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """List the boards in the catalog (built-in plus --boards-dir)."""
     boards = get_context(ctx).catalog.boards.values()
     if as_json:
         print_json([{**dataclasses.asdict(b), "sources": dict(b.sources)} for b in boards])
         return
     table = Table(title="Boards")
-    for column in ("id", "name", "class", "core", "MHz", "flash", "RAM", "usable flash", "usable RAM", "runtimes"):
+    for column in (
+        "id",
+        "name",
+        "class",
+        "core",
+        "MHz",
+        "flash",
+        "RAM",
+        "usable flash",
+        "usable RAM",
+        "runtimes",
+    ):
         table.add_column(column, justify="right" if column in ("MHz",) else "left")
     for b in boards:
         table.add_row(

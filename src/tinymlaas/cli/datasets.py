@@ -39,11 +39,15 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Dataset name."),
-    generator: str | None = typer.Option(None, help="Fill from a built-in generator: sine, gestures, digits."),
+    generator: str | None = typer.Option(
+        None, help="Fill from a built-in generator: sine, gestures, digits."
+    ),
     samples: int | None = typer.Option(None, min=1, help="Number of generated samples (generator default)."),
     seed: int | None = typer.Option(None, help="Generator seed (default: the settings seed)."),
     task: Task | None = typer.Option(None, help="For an empty dataset: classification or regression."),
-    kind: SampleKind | None = typer.Option(None, help="For an empty dataset: vector, timeseries, audio, image."),
+    kind: SampleKind | None = typer.Option(
+        None, help="For an empty dataset: vector, timeseries, audio, image."
+    ),
     shape: str | None = typer.Option(None, help="For an empty dataset: input shape, e.g. 64,3."),
     labels: str | None = typer.Option(None, help="For an empty classification dataset: a,b,c."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -52,7 +56,9 @@ def create(
     context = get_context(ctx)
     service = DatasetService(context)
     if generator:
-        report = service.generate(name, generator, samples=samples, seed=context.settings.seed if seed is None else seed)
+        report = service.generate(
+            name, generator, samples=samples, seed=context.settings.seed if seed is None else seed
+        )
         summary = service.show(name)
     else:
         if task is None or kind is None or shape is None:
@@ -69,7 +75,10 @@ def create(
         print_json(_summary_dict(summary))
         return
     added = f" with {report.added} samples" if report else ""
-    console.print(f"created dataset [bold]{name}[/]{added}: {summary.spec.task}, {summary.spec.kind} {summary.spec.input_shape}")
+    console.print(
+        f"created dataset [bold]{name}[/]{added}: "
+        f"{summary.spec.task}, {summary.spec.kind} {summary.spec.input_shape}"
+    )
 
 
 @app.command("import")
@@ -92,11 +101,15 @@ def import_(
     if as_json:
         print_json(report.__dict__)
         return
-    console.print(f"imported {report.added} samples into [bold]{name}[/] ({report.duplicates} duplicates skipped)")
+    console.print(
+        f"imported {report.added} samples into [bold]{name}[/] ({report.duplicates} duplicates skipped)"
+    )
 
 
 @app.command("list")
-def list_datasets(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_datasets(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """List datasets with their sample counts."""
     summaries = DatasetService(get_context(ctx)).list()
     if as_json:

@@ -7,7 +7,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tinymlaas.cli._shared import console, epoch_progress, err_console, fmt_bytes, fmt_metric, get_context, print_json
+from tinymlaas.cli._shared import (
+    console,
+    epoch_progress,
+    err_console,
+    fmt_bytes,
+    fmt_metric,
+    get_context,
+    print_json,
+)
 from tinymlaas.services.lifecycle import run_lifecycle
 
 app = typer.Typer(help="The whole lifecycle as one automated dry-run.", no_args_is_help=True)
@@ -18,7 +26,17 @@ def comparison_table(report: dict[str, Any]) -> Table:
         title=f"{report['dataset']}: {report['arch']} model {report['model']}, "
         f"float {fmt_metric(report['float_metric'])}"
     )
-    for column in ("board", "variant", "runtime", "metric (runtime)", "size", "arena", "flash", "RAM", "fits"):
+    for column in (
+        "board",
+        "variant",
+        "runtime",
+        "metric (runtime)",
+        "size",
+        "arena",
+        "flash",
+        "RAM",
+        "fits",
+    ):
         table.add_column(column)
     for row in report["variants"]:
         table.add_row(

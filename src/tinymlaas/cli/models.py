@@ -8,16 +8,36 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tinymlaas.cli._shared import console, epoch_progress, err_console, fmt_bytes, fmt_metric, get_context, print_json
+from tinymlaas.cli._shared import (
+    console,
+    epoch_progress,
+    err_console,
+    fmt_bytes,
+    fmt_metric,
+    get_context,
+    print_json,
+)
 from tinymlaas.services.models import ModelService
 from tinymlaas.squeeze.convert import Quantization
 
-app = typer.Typer(help="Models: import from elsewhere, list, show variants and modules.", no_args_is_help=True)
+app = typer.Typer(
+    help="Models: import from elsewhere, list, show variants and modules.", no_args_is_help=True
+)
 
 
 def variants_table(variants: list[dict[str, Any]], float_metric: dict[str, Any] | None) -> Table:
     table = Table(title=f"Variants (float model: {fmt_metric(float_metric)})")
-    for column in ("variant", "quantization", "size", "arena", "params", "MACs", "TFLM metric", "LiteRT metric", "note"):
+    for column in (
+        "variant",
+        "quantization",
+        "size",
+        "arena",
+        "params",
+        "MACs",
+        "TFLM metric",
+        "LiteRT metric",
+        "note",
+    ):
         table.add_column(column)
     for v in variants:
         table.add_row(
@@ -56,7 +76,9 @@ def train(
     ctx: typer.Context,
     dataset: str = typer.Option(..., "--dataset", help="Dataset to train on (snapshotted first)."),
     arch: str | None = typer.Option(None, help="dense, cnn1d, cnn2d or mobilenet (default: from the data)."),
-    epochs: int | None = typer.Option(None, min=1, help="Most epochs to train; early stopping may end sooner."),
+    epochs: int | None = typer.Option(
+        None, min=1, help="Most epochs to train; early stopping may end sooner."
+    ),
     seed: int | None = typer.Option(None, help="Seed for the split and the weights."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -112,7 +134,9 @@ def compile_(
         return
     console.print(modules_table([module]))
     if out is not None:
-        console.print(f"package written to {out}" if module["package"] else "no package: the module was refused")
+        console.print(
+            f"package written to {out}" if module["package"] else "no package: the module was refused"
+        )
 
 
 @app.command("import")
@@ -136,7 +160,9 @@ def import_model(
 
 
 @app.command("list")
-def list_models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_models(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """List models and their float metric."""
     models = ModelService(get_context(ctx)).list_models()
     if as_json:
@@ -147,7 +173,13 @@ def list_models(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
         table.add_column(column)
     for m in models:
         table.add_row(
-            m["id"], m["name"], str(m["version"]), m["origin"], m["arch"], f"{m['params']:,}", fmt_metric(m["float_metric"])
+            m["id"],
+            m["name"],
+            str(m["version"]),
+            m["origin"],
+            m["arch"],
+            f"{m['params']:,}",
+            fmt_metric(m["float_metric"]),
         )
     console.print(table)
 

@@ -82,9 +82,7 @@ class Compiler(ABC):
         self, variant: VariantArtifact, board: Board, *, flash_bytes: int, ram_bytes: int
     ) -> CompiledModule:
         files = self.compile_files(variant, board)
-        manifest = build_manifest(
-            variant, board, self, files, flash_bytes=flash_bytes, ram_bytes=ram_bytes
-        )
+        manifest = build_manifest(variant, board, self, files, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
         return CompiledModule(files=MappingProxyType(files), manifest=manifest)
 
 

@@ -1,9 +1,9 @@
 """Does a module fit a board? Flash and RAM needed against what the board leaves for a model.
 
-Flash = model bytes + the runtime's code (a documented per-core estimate from the catalog, plus a
-per-operator kernel estimate). RAM = the measured TFLM arena + the runtime's own state; on a
-Linux-class board the model file is also held in RAM. Every reason a module does not fit is
-listed, so the user sees all of them at once.
+Flash = model bytes + the runtime's code (a documented per-core estimate from the catalog, plus
+a per-operator kernel estimate). RAM = the arena the firmware reserves (the measured TFLM arena
+plus its margin) + the runtime's own state; on a Linux-class board the model file is also held in
+RAM. Every reason a module does not fit is listed, so the user sees all of them at once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tinymlaas.catalog.board import Board, BoardClass, RuntimeProfile
+from tinymlaas.compilers.tflm import tensor_arena_size
 from tinymlaas.squeeze.info import ModelInfo
 
 __all__ = ["FitVerdict", "check_fit"]
@@ -42,7 +43,8 @@ def _kib(n: int) -> str:
 
 def _tensor_ram(runtime: RuntimeProfile, info: ModelInfo, arena_bytes: int | None) -> int | None:
     if runtime.id == "tflm":
-        return arena_bytes
+        # What the generated firmware reserves: the measured arena plus its safety margin.
+        return tensor_arena_size(arena_bytes) if arena_bytes is not None else None
     # LiteRT plans tensors much like TFLM; without a TFLM arena, fall back to the no-reuse bound.
     # fp16 weights are expanded to fp32 at load, so they also cost RAM there.
     tensors = arena_bytes if arena_bytes is not None else info.activation_bytes

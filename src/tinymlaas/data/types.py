@@ -13,7 +13,7 @@ import numpy as np
 
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["DatasetSpec", "ImportedData", "LabelledSample", "SampleKind", "Task"]
+__all__ = ["Arrays", "DatasetSpec", "ImportedData", "LabelledSample", "SampleKind", "Task"]
 
 
 class Task(StrEnum):
@@ -93,3 +93,15 @@ class ImportedData:
     def __post_init__(self) -> None:
         for sample in self.samples:
             self.spec.check_sample(sample, sample.source)
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """The three splits as arrays: x float32 in the input shape; y class indices or float targets."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray

@@ -22,13 +22,19 @@ from sqlalchemy import func, select
 from tinymlaas.data import generators
 from tinymlaas.data.importers import import_path
 from tinymlaas.data.split import split_indices
-from tinymlaas.data.types import DatasetSpec, ImportedData, SampleKind, Task
+from tinymlaas.data.types import Arrays, DatasetSpec, ImportedData, SampleKind, Task
 from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.tables import DatasetRow, SampleRow, SnapshotRow, SnapshotSampleRow
-from tinymlaas.training.trainer import Arrays
 
-__all__ = ["AddReport", "DatasetService", "DatasetSummary", "LoadedSnapshot", "spec_from_dict", "spec_to_dict"]
+__all__ = [
+    "AddReport",
+    "DatasetService",
+    "DatasetSummary",
+    "LoadedSnapshot",
+    "spec_from_dict",
+    "spec_to_dict",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -152,7 +158,9 @@ class DatasetService:
             spec = _row_spec(existing) if existing else None
         data = import_path(path, spec=spec, **options)
         if existing and data.spec.kind.value != existing.kind:
-            raise InvalidInput(f"{path}: holds {data.spec.kind} samples, dataset {name!r} holds {existing.kind}")
+            raise InvalidInput(
+                f"{path}: holds {data.spec.kind} samples, dataset {name!r} holds {existing.kind}"
+            )
         return self._add(name, data, create=existing is None, description=f"imported from {path.name}")
 
     def _add(self, name: str, data: ImportedData, *, create: bool, description: str) -> AddReport:
@@ -191,7 +199,9 @@ class DatasetService:
         with self.ctx.session() as session:
             row = self._get(session, name)
             counts = session.execute(
-                select(SampleRow.label, func.count()).where(SampleRow.dataset_id == row.id).group_by(SampleRow.label)
+                select(SampleRow.label, func.count())
+                .where(SampleRow.dataset_id == row.id)
+                .group_by(SampleRow.label)
             ).all()
             snapshots = session.scalars(
                 select(SnapshotRow).where(SnapshotRow.dataset_id == row.id).order_by(SnapshotRow.created_at)
@@ -237,7 +247,8 @@ class DatasetService:
                 )
                 session.flush()
                 session.add_all(
-                    SnapshotSampleRow(snapshot_id=snapshot_id, blob=b, label=lb, target=t) for b, lb, t in members
+                    SnapshotSampleRow(snapshot_id=snapshot_id, blob=b, label=lb, target=t)
+                    for b, lb, t in members
                 )
             return snapshot_id
 

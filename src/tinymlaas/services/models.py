@@ -124,7 +124,9 @@ class ModelService:
 
     # -- squeeze ------------------------------------------------------------------------------
 
-    def _evaluation_for(self, session: Session, model: ModelRow) -> tuple[Evaluation | None, LoadedSnapshot | None]:
+    def _evaluation_for(
+        self, session: Session, model: ModelRow
+    ) -> tuple[Evaluation | None, LoadedSnapshot | None]:
         if model.training_run_id is None:
             return None, None
         run = session.get(TrainingRunRow, model.training_run_id)
@@ -159,7 +161,9 @@ class ModelService:
         )
         return [self._store_variant(model.id, v, loaded.snapshot_id) for v in variants]
 
-    def _store_variant(self, model_id: str, variant: SqueezedVariant, snapshot_id: str | None) -> dict[str, Any]:
+    def _store_variant(
+        self, model_id: str, variant: SqueezedVariant, snapshot_id: str | None
+    ) -> dict[str, Any]:
         blob = self.ctx.blobs.put(variant.tflite)
         with self.ctx.session() as session:
             row = VariantRow(
@@ -299,7 +303,9 @@ class ModelService:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file")
         if path.stat().st_size > self.ctx.settings.max_import_bytes:
-            raise InvalidInput(f"{path}: larger than the import limit of {self.ctx.settings.max_import_bytes} bytes")
+            raise InvalidInput(
+                f"{path}: larger than the import limit of {self.ctx.settings.max_import_bytes} bytes"
+            )
         data = path.read_bytes()
         suffix = path.suffix.lower()
         loaded = None
@@ -312,14 +318,18 @@ class ModelService:
             return self._import_keras(path, data, model_name, loaded)
         raise UnsupportedModel(f"{path}: unknown model format {suffix!r}; import a .tflite or a .keras file")
 
-    def _check_shapes(self, path: Path, spec: DatasetSpec, input_shape: tuple[int, ...], outputs: int) -> None:
+    def _check_shapes(
+        self, path: Path, spec: DatasetSpec, input_shape: tuple[int, ...], outputs: int
+    ) -> None:
         if tuple(input_shape) != spec.input_shape:
             raise InvalidInput(
                 f"{path}: the model takes inputs of shape {tuple(input_shape)}, the dataset's samples "
                 f"have shape {spec.input_shape}"
             )
         if spec.task is Task.CLASSIFICATION and outputs != len(spec.labels):
-            raise InvalidInput(f"{path}: the model has {outputs} outputs, the dataset has {len(spec.labels)} classes")
+            raise InvalidInput(
+                f"{path}: the model has {outputs} outputs, the dataset has {len(spec.labels)} classes"
+            )
 
     def _import_tflite(
         self, path: Path, data: bytes, name: str, loaded: LoadedSnapshot | None, progress: Progress
@@ -338,15 +348,21 @@ class ModelService:
             progress=progress,
         )
         if len(variant.runtime_errors) == 2:
-            raise UnsupportedModel(f"{path}: no runtime can run this model: {'; '.join(variant.runtime_errors.values())}")
+            raise UnsupportedModel(
+                f"{path}: no runtime can run this model: {'; '.join(variant.runtime_errors.values())}"
+            )
         with self.ctx.session() as session:
             model = self._new_model(session, name, path, loaded, arch="imported-tflite", params=info.params)
         view = self._store_variant(model["id"], variant, loaded.snapshot_id if loaded else None)
         return {**model, "variants": [view]}
 
-    def _import_keras(self, path: Path, data: bytes, name: str, loaded: LoadedSnapshot | None) -> dict[str, Any]:
+    def _import_keras(
+        self, path: Path, data: bytes, name: str, loaded: LoadedSnapshot | None
+    ) -> dict[str, Any]:
         if loaded is None:
-            raise InvalidInput(f"{path}: importing a Keras model needs --dataset (for int8 calibration and scoring)")
+            raise InvalidInput(
+                f"{path}: importing a Keras model needs --dataset (for int8 calibration and scoring)"
+            )
         model = _keras_io.from_bytes(data, name=str(path))
         self._check_shapes(path, loaded.spec, tuple(model.input_shape[1:]), int(model.output_shape[-1]))
         predictions = model.predict(loaded.arrays.x_test, verbose=0)

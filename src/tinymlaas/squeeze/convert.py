@@ -30,7 +30,9 @@ class Quantization(StrEnum):
     INT8 = "int8"  # full integer: int8 weights, activations, input and output (what MCUs run fast)
 
 
-def convert(model: keras.Model, quantization: Quantization, representative: np.ndarray | None = None) -> bytes:
+def convert(
+    model: keras.Model, quantization: Quantization, representative: np.ndarray | None = None
+) -> bytes:
     """Convert ``model``; int8 needs ``representative`` inputs (from the train split) for calibration."""
     import tensorflow as tf
 

@@ -67,7 +67,9 @@ class TflmRunner(Runner):
         try:
             self._interpreter = tflm.Interpreter.from_bytes(tflite, arena_size=arena_bytes)
         except (RuntimeError, ValueError) as exc:
-            raise RuntimeFailure(f"TFLM could not load the model with a {arena_bytes}-byte arena: {exc}") from exc
+            raise RuntimeFailure(
+                f"TFLM could not load the model with a {arena_bytes}-byte arena: {exc}"
+            ) from exc
 
     def run_raw(self, raw: np.ndarray) -> np.ndarray:
         self._interpreter.set_input(raw, 0)

@@ -7,7 +7,7 @@ row it came from.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,7 +30,11 @@ def _now() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, bytes: LargeBinary}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        bytes: LargeBinary,
+    }
 
 
 class DatasetRow(Base):
@@ -77,9 +81,7 @@ class SnapshotSampleRow(Base):
 
     __tablename__ = "snapshot_samples"
 
-    snapshot_id: Mapped[str] = mapped_column(
-        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
-    )
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True)
     blob: Mapped[str] = mapped_column(String(64), primary_key=True)
     label: Mapped[str | None] = mapped_column(String(128))
     target: Mapped[float | None] = mapped_column(Float)

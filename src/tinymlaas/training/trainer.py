@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinymlaas.data.types import DatasetSpec, Task
+from tinymlaas.data.types import Arrays, DatasetSpec, Task
 from tinymlaas.errors import InvalidInput
 from tinymlaas.metrics import Metric, score
 from tinymlaas.training import zoo
@@ -17,24 +17,12 @@ from tinymlaas.training import zoo
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["Arrays", "EpochCallback", "Recipe", "TrainResult", "train"]
+__all__ = ["EpochCallback", "Recipe", "TrainResult", "default_recipe", "train"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # (epoch number from 1, planned epochs, {"loss": ..., "val_loss": ..., ...})
 EpochCallback = Callable[[int, int, dict[str, float]], None]
-
-
-@dataclass(frozen=True)
-class Arrays:
-    """The three splits as arrays: x float32 in the input shape; y class indices or float targets."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
 
 
 @dataclass(frozen=True)

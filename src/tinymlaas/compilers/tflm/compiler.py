@@ -45,7 +45,7 @@ def _one_line(text: str) -> str:
 
 def _build_hint(board: Board) -> str:
     """How TFLM is usually brought into a project for this board's SoC or core family."""
-    if board.soc.lower().startswith("esp32"):
+    if "esp32" in board.soc.lower():
         return (
             "Espressif's `esp-tflite-micro` component for ESP-IDF bundles TFLM with the ESP-NN "
             "optimized kernels."

@@ -2,7 +2,8 @@
 
 A generated resolver registers exactly the model's operators: each registered kernel costs flash,
 and a missing one makes ``AllocateTensors`` fail on the device. Method names follow TFLM's
-``tensorflow/lite/micro/micro_mutable_op_resolver.h``; most are the builtin name in CamelCase
+``tensorflow/lite/micro/micro_mutable_op_resolver.h`` (the revision whose kernels the
+tflite-micro Python wheel carries); most are the builtin name in CamelCase
 (``FULLY_CONNECTED`` -> ``AddFullyConnected``), the exceptions are listed in ``_IRREGULAR``.
 """
 
@@ -40,6 +41,7 @@ TFLM_BUILTIN_OPS: frozenset[str] = frozenset(
         "DEPTH_TO_SPACE",
         "DEQUANTIZE",
         "DIV",
+        "DYNAMIC_UPDATE_SLICE",
         "ELU",
         "EMBEDDING_LOOKUP",
         "EQUAL",
@@ -81,6 +83,7 @@ TFLM_BUILTIN_OPS: frozenset[str] = frozenset(
         "PRELU",
         "QUANTIZE",
         "READ_VARIABLE",
+        "REDUCE_ALL",
         "REDUCE_MAX",
         "REDUCE_MIN",
         "RELU",

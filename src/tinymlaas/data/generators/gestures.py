@@ -79,7 +79,7 @@ def generate(n: int = DEFAULT_N, *, seed: int) -> ImportedData:
 
 def _draw_subject(rng: np.random.Generator) -> _Subject:
     return _Subject(
-        orientation=_random_rotation(rng),
+        orientation=_wearing(rng),
         strength=float(np.clip(rng.lognormal(0.0, 0.18), 0.7, 1.45)),
         tempo=float(np.clip(rng.lognormal(0.0, 0.1), 0.82, 1.2)),
         bias=rng.normal(0.0, 0.04, size=3),
@@ -208,14 +208,8 @@ def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
 
 
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A rotation drawn uniformly (a normalised gaussian quaternion is uniform on the sphere)."""
-    quaternion = rng.normal(size=4)
-    w, x, y, z = quaternion / np.linalg.norm(quaternion)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+def _wearing(rng: np.random.Generator) -> np.ndarray:
+    """How one subject wears the device: either wrist (a half turn about the forearm), each band
+    position and tightness a further random rotation of up to about 50 degrees."""
+    wrist = _rotation(np.array([1.0, 0.0, 0.0]), math.pi * rng.integers(2))
+    return wrist @ _rotation(_unit(rng), rng.uniform(0.0, 0.9))

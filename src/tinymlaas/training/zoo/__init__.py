@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import TYPE_CHECKING
 
 from tinymlaas.data.types import DatasetSpec, SampleKind
 from tinymlaas.errors import InvalidInput
-from tinymlaas.training.zoo import cnn1d, cnn2d, dense, mobilenet
 
 if TYPE_CHECKING:
     import keras
@@ -15,14 +14,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ARCHITECTURES", "build", "choose"]
 
-Builder = Callable[["DatasetSpec", "np.ndarray", float], "keras.Model"]
-
-ARCHITECTURES: dict[str, Builder] = {
-    "dense": dense.build,
-    "cnn1d": cnn1d.build,
-    "cnn2d": cnn2d.build,
-    "mobilenet": mobilenet.build,
-}
+# Family name -> input rank it takes. Each family is a module of this package with a ``build``
+# function, imported only when used so that commands that never train do not load TensorFlow.
+ARCHITECTURES: dict[str, int] = {"dense": 1, "cnn1d": 2, "cnn2d": 3, "mobilenet": 3}
 # Images up to this many pixels get the plain CNN; larger ones the depthwise-separable one.
 SMALL_IMAGE_PIXELS = 32 * 32
 
@@ -41,11 +35,11 @@ def build(arch: str, spec: DatasetSpec, x_train: np.ndarray, width: float = 1.0)
     """Build ``arch`` for ``spec``; ``x_train`` adapts input normalization where the family uses it."""
     if arch not in ARCHITECTURES:
         raise InvalidInput(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    rank = {"dense": 1, "cnn1d": 2, "cnn2d": 3, "mobilenet": 3}[arch]
+    rank = ARCHITECTURES[arch]
     if len(spec.input_shape) != rank:
         raise InvalidInput(
             f"architecture {arch!r} needs inputs of rank {rank}, the dataset's shape is {spec.input_shape}"
         )
     if width <= 0:
         raise InvalidInput(f"width multiplier must be positive, got {width}")
-    return ARCHITECTURES[arch](spec, x_train, width)
+    return importlib.import_module(f"tinymlaas.training.zoo.{arch}").build(spec, x_train, width)

@@ -165,7 +165,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_modules_variant_id"), ["variant_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("modules", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_modules_variant_id"))

@@ -34,6 +34,7 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddDepthwiseConv2D();
   TfLiteStatus AddDequantize();
   TfLiteStatus AddDiv();
+  TfLiteStatus AddDynamicUpdateSlice();
   TfLiteStatus AddEmbeddingLookup();
   TfLiteStatus AddElu();
   TfLiteStatus AddEqual();
@@ -75,6 +76,7 @@ class MicroMutableOpResolver : public MicroOpResolver {
   TfLiteStatus AddPrelu();
   TfLiteStatus AddQuantize();
   TfLiteStatus AddReadVariable();
+  TfLiteStatus AddReduceAll();
   TfLiteStatus AddReduceMax();
   TfLiteStatus AddReduceMin();
   TfLiteStatus AddRelu();
