@@ -92,12 +92,9 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import samples; every file is checked before anything is stored."""
-    options: dict[str, Any] = {"fmt": fmt}
-    if task is not None:
-        options["task"] = task
-    if (fmt or path.suffix.lower().lstrip(".")) == "csv":
-        options["label_column"] = label_column
-    report = DatasetService(get_context(ctx)).import_path(name, path, **options)
+    report = DatasetService(get_context(ctx)).import_path(
+        name, path, fmt=fmt, task=task, label_column=label_column
+    )
     if as_json:
         print_json(report.__dict__)
         return

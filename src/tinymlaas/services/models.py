@@ -120,6 +120,7 @@ class ModelService:
                 float_metric=result.test_metric.as_dict(),
             )
             session.add(model)
+            session.flush()
             return {**model_view(model), "run": run_view(run)}
 
     # -- squeeze ------------------------------------------------------------------------------

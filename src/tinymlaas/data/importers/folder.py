@@ -99,7 +99,7 @@ def import_folder(root: Path, *, spec: DatasetSpec | None = None) -> ImportedDat
 
 
 def _collect(root: Path) -> list[tuple[Path, str, str]]:
-    """(path, source, label) of every sample file, in a stable order (sorted by source)."""
+    """(path, source, label) of every sample file, depth first with names sorted, so runs agree."""
     if not root.is_dir():
         problem = "not a folder" if root.exists() else "no such folder"
         raise InvalidInput(f"{root.name or root}: {problem}")
