@@ -50,8 +50,8 @@ def tiny_models() -> TinyModels:
             keras.layers.Dense(4, activation="softmax"),
         ]
     )
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x_train, y_train, epochs=15, batch_size=64, verbose=0)
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=40, batch_size=64, verbose=0)
     return TinyModels(
         keras_model=model,
         x_train=x_train,

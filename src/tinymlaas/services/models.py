@@ -352,8 +352,18 @@ class ModelService:
             raise UnsupportedModel(
                 f"{path}: no runtime can run this model: {'; '.join(variant.runtime_errors.values())}"
             )
+        # The run records the score of the imported bytes in the runtime that ships them.
+        measured = variant.metrics.get("tflm") or variant.metrics.get("litert")
         with self.ctx.session() as session:
-            model = self._new_model(session, name, path, loaded, arch="imported-tflite", params=info.params)
+            model = self._new_model(
+                session,
+                name,
+                path,
+                loaded,
+                arch="imported-tflite",
+                params=info.params,
+                run_metric=measured.as_dict() if measured else None,
+            )
         view = self._store_variant(model["id"], variant, loaded.snapshot_id if loaded else None)
         return {**model, "variants": [view]}
 
@@ -379,6 +389,7 @@ class ModelService:
                 params=int(model.count_params()),
                 keras_blob=blob,
                 float_metric=metric.as_dict(),
+                run_metric=metric.as_dict(),
             )
 
     def _new_model(
@@ -392,9 +403,10 @@ class ModelService:
         params: int,
         keras_blob: str | None = None,
         float_metric: dict[str, Any] | None = None,
+        run_metric: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         run_id = None
-        if loaded is not None:
+        if loaded is not None and run_metric is not None:
             # An evaluation-only run ties the imported model to the snapshot it was scored on.
             run = TrainingRunRow(
                 id=new_id("run"),
@@ -402,8 +414,8 @@ class ModelService:
                 recipe={"imported": path.name, "seed": self.ctx.settings.seed},
                 split_counts=loaded.split_counts,
                 history={},
-                metric_name=(float_metric or {}).get("name", ""),
-                metric_value=(float_metric or {}).get("value", float("nan")),
+                metric_name=run_metric["name"],
+                metric_value=run_metric["value"],
                 epochs_run=0,
                 duration_s=0.0,
             )

@@ -6,7 +6,6 @@ A real (not synthetic) image set small enough for a microcontroller demo.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from tinymlaas.data.generators._seeded import seeded_rng
 from tinymlaas.data.types import DatasetSpec, ImportedData, LabelledSample, SampleKind, Task
@@ -32,6 +31,9 @@ def generate(n: int = DEFAULT_N, *, seed: int) -> ImportedData:
     Sources keep the image's index in the bundled set (``generator:digits#123``), so the same image
     has the same source whatever subset it is drawn in.
     """
+    # Imported here: scikit-learn takes seconds to import, and listing generators should not wait for it.
+    from sklearn.datasets import load_digits
+
     rng = seeded_rng(NAME, n, seed)
     bunch = load_digits()
     images = (np.asarray(bunch.images, dtype=np.float32) / _MAX_VALUE)[..., np.newaxis]
