@@ -8,9 +8,10 @@ in flash and RAM on a given core and which operators it implements. Both come fr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 __all__ = ["Board", "BoardClass", "Footprint", "RuntimeProfile"]
 
@@ -48,6 +49,17 @@ class Board:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", _frozen(self.sources))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready fields (``dataclasses.asdict`` cannot copy the read-only sources)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            **data,
+            "runtimes": list(self.runtimes),
+            "transports": list(self.transports),
+            "sensors": list(self.sensors),
+            "sources": dict(self.sources),
+        }
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import typer
 from rich.table import Table
 
@@ -19,7 +17,7 @@ def list_boards(
     """List the boards in the catalog (built-in plus --boards-dir)."""
     boards = get_context(ctx).catalog.boards.values()
     if as_json:
-        print_json([{**dataclasses.asdict(b), "sources": dict(b.sources)} for b in boards])
+        print_json([b.as_dict() for b in boards])
         return
     table = Table(title="Boards")
     for column in (
@@ -59,7 +57,7 @@ def show_board(
 ) -> None:
     """Show one board with the source of every figure."""
     board = get_context(ctx).catalog.board(board_id)
-    data = {**dataclasses.asdict(board), "sources": dict(board.sources)}
+    data = board.as_dict()
     if as_json:
         print_json(data)
         return
