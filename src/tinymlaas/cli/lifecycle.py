@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from tinymlaas.cli._shared import (
     console,
@@ -21,7 +23,8 @@ from tinymlaas.services.lifecycle import run_lifecycle
 app = typer.Typer(help="The whole lifecycle as one automated dry-run.", no_args_is_help=True)
 
 
-def comparison_table(report: dict[str, Any]) -> Table:
+def comparison_table(report: dict[str, Any]) -> Group:
+    """The board × variant table, with every reason a module does not fit listed under it."""
     table = Table(
         title=f"{report['dataset']}: {report['arch']} model {report['model']}, "
         f"float {fmt_metric(report['float_metric'])}"
@@ -38,7 +41,13 @@ def comparison_table(report: dict[str, Any]) -> Table:
         "fits",
     ):
         table.add_column(column)
+    notes: list[str] = []
     for row in report["variants"]:
+        first_note = len(notes) + 1
+        if not row["fits"]:
+            notes.extend(
+                f"[{len(notes) + 1}] {row['board']} {row['quantization']}: {r}" for r in row["reasons"]
+            )
         table.add_row(
             row["board"],
             row["quantization"],
@@ -48,11 +57,11 @@ def comparison_table(report: dict[str, Any]) -> Table:
             fmt_bytes(row["arena_bytes"]),
             fmt_bytes(row["flash_bytes"]),
             fmt_bytes(row["ram_bytes"]),
-            "[green]yes[/]" if row["fits"] else "[red]no[/]: " + "; ".join(row["reasons"]),
+            "[green]yes[/]" if row["fits"] else f"[red]no[/] \\[{first_note}]",
         )
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items())
     table.caption = f"timings: {timings}"
-    return table
+    return Group(table, *(Text(note) for note in notes))
 
 
 @app.command("run")

@@ -55,11 +55,25 @@ class _Prober:
             match = _REPORTED_TOTAL.search(proc.stdout + proc.stderr)
             self.reported_total = int(match.group(1)) if match else None
             return True
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        self.last_error = (
-            " ".join(lines[-3:]) if lines else f"the TFLM process died with exit code {proc.returncode}"
-        )
+        self.last_error = _summarize(proc.stderr, proc.returncode)
         return False
+
+
+_PREPARE_FAILED = re.compile(r"Node (\w+) \(number (\d+)\) failed to prepare")
+_CHECK_FAILED = re.compile(r"\S+\.cc:\d+ (.+) was not true")
+
+
+def _summarize(stderr: str, returncode: int) -> str:
+    """One readable sentence from TFLM's log: which kernel refused the model and which check failed."""
+    prepare = _PREPARE_FAILED.search(stderr)
+    if prepare:
+        check = _CHECK_FAILED.search(stderr)
+        detail = f": {check.group(1)} does not hold" if check else ""
+        return f"its {prepare.group(1)} kernel (node {prepare.group(2)}) failed to prepare{detail}"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if returncode < 0 or not lines:
+        return f"the TFLM process died (exit code {returncode})"
+    return lines[-2] if len(lines) > 1 and lines[-1].startswith("TFLM refused") else lines[-1]
 
 
 def _bisect(prober: _Prober, lo: int, hi: int) -> int:

@@ -109,7 +109,12 @@ def assess(
     runners: dict[str, Runner] = {}
     errors: dict[str, str] = {}
     if arena.arena_bytes is None:
-        errors["tflm"] = f"TFLM cannot run this model: {arena.error}"
+        hint = (
+            " (TFLM has no float16 kernels: ship the int8 or float32 variant)"
+            if info.quantization == "float16"
+            else ""
+        )
+        errors["tflm"] = f"TFLM cannot run this model: {arena.error}{hint}"
     else:
         runners["tflm"] = TflmRunner(tflite, info.inputs[0], info.outputs[0], arena_bytes=arena.arena_bytes)
     try:
