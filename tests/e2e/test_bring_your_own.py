@@ -67,3 +67,55 @@ def test_unknown_board_and_dataset_are_named(cli):
     assert proc.returncode == 1 and "arduino-uno" in proc.stderr and "nano33ble" in proc.stderr
     proc = cli("lifecycle", "run", "--dataset", "nothing", "--boards", "pico", ok=False)
     assert "nothing" in proc.stderr
+
+
+def test_a_keras_model_from_elsewhere_is_squeezed_like_a_trained_one(cli, tiny_models, tmp_path):
+    np.savez(
+        tmp_path / "win.npz",
+        x=np.concatenate([tiny_models.x_train[:150], tiny_models.x_test[:60]]),
+        y=np.concatenate([tiny_models.y_train[:150], tiny_models.y_test[:60]]),
+        labels=np.array(["a", "b", "c", "d"]),
+    )
+    cli("datasets", "import", "win", str(tmp_path / "win.npz"))
+    path = tmp_path / "theirs.keras"
+    tiny_models.keras_model.save(path)
+    model = cli.json("models", "import", str(path), "--dataset", "win")
+    assert model["origin"] == "imported" and model["float_metric"]["value"] >= 0.9
+    variants = cli.json("squeeze", model["id"], "-q", "int8")
+    (int8,) = variants
+    assert abs(int8["metrics"]["tflm"]["value"] - model["float_metric"]["value"]) <= 0.05
+    proc = cli("models", "import", str(path), ok=False)
+    assert proc.returncode == 1 and "needs --dataset" in proc.stderr
+
+
+def test_a_users_own_board_file_joins_the_catalog(cli, tmp_path):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    (boards / "tiny-m0.toml").write_text(
+        """
+id = "tiny-m0"
+name = "Tiny M0 test board"
+class = "mcu"
+soc = "Example SoC"
+core = "cortex-m0plus"
+clock_mhz = 48
+flash_bytes = 262144
+ram_bytes = 32768
+usable_flash_bytes = 131072
+usable_ram_bytes = 8192
+runtimes = ["tflm"]
+transports = ["uart"]
+sensors = []
+
+[sources]
+clock_mhz = "example datasheet"
+flash_bytes = "example datasheet"
+ram_bytes = "example datasheet"
+usable_flash_bytes = "estimate for the test"
+usable_ram_bytes = "estimate for the test"
+"""
+    )
+    shown = cli.json("--boards-dir", str(boards), "boards", "show", "tiny-m0")
+    assert shown["usable_ram_bytes"] == 8192 and shown["sources"]["ram_bytes"] == "example datasheet"
+    ids = [b["id"] for b in cli.json("--boards-dir", str(boards), "boards", "list")]
+    assert "tiny-m0" in ids and "nano33ble" in ids
