@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tinymlaas.services.context import Context
 
@@ -52,12 +52,13 @@ def epoch_progress(
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} epochs"),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(label, total=None, status="")
+        task = progress.add_task(label, total=None, status="preparing")
 
         def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
             status = "  ".join(

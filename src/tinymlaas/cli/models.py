@@ -17,7 +17,12 @@ from tinymlaas.cli._shared import (
     get_context,
     print_json,
 )
-from tinymlaas.services.models import ModelService
+from tinymlaas.services.compiling import compile_module, module_package
+from tinymlaas.services.imports import import_model as import_model_file
+from tinymlaas.services.models import list_models as list_model_views
+from tinymlaas.services.models import show_model as show_model_view
+from tinymlaas.services.squeezing import squeeze_model
+from tinymlaas.services.training import train_model
 from tinymlaas.squeeze.convert import Quantization
 
 app = typer.Typer(
@@ -83,9 +88,8 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Train a model on a dataset snapshot and score it on the held-out test split."""
-    service = ModelService(get_context(ctx))
     with epoch_progress(err_console.is_terminal or not as_json, f"training on {dataset}") as (on_epoch, _):
-        model = service.train(dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
+        model = train_model(get_context(ctx), dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
     if as_json:
         print_json(model)
         return
@@ -106,13 +110,15 @@ def squeeze(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Convert to float32/float16/int8 .tflite and measure each in TFLM and LiteRT."""
-    service = ModelService(get_context(ctx))
+    context = get_context(ctx)
     with err_console.status("squeezing") as status:
-        variants = service.squeeze(model, quantizations=quantization, progress=lambda m: status.update(m))
+        variants = squeeze_model(
+            context, model, quantizations=quantization, progress=lambda m: status.update(m)
+        )
     if as_json:
         print_json(variants)
         return
-    console.print(variants_table(variants, service.show_model(model)["float_metric"]))
+    console.print(variants_table(variants, show_model_view(context, model)["float_metric"]))
 
 
 def compile_(
@@ -124,11 +130,10 @@ def compile_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Compile a variant into an inference module for a board and check that it fits."""
-    service = ModelService(get_context(ctx))
-    module = service.compile(variant, board, runtime=runtime)
+    context = get_context(ctx)
+    module = compile_module(context, variant, board, runtime=runtime)
     if out is not None and module["package"]:
-        _, package = service.module_package(module["id"])
-        out.write_bytes(package)
+        out.write_bytes(module_package(context, module["id"]))
     if as_json:
         print_json(module)
         return
@@ -148,9 +153,10 @@ def import_model(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import a model made elsewhere; it is inspected and measured like a trained one."""
-    service = ModelService(get_context(ctx))
     with err_console.status("importing") as status:
-        model = service.import_file(path, name=name, dataset=dataset, progress=lambda m: status.update(m))
+        model = import_model_file(
+            get_context(ctx), path, name=name, dataset=dataset, progress=lambda m: status.update(m)
+        )
     if as_json:
         print_json(model)
         return
@@ -164,7 +170,7 @@ def list_models(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """List models and their float metric."""
-    models = ModelService(get_context(ctx)).list_models()
+    models = list_model_views(get_context(ctx))
     if as_json:
         print_json(models)
         return
@@ -191,7 +197,7 @@ def show_model(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a model with its lineage, variants and modules."""
-    data = ModelService(get_context(ctx)).show_model(model)
+    data = show_model_view(get_context(ctx), model)
     if as_json:
         print_json(data)
         return

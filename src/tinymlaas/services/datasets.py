@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
 from tinymlaas.data import generators
 from tinymlaas.data.importers import import_path
 from tinymlaas.data.split import split_indices
 from tinymlaas.data.types import Arrays, DatasetSpec, ImportedData, SampleKind, Task
-from tinymlaas.errors import Conflict, InvalidInput, NotFound
+from tinymlaas.errors import InvalidInput
 from tinymlaas.services.context import Context, new_id
-from tinymlaas.storage.tables import DatasetRow, SampleRow, SnapshotRow, SnapshotSampleRow
+from tinymlaas.storage.repositories import DatasetRepository, Member
+from tinymlaas.storage.tables import DatasetRow, SampleRow, SnapshotRow
 
 __all__ = [
     "AddReport",
@@ -105,39 +105,29 @@ class DatasetService:
     def __init__(self, context: Context) -> None:
         self.ctx = context
 
-    def _get(self, session: Any, name: str) -> DatasetRow:
-        row = session.scalar(select(DatasetRow).where(DatasetRow.name == name))
-        if row is None:
-            names = session.scalars(select(DatasetRow.name).order_by(DatasetRow.name)).all()
-            raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(names) or 'none'}")
-        return row
-
     def create(self, name: str, spec: DatasetSpec, description: str = "") -> DatasetSummary:
         """An empty dataset with a fixed spec; samples added later must match it."""
         with self.ctx.session() as session:
-            self._insert(session, name, spec, description)
+            self._insert(DatasetRepository(session), name, spec, description)
         return self.show(name)
 
-    def _insert(self, session: Any, name: str, spec: DatasetSpec, description: str) -> DatasetRow:
+    def _insert(self, repo: DatasetRepository, name: str, spec: DatasetSpec, description: str) -> DatasetRow:
         if not _NAME.match(name):
             raise InvalidInput(
                 f"dataset name {name!r} must be 1-128 letters, digits, '_', '.' or '-', "
                 "starting with a letter or digit"
             )
-        if session.scalar(select(DatasetRow.id).where(DatasetRow.name == name)):
-            raise Conflict(f"a dataset named {name!r} already exists")
-        row = DatasetRow(
-            id=new_id("ds"),
-            name=name,
-            task=str(spec.task),
-            kind=str(spec.kind),
-            input_shape=list(spec.input_shape),
-            labels=list(spec.labels),
-            description=description,
+        return repo.add(
+            DatasetRow(
+                id=new_id("ds"),
+                name=name,
+                task=str(spec.task),
+                kind=str(spec.kind),
+                input_shape=list(spec.input_shape),
+                labels=list(spec.labels),
+                description=description,
+            )
         )
-        session.add(row)
-        session.flush()
-        return row
 
     def generate(self, name: str, generator: str, *, samples: int | None, seed: int) -> AddReport:
         """A new dataset filled by a built-in generator (``sine``, ``gestures``, ``digits``)."""
@@ -162,7 +152,7 @@ class DatasetService:
                 f"{self.ctx.settings.max_import_bytes} bytes"
             )
         with self.ctx.session() as session:
-            existing = session.scalar(select(DatasetRow).where(DatasetRow.name == name))
+            existing = DatasetRepository(session).find(name)
             spec = _row_spec(existing) if existing else None
         data = import_path(path, fmt=fmt, spec=spec, task=task, label_column=label_column)
         if existing and data.spec.kind.value != existing.kind:
@@ -172,20 +162,20 @@ class DatasetService:
         return self._add(name, data, create=existing is None, description=f"imported from {path.name}")
 
     def _add(self, name: str, data: ImportedData, *, create: bool, description: str) -> AddReport:
-        encoded = [_encode(s.x) for s in data.samples]
-        digests = [self.ctx.blobs.put(blob) for blob in encoded]
+        digests = [self.ctx.blobs.put(_encode(s.x)) for s in data.samples]
         with self.ctx.session() as session:
-            row = self._insert(session, name, data.spec, description) if create else self._get(session, name)
+            repo = DatasetRepository(session)
+            row = self._insert(repo, name, data.spec, description) if create else repo.get(name)
             spec = _row_spec(row)
             for sample in data.samples:
                 spec.check_sample(sample, sample.source)
-            known = set(session.scalars(select(SampleRow.blob).where(SampleRow.dataset_id == row.id)))
-            added = 0
+            known = repo.sample_blobs(row.id)
+            new = []
             for sample, digest in zip(data.samples, digests, strict=True):
                 if digest in known:
                     continue
                 known.add(digest)
-                session.add(
+                new.append(
                     SampleRow(
                         id=new_id("smp"),
                         dataset_id=row.id,
@@ -195,100 +185,67 @@ class DatasetService:
                         source=sample.source,
                     )
                 )
-                added += 1
-        return AddReport(dataset=name, added=added, duplicates=len(data.samples) - added)
+            repo.add_samples(new)
+        return AddReport(dataset=name, added=len(new), duplicates=len(data.samples) - len(new))
 
     def list(self) -> list[DatasetSummary]:
         with self.ctx.session() as session:
-            names = session.scalars(select(DatasetRow.name).order_by(DatasetRow.name)).all()
+            names = DatasetRepository(session).names()
         return [self.show(n) for n in names]
 
     def show(self, name: str) -> DatasetSummary:
         with self.ctx.session() as session:
-            row = self._get(session, name)
-            counts = session.execute(
-                select(SampleRow.label, func.count())
-                .where(SampleRow.dataset_id == row.id)
-                .group_by(SampleRow.label)
-            ).all()
-            snapshots = session.scalars(
-                select(SnapshotRow).where(SnapshotRow.dataset_id == row.id).order_by(SnapshotRow.created_at)
-            ).all()
+            repo = DatasetRepository(session)
+            row = repo.get(name)
+            counts = repo.label_counts(row.id)
             return DatasetSummary(
                 id=row.id,
                 name=row.name,
                 spec=_row_spec(row),
                 description=row.description,
-                sample_count=sum(c for _, c in counts),
-                label_counts={str(label): c for label, c in counts if label is not None},
+                sample_count=sum(counts.values()),
+                label_counts={label: c for label, c in counts.items() if label is not None},
                 snapshots=[
                     {"id": s.id, "samples": s.sample_count, "created_at": s.created_at.isoformat()}
-                    for s in snapshots
+                    for s in repo.snapshots(row.id)
                 ],
             )
 
     def snapshot(self, name: str) -> str:
         """Freeze the dataset's current samples and labels; the same content gives the same id."""
         with self.ctx.session() as session:
-            row = self._get(session, name)
-            members = session.execute(
-                select(SampleRow.blob, SampleRow.label, SampleRow.target)
-                .where(SampleRow.dataset_id == row.id)
-                .order_by(SampleRow.blob)
-            ).all()
+            repo = DatasetRepository(session)
+            row = repo.get(name)
+            members = repo.members(row.id)
             if not members:
                 raise InvalidInput(f"dataset {name!r} has no samples to snapshot")
             spec = spec_to_dict(_row_spec(row))
             digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
-            for blob, label, target in members:
-                digest.update(f"{blob}\t{label}\t{target!r}\n".encode())
+            for m in members:
+                digest.update(f"{m.blob}\t{m.label}\t{m.target!r}\n".encode())
             snapshot_id = digest.hexdigest()
-            if session.get(SnapshotRow, snapshot_id) is None:
-                session.add(
-                    SnapshotRow(
-                        id=snapshot_id,
-                        dataset_id=row.id,
-                        spec=spec,
-                        sample_count=len(members),
-                        label_counts=dict(Counter(str(m.label) for m in members if m.label is not None)),
-                    )
-                )
-                session.flush()
-                session.add_all(
-                    SnapshotSampleRow(snapshot_id=snapshot_id, blob=b, label=lb, target=t)
-                    for b, lb, t in members
-                )
+            repo.add_snapshot(
+                SnapshotRow(
+                    id=snapshot_id,
+                    dataset_id=row.id,
+                    spec=spec,
+                    sample_count=len(members),
+                    label_counts=dict(Counter(m.label for m in members if m.label is not None)),
+                ),
+                members,
+            )
             return snapshot_id
-
-    def resolve_snapshot(self, ref: str) -> str:
-        """A full snapshot id from a unique prefix (at least 8 hex digits)."""
-        with self.ctx.session() as session:
-            if len(ref) < 8:
-                raise InvalidInput(f"snapshot reference {ref!r} is too short; give at least 8 hex digits")
-            ids = session.scalars(select(SnapshotRow.id).where(SnapshotRow.id.startswith(ref))).all()
-        if len(ids) != 1:
-            raise NotFound(f"snapshot {ref!r} matches {len(ids)} snapshots")
-        return ids[0]
 
     def load(self, snapshot_id: str, *, seed: int) -> LoadedSnapshot:
         """The snapshot's samples as train/val/test arrays, split deterministically by ``seed``."""
         with self.ctx.session() as session:
-            snap = session.get(SnapshotRow, snapshot_id)
-            if snap is None:
-                raise NotFound(f"no snapshot {snapshot_id}")
-            dataset = session.get(DatasetRow, snap.dataset_id)
-            members = session.execute(
-                select(SnapshotSampleRow.blob, SnapshotSampleRow.label, SnapshotSampleRow.target)
-                .where(SnapshotSampleRow.snapshot_id == snapshot_id)
-                .order_by(SnapshotSampleRow.blob)
-            ).all()
+            repo = DatasetRepository(session)
+            snap = repo.get_snapshot(snapshot_id)
+            dataset = repo.dataset_of(snap)
+            members = repo.snapshot_members(snapshot_id)
         spec = spec_from_dict(snap.spec)
         xs = np.stack([_decode(self.ctx.blobs.get(m.blob)) for m in members]).astype(np.float32)
-        if spec.task is Task.CLASSIFICATION:
-            index = {label: i for i, label in enumerate(spec.labels)}
-            ys = np.array([index[m.label] for m in members], dtype=np.int32)
-        else:
-            ys = np.array([m.target for m in members], dtype=np.float32)
+        ys = _targets(spec, members)
         split = split_indices([m.blob for m in members], [m.label for m in members], seed=seed)
         parts = {name: np.array(getattr(split, name), dtype=int) for name in ("train", "val", "test")}
         arrays = Arrays(
@@ -307,3 +264,11 @@ class DatasetService:
             arrays=arrays,
             split_counts={k: len(v) for k, v in parts.items()},
         )
+
+
+def _targets(spec: DatasetSpec, members: list[Member]) -> np.ndarray:
+    """Class indices in the spec's label order, or float regression targets."""
+    if spec.task is Task.CLASSIFICATION:
+        index = {label: i for i, label in enumerate(spec.labels)}
+        return np.array([index[m.label] for m in members], dtype=np.int32)
+    return np.array([m.target for m in members], dtype=np.float32)

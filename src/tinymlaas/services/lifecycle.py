@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from tinymlaas.errors import InvalidInput
+from tinymlaas.services.compiling import compile_module
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.models import ModelService
+from tinymlaas.services.squeezing import squeeze_model
+from tinymlaas.services.training import train_model
 from tinymlaas.training.trainer import EpochCallback
 
 __all__ = ["run_lifecycle"]
@@ -35,7 +37,6 @@ def run_lifecycle(
     if not boards:
         raise InvalidInput("give at least one board (see 'tinymlaas boards list')")
     board_profiles = [ctx.catalog.board(b) for b in boards]  # unknown boards fail before any work
-    datasets, models = DatasetService(ctx), ModelService(ctx)
     timings: dict[str, float] = {}
 
     @contextmanager
@@ -46,16 +47,16 @@ def run_lifecycle(
         timings[name] = round(time.perf_counter() - started, 3)
 
     with phase("snapshot"):
-        snapshot = datasets.snapshot(dataset)
+        snapshot = DatasetService(ctx).snapshot(dataset)
     with phase("train"):
-        model = models.train(dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
+        model = train_model(ctx, dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
     with phase("squeeze"):
-        variants = models.squeeze(model["id"], progress=progress)
+        variants = squeeze_model(ctx, model["id"], progress=progress)
     rows = []
     with phase("compile"):
         for board in board_profiles:
             for variant in variants:
-                module = models.compile(variant["id"], board.id)
+                module = compile_module(ctx, variant["id"], board.id)
                 metric = variant["metrics"].get(module["runtime"])
                 rows.append(
                     {

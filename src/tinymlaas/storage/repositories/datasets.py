@@ -1,0 +1,105 @@
+"""The dataset aggregate: a dataset, its samples and its immutable snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tinymlaas.errors import Conflict, NotFound
+from tinymlaas.storage.tables import DatasetRow, SampleRow, SnapshotRow, SnapshotSampleRow
+
+__all__ = ["DatasetRepository", "Member"]
+
+
+class Member(NamedTuple):
+    """A sample as a snapshot sees it: content hash and the label or target it had."""
+
+    blob: str
+    label: str | None
+    target: float | None
+
+
+class DatasetRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, name: str) -> DatasetRow | None:
+        return self.session.scalar(select(DatasetRow).where(DatasetRow.name == name))
+
+    def get(self, name: str) -> DatasetRow:
+        row = self.find(name)
+        if row is None:
+            raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names()) or 'none'}")
+        return row
+
+    def names(self) -> list[str]:
+        return list(self.session.scalars(select(DatasetRow.name).order_by(DatasetRow.name)))
+
+    def add(self, row: DatasetRow) -> DatasetRow:
+        if self.find(row.name) is not None:
+            raise Conflict(f"a dataset named {row.name!r} already exists")
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def sample_blobs(self, dataset_id: str) -> set[str]:
+        return set(self.session.scalars(select(SampleRow.blob).where(SampleRow.dataset_id == dataset_id)))
+
+    def add_samples(self, rows: Iterable[SampleRow]) -> None:
+        self.session.add_all(rows)
+
+    def label_counts(self, dataset_id: str) -> dict[str | None, int]:
+        rows = self.session.execute(
+            select(SampleRow.label, func.count())
+            .where(SampleRow.dataset_id == dataset_id)
+            .group_by(SampleRow.label)
+        )
+        return {label: count for label, count in rows}
+
+    def members(self, dataset_id: str) -> list[Member]:
+        rows = self.session.execute(
+            select(SampleRow.blob, SampleRow.label, SampleRow.target)
+            .where(SampleRow.dataset_id == dataset_id)
+            .order_by(SampleRow.blob)
+        )
+        return [Member(*row) for row in rows]
+
+    def snapshots(self, dataset_id: str) -> list[SnapshotRow]:
+        return list(
+            self.session.scalars(
+                select(SnapshotRow)
+                .where(SnapshotRow.dataset_id == dataset_id)
+                .order_by(SnapshotRow.created_at)
+            )
+        )
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotRow:
+        row = self.session.get(SnapshotRow, snapshot_id)
+        if row is None:
+            raise NotFound(f"no snapshot {snapshot_id}")
+        return row
+
+    def add_snapshot(self, row: SnapshotRow, members: Iterable[Member]) -> None:
+        """Store a snapshot once; the same content hash is the same snapshot."""
+        if self.session.get(SnapshotRow, row.id) is not None:
+            return
+        self.session.add(row)
+        self.session.flush()
+        self.session.add_all(
+            SnapshotSampleRow(snapshot_id=row.id, blob=m.blob, label=m.label, target=m.target)
+            for m in members
+        )
+
+    def snapshot_members(self, snapshot_id: str) -> list[Member]:
+        rows = self.session.execute(
+            select(SnapshotSampleRow.blob, SnapshotSampleRow.label, SnapshotSampleRow.target)
+            .where(SnapshotSampleRow.snapshot_id == snapshot_id)
+            .order_by(SnapshotSampleRow.blob)
+        )
+        return [Member(*row) for row in rows]
+
+    def dataset_of(self, snapshot: SnapshotRow) -> DatasetRow:
+        return self.session.get_one(DatasetRow, snapshot.dataset_id)
