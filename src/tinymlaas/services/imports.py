@@ -16,18 +16,14 @@ from tinymlaas.metrics import Metric, score
 from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService, LoadedSnapshot, spec_to_dict
-from tinymlaas.services.squeezing import Progress, store_variant
+from tinymlaas.services.squeezing import store_variant
 from tinymlaas.services.views import model_view
 from tinymlaas.squeeze.inspect import inspect_tflite
-from tinymlaas.squeeze.variants import Evaluation, assess
+from tinymlaas.squeeze.variants import Evaluation, Progress, assess, no_progress
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModelRow, TrainingRunRow
 
 __all__ = ["import_model"]
-
-
-def _quiet(_message: str) -> None:
-    """Progress sink for callers that do not show progress."""
 
 
 def import_model(
@@ -36,7 +32,7 @@ def import_model(
     *,
     name: str | None = None,
     dataset: str | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")

@@ -7,7 +7,7 @@ a user would take by hand.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
+from tinymlaas.squeeze.variants import Progress, no_progress
 from tinymlaas.training.trainer import EpochCallback
 
 __all__ = ["run_lifecycle"]
@@ -31,7 +32,7 @@ def run_lifecycle(
     epochs: int | None = None,
     seed: int | None = None,
     on_epoch: EpochCallback | None = None,
-    progress: Callable[[str], None] = lambda _message: None,
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Run the offline lifecycle; returns the report documented for ``lifecycle run --json``."""
     if not boards:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from tinymlaas.errors import InvalidInput
@@ -12,17 +12,11 @@ from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.views import variant_view
 from tinymlaas.squeeze.convert import Quantization
-from tinymlaas.squeeze.variants import Evaluation, SqueezedVariant, squeeze
+from tinymlaas.squeeze.variants import Evaluation, Progress, SqueezedVariant, no_progress, squeeze
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import VariantRow
 
-__all__ = ["Progress", "squeeze_model", "store_variant"]
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    """Progress sink for callers that do not show progress."""
+__all__ = ["squeeze_model", "store_variant"]
 
 
 def squeeze_model(
@@ -30,7 +24,7 @@ def squeeze_model(
     model_ref: str,
     *,
     quantizations: Sequence[Quantization] = tuple(Quantization),
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
 ) -> list[dict[str, Any]]:
     """Convert a stored Keras model to each quantization and measure every variant.
 

@@ -26,7 +26,7 @@ from tinymlaas.squeeze.runtimes import LiteRtRunner, Runner, TflmRunner, quantiz
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["Evaluation", "SqueezedVariant", "assess", "squeeze"]
+__all__ = ["Evaluation", "Progress", "SqueezedVariant", "assess", "no_progress", "squeeze"]
 
 SELFTEST_VECTORS = 4
 # Largest per-element difference a device may see on the self-test: integer outputs may differ by
@@ -35,6 +35,10 @@ INT_TOLERANCE_LSB = 3.0
 FLOAT_TOLERANCE = 1e-3
 
 Progress = Callable[[str], None]
+
+
+def no_progress(_message: str) -> None:
+    """Progress sink for callers that show none."""
 
 
 @dataclass(frozen=True)
@@ -94,17 +98,16 @@ def assess(
     *,
     max_arena_bytes: int,
     name: str = "model",
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
 ) -> SqueezedVariant:
     """Inspect, measure the arena, and score ``tflite`` in TFLM and LiteRT."""
-    say = progress or (lambda _message: None)
     info = inspect_tflite(tflite, name=name)
     if len(info.inputs) != 1 or len(info.outputs) != 1:
         raise RuntimeFailure(
             f"{name}: models with {len(info.inputs)} inputs and {len(info.outputs)} outputs are not "
             "supported yet (one input and one output)"
         )
-    say(f"{info.quantization}: measuring the TFLM arena")
+    progress(f"{info.quantization}: measuring the TFLM arena")
     arena = measure_arena(tflite, max_bytes=max_arena_bytes)
     runners: dict[str, Runner] = {}
     errors: dict[str, str] = {}
@@ -125,7 +128,7 @@ def assess(
     selftests: dict[str, SelfTest] = {}
     for runtime, runner in runners.items():
         if evaluation is not None and evaluation.y is not None:
-            say(f"{info.quantization}: evaluating {len(evaluation.x)} test samples in {runtime}")
+            progress(f"{info.quantization}: evaluating {len(evaluation.x)} test samples in {runtime}")
             metrics[runtime] = score(evaluation.task, evaluation.y, runner.run_many(evaluation.x))
         selftests[runtime] = _selftest(runner, _selftest_inputs(info.inputs[0], evaluation))
     return SqueezedVariant(
@@ -146,13 +149,12 @@ def squeeze(
     *,
     quantizations: Sequence[Quantization] = tuple(Quantization),
     max_arena_bytes: int,
-    progress: Progress | None = None,
+    progress: Progress = no_progress,
 ) -> list[SqueezedVariant]:
     """Convert ``model`` at each quantization level and assess every result."""
     variants = []
     for quantization in quantizations:
-        if progress:
-            progress(f"{quantization}: converting")
+        progress(f"{quantization}: converting")
         tflite = convert(model, quantization, representative)
         variants.append(
             assess(
