@@ -92,3 +92,16 @@ def test_models_show_walks_the_lineage(report, module_cli):
     assert shown["run"]["snapshot"] == report["snapshot"]
     assert {v["quantization"] for v in shown["variants"]} == {"float32", "float16", "int8"}
     assert len(shown["modules"]) >= 9
+
+
+def test_a_variant_shows_its_layers_with_parameters_and_macs(report, module_cli):
+    row = _row(report, "pico", "int8")
+    variant = module_cli.json("models", "variant", row["variant"])
+    convs = [layer for layer in variant["layers"] if layer["op"] == "CONV_2D"]
+    assert len(convs) == 3 and all(layer["macs"] > 0 and layer["params"] > 0 for layer in convs)
+    assert sum(layer["params"] for layer in variant["layers"]) == variant["params"]
+    assert all(
+        layer["params"] == 0 for layer in variant["layers"] if layer["op"] in ("RESHAPE", "EXPAND_DIMS")
+    )
+    assert variant["inputs"][0]["dtype"] == "int8" and variant["inputs"][0]["shape"] == [1, 64, 3]
+    assert {m["board"] for m in variant["modules"]} >= {"pico"}

@@ -21,6 +21,7 @@ from tinymlaas.services.compiling import compile_module, module_package
 from tinymlaas.services.imports import import_model as import_model_file
 from tinymlaas.services.models import list_models as list_model_views
 from tinymlaas.services.models import show_model as show_model_view
+from tinymlaas.services.models import show_variant
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
 from tinymlaas.squeeze.convert import Quantization
@@ -31,7 +32,8 @@ app = typer.Typer(
 
 
 def variants_table(variants: list[dict[str, Any]], float_metric: dict[str, Any] | None) -> Table:
-    table = Table(title=f"Variants (float model: {fmt_metric(float_metric)})")
+    title = f"Variants (float model: {fmt_metric(float_metric)})" if float_metric else "Variant"
+    table = Table(title=title)
     for column in (
         "variant",
         "quantization",
@@ -208,5 +210,36 @@ def show_model(
     if data["run"]:
         console.print(f"training run {data['run']['id']} on snapshot {data['run']['snapshot'][:16]}")
     console.print(variants_table(data["variants"], data["float_metric"]))
+    if data["modules"]:
+        console.print(modules_table(data["modules"]))
+
+
+@app.command("variant")
+def variant_detail(
+    ctx: typer.Context,
+    variant: str = typer.Argument(..., help="Variant id (see 'models show')."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one variant layer by layer: operator, output shape, parameters, MACs."""
+    data = show_variant(get_context(ctx), variant)
+    if as_json:
+        print_json(data)
+        return
+    console.print(variants_table([data], None))
+    for tensor in (*data["inputs"], *data["outputs"]):
+        quant = f", scale {tensor['scale']:.6g}, zero point {tensor['zero_point']}" if tensor["scale"] else ""
+        console.print(f"{tensor['name']}: {tensor['dtype']} {tuple(tensor['shape'])}{quant}")
+    table = Table(title=f"Layers of {data['id']} ({', '.join(data['ops'])})")
+    for column in ("#", "op", "output shape", "params", "MACs"):
+        table.add_column(column, justify="right" if column in ("#", "params", "MACs") else "left")
+    for layer in data["layers"]:
+        table.add_row(
+            str(layer["index"]),
+            layer["op"],
+            str(tuple(layer["output_shape"])),
+            f"{layer['params']:,}",
+            f"{layer['macs']:,}",
+        )
+    console.print(table)
     if data["modules"]:
         console.print(modules_table(data["modules"]))

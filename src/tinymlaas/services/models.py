@@ -8,7 +8,7 @@ from tinymlaas.services.context import Context
 from tinymlaas.services.views import model_view, module_view, run_view, variant_view
 from tinymlaas.storage.repositories import ModelRepository
 
-__all__ = ["list_models", "show_model"]
+__all__ = ["list_models", "show_model", "show_variant"]
 
 
 def list_models(ctx: Context) -> list[dict[str, Any]]:
@@ -28,4 +28,18 @@ def show_model(ctx: Context, ref: str) -> dict[str, Any]:
             "run": run_view(run) if run else None,
             "variants": [variant_view(v) for v in variants],
             "modules": [module_view(m) for m in repo.modules([v.id for v in variants])],
+        }
+
+
+def show_variant(ctx: Context, variant_id: str) -> dict[str, Any]:
+    """One variant with its per-layer parameters and MACs, as read from its flatbuffer."""
+    with ctx.session() as session:
+        repo = ModelRepository(session)
+        variant = repo.variant(variant_id)
+        return {
+            **variant_view(variant),
+            "inputs": variant.info["inputs"],
+            "outputs": variant.info["outputs"],
+            "layers": variant.info["layers"],
+            "modules": [module_view(m) for m in repo.modules([variant.id])],
         }

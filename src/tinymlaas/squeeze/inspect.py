@@ -59,6 +59,17 @@ def _tensor_info(tensor: tflite.Tensor) -> TensorInfo:
     )
 
 
+# Ops whose int32 constant input is a bias (a learned parameter); elsewhere int32/int64 constants
+# are shapes, axes or paddings and are not counted as parameters.
+_BIASED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"})
+
+
+def _is_parameter(op: str, tensor: TensorInfo) -> bool:
+    if not tensor.shape:
+        return False
+    return tensor.dtype not in ("int32", "int64") or op in _BIASED_OPS
+
+
 def _macs(op: str, inputs: list[TensorInfo], output: TensorInfo) -> int:
     """Multiply-accumulates for one inference; only the ops that dominate compute are counted."""
     out_elems = math.prod(output.shape) if output.shape else 0
@@ -106,7 +117,7 @@ def _parse(data: bytes) -> ModelInfo:
                 index=i,
                 op=op,
                 output_shape=output.shape,
-                params=sum(math.prod(infos[j].shape) for j in constants if infos[j].shape),
+                params=sum(math.prod(infos[j].shape) for j in constants if _is_parameter(op, infos[j])),
                 macs=_macs(op, inputs, output),
             )
         )
