@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -55,8 +56,10 @@ def convert(
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     # The converter exports a SavedModel first and prints about it; keep the terminal for progress.
+    # It also warns about input statistics that only apply to the legacy int8 inference type.
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises many unrelated types; all mean "cannot convert"
         raise RuntimeFailure(f"TFLite conversion to {quantization} failed: {exc}") from exc
