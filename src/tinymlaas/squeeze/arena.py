@@ -89,6 +89,29 @@ def _bisect(prober: _Prober, lo: int, hi: int) -> int:
     return hi
 
 
+def _bracket(prober: _Prober, hi: int) -> tuple[int, int]:
+    """Narrow (lo, hi] around the answer from TFLM's reported total, in strides that double.
+
+    ``prober`` has already seen ``hi`` work; returns a size known to fail (or 0) and one known to
+    work. The report is usually exact, sometimes a little under (alignment, scratch buffers).
+    """
+    step = 16 * GRANULARITY
+    hint = _round_up(prober.reported_total or hi)
+    if hint >= hi or prober.ok(hint):
+        top = min(hint, hi)
+        lo = max(0, top - step)
+        while lo and prober.ok(lo):
+            top, step = lo, step * 2
+            lo = max(0, top - step)
+        return lo, top
+    lo = hint
+    while lo + step < hi:
+        if prober.ok(lo + step):
+            return lo, lo + step
+        lo, step = lo + step, step * 2
+    return lo, hi
+
+
 def measure_arena(tflite: bytes, *, max_bytes: int) -> ArenaResult:
     """Search the minimal arena (to ``GRANULARITY`` bytes) with which TFLM allocates and invokes."""
     with tempfile.TemporaryDirectory(prefix="tinymlaas-arena-") as tmp:
@@ -100,12 +123,5 @@ def measure_arena(tflite: bytes, *, max_bytes: int) -> ArenaResult:
             hi = _round_up(max_bytes)
             if not prober.ok(hi):
                 return ArenaResult(None, prober.last_error, prober.tries)
-        if prober.reported_total and prober.ok(_round_up(prober.reported_total)):
-            hi = _round_up(prober.reported_total)
-        # Step down from the bracket top with growing strides until a size fails.
-        step = 16 * GRANULARITY
-        lo = max(0, hi - step)
-        while lo and prober.ok(lo):
-            hi, step = lo, step * 2
-            lo = max(0, hi - step)
+        lo, hi = _bracket(prober, hi)
         return ArenaResult(_bisect(prober, lo, hi), None, prober.tries)
