@@ -112,8 +112,10 @@ def main() -> None:
             f"{m['int8_size_bytes'] / m['float32_size_bytes']:.3f}",
             f"{m['int8_arena_bytes']:.0f}",
         )
-    Console().print(table)
-    Console().print(f"written to {RESULTS / 'lifecycle.json'}")
+    # Wide enough for every column even when the output is a file or a CI log.
+    console = Console(width=160)
+    console.print(table)
+    console.print(f"written to {RESULTS / 'lifecycle.json'}")
 
 
 if __name__ == "__main__":
