@@ -76,6 +76,8 @@ def test_names_and_duplicates_are_checked(context):
         service.create("../escape", spec)
     with pytest.raises(InvalidInput, match="no samples"):
         service.snapshot("ok")
+    with pytest.raises(InvalidInput, match="at least two class labels"):
+        service.create("nolabels", DatasetSpec(Task.CLASSIFICATION, SampleKind.VECTOR, (2,)))
     with pytest.raises(NotFound, match="known datasets: ok"):
         service.show("missing")
 

@@ -107,6 +107,8 @@ class DatasetService:
 
     def create(self, name: str, spec: DatasetSpec, description: str = "") -> DatasetSummary:
         """An empty dataset with a fixed spec; samples added later must match it."""
+        if spec.task is Task.CLASSIFICATION and len(spec.labels) < 2:
+            raise InvalidInput("a classification dataset needs at least two class labels (--labels a,b,...)")
         with self.ctx.session() as session:
             self._insert(DatasetRepository(session), name, spec, description)
         return self.show(name)
