@@ -28,6 +28,7 @@ FILES = {
     "inference.h",
     "inference.cc",
     "README.md",
+    "model.tflite",
 }
 
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
@@ -35,7 +36,8 @@ needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not i
 
 @pytest.fixture(scope="module")
 def files(variant, mcu_board) -> dict[str, str]:
-    return {name: data.decode() for name, data in TflmCompiler().compile_files(variant, mcu_board).items()}
+    compiled = TflmCompiler().compile_files(variant, mcu_board)
+    return {name: data.decode() for name, data in compiled.items() if name != "model.tflite"}
 
 
 def _with_info(variant: VariantArtifact, **changes) -> VariantArtifact:
@@ -64,8 +66,12 @@ def _write(directory: Path, files: dict[str, str], *names: str) -> None:
         (directory / name).write_text(files[name])
 
 
-def test_the_bundle_has_the_documented_files(files):
-    assert set(files) == FILES
+def test_the_bundle_has_the_documented_files(variant, mcu_board):
+    assert set(TflmCompiler().compile_files(variant, mcu_board)) == FILES
+
+
+def test_the_bundle_ships_the_exact_tflite_bytes_beside_the_c_array(variant, mcu_board):
+    assert TflmCompiler().compile_files(variant, mcu_board)["model.tflite"] == variant.tflite
 
 
 def test_model_array_decodes_to_the_exact_tflite_bytes(files, variant):
@@ -222,7 +228,7 @@ def test_gxx_accepts_the_config_header_alone(files, tmp_path):
 
 @needs_gxx
 def test_gxx_accepts_the_whole_bundle_against_tflm_declarations(files, tmp_path):
-    _write(tmp_path, files, *(name for name in FILES if name != "README.md"))
+    _write(tmp_path, files, *(name for name in FILES if name.endswith((".h", ".cc"))))
     _gxx(tmp_path, "inference.cc", f"-I{STUB_INCLUDE}")
 
 

@@ -1,4 +1,8 @@
-"""The TFLM compiler plugin: a C++ source bundle that runs one model variant on a microcontroller."""
+"""The TFLM compiler plugin: a C++ source bundle that runs one model variant on a microcontroller.
+
+The bundle also carries ``model.tflite``, the exact bytes of the C array, so an agent emulating
+the board can load the very model the firmware would run into the TFLM runtime.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ from tinymlaas.compilers.tflm.resolver import resolver_methods
 from tinymlaas.errors import UnsupportedModel
 from tinymlaas.squeeze.info import TensorInfo
 
-__all__ = ["TflmCompiler"]
+__all__ = ["MODEL_FILE", "TflmCompiler"]
+
+MODEL_FILE = "model.tflite"
 
 _TEMPLATE_FILES = (
     "model_data.h",
@@ -142,4 +148,6 @@ class TflmCompiler(Compiler):
                 + [_io_row("output", i, t) for i, t in enumerate(info.outputs)]
             ),
         }
-        return {name: _template(name).substitute(values).encode("utf-8") for name in _TEMPLATE_FILES}
+        files = {name: _template(name).substitute(values).encode("utf-8") for name in _TEMPLATE_FILES}
+        files[MODEL_FILE] = bytes(variant.tflite)
+        return files

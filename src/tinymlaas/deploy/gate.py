@@ -1,0 +1,74 @@
+"""The compatibility gate: may this package be sent to this device at all?
+
+It runs on the server against the capabilities the device reported (the TinyML Runtime object), so a
+package that cannot load, cannot fit its tensor arena or cannot fit the model slot is never downloaded
+over a slow link only to fail on the device. All reasons are collected, not just the first, so an
+operator sees every gap at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tinymlaas.errors import InvalidInput
+
+__all__ = ["DeviceCapabilities", "GateVerdict", "check_compatibility"]
+
+
+@dataclass(frozen=True)
+class DeviceCapabilities:
+    """What a device reports it can run; sizes are bytes."""
+
+    runtime: str  # runtime id, as in a manifest's "runtime": "tflm", "litert", ...
+    runtime_version: str
+    ops: frozenset[str]  # op names as the runtime's resolver spells them, e.g. "CONV_2D"
+    arena_bytes_available: int  # RAM free for the tensor arena
+    slot_flash_bytes: int  # flash in one model slot (the inactive slot receives the package)
+    accelerator: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", frozenset(self.ops))
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """``ok`` exactly when ``reasons`` is empty; each reason names the figures that failed."""
+
+    ok: bool
+    reasons: tuple[str, ...]
+
+
+def check_compatibility(manifest: Mapping[str, Any], caps: DeviceCapabilities) -> GateVerdict:
+    """Every reason the device cannot take the module described by ``manifest``.
+
+    ``arena_bytes`` of None (a runtime that allocates for itself, such as LiteRT) skips the arena
+    check. A manifest without ``runtime``, ``ops`` or ``files`` raises ``InvalidInput``: it describes
+    no module, which is a fault upstream rather than an incompatible device.
+    """
+    for key in ("runtime", "ops", "files"):
+        if key not in manifest:
+            raise InvalidInput(f"manifest has no {key!r}; cannot check compatibility")
+    reasons: list[str] = []
+    if manifest["runtime"] != caps.runtime:
+        reasons.append(
+            f"runtime mismatch: the module needs {manifest['runtime']!r}, "
+            f"the device runs {caps.runtime!r} {caps.runtime_version}"
+        )
+    missing_ops = sorted(set(manifest["ops"]) - caps.ops)
+    if missing_ops:
+        reasons.append(f"the device lacks {len(missing_ops)} op(s) the model uses: {', '.join(missing_ops)}")
+    arena = manifest.get("arena_bytes")
+    if arena is not None and arena > caps.arena_bytes_available:
+        reasons.append(
+            f"the tensor arena needs {arena} bytes but the device has {caps.arena_bytes_available} bytes "
+            f"available (short by {arena - caps.arena_bytes_available} bytes)"
+        )
+    package_bytes = sum(entry["size"] for entry in manifest["files"].values())
+    if package_bytes > caps.slot_flash_bytes:
+        reasons.append(
+            f"the module's files take {package_bytes} bytes but a model slot holds {caps.slot_flash_bytes} "
+            f"bytes of flash (over by {package_bytes - caps.slot_flash_bytes} bytes)"
+        )
+    return GateVerdict(ok=not reasons, reasons=tuple(reasons))

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from tinymlaas.agent import Installer, SlotStore, UpdateResult, UpdateState, load_model, self_test
+from tinymlaas.agent.runtime import tflm_arena_bytes
+from tinymlaas.catalog import load_catalog
+from tinymlaas.compilers.tflm import tensor_arena_size
+from tinymlaas.errors import InvalidInput
+from tinymlaas.squeeze.runtimes import LiteRtRunner, TflmRunner
+
+from .conftest import LINUX_BOARD, MCU_BOARD
+
+
+def _installer(state_dir, runtime: str, **limits) -> Installer:
+    board = load_catalog().board(MCU_BOARD if runtime == "tflm" else LINUX_BOARD)
+    budget = {"arena_limit_bytes": board.usable_ram_bytes, "slot_flash_bytes": board.usable_flash_bytes // 2}
+    return Installer(state_dir, **{**budget, **limits})
+
+
+def _install(installer: Installer, package):
+    return installer.install_verified(package.manifest, package.files)
+
+
+def _version(installer_or_store) -> int:
+    store = installer_or_store.slots if isinstance(installer_or_store, Installer) else installer_or_store
+    return store.active().manifest["model"]["version"]
+
+
+def _with_bad_selftest(package):
+    manifest = copy.deepcopy(package.manifest)
+    manifest["selftest"]["expected"] = [
+        [value + 100 for value in row] for row in manifest["selftest"]["expected"]
+    ]
+    return manifest
+
+
+@pytest.mark.parametrize(("runtime", "runner_type"), [("tflm", TflmRunner), ("litert", LiteRtRunner)])
+def test_a_package_installs_passes_its_self_test_and_is_confirmed(tmp_path, packages, runtime, runner_type):
+    installer = _installer(tmp_path, runtime)
+    outcome = _install(installer, packages[(runtime, 1)])
+    assert outcome.installed, outcome.detail
+    assert (outcome.result, outcome.slot) == (UpdateResult.INSTALLED, "a")
+    assert outcome.selftest.passed and outcome.selftest.vectors == 4
+    assert outcome.selftest.max_abs_diff <= outcome.selftest.tolerance
+    assert (installer.tracker.state, installer.tracker.result) == (
+        UpdateState.INSTALLED,
+        UpdateResult.INSTALLED,
+    )
+    active = installer.slots.active()
+    assert active.confirmed and active.manifest["runtime"] == runtime
+    runner = load_model(active, arena_limit_bytes=None)
+    assert isinstance(runner, runner_type)
+    assert runner.run(np.zeros((32, 3), np.float32)).shape == (4,)
+
+    update = _install(installer, packages[(runtime, 2)])
+    assert (update.installed, update.slot, _version(installer)) == (True, "b", 2)
+
+
+def test_the_emulated_mcu_reserves_the_bundles_arena(tmp_path, packages):
+    installer = _installer(tmp_path, "tflm")
+    _install(installer, packages[("tflm", 1)])
+    active = installer.slots.active()
+    assert tflm_arena_bytes(active) == tensor_arena_size(active.manifest["arena_bytes"])
+    assert (active.path / "model.tflite").read_bytes() == packages[("tflm", 1)].files["model.tflite"]
+
+
+@pytest.mark.parametrize("runtime", ["tflm", "litert"])
+def test_a_failed_self_test_reverts_and_the_old_model_keeps_running(tmp_path, packages, runtime):
+    installer = _installer(tmp_path, runtime)
+    _install(installer, packages[(runtime, 1)])
+    broken = _with_bad_selftest(packages[(runtime, 2)])
+    outcome = installer.install_verified(broken, packages[(runtime, 2)].files)
+    assert not outcome.installed
+    assert outcome.result is UpdateResult.INSTALLATION_FAILURE
+    assert "Self-test vector 0" in outcome.detail and not outcome.selftest.passed
+    assert outcome.slot == "a"
+    assert (installer.tracker.state, installer.tracker.result) == (
+        UpdateState.DELIVERED,
+        UpdateResult.INSTALLATION_FAILURE,
+    )
+    for store in (installer.slots, SlotStore(tmp_path)):
+        assert store.active().confirmed and _version(store) == 1
+    old = installer.slots.active()
+    assert self_test(load_model(old, arena_limit_bytes=None), old.manifest).passed
+
+
+def test_an_arena_beyond_the_boards_ram_is_refused(tmp_path, packages):
+    package = packages[("tflm", 1)]
+    arena = tensor_arena_size(package.manifest["arena_bytes"])
+    outcome = _install(_installer(tmp_path, "tflm", arena_limit_bytes=arena - 1), package)
+    assert outcome.result is UpdateResult.INSTALLATION_FAILURE
+    assert f"{arena}-byte tensor arena" in outcome.detail
+    assert outcome.slot is None
+    assert SlotStore(tmp_path).active() is None
+    assert _install(_installer(tmp_path, "tflm", arena_limit_bytes=arena), package).installed
+
+
+def test_a_package_larger_than_a_slot_is_refused_before_writing(tmp_path, packages):
+    package = packages[("litert", 1)]
+    installer = _installer(tmp_path, "litert", slot_flash_bytes=100)
+    outcome = _install(installer, package)
+    assert outcome.result is UpdateResult.NOT_ENOUGH_STORAGE
+    assert installer.tracker.state is UpdateState.INITIAL
+    assert not (tmp_path / "slots" / "a").exists()
+
+
+def test_files_that_do_not_match_their_manifest_fail_the_integrity_check(tmp_path, packages):
+    package = packages[("litert", 1)]
+    installer = _installer(tmp_path, "litert")
+    files = {**package.files, "model.tflite": package.files["model.tflite"][:-1] + b"\0"}
+    outcome = installer.install_verified(package.manifest, files)
+    assert outcome.result is UpdateResult.INTEGRITY_CHECK_FAILURE
+    assert installer.tracker.state is UpdateState.INITIAL
+    assert installer.slots.active() is None
+
+
+def test_a_module_for_an_unknown_runtime_is_not_loaded(tmp_path, packages):
+    package = packages[("litert", 1)].with_manifest(runtime="onnx")
+    outcome = _install(_installer(tmp_path, "litert"), package)
+    assert outcome.result is UpdateResult.INSTALLATION_FAILURE
+    assert "not 'onnx'" in outcome.detail
+
+
+def test_a_manifest_without_self_test_vectors_is_not_confirmed(tmp_path, packages):
+    outcome = _install(_installer(tmp_path, "litert"), packages[("litert", 1)].with_manifest(selftest=None))
+    assert not outcome.installed
+    assert "no usable self-test vectors" in outcome.detail
+
+
+def test_a_restart_keeps_the_confirmed_model_and_the_update_state(tmp_path, packages):
+    _install(_installer(tmp_path, "tflm"), packages[("tflm", 1)])
+    _install(_installer(tmp_path, "tflm"), packages[("tflm", 2)])
+    again = _installer(tmp_path, "tflm")
+    assert again.slots.active().slot == "b" and _version(again) == 2
+    assert again.tracker.state is UpdateState.INSTALLED
+
+
+def test_load_model_refuses_a_tflm_module_without_its_config(tmp_path, packages):
+    installer = _installer(tmp_path, "tflm")
+    _install(installer, packages[("tflm", 1)])
+    active = installer.slots.active()
+    (active.path / "model_config.h").unlink()
+    with pytest.raises(InvalidInput, match=r"model_config\.h"):
+        load_model(active, arena_limit_bytes=None)
