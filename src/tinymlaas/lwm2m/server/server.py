@@ -1,0 +1,145 @@
+"""The LwM2M server: one CoAP endpoint serving registration and packages, and talking to devices.
+
+Packages are served by the server itself at ``/pkg/<token>`` rather than by a separate file server, so a
+device needs only CoAP: it gets a Package URI in object 9 and pulls it block-wise (RFC 7959) from the
+address it registered with. Tokens are unguessable names chosen by the deploy layer; unpublishing one
+makes later blocks of an interrupted download answer 4.04.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import re
+import time
+
+from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.lwm2m.core import (
+    OBJECTS,
+    ContentFormat,
+    InMemoryRegistrationStore,
+    ObjectRegistry,
+    Registration,
+    RegistrationStore,
+)
+from tinymlaas.lwm2m.server.client_requests import ClientRequests
+from tinymlaas.lwm2m.server.registrations import REGISTRATION_ROOT, Clock, Listener, RegistrationInterface
+from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, CoapEndpoint, CoapRequest, CoapResponse
+
+__all__ = ["DEFAULT_PORT", "PACKAGE_ROOT", "Lwm2mServer"]
+
+DEFAULT_PORT = 5683  # IANA "coap"
+PACKAGE_ROOT = "pkg"
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,128}")  # URI-unreserved, so a token is one path segment as is
+
+
+class Lwm2mServer:
+    """Registration, presence, device requests and package downloads on one CoAP endpoint.
+
+    ``registrations`` is the Registration interface (its ``store``, ``expire()`` and listeners);
+    ``devices`` sends Read/Write/Execute/Discover/Observe to registered devices by endpoint name. When a
+    registration ends (De-register, re-register, lifetime lapse) its observations are cancelled before
+    the caller's listener runs. Create one with ``start``.
+    """
+
+    devices: ClientRequests
+    _coap: CoapEndpoint
+    _presence: asyncio.Task[None]
+
+    def __init__(self, registrations: RegistrationInterface) -> None:
+        self.registrations = registrations
+        self._packages: dict[str, bytes] = {}
+
+    @classmethod
+    async def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        store: RegistrationStore | None = None,
+        clock: Clock = time.time,
+        objects: ObjectRegistry = OBJECTS,
+        presence_interval: float = 1.0,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        on_registered: Listener | None = None,
+        on_updated: Listener | None = None,
+        on_deregistered: Listener | None = None,
+        on_offline: Listener | None = None,
+    ) -> Lwm2mServer:
+        """Bind and start the presence check (every ``presence_interval`` seconds of real time)."""
+        registrations = RegistrationInterface(
+            store if store is not None else InMemoryRegistrationStore(),
+            clock=clock,
+            on_registered=on_registered,
+            on_updated=on_updated,
+        )
+        server = cls(registrations)
+        registrations.on_deregistered = server._released_then(on_deregistered)
+        registrations.on_offline = server._released_then(on_offline)
+        server._coap = await CoapEndpoint.bind(host, port, server._handle)
+        server.devices = ClientRequests(
+            server._coap, registrations.store, objects=objects, timeout=request_timeout
+        )
+        server._presence = asyncio.create_task(
+            registrations.run_presence(presence_interval), name="LwM2M presence"
+        )
+        return server
+
+    def _released_then(self, listener: Listener | None) -> Listener:
+        """A listener that first cancels the ended registration's observations, then calls ``listener``."""
+
+        async def release(registration: Registration) -> None:
+            self.devices.cancel_all(registration.endpoint)
+            if listener is not None:
+                result = listener(registration)
+                if inspect.isawaitable(result):
+                    await result
+
+        return release
+
+    @property
+    def port(self) -> int:
+        return self._coap.port
+
+    @property
+    def uri(self) -> str:
+        """``coap://host:port`` of the bound address, the ``--server`` value agents on this host use."""
+        return self._coap.uri
+
+    @property
+    def store(self) -> RegistrationStore:
+        return self.registrations.store
+
+    def publish(self, token: str, data: bytes) -> str:
+        """Serve ``data`` at ``/pkg/<token>`` (replacing what was there) and return that path."""
+        if not _TOKEN.fullmatch(token):
+            raise InvalidInput(f"package token {token!r} must be 1-128 of A-Z a-z 0-9 . _ ~ -")
+        self._packages[token] = bytes(data)
+        return f"/{PACKAGE_ROOT}/{token}"
+
+    def unpublish(self, token: str) -> None:
+        if self._packages.pop(token, None) is None:
+            raise NotFound(f"package {token!r} is not published")
+
+    async def _handle(self, request: CoapRequest) -> CoapResponse:
+        root = request.path[0] if request.path else ""
+        if root == REGISTRATION_ROOT:
+            return await self.registrations.handle(request)
+        if root == PACKAGE_ROOT and len(request.path) == 2:
+            if request.method != "GET":
+                return CoapResponse("4.05", b"packages are read-only")
+            data = self._packages.get(request.path[1])
+            if data is None:
+                raise NotFound(f"package {request.path[1]!r} is not published")
+            return CoapResponse("2.05", data, ContentFormat.OCTET_STREAM)
+        raise NotFound(f"{request.uri_path}: not an LwM2M server resource")
+
+    async def stop(self) -> None:
+        """Stop presence checks, cancel observations and release the socket."""
+        self._presence.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._presence
+        for registration in self.store.all():
+            self.devices.cancel_all(registration.endpoint)
+        await self._coap.close()

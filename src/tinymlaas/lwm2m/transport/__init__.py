@@ -1,0 +1,27 @@
+"""The CoAP transport: the only package that imports aiocoap (DESIGN.md §6).
+
+Callers see frozen ``CoapRequest``/``CoapResponse`` values and a ``CoapEndpoint`` that serves one handler
+for every path, sends requests, observes peers and notifies its own observers.
+"""
+
+from tinymlaas.lwm2m.transport.coap import (
+    DEFAULT_TIMEOUT,
+    CoapEndpoint,
+    CoapRequest,
+    CoapResponse,
+    Handler,
+    NotificationCallback,
+    Observation,
+    PeerUnreachable,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CoapEndpoint",
+    "CoapRequest",
+    "CoapResponse",
+    "Handler",
+    "NotificationCallback",
+    "Observation",
+    "PeerUnreachable",
+]

@@ -1,0 +1,388 @@
+"""CoAP over UDP on aiocoap, behind a small surface of frozen request and response values.
+
+This is the one module of the product that imports aiocoap (DESIGN.md §6), so the LwM2M server and the
+device agent stay testable without sockets and the CoAP stack can be swapped in one place. aiocoap stops
+at CoAP; the LwM2M layer above it is written by hand because no maintained Python LwM2M server library
+exists.
+
+One ``CoapEndpoint`` is both a server and a client on the same UDP socket. LwM2M needs that: a device
+registers from the socket it serves on, and the server reaches the device at the address the registration
+came from, so both directions must share one port (NAT bindings included).
+
+Block-wise transfer (RFC 7959) is aiocoap's: a response larger than one block is cut into Block2 blocks
+for the peer, and ``request`` reassembles a block-wise response before returning it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiocoap
+from aiocoap import error as coap_error
+from aiocoap import resource
+from aiocoap.numbers.codes import Code
+
+from tinymlaas.errors import InvalidInput, TinymlaasError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "CoapEndpoint",
+    "CoapRequest",
+    "CoapResponse",
+    "Handler",
+    "NotificationCallback",
+    "Observation",
+    "PeerUnreachable",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0  # seconds for a whole exchange, every block of a block-wise transfer included
+_CODE = re.compile(r"([0-7])\.([0-3][0-9])")
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "IPATCH"})
+
+
+class PeerUnreachable(TinymlaasError):
+    """The peer did not answer in time or the network refused the datagram (ICMP unreachable)."""
+
+    http_status = 504
+    coap_code = "5.04"
+    title = "Peer unreachable"
+
+
+@dataclass(frozen=True)
+class CoapRequest:
+    """A request as a handler sees it: decoded options, the whole payload, and who sent it.
+
+    ``remote`` is the peer's base URI (``coap://127.0.0.1:56830``): a server that stores it can send
+    requests back to the peer by appending a path.
+    """
+
+    method: str
+    path: tuple[str, ...]
+    query: tuple[str, ...] = ()
+    payload: bytes = b""
+    content_format: int | None = None
+    accept: int | None = None
+    observe: int | None = None
+    remote: str = ""
+
+    @property
+    def uri_path(self) -> str:
+        """The path as one string, ``/3/0`` for ``("3", "0")``, as LwM2M paths are written."""
+        return "/" + "/".join(self.path)
+
+
+@dataclass(frozen=True)
+class CoapResponse:
+    """A response code in dotted form (``"2.05"``), its payload and the options LwM2M uses."""
+
+    code: str
+    payload: bytes = b""
+    content_format: int | None = None
+    location_path: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _parse_code(self.code)
+
+    @property
+    def success(self) -> bool:
+        return self.code.startswith("2.")
+
+    @property
+    def diagnostic(self) -> str:
+        """The payload read as the diagnostic text CoAP error responses carry."""
+        return self.payload.decode("utf-8", errors="replace")
+
+
+Handler = Callable[[CoapRequest], Awaitable[CoapResponse]]
+NotificationCallback = Callable[[CoapResponse], Awaitable[None] | None]
+
+
+def _parse_code(text: str) -> Code:
+    match = _CODE.fullmatch(text)
+    if match is None:
+        raise InvalidInput(f"CoAP code {text!r} is not 'c.dd'")
+    return Code((int(match.group(1)) << 5) | int(match.group(2)))
+
+
+def _normalize_path(path: str | Iterable[str]) -> tuple[str, ...]:
+    if isinstance(path, str):
+        return tuple(part for part in path.split("/") if part)
+    return tuple(path)
+
+
+def _to_response(message: aiocoap.Message) -> CoapResponse:
+    return CoapResponse(
+        code=message.code.dotted,
+        payload=bytes(message.payload),
+        content_format=None if message.opt.content_format is None else int(message.opt.content_format),
+        location_path=tuple(message.opt.location_path),
+    )
+
+
+def _to_message(response: CoapResponse) -> aiocoap.Message:
+    message = aiocoap.Message(code=_parse_code(response.code), payload=response.payload)
+    if response.content_format is not None:
+        message.opt.content_format = response.content_format
+    if response.location_path:
+        message.opt.location_path = response.location_path
+    return message
+
+
+def _to_request(message: aiocoap.Message) -> CoapRequest:
+    return CoapRequest(
+        method=str(message.code.name),
+        path=tuple(message.opt.uri_path),
+        query=tuple(message.opt.uri_query),
+        payload=bytes(message.payload),
+        content_format=None if message.opt.content_format is None else int(message.opt.content_format),
+        accept=None if message.opt.accept is None else int(message.opt.accept),
+        observe=message.opt.observe,
+        remote=message.remote.uri_base,
+    )
+
+
+async def _not_found(request: CoapRequest) -> CoapResponse:
+    return CoapResponse("4.04", f"{request.uri_path}: this endpoint serves nothing".encode())
+
+
+class _Dispatcher(resource.ObservableResource, resource.PathCapable):
+    """The one aiocoap resource: every path goes to the handler; GET with Observe 0 may be observed.
+
+    PathCapable makes aiocoap hand over the full Uri-Path instead of looking up a resource tree, so
+    routing stays in plain Python where the server and agent can test it without aiocoap.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__()
+        self._handler = handler
+        self.observers: dict[tuple[str, ...], set[Any]] = {}
+
+    async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
+        if request.code != Code.GET:
+            # Accepted and withdrawn at once: aiocoap then sends the answer as a plain response.
+            serverobservation.accept(lambda: None)
+            serverobservation.deregister()
+            return
+        path = tuple(request.opt.uri_path)
+        observers = self.observers.setdefault(path, set())
+        observers.add(serverobservation)
+
+        def forget() -> None:
+            observers.discard(serverobservation)
+            if not observers and self.observers.get(path) is observers:
+                del self.observers[path]
+
+        serverobservation.accept(forget)
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        coap_request = _to_request(request)
+        try:
+            response = await self._handler(coap_request)
+        except TinymlaasError as exc:
+            response = CoapResponse(exc.coap_code, exc.detail.encode())
+        except Exception:
+            _log.exception("CoAP handler failed on %s %s", coap_request.method, coap_request.uri_path)
+            response = CoapResponse("5.00", b"internal server error")
+        return _to_message(response)
+
+
+class Observation:
+    """A client-side observation: the first response, then notifications until cancelled.
+
+    Cancelling is reactive (RFC 7641 §3.6): no callback runs after ``cancel``, aiocoap forgets the token
+    (lazily: one more notification may still be swallowed), and the peer's next notification is answered
+    with a Reset, which ends the observation on the peer's side too.
+    """
+
+    def __init__(self, request: Any, response: CoapResponse, on_notification: NotificationCallback) -> None:
+        self._request = request
+        self.response = response
+        self._on_notification = on_notification
+        self._task: asyncio.Task[None] | None = None
+        if request.observation is not None and response.success:
+            self._task = asyncio.create_task(self._run(), name=f"CoAP observation {id(self):#x}")
+
+    async def _run(self) -> None:
+        try:
+            async for message in self._request.observation:
+                try:
+                    result = self._on_notification(_to_response(message))
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    _log.exception("observation callback failed")
+        except coap_error.Error as exc:
+            _log.info("observation ended: %s", exc)
+
+    def add_done_callback(self, callback: Callable[[Observation], None]) -> None:
+        """Call ``callback(self)`` once no more notifications can arrive."""
+        if self._task is None:
+            callback(self)
+        else:
+            self._task.add_done_callback(lambda _task: callback(self))
+
+    @property
+    def active(self) -> bool:
+        """True while notifications may still arrive (the peer accepted and nobody cancelled)."""
+        return self._task is not None and not self._task.done()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        observation = self._request.observation
+        if observation is not None and not observation.cancelled:
+            observation.cancel()
+
+
+class CoapEndpoint:
+    """One UDP socket that serves a handler and sends requests; create it with ``bind``.
+
+    Observable resources: a GET with Observe 0 whose answer is 2.xx registers an observer for its path,
+    whatever the path. ``notify(path)`` then renders the path again through the handler (as a GET with
+    Observe 0, exactly like the first answer) and sends the result to each observer of that path. A
+    handler answering non-2.xx ends the observation; a peer's Reset or deregistration ends it too.
+    Notifications are not split into blocks, so observed representations should fit one datagram.
+    """
+
+    def __init__(self, context: aiocoap.Context, dispatcher: _Dispatcher, host: str, port: int) -> None:
+        self._context = context
+        self._dispatcher = dispatcher
+        self._host = host
+        self._port = port
+        self._observations: set[Observation] = set()
+
+    @classmethod
+    async def bind(
+        cls, host: str = "127.0.0.1", port: int = 0, handler: Handler | None = None
+    ) -> CoapEndpoint:
+        """Listen on ``host:port`` (port 0 picks a free one); without a handler every path is 4.04."""
+        dispatcher = _Dispatcher(handler or _not_found)
+        context = await aiocoap.Context.create_server_context(
+            dispatcher, bind=(host, port), transports=["udp6"]
+        )
+        return cls(context, dispatcher, host, _bound_port(context))
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def uri(self) -> str:
+        """``coap://host:port`` of this endpoint, for peers on the bound address."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"coap://{host}:{self._port}"
+
+    def _message(
+        self,
+        method: str,
+        uri: str,
+        payload: bytes,
+        content_format: int | None,
+        accept: int | None,
+        query: Iterable[str],
+    ) -> aiocoap.Message:
+        name = method.upper()
+        if name not in _METHODS:
+            raise InvalidInput(f"CoAP method {method!r} is not one of {', '.join(sorted(_METHODS))}")
+        message = aiocoap.Message(code=Code[name], uri=uri, payload=payload)
+        if content_format is not None:
+            message.opt.content_format = content_format
+        if accept is not None:
+            message.opt.accept = accept
+        extra = tuple(query)
+        if extra:
+            message.opt.uri_query = (*message.opt.uri_query, *extra)
+        return message
+
+    async def request(
+        self,
+        method: str,
+        uri: str,
+        payload: bytes = b"",
+        content_format: int | None = None,
+        accept: int | None = None,
+        query: Iterable[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> CoapResponse:
+        """Send one request and return the (reassembled) response, whatever its code.
+
+        ``query`` items are added to any query in ``uri``. PeerUnreachable when no answer comes within
+        ``timeout`` seconds, which covers every block of a block-wise transfer.
+        """
+        message = self._message(method, uri, payload, content_format, accept, query)
+        pending = self._context.request(message)
+        try:
+            answer = await asyncio.wait_for(pending.response, timeout)
+        except TimeoutError:
+            raise PeerUnreachable(f"{method.upper()} {uri}: no response within {timeout} s") from None
+        except coap_error.Error as exc:
+            raise PeerUnreachable(f"{method.upper()} {uri}: {exc}") from None
+        return _to_response(answer)
+
+    async def observe(
+        self,
+        uri: str,
+        on_notification: NotificationCallback,
+        *,
+        accept: int | None = None,
+        query: Iterable[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Observation:
+        """GET with Observe 0; ``Observation.response`` is the first answer.
+
+        ``on_notification`` (plain or async) gets each later notification, in order, never the first
+        answer. If the peer answers without accepting the observation (an error code, or no Observe
+        option), the returned Observation is inactive from the start.
+        """
+        message = self._message("GET", uri, b"", None, accept, query)
+        message.opt.observe = 0
+        pending = self._context.request(message)
+        try:
+            answer = await asyncio.wait_for(pending.response, timeout)
+        except TimeoutError:
+            pending.observation.cancel()
+            raise PeerUnreachable(f"observe {uri}: no response within {timeout} s") from None
+        except coap_error.Error as exc:
+            raise PeerUnreachable(f"observe {uri}: {exc}") from None
+        observation = Observation(pending, _to_response(answer), on_notification)
+        if observation.active:
+            self._observations.add(observation)
+            observation.add_done_callback(self._observations.discard)
+        return observation
+
+    def notify(self, path: str | Iterable[str]) -> int:
+        """Send the current representation of ``path`` to its observers; return how many there are."""
+        observers = list(self._dispatcher.observers.get(_normalize_path(path), ()))
+        for observer in observers:
+            observer.trigger()
+        return len(observers)
+
+    def observer_count(self, path: str | Iterable[str]) -> int:
+        """How many peers observe ``path`` now, e.g. to skip sampling a value nobody watches."""
+        return len(self._dispatcher.observers.get(_normalize_path(path), ()))
+
+    async def close(self) -> None:
+        """Cancel this endpoint's observations and release the socket."""
+        for observation in list(self._observations):
+            observation.cancel()
+        self._observations.clear()
+        await self._context.shutdown()
+
+
+def _bound_port(context: aiocoap.Context) -> int:
+    """The UDP port the context's socket got, which aiocoap does not expose for port 0."""
+    for interface in context.request_interfaces:
+        messages = getattr(getattr(interface, "token_interface", None), "message_interface", None)
+        transport = getattr(messages, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("aiocoap's UDP transport exposes no socket; cannot tell the bound port")
