@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_import_bytes: int = 512 * 1024 * 1024
     # Upper bound for the tensor-arena search, in bytes.
     arena_search_max_bytes: int = 64 * 1024 * 1024
+    # Where ``serve`` listens for LwM2M devices (CoAP over UDP). Loopback by default: exposing the
+    # server to a network is a deliberate choice (``0.0.0.0`` or an interface address).
+    coap_host: str = "127.0.0.1"
+    coap_port: int = 5683  # IANA "coap"
 
     @property
     def resolved_database_url(self) -> str:

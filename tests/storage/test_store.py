@@ -37,3 +37,4 @@ def test_migrations_create_exactly_the_declared_schema(tmp_path):
     assert diff == []
     tables = {r[0] for r in sqlite3.connect(tmp_path / "db.sqlite").execute("select name from sqlite_master")}
     assert {"datasets", "samples", "snapshots", "training_runs", "models", "variants", "modules"} <= tables
+    assert {"devices", "device_events"} <= tables

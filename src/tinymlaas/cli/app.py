@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from tinymlaas.cli import boards, datasets, demo, lifecycle, models
+from tinymlaas.cli import boards, datasets, demo, devices, lifecycle, models, serve
 from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.services.context import Context
@@ -29,10 +29,12 @@ app.add_typer(boards.app, name="boards")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(models.app, name="models")
 app.add_typer(lifecycle.app, name="lifecycle")
+app.add_typer(devices.app, name="devices")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 @app.callback()

@@ -1,7 +1,8 @@
 """SQLAlchemy 2 tables. Portable SQL only (SQLite by default, any SQLAlchemy URL works).
 
 Lineage is explicit: snapshot -> training run -> model -> variant -> module, each row naming the
-row it came from.
+row it came from. Devices hold what they last reported; live registrations stay in the LwM2M server's
+registration store, so a device row outlives the process that saw it register.
 """
 
 from __future__ import annotations
@@ -9,12 +10,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
     "DatasetRow",
+    "DeviceEventRow",
+    "DeviceRow",
     "ModelRow",
     "ModuleRow",
     "SampleRow",
@@ -154,3 +167,45 @@ class ModuleRow(Base):
     fits: Mapped[bool]
     reasons: Mapped[list[Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class DeviceRow(Base):
+    """A device the server has seen, with the latest of what it reported about itself.
+
+    The JSON columns hold the device's own words, never catalog figures: ``capabilities`` from the
+    TinyML Runtime object (26241), ``identity`` from Device (3), ``installed`` from Software Management
+    (9) and ``telemetry`` from the runtime's inference counters. ``{}`` means not reported (yet).
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128), unique=True)  # LwM2M endpoint client name
+    board_id: Mapped[str | None] = mapped_column(String(64), index=True)  # as reported, may be unknown
+    registration_id: Mapped[str | None] = mapped_column(String(32))  # the latest one, kept when offline
+    online: Mapped[bool] = mapped_column(Boolean)
+    address: Mapped[str | None] = mapped_column(String(256))  # the transport's peer URI (coap://host:port)
+    lifetime: Mapped[int | None] = mapped_column(Integer)  # seconds
+    lwm2m_version: Mapped[str | None] = mapped_column(String(8))
+    objects: Mapped[list[Any]]  # object instance paths from the registration, e.g. "/3/0"
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    capabilities: Mapped[dict[str, Any]]
+    identity: Mapped[dict[str, Any]]
+    installed: Mapped[dict[str, Any]]
+    telemetry: Mapped[dict[str, Any]]
+    tags: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class DeviceEventRow(Base):
+    """One thing that happened to a device (registered, went offline, a read failed, ...), for history."""
+
+    __tablename__ = "device_events"
+
+    # An integer key keeps events in the order they were recorded, even within one clock tick.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(ForeignKey("devices.endpoint", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]]

@@ -1,6 +1,7 @@
 """Repositories: the only code that queries the tables, one class per aggregate."""
 
 from tinymlaas.storage.repositories.datasets import DatasetRepository, Member
+from tinymlaas.storage.repositories.devices import DeviceRepository
 from tinymlaas.storage.repositories.models import ModelRepository
 
-__all__ = ["DatasetRepository", "Member", "ModelRepository"]
+__all__ = ["DatasetRepository", "DeviceRepository", "Member", "ModelRepository"]

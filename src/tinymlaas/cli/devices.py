@@ -1,0 +1,104 @@
+"""``tinymlaas devices list|show|tag``: the devices the server has seen, readable with no server running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tinymlaas.cli._shared import console, fmt_bytes, get_context, print_json
+from tinymlaas.services.fleet import list_devices, show_device, tag_device
+
+app = typer.Typer(help="Devices: what each one reported, and what happened to it.", no_args_is_help=True)
+
+
+def _when(moment: str | None) -> str:
+    return "—" if moment is None else moment[:19].replace("T", " ")
+
+
+def _last_result(device: dict[str, Any]) -> str:
+    result = device["last_result"] or "—"
+    reason = device["installed"].get("status_reason")
+    return f"{result}: {reason}" if reason else result
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List every known device, online or not."""
+    devices = list_devices(get_context(ctx))
+    if as_json:
+        print_json(devices)
+        return
+    table = Table(title="Devices")
+    for column in ("endpoint", "board", "online", "model", "last result", "last seen (UTC)"):
+        table.add_column(column)
+    for device in devices:
+        table.add_row(
+            device["endpoint"],
+            device["board"] or "—",
+            "[green]yes[/]" if device["online"] else "[dim]no[/]",
+            device["model"] or "—",
+            _last_result(device),
+            _when(device["last_seen"]),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    endpoint: str = typer.Argument(..., help="Device endpoint name, see 'devices list'."),
+    events: int = typer.Option(20, min=1, help="How many recent events to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one device: what it reported (capabilities, installed package, telemetry) and recent events."""
+    device = show_device(get_context(ctx), endpoint, events)
+    if as_json:
+        print_json(device)
+        return
+    table = Table(title=device["endpoint"], show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    capabilities = device["capabilities"]
+    rows = {
+        "board": device["board"] or "—",
+        "online": "yes" if device["online"] else "no",
+        "address": device["address"] or "—",
+        "registered": _when(device["registered_at"]),
+        "last seen": _when(device["last_seen"]),
+        "runtime": " ".join(str(capabilities[k]) for k in ("runtime", "runtime_version") if k in capabilities)
+        or "—",
+        "arena RAM": fmt_bytes(capabilities.get("arena_bytes_available")),
+        "slot flash": fmt_bytes(capabilities.get("slot_flash_bytes")),
+        "ops": ", ".join(capabilities.get("ops", [])) or "—",
+        "model": device["model"] or "—",
+        "last result": _last_result(device),
+        "telemetry": ", ".join(f"{k}={v}" for k, v in device["telemetry"].items()) or "—",
+        "tags": ", ".join(device["tags"]) or "—",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
+    history = Table(title="Recent events")
+    for column in ("at (UTC)", "kind", "detail"):
+        history.add_column(column)
+    for event in device["events"]:
+        detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
+        history.add_row(_when(event["at"]), event["kind"], detail)
+    console.print(history)
+
+
+@app.command("tag")
+def tag(
+    ctx: typer.Context,
+    endpoint: str = typer.Argument(..., help="Device endpoint name."),
+    tags: list[str] = typer.Argument(None, help="The device's new tags (none clears them)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Replace a device's tags, the labels devices are grouped by (e.g. rollout waves)."""
+    device = tag_device(get_context(ctx), endpoint, tags or [])
+    if as_json:
+        print_json(device)
+        return
+    console.print(f"{device['endpoint']}: {', '.join(device['tags']) or 'no tags'}", highlight=False)

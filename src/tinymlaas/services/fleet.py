@@ -1,0 +1,461 @@
+"""The fleet: an LwM2M server whose registrations and device reports land in the database.
+
+Registrations themselves live in the server's in-memory registration store (DESIGN.md §7); the database
+keeps devices — what each one last reported and what happened to it — so ``devices list`` works with no
+server running and a device is still known after it went away.
+
+When a device registers, the server first records it online, answers its Register, and only then reads
+what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
+device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
+The TinyML Runtime instance is then observed so telemetry stays current without polling.
+
+Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
+events are stored in the order they happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from tinymlaas.errors import TinymlaasError
+from tinymlaas.lwm2m.core import ObjectLink, Path, Registration, UpdateResult, UpdateState, Value
+from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
+from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT
+from tinymlaas.services.context import Context, new_id
+from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
+
+__all__ = [
+    "DeviceEventKind",
+    "FleetService",
+    "device_view",
+    "event_view",
+    "list_devices",
+    "show_device",
+    "tag_device",
+]
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RUNTIME = Path(26241, 0)
+DEVICE = Path(3, 0)
+SOFTWARE = Path(9, 0)
+
+# Resource ids of what each object reports, under the names the product uses for them.
+_CAPABILITIES = {
+    0: "runtime",
+    1: "runtime_version",
+    2: "ops",
+    3: "arena_bytes_available",
+    4: "slot_flash_bytes",
+    5: "accelerator",
+}
+_TELEMETRY = {
+    10: "inference_count",
+    11: "mean_latency_ms",
+    12: "p95_latency_ms",
+    13: "last_result",
+    14: "confidence_histogram",
+    15: "inference_rate_hz",
+}
+_RUNTIME_BOARD = 6
+_IDENTITY = {
+    0: "manufacturer",
+    1: "model_number",
+    2: "serial_number",
+    3: "firmware_version",
+    17: "device_type",
+    18: "hardware_version",
+    19: "software_version",
+}
+_MODEL_NUMBER = 1
+_INSTALLED = {
+    0: "name",
+    1: "version",
+    7: "update_state",
+    9: "update_result",
+    12: "activated",
+    16: "status_reason",
+}
+
+
+class DeviceEventKind(StrEnum):
+    """What a device event records; the ``detail`` of each kind is named beside it."""
+
+    # A Register was accepted: registration_id, address, lifetime, objects.
+    REGISTERED = "registered"
+    # An Update moved the device or changed its lifetime: address, lifetime. Plain renewals are not kept.
+    UPDATED = "updated"
+    # The device's reports were read after it registered: board and the objects that answered.
+    REPORTED = "reported"
+    # Reading (or observing) one object failed: path, error. The registration stands.
+    READ_FAILED = "read_failed"
+    # The device De-registered, or registered again (reason: "deregister" | "re-registered").
+    DEREGISTERED = "deregistered"
+    # Its lifetime lapsed without an Update, or the server stopped or restarted (reason).
+    OFFLINE = "offline"
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _json_value(value: Value) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, ObjectLink):
+        return f"{value.object_id}:{value.instance_id}"
+    return value
+
+
+def _resources(values: dict[Path, Value]) -> dict[int, Any]:
+    """Resource id -> value; a multiple resource becomes the list of its instances in instance order."""
+    found: dict[int, Any] = {}
+    for path in sorted(values):
+        if path.resource_id is None:
+            continue
+        value = _json_value(values[path])
+        if path.resource_instance_id is None:
+            found[path.resource_id] = value
+        else:
+            found.setdefault(path.resource_id, []).append(value)
+    return found
+
+
+def _named(resources: dict[int, Any], names: dict[int, str]) -> dict[str, Any]:
+    return {name: resources[rid] for rid, name in names.items() if rid in resources}
+
+
+def _code_name(kind: type[UpdateState] | type[UpdateResult], code: Any) -> str | None:
+    if not isinstance(code, int):
+        return None
+    try:
+        return kind(code).name.lower()
+    except ValueError:
+        return f"code {code}"
+
+
+def _installed(resources: dict[int, Any]) -> dict[str, Any]:
+    installed = _named(resources, _INSTALLED)
+    if "update_state" in installed:
+        installed["update_state_text"] = _code_name(UpdateState, installed["update_state"])
+    if "update_result" in installed:
+        installed["update_result_text"] = _code_name(UpdateResult, installed["update_result"])
+    return installed
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    # SQLite hands back naive datetimes; every one the product stores is UTC.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def device_view(row: DeviceRow) -> dict[str, Any]:
+    """A device as the CLI and API render it."""
+    installed = row.installed
+    return {
+        "endpoint": row.endpoint,
+        "id": row.id,
+        "board": row.board_id,
+        "online": row.online,
+        "address": row.address,
+        "lifetime_s": row.lifetime,
+        "lwm2m_version": row.lwm2m_version,
+        "objects": row.objects,
+        "registered_at": _iso(row.registered_at),
+        "last_seen": _iso(row.last_seen),
+        "model": (
+            f"{installed.get('name', '?')} {installed.get('version', '?')}"
+            if installed.get("name") or installed.get("version")
+            else None
+        ),
+        "last_result": installed.get("update_result_text"),
+        "capabilities": row.capabilities,
+        "identity": row.identity,
+        "installed": installed,
+        "telemetry": row.telemetry,
+        "tags": row.tags,
+    }
+
+
+def event_view(row: DeviceEventRow) -> dict[str, Any]:
+    return {"at": _iso(row.at), "kind": row.kind, "detail": row.detail}
+
+
+def list_devices(context: Context) -> list[dict[str, Any]]:
+    """Every known device, online or not, by endpoint name."""
+    with context.session() as session:
+        return [device_view(row) for row in DeviceRepository(session).devices()]
+
+
+def show_device(context: Context, endpoint: str, events: int = 20) -> dict[str, Any]:
+    """One device with its latest ``events``, newest first; NotFound names the known endpoints."""
+    with context.session() as session:
+        repository = DeviceRepository(session)
+        view = device_view(repository.device(endpoint))
+        view["events"] = [event_view(row) for row in repository.events(endpoint, events)]
+        return view
+
+
+def tag_device(context: Context, endpoint: str, tags: list[str]) -> dict[str, Any]:
+    """Replace a device's tags (labels an operator groups devices by, e.g. for rollout waves)."""
+    with context.session() as session:
+        return device_view(DeviceRepository(session).set_tags(endpoint, tags))
+
+
+class FleetService:
+    """An ``Lwm2mServer`` wired to the device tables. Create one with ``start``, end it with ``stop``."""
+
+    server: Lwm2mServer
+
+    def __init__(self, context: Context, clock: Clock) -> None:
+        self.context = context
+        self._clock = clock
+        self._write_lock = asyncio.Lock()
+        # The background read of each device's reports, by endpoint, so a newer registration replaces it.
+        self._reading: dict[str, asyncio.Task[None]] = {}
+
+    @classmethod
+    async def start(
+        cls,
+        context: Context,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        clock: Clock = time.time,
+        presence_interval: float = 1.0,
+        request_timeout: float = DEFAULT_TIMEOUT,
+    ) -> FleetService:
+        """Open the database, set devices left online by an earlier process offline, then listen.
+
+        Registrations do not survive the process that held them, so a device still marked online from
+        an earlier run is offline until it registers again.
+        """
+        fleet = cls(context, clock)
+        await fleet._write(fleet._reset_presence, "server restarted")
+        fleet.server = await Lwm2mServer.start(
+            host,
+            port,
+            clock=clock,
+            presence_interval=presence_interval,
+            request_timeout=request_timeout,
+            on_registered=fleet._on_registered,
+            on_updated=fleet._on_updated,
+            on_deregistered=fleet._on_deregistered,
+            on_offline=fleet._on_offline,
+        )
+        return fleet
+
+    @property
+    def uri(self) -> str:
+        """``coap://host:port`` of the bound address: the ``--server`` agents on this host use."""
+        return self.server.uri
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        """Stop reading reports, stop the server, and set the devices it had registered offline."""
+        for task in list(self._reading.values()):
+            task.cancel()
+        await asyncio.gather(*self._reading.values(), return_exceptions=True)
+        await self.server.stop()
+        await self._write(self._reset_presence, "server stopped")
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        async with self._write_lock:
+            return await asyncio.to_thread(work, *args)
+
+    def _now(self) -> datetime:
+        return _at(self._clock())
+
+    # Listeners: the registration interface awaits them before it answers the device.
+
+    async def _on_registered(self, registration: Registration) -> None:
+        await self._write(self._store_registration, registration)
+        previous = self._reading.pop(registration.endpoint, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(
+            self._read_reports(registration.endpoint), name=f"read reports of {registration.endpoint}"
+        )
+        self._reading[registration.endpoint] = task
+        task.add_done_callback(lambda done: self._forget_reading(registration.endpoint, done))
+
+    def _forget_reading(self, endpoint: str, task: asyncio.Task[None]) -> None:
+        if self._reading.get(endpoint) is task:
+            del self._reading[endpoint]
+
+    async def _on_updated(self, registration: Registration) -> None:
+        await self._write(self._store_update, registration)
+
+    async def _on_deregistered(self, registration: Registration) -> None:
+        current = self.server.store.get_by_endpoint(registration.endpoint)
+        # The registration interface reports a re-Register as the old registration's end first.
+        reason = "re-registered" if current is not None else "deregister"
+        if current is None:
+            self._stop_reading(registration.endpoint)
+        await self._write(self._store_gone, registration, DeviceEventKind.DEREGISTERED, reason)
+
+    async def _on_offline(self, registration: Registration) -> None:
+        self._stop_reading(registration.endpoint)
+        await self._write(self._store_gone, registration, DeviceEventKind.OFFLINE, "lifetime expired")
+
+    def _stop_reading(self, endpoint: str) -> None:
+        task = self._reading.pop(endpoint, None)
+        if task is not None:
+            task.cancel()
+
+    async def _read_reports(self, endpoint: str) -> None:
+        """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; then observe 26241/0."""
+        answers: dict[Path, dict[int, Any]] = {}
+        for path in (RUNTIME, DEVICE, SOFTWARE):
+            try:
+                answers[path] = _resources(await self.server.devices.read(endpoint, path))
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, path, exc.detail)
+        await self._write(self._store_reports, endpoint, answers)
+        if RUNTIME not in answers:
+            return
+
+        async def on_values(values: dict[Path, Value]) -> None:
+            await self._write(self._store_runtime, endpoint, _resources(values))
+
+        try:
+            await self.server.devices.observe(endpoint, RUNTIME, on_values)
+        except TinymlaasError as exc:
+            await self._write(self._store_read_failure, endpoint, RUNTIME, f"observe: {exc.detail}")
+
+    # Database work, run in a worker thread by ``_write``.
+
+    def _reset_presence(self, reason: str) -> None:
+        now = self._now()
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            for endpoint in repository.mark_all_offline():
+                repository.record_event(endpoint, DeviceEventKind.OFFLINE, {"reason": reason}, at=now)
+
+    def _store_registration(self, registration: Registration) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            repository.upsert_registration(
+                registration.endpoint,
+                new_id=new_id("dev"),
+                registration_id=registration.registration_id,
+                address=registration.address,
+                lifetime=registration.lifetime,
+                lwm2m_version=registration.lwm2m_version,
+                objects=[str(path) for path in registration.objects],
+                registered_at=_at(registration.registered_at),
+            )
+            repository.record_event(
+                registration.endpoint,
+                DeviceEventKind.REGISTERED,
+                {
+                    "registration_id": registration.registration_id,
+                    "address": registration.address,
+                    "lifetime_s": registration.lifetime,
+                    "objects": [str(path) for path in registration.objects],
+                },
+                at=_at(registration.registered_at),
+            )
+
+    def _store_update(self, registration: Registration) -> None:
+        at = _at(registration.updated_at)
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(registration.endpoint)
+            if row is None:  # the row was deleted under a live registration; nothing to update
+                return
+            changed = {
+                key: value
+                for key, value, before in (
+                    ("address", registration.address, row.address),
+                    ("lifetime_s", registration.lifetime, row.lifetime),
+                )
+                if value != before
+            }
+            repository.seen(
+                registration.endpoint, at, address=registration.address, lifetime=registration.lifetime
+            )
+            if changed:
+                repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
+
+    def _store_gone(self, registration: Registration, kind: DeviceEventKind, reason: str) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(registration.endpoint)
+            if row is None:
+                return
+            # A re-Register has already stored the new registration: the device stays online.
+            if row.registration_id == registration.registration_id:
+                row.online = False
+            repository.record_event(
+                registration.endpoint,
+                kind,
+                {"reason": reason, "registration_id": registration.registration_id},
+                at=self._now(),
+            )
+
+    def _store_read_failure(self, endpoint: str, path: Path, error: str) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            if repository.find(endpoint) is not None:
+                repository.record_event(
+                    endpoint, DeviceEventKind.READ_FAILED, {"path": str(path), "error": error}, at=self._now()
+                )
+
+    def _store_reports(self, endpoint: str, answers: dict[Path, dict[int, Any]]) -> None:
+        if not answers:  # every read failed and has its own event already
+            return
+        runtime, device, software = answers.get(RUNTIME), answers.get(DEVICE), answers.get(SOFTWARE)
+        board = None
+        if runtime is not None and isinstance(runtime.get(_RUNTIME_BOARD), str):
+            board = runtime[_RUNTIME_BOARD]
+        elif device is not None and isinstance(device.get(_MODEL_NUMBER), str):
+            board = device[_MODEL_NUMBER]
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            if repository.find(endpoint) is None:
+                return
+            repository.set_reported(
+                endpoint,
+                board_id=board,
+                capabilities=None if runtime is None else _named(runtime, _CAPABILITIES),
+                telemetry=None if runtime is None else _named(runtime, _TELEMETRY),
+                identity=None if device is None else _named(device, _IDENTITY),
+                installed=None if software is None else _installed(software),
+            )
+            repository.record_event(
+                endpoint,
+                DeviceEventKind.REPORTED,
+                {"board": board, "objects": [str(path) for path in answers]},
+                at=self._now(),
+            )
+
+    def _store_runtime(self, endpoint: str, runtime: dict[int, Any]) -> None:
+        """A notification from the observed runtime instance: fresh telemetry, and proof of life.
+
+        Merged into what is stored, so a notification carrying only the changed resources loses nothing.
+        """
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(endpoint)
+            if row is None:
+                return
+            row.last_seen = self._now()
+            repository.set_reported(
+                endpoint,
+                capabilities={**row.capabilities, **_named(runtime, _CAPABILITIES)},
+                telemetry={**row.telemetry, **_named(runtime, _TELEMETRY)},
+            )

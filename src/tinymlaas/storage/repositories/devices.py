@@ -1,0 +1,179 @@
+"""The device aggregate: what each device last reported, and its event history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
+
+__all__ = ["DeviceRepository"]
+
+# How many endpoints a NotFound names, so a typo on a large fleet still gives a readable message.
+_KNOWN_SHOWN = 10
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeviceRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, endpoint: str) -> DeviceRow | None:
+        return self.session.scalar(select(DeviceRow).where(DeviceRow.endpoint == endpoint))
+
+    def device(self, endpoint: str) -> DeviceRow:
+        """The device with this endpoint name; NotFound names the known ones."""
+        row = self.find(endpoint)
+        if row is None:
+            known = list(
+                self.session.scalars(
+                    select(DeviceRow.endpoint).order_by(DeviceRow.endpoint).limit(_KNOWN_SHOWN + 1)
+                )
+            )
+            if not known:
+                hint = "no device has registered yet"
+            else:
+                hint = (
+                    "known: "
+                    + ", ".join(known[:_KNOWN_SHOWN])
+                    + (", ..." if len(known) > _KNOWN_SHOWN else "")
+                )
+            raise NotFound(f"no device {endpoint!r} ({hint})")
+        return row
+
+    def devices(self, *, online: bool | None = None) -> list[DeviceRow]:
+        query = select(DeviceRow).order_by(DeviceRow.endpoint)
+        if online is not None:
+            query = query.where(DeviceRow.online == online)
+        return list(self.session.scalars(query))
+
+    def upsert_registration(
+        self,
+        endpoint: str,
+        *,
+        new_id: str,
+        registration_id: str,
+        address: str | None,
+        lifetime: int,
+        lwm2m_version: str,
+        objects: Iterable[str],
+        registered_at: datetime,
+    ) -> DeviceRow:
+        """Mark a device online under a new registration, creating its row (id ``new_id``) on first sight.
+
+        What it reported earlier (capabilities, installed package, telemetry) and its tags are kept until
+        it reports again: a reboot does not make the server forget what the device is.
+        """
+        row = self.find(endpoint)
+        if row is None:
+            row = DeviceRow(
+                id=new_id,
+                endpoint=endpoint,
+                capabilities={},
+                identity={},
+                installed={},
+                telemetry={},
+                tags=[],
+            )
+            self.session.add(row)
+        row.registration_id = registration_id
+        row.online = True
+        row.address = address
+        row.lifetime = lifetime
+        row.lwm2m_version = lwm2m_version
+        row.objects = list(objects)
+        row.registered_at = registered_at
+        row.last_seen = registered_at
+        self.session.flush()
+        return row
+
+    def seen(
+        self, endpoint: str, at: datetime, *, address: str | None = None, lifetime: int | None = None
+    ) -> DeviceRow:
+        """Record an Update: the device is alive at ``at`` (and may have moved or changed its lifetime)."""
+        row = self.device(endpoint)
+        row.online = True
+        row.last_seen = at
+        if address is not None:
+            row.address = address
+        if lifetime is not None:
+            row.lifetime = lifetime
+        return row
+
+    def mark_offline(self, endpoint: str) -> DeviceRow:
+        row = self.device(endpoint)
+        row.online = False
+        return row
+
+    def mark_all_offline(self) -> list[str]:
+        """Set every online device offline; return their endpoints (sorted)."""
+        endpoints = list(
+            self.session.scalars(
+                select(DeviceRow.endpoint).where(DeviceRow.online.is_(True)).order_by(DeviceRow.endpoint)
+            )
+        )
+        if endpoints:
+            self.session.execute(
+                update(DeviceRow).where(DeviceRow.endpoint.in_(endpoints)).values(online=False)
+            )
+        return endpoints
+
+    def set_reported(
+        self,
+        endpoint: str,
+        *,
+        board_id: str | None = None,
+        capabilities: dict[str, Any] | None = None,
+        identity: dict[str, Any] | None = None,
+        installed: dict[str, Any] | None = None,
+        telemetry: dict[str, Any] | None = None,
+    ) -> DeviceRow:
+        """Replace what the device reported, part by part; None leaves a part as it is."""
+        row = self.device(endpoint)
+        if board_id is not None:
+            row.board_id = board_id
+        if capabilities is not None:
+            row.capabilities = dict(capabilities)
+        if identity is not None:
+            row.identity = dict(identity)
+        if installed is not None:
+            row.installed = dict(installed)
+        if telemetry is not None:
+            row.telemetry = dict(telemetry)
+        return row
+
+    def set_tags(self, endpoint: str, tags: Iterable[str]) -> DeviceRow:
+        """Replace the device's tags (operator labels for grouping, e.g. campaign waves); kept sorted."""
+        cleaned = sorted({tag.strip() for tag in tags})
+        if any(not tag for tag in cleaned):
+            raise InvalidInput("a device tag cannot be empty")
+        row = self.device(endpoint)
+        row.tags = cleaned
+        return row
+
+    def record_event(
+        self, endpoint: str, kind: str, detail: dict[str, Any] | None = None, *, at: datetime | None = None
+    ) -> DeviceEventRow:
+        row = DeviceEventRow(endpoint=endpoint, kind=kind, detail=dict(detail or {}), at=at or _now())
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def events(self, endpoint: str, limit: int = 20) -> list[DeviceEventRow]:
+        """The device's latest ``limit`` events, newest first."""
+        return list(
+            self.session.scalars(
+                select(DeviceEventRow)
+                .where(DeviceEventRow.endpoint == endpoint)
+                .order_by(DeviceEventRow.id.desc())
+                .limit(limit)
+            )
+        )

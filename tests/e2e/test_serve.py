@@ -1,0 +1,95 @@
+"""``tinymlaas serve`` as a user runs it, with libcoap's client as an independent LwM2M device."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+COAP_CLIENT = shutil.which("coap-client-notls")
+pytestmark = pytest.mark.skipif(
+    COAP_CLIENT is None, reason="libcoap3-bin (coap-client-notls) is not installed"
+)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def output_until(process: subprocess.Popen[bytes], text: str, timeout: float) -> str:
+    """Everything ``process`` printed up to a line holding ``text``; fails at the deadline or if it exits.
+
+    Reads the raw pipe (no line buffering of its own), so a line already printed is never missed.
+    """
+    deadline = time.monotonic() + timeout
+    seen = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while text.encode() not in seen or not seen.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                pytest.fail(f"serve printed no line with {text!r} within {timeout} s: {seen!r}")
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                pytest.fail(f"serve exited ({process.wait(5)}): {process.stderr.read()[-2000:]!r}")
+            seen += chunk
+    return seen.decode()
+
+
+def test_serve_registers_a_libcoap_device_and_stops_cleanly(cli) -> None:
+    port = free_udp_port()
+    env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        printed = output_until(server, "public key", 30)
+        assert f"coap://127.0.0.1:{port}" in printed
+        key_file = Path(printed.split("public key: ", 1)[1].splitlines()[0])
+        assert key_file.parent == cli.data_dir / "keys"
+        assert len(bytes.fromhex(key_file.read_text())) == 32
+
+        registered = subprocess.run(
+            [
+                COAP_CLIENT, "-B", "5", "-m", "post", "-t", "40", "-e", "</3/0>",
+                f"coap://127.0.0.1:{port}/rd?ep=libcoap-dev&lt=60&lwm2m=1.1",
+            ],
+            capture_output=True, text=True, timeout=15, check=True,
+        )  # fmt: skip
+        assert "4." not in registered.stdout + registered.stderr  # the client exits 0 even on errors
+
+        deadline = time.monotonic() + 15
+        while True:
+            devices = cli.json("devices", "list")
+            found = [device for device in devices if device["endpoint"] == "libcoap-dev"]
+            if found and found[0]["online"]:
+                break
+            assert time.monotonic() < deadline, f"libcoap-dev never appeared online: {devices}"
+            time.sleep(0.2)
+        shown = json.loads(cli("devices", "show", "libcoap-dev", "--json").stdout)
+        assert shown["objects"] == ["/3/0"]
+        assert shown["events"][-1]["kind"] == "registered"
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0, server.stderr.read()[-2000:].decode()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert cli.json("devices", "list")[0]["online"] is False
+    assert "libcoap-dev" not in cli("devices", "show", "nobody", ok=False).stdout
+    assert "known: libcoap-dev" in cli("devices", "show", "nobody", ok=False).stderr
