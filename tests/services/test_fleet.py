@@ -112,10 +112,10 @@ def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(co
             assert shown["model"] == "kws 3" and shown["last_result"] == "installed"
             assert shown["objects"] == ["/3/0", "/9/0", "/26241/0"]
 
-            # The runtime instance is observed: a telemetry change reaches the database by itself.
+            # Telemetry resources are observed: a change reaches the database by itself.
             device.values[Path(26241, 0, 10)] = 8
-            await eventually(lambda: device.coap.observer_count("/26241/0") == 1)
-            device.coap.notify("/26241/0")
+            await eventually(lambda: device.coap.observer_count("/26241/0/10") == 1)
+            device.coap.notify("/26241/0/10")
             await eventually(lambda: show_device(context, "kws-1")["telemetry"].get("inference_count") == 8)
 
             await device.deregister(fleet.uri)

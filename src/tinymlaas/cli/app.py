@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from tinymlaas.cli import boards, datasets, demo, devices, lifecycle, models, serve
+from tinymlaas.cli import agent, boards, datasets, demo, devices, lifecycle, models, serve
 from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.services.context import Context
@@ -35,6 +35,7 @@ app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("agent")(agent.agent)
 
 
 @app.callback()

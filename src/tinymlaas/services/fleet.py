@@ -7,7 +7,7 @@ server running and a device is still known after it went away.
 When a device registers, the server first records it online, answers its Register, and only then reads
 what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
 device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
-The TinyML Runtime instance is then observed so telemetry stays current without polling.
+The TinyML Runtime telemetry resources are then observed so they stay current without polling.
 
 Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
 events are stored in the order they happened.
@@ -317,7 +317,7 @@ class FleetService:
             task.cancel()
 
     async def _read_reports(self, endpoint: str) -> None:
-        """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; then observe 26241/0."""
+        """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; observe telemetry."""
         answers: dict[Path, dict[int, Any]] = {}
         for path in (RUNTIME, DEVICE, SOFTWARE):
             try:
@@ -331,10 +331,14 @@ class FleetService:
         async def on_values(values: dict[Path, Value]) -> None:
             await self._write(self._store_runtime, endpoint, _resources(values))
 
-        try:
-            await self.server.devices.observe(endpoint, RUNTIME, on_values)
-        except TinymlaasError as exc:
-            await self._write(self._store_read_failure, endpoint, RUNTIME, f"observe: {exc.detail}")
+        # The telemetry resources the device reported are observed one by one: the whole instance also
+        # lists every supported op, too large on a LiteRT device for one (non block-wise) notification.
+        for resource_id in (r for r in _TELEMETRY if r in answers[RUNTIME]):
+            path = Path(RUNTIME.object_id, RUNTIME.instance_id, resource_id)
+            try:
+                await self.server.devices.observe(endpoint, path, on_values)
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
 
     # Database work, run in a worker thread by ``_write``.
 

@@ -10,7 +10,9 @@ registers from the socket it serves on, and the server reaches the device at the
 came from, so both directions must share one port (NAT bindings included).
 
 Block-wise transfer (RFC 7959) is aiocoap's: a response larger than one block is cut into Block2 blocks
-for the peer, and ``request`` reassembles a block-wise response before returning it.
+for the peer, and ``request`` reassembles a block-wise response before returning it. ``request_block``
+asks for one block by number instead, so a client that kept the blocks it has can resume a transfer
+after a restart rather than start it again.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import aiocoap
 from aiocoap import error as coap_error
 from aiocoap import resource
 from aiocoap.numbers.codes import Code
+from aiocoap.optiontypes import BlockOption
 
 from tinymlaas.errors import InvalidInput, TinymlaasError
 
 __all__ = [
+    "DEFAULT_BLOCK_SZX",
     "DEFAULT_TIMEOUT",
+    "CoapBlock",
     "CoapEndpoint",
     "CoapRequest",
     "CoapResponse",
@@ -44,6 +49,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0  # seconds for a whole exchange, every block of a block-wise transfer included
+DEFAULT_BLOCK_SZX = 6  # RFC 7959 size exponent: blocks of 2 ** (6 + 4) = 1024 bytes
 _CODE = re.compile(r"([0-7])\.([0-3][0-9])")
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "IPATCH"})
 
@@ -99,6 +105,31 @@ class CoapResponse:
     def diagnostic(self) -> str:
         """The payload read as the diagnostic text CoAP error responses carry."""
         return self.payload.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class CoapBlock:
+    """One Block2 block of a representation as the peer sent it (RFC 7959 §2.2).
+
+    The peer may answer with smaller blocks than asked for (``szx`` is what it used); a peer that does
+    not do block-wise transfer sends the whole representation, which arrives as block 0 with ``more``
+    False. An error response carries no block: ``num`` 0, ``more`` False.
+    """
+
+    response: CoapResponse
+    num: int
+    more: bool
+    szx: int
+
+    @property
+    def size(self) -> int:
+        """Bytes per block at this size exponent; every block but the last is this long."""
+        return 1 << (self.szx + 4)
+
+    @property
+    def offset(self) -> int:
+        """Where this block's payload starts in the whole representation."""
+        return self.num * self.size
 
 
 Handler = Callable[[CoapRequest], Awaitable[CoapResponse]]
@@ -326,6 +357,29 @@ class CoapEndpoint:
         except coap_error.Error as exc:
             raise PeerUnreachable(f"{method.upper()} {uri}: {exc}") from None
         return _to_response(answer)
+
+    async def request_block(
+        self, uri: str, num: int, szx: int = DEFAULT_BLOCK_SZX, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> CoapBlock:
+        """GET block ``num`` of ``uri`` at blocks of ``2 ** (szx + 4)`` bytes, and only that block.
+
+        PeerUnreachable when no answer comes within ``timeout`` seconds; any response code returns.
+        """
+        if num < 0 or not 0 <= szx <= 6:
+            raise InvalidInput(f"Block2 number {num} and size exponent {szx}: need num >= 0 and szx 0..6")
+        message = self._message("GET", uri, b"", None, None, ())
+        message.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+        pending = self._context.request(message, handle_blockwise=False)
+        try:
+            answer = await asyncio.wait_for(pending.response, timeout)
+        except TimeoutError:
+            raise PeerUnreachable(f"GET {uri} block {num}: no response within {timeout} s") from None
+        except coap_error.Error as exc:
+            raise PeerUnreachable(f"GET {uri} block {num}: {exc}") from None
+        block = answer.opt.block2
+        if block is None:
+            return CoapBlock(_to_response(answer), 0, False, szx)
+        return CoapBlock(_to_response(answer), block.block_number, bool(block.more), block.size_exponent)
 
     async def observe(
         self,

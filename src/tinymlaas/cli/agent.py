@@ -1,0 +1,86 @@
+"""``tinymlaas agent``: run one device agent in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tinymlaas.agent import Agent, AgentEvent, DirectoryWatcher, GestureStream, ReplaySource, SensorSource
+from tinymlaas.cli._shared import console, err_console, get_context
+from tinymlaas.deploy.signing import load_public_key
+from tinymlaas.errors import InvalidInput
+
+__all__ = ["agent", "parse_sensor"]
+
+_PROGRESS_EVERY = 16  # download blocks between progress lines
+
+
+def parse_sensor(spec: str) -> SensorSource | None:
+    """``gestures`` (or ``gestures:SEED``), ``replay:PATH``, ``watch:DIR`` or ``none``."""
+    kind, _, argument = spec.partition(":")
+    match kind:
+        case "none" if not argument:
+            return None
+        case "gestures":
+            if argument and not argument.isdecimal():
+                raise InvalidInput(f"--sensor gestures:SEED needs a whole number, got {argument!r}")
+            return GestureStream(seed=int(argument or 0))
+        case "replay" if argument:
+            return ReplaySource(Path(argument))
+        case "watch" if argument:
+            return DirectoryWatcher(Path(argument))
+    raise InvalidInput(f"--sensor {spec!r}: use gestures[:SEED], replay:PATH, watch:DIR or none")
+
+
+def _print_event(event: AgentEvent) -> None:
+    if event.kind == "download" and (event.block or 0) % _PROGRESS_EVERY:
+        return
+    style = "red" if event.kind in ("registration-failed", "install-failed") else "cyan"
+    console.print(f"[{style}]{event.kind}[/] {event.message}", highlight=False, soft_wrap=True)
+
+
+async def _serve(agent_options: dict[str, Any], sensor: SensorSource | None) -> None:
+    device = await Agent.start(**agent_options, sensor=sensor, on_event=_print_event)
+    try:
+        await asyncio.Event().wait()  # runs until Ctrl-C cancels it
+    finally:
+        await device.stop()
+
+
+def agent(
+    ctx: typer.Context,
+    board: str = typer.Option(..., "--board", help="Board id to emulate, see 'boards list'."),
+    endpoint: str = typer.Option(..., "--endpoint", help="LwM2M endpoint name, unique in the fleet."),
+    server: str = typer.Option("coap://127.0.0.1:5683", "--server", help="The LwM2M server's CoAP URI."),
+    state_dir: Path = typer.Option(
+        ..., "--state-dir", help="Where slots, update state and downloads persist across restarts."
+    ),
+    public_key: Path = typer.Option(
+        ..., "--public-key", help="The server's package-signing public key (.pub hex, PEM or raw)."
+    ),
+    sensor: str = typer.Option(
+        "gestures", "--sensor", help="Input windows: gestures[:SEED], replay:PATH, watch:DIR or none."
+    ),
+    rate: float = typer.Option(10.0, "--rate", help="Inferences per second."),
+    lifetime: int = typer.Option(60, "--lifetime", help="Registration lifetime in seconds."),
+) -> None:
+    """Run a device agent: register, report capabilities, run the model, install signed updates."""
+    profile = get_context(ctx).catalog.board(board)
+    options = {
+        "board": profile,
+        "endpoint": endpoint,
+        "server_uri": server,
+        "state_dir": state_dir,
+        "public_key": load_public_key(public_key),
+        "lifetime": lifetime,
+        "rate_hz": rate,
+    }
+    source = parse_sensor(sensor)
+    err_console.print(f"agent {endpoint} ({profile.name}) -> {server}; Ctrl-C stops it", highlight=False)
+    try:
+        asyncio.run(_serve(options, source))
+    except KeyboardInterrupt:
+        err_console.print("agent stopped")
