@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from tinymlaas.cli import agent, boards, datasets, demo, devices, lifecycle, models, serve
+from tinymlaas.cli import agent, boards, campaigns, datasets, demo, deploy, devices, lifecycle, models, serve
 from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.services.context import Context
@@ -30,12 +30,14 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(models.app, name="models")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(devices.app, name="devices")
+app.add_typer(campaigns.app, name="campaigns")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("agent")(agent.agent)
+app.command("deploy")(deploy.deploy)
 
 
 @app.callback()

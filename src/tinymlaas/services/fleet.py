@@ -8,6 +8,7 @@ When a device registers, the server first records it online, answers its Registe
 what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
 device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
 The TinyML Runtime telemetry resources are then observed so they stay current without polling.
+The same process runs update campaigns (``services.campaigns.CampaignRunner``) against its devices.
 
 Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
 events are stored in the order they happened.
@@ -27,6 +28,7 @@ from tinymlaas.errors import TinymlaasError
 from tinymlaas.lwm2m.core import ObjectLink, Path, Registration, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT
+from tinymlaas.services.campaigns import CampaignRunner
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import DeviceRepository
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
@@ -223,6 +225,7 @@ class FleetService:
         self._write_lock = asyncio.Lock()
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
+        self._campaigns: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -234,11 +237,14 @@ class FleetService:
         clock: Clock = time.time,
         presence_interval: float = 1.0,
         request_timeout: float = DEFAULT_TIMEOUT,
+        campaign_interval: float = 0.5,
+        install_timeout: float = 120.0,
     ) -> FleetService:
-        """Open the database, set devices left online by an earlier process offline, then listen.
+        """Open the database, set devices left online by an earlier process offline, listen, run campaigns.
 
         Registrations do not survive the process that held them, so a device still marked online from
-        an earlier run is offline until it registers again.
+        an earlier run is offline until it registers again. Campaigns pass every ``campaign_interval``
+        seconds; an installation with no progress for ``install_timeout`` seconds fails.
         """
         fleet = cls(context, clock)
         await fleet._write(fleet._reset_presence, "server restarted")
@@ -253,6 +259,15 @@ class FleetService:
             on_deregistered=fleet._on_deregistered,
             on_offline=fleet._on_offline,
         )
+        runner = CampaignRunner(
+            context,
+            fleet.server,
+            fleet._write,
+            clock=clock,
+            interval=campaign_interval,
+            install_timeout=install_timeout,
+        )
+        fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
         return fleet
 
     @property
@@ -265,7 +280,10 @@ class FleetService:
         return self.server.port
 
     async def stop(self) -> None:
-        """Stop reading reports, stop the server, and set the devices it had registered offline."""
+        """Stop campaigns and report reads, stop the server, and set the devices it had registered offline."""
+        if self._campaigns is not None:
+            self._campaigns.cancel()
+            await asyncio.gather(self._campaigns, return_exceptions=True)
         for task in list(self._reading.values()):
             task.cancel()
         await asyncio.gather(*self._reading.values(), return_exceptions=True)

@@ -2,7 +2,8 @@
 
 Lineage is explicit: snapshot -> training run -> model -> variant -> module, each row naming the
 row it came from. Devices hold what they last reported; live registrations stay in the LwM2M server's
-registration store, so a device row outlives the process that saw it register.
+registration store, so a device row outlives the process that saw it register. A campaign and its
+installations live only here, so a restarted server carries on where the last one stopped.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "CampaignRow",
     "DatasetRow",
     "DeviceEventRow",
     "DeviceRow",
+    "InstallationRow",
     "ModelRow",
     "ModuleRow",
     "SampleRow",
@@ -209,3 +212,33 @@ class DeviceEventRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]]
+
+
+class CampaignRow(Base):
+    """A staged rollout of one module; ``plan`` holds stages, max_failures and the ordered targets."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    module_id: Mapped[str] = mapped_column(ForeignKey("modules.id"), index=True)
+    selector: Mapped[str] = mapped_column(String(1024))
+    plan: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    current_stage: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class InstallationRow(Base):
+    """One device in one campaign. ``updated_at`` is its last progress, which the stall timeout measures."""
+
+    __tablename__ = "installations"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    update_result: Mapped[int | None] = mapped_column(Integer)  # object 9 resource 9, as last read
+    detail: Mapped[dict[str, Any]]  # gate reasons, status reason, or why it timed out
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

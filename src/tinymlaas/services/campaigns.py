@@ -1,0 +1,472 @@
+"""Deploy a module to a fleet as a staged campaign, and run campaigns inside the LwM2M server.
+
+Creating a campaign needs no server: it checks the module, picks the targets from the devices table
+and runs the compatibility gate against what each device *reported*, so a device that cannot run the
+module is refused on record before anything is sent. The ``CampaignRunner`` then lives in ``serve``:
+it sends each stage's Package URI, polls object 9 of the devices in flight, and stores every change
+at once. Campaign state lives only in the database, so a restarted server continues where the last
+one stopped; each change re-reads the campaign in the same transaction, so a ``campaigns cancel``
+from another process is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from tinymlaas.deploy.campaigns import (
+    TERMINAL_INSTALLATION_STATES,
+    Campaign,
+    CampaignPlan,
+    CampaignState,
+    DeviceRef,
+    InstallationState,
+    installation_state_for,
+    select_targets,
+)
+from tinymlaas.deploy.gate import DeviceCapabilities, check_compatibility
+from tinymlaas.deploy.package import sign_package
+from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
+from tinymlaas.lwm2m.core import Path, UpdateResult, UpdateState, Value
+from tinymlaas.lwm2m.server import Clock, Lwm2mServer
+from tinymlaas.services.context import Context, new_id
+from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
+from tinymlaas.storage.tables import CampaignRow, DeviceRow, InstallationRow
+
+__all__ = [
+    "CampaignRunner",
+    "cancel_campaign",
+    "create_campaign",
+    "list_campaigns",
+    "rollback_campaign",
+    "show_campaign",
+]
+
+_log = logging.getLogger(__name__)
+
+Write = Callable[..., Awaitable[Any]]
+
+SOFTWARE = Path(9, 0)
+PACKAGE_URI = Path(9, 0, 3)
+_NAME, _VERSION, _STATE, _RESULT, _STATUS_REASON = 0, 1, 7, 9, 16
+_IN_FLIGHT = (InstallationState.SENT, InstallationState.DOWNLOADING, InstallationState.INSTALLING)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _result_text(code: int | None) -> str | None:
+    if code is None:
+        return None
+    try:
+        return UpdateResult(code).name.lower()
+    except ValueError:
+        return f"code {code}"
+
+
+def _value(row: CampaignRow, installations: dict[str, InstallationRow]) -> Campaign:
+    """The pure campaign value the stored rows describe."""
+    plan = row.plan
+    return Campaign(
+        id=row.id,
+        plan=CampaignPlan(tuple(plan["stages"]), plan["max_failures"], tuple(plan["targets"])),
+        state=CampaignState(row.state),
+        installations={e: InstallationState(i.state) for e, i in installations.items()},
+        current_stage=row.current_stage,
+    )
+
+
+def _campaign_view(row: CampaignRow, installations: dict[str, InstallationRow]) -> dict[str, Any]:
+    """A campaign as the CLI and API render it, installations in rollout order."""
+    progress = _value(row, installations).progress()
+    return {
+        "id": row.id,
+        "module": row.module_id,
+        "selector": row.selector,
+        "state": row.state,
+        "stage": row.current_stage + 1,
+        "stages": row.plan["stages"],
+        "max_failures": row.plan["max_failures"],
+        "targets": len(row.plan["targets"]),
+        "done": progress.done,
+        "percent_done": round(progress.percent_done, 1),
+        "counts": {state.value: n for state, n in progress.counts.items() if n},
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "installations": [
+            {
+                "endpoint": endpoint,
+                "state": installations[endpoint].state,
+                "update_result": installations[endpoint].update_result,
+                "update_result_text": _result_text(installations[endpoint].update_result),
+                "detail": installations[endpoint].detail,
+                "started_at": _iso(installations[endpoint].started_at),
+                "finished_at": _iso(installations[endpoint].finished_at),
+            }
+            for endpoint in row.plan["targets"]
+        ],
+    }
+
+
+def _capabilities(row: DeviceRow) -> DeviceCapabilities | None:
+    """What the device reported it can run; None until it reported its TinyML Runtime object."""
+    caps = row.capabilities
+    try:
+        return DeviceCapabilities(
+            runtime=str(caps["runtime"]),
+            runtime_version=str(caps.get("runtime_version", "")),
+            ops=frozenset(caps.get("ops") or ()),
+            arena_bytes_available=int(caps["arena_bytes_available"]),
+            slot_flash_bytes=int(caps["slot_flash_bytes"]),
+            accelerator=caps.get("accelerator") or None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def create_campaign(
+    ctx: Context,
+    module_id: str,
+    selector: str,
+    stages: Sequence[int] = (100,),
+    max_failures: int | float = 0,
+) -> dict[str, Any]:
+    """Plan a rollout of ``module_id`` to the devices ``selector`` names and store it RUNNING.
+
+    Devices the gate refuses are recorded REFUSED with its reasons; if it refuses every target, the
+    whole campaign is refused (InvalidInput with every reason) and nothing is stored.
+    """
+    now = datetime.now(UTC)
+    with ctx.session() as session:
+        module = ModelRepository(session).module(module_id)
+        if module.package_blob is None or module.manifest is None or not module.fits:
+            reasons = "; ".join(module.reasons) or "no package was built"
+            raise InvalidInput(
+                f"module {module_id} does not fit its board ({reasons}): "
+                "a module that does not fit is never offered for deployment"
+            )
+        devices = {row.endpoint: row for row in DeviceRepository(session).devices()}
+        refs = [DeviceRef(e, row.board_id or "", frozenset(row.tags)) for e, row in devices.items()]
+        targets = select_targets(refs, selector)
+        plan = CampaignPlan(tuple(stages), max_failures, targets)
+        refused: dict[str, list[str]] = {}
+        for endpoint in targets:
+            caps = _capabilities(devices[endpoint])
+            if caps is None:
+                refused[endpoint] = ["the device has not reported its TinyML Runtime capabilities"]
+                continue
+            verdict = check_compatibility(module.manifest, caps)
+            if not verdict.ok:
+                refused[endpoint] = list(verdict.reasons)
+        if len(refused) == len(targets):
+            listed = "; ".join(f"{e}: {', '.join(reasons)}" for e, reasons in refused.items())
+            raise InvalidInput(f"no target can run module {module_id}: {listed}")
+        campaign_id = new_id("cmp")
+        draft = Campaign(
+            campaign_id,
+            plan,
+            installations={
+                e: InstallationState.REFUSED if e in refused else InstallationState.PENDING for e in targets
+            },
+        )
+        # Starting settles the stages, so a first stage made only of refused devices is passed at once.
+        campaign = draft.start()
+        row = CampaignRow(
+            id=campaign_id,
+            module_id=module_id,
+            selector=selector,
+            plan={"stages": list(plan.stages), "max_failures": plan.max_failures, "targets": list(targets)},
+            state=campaign.state.value,
+            current_stage=campaign.current_stage,
+            created_at=now,
+            updated_at=now,
+        )
+        installations = [
+            InstallationRow(
+                campaign_id=campaign_id,
+                endpoint=endpoint,
+                state=state.value,
+                update_result=None,
+                detail={"reasons": refused[endpoint]} if endpoint in refused else {},
+                started_at=None,
+                finished_at=now if endpoint in refused else None,
+                updated_at=now,
+            )
+            for endpoint, state in campaign.installations.items()
+        ]
+        repository = CampaignRepository(session)
+        repository.add(row, installations)
+        return _campaign_view(row, repository.installations(campaign_id))
+
+
+def list_campaigns(ctx: Context) -> list[dict[str, Any]]:
+    """Every campaign, newest first."""
+    with ctx.session() as session:
+        repository = CampaignRepository(session)
+        return [_campaign_view(row, repository.installations(row.id)) for row in repository.campaigns()]
+
+
+def show_campaign(ctx: Context, campaign_id: str) -> dict[str, Any]:
+    with ctx.session() as session:
+        repository = CampaignRepository(session)
+        return _campaign_view(repository.campaign(campaign_id), repository.installations(campaign_id))
+
+
+def cancel_campaign(ctx: Context, campaign_id: str) -> dict[str, Any]:
+    """Stop sending: targets not yet sent become CANCELLED; devices in flight still report their outcome."""
+    now = datetime.now(UTC)
+    with ctx.session() as session:
+        repository = CampaignRepository(session)
+        row = repository.campaign(campaign_id)
+        installations = repository.installations(campaign_id)
+        campaign = _value(row, installations).cancel()
+        _store(row, installations, campaign, now)
+        return _campaign_view(row, installations)
+
+
+def rollback_campaign(ctx: Context, campaign_id: str) -> NoReturn:
+    """Not supported yet: putting each device's previous module back needs the installed-module history."""
+    with ctx.session() as session:
+        CampaignRepository(session).campaign(campaign_id)
+    raise InvalidInput(
+        f"rolling back campaign {campaign_id} is not supported yet; cancel it, then deploy the previous "
+        "module as a new campaign"
+    )
+
+
+def _store(
+    row: CampaignRow, installations: dict[str, InstallationRow], campaign: Campaign, now: datetime
+) -> None:
+    """Copy a campaign value onto its rows, stamping the installations whose state changed."""
+    row.state = campaign.state.value
+    row.current_stage = campaign.current_stage
+    row.updated_at = now
+    for endpoint, state in campaign.installations.items():
+        installation = installations[endpoint]
+        if installation.state == state.value:
+            continue
+        installation.state = state.value
+        installation.updated_at = now
+        if state is InstallationState.SENT:
+            installation.started_at = now
+        if state in TERMINAL_INSTALLATION_STATES:
+            installation.finished_at = now
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What one runner pass needs of a campaign, read in one transaction."""
+
+    campaign: Campaign
+    module_id: str
+    package_blob: str
+    manifest: dict[str, Any]
+    last_progress: dict[str, datetime]
+
+
+class CampaignRunner:
+    """Drives every campaign that has something to send or a device in flight, every ``interval`` seconds.
+
+    ``write`` runs database work off the event loop, one piece at a time (FleetService's writer), so
+    the runner's changes and the fleet's device reports are stored in order.
+    """
+
+    def __init__(
+        self,
+        context: Context,
+        server: Lwm2mServer,
+        write: Write,
+        *,
+        clock: Clock,
+        interval: float = 0.5,
+        install_timeout: float = 120.0,
+    ) -> None:
+        self.context = context
+        self.server = server
+        self._write = write
+        self._clock = clock
+        self.interval = interval
+        self.install_timeout = install_timeout
+        # Tokens published by this process; the server's package store does not outlive it.
+        self._published: set[str] = set()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def run(self) -> None:
+        """Run passes until cancelled; a failing pass is logged and the next one tries again."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("campaign pass failed")
+            await asyncio.sleep(self.interval)
+
+    async def run_once(self) -> None:
+        for work in await self._write(self._load):
+            await self._advance(work)
+
+    def _load(self) -> list[_Work]:
+        in_flight = [state.value for state in _IN_FLIGHT]
+        with self.context.session() as session:
+            repository = CampaignRepository(session)
+            ids = {row.id for row in repository.campaigns([CampaignState.RUNNING.value])}
+            ids |= set(repository.campaigns_with_installations_in(in_flight))
+            found = []
+            for campaign_id in sorted(ids):
+                row = repository.campaign(campaign_id)
+                installations = repository.installations(campaign_id)
+                module = ModelRepository(session).module(row.module_id)
+                if module.package_blob is None or module.manifest is None:
+                    continue
+                found.append(
+                    _Work(
+                        campaign=_value(row, installations),
+                        module_id=row.module_id,
+                        package_blob=module.package_blob,
+                        manifest=dict(module.manifest),
+                        last_progress={
+                            e: i.updated_at if i.updated_at.tzinfo else i.updated_at.replace(tzinfo=UTC)
+                            for e, i in installations.items()
+                        },
+                    )
+                )
+            return found
+
+    def _online(self, endpoint: str) -> bool:
+        return self.server.store.get_by_endpoint(endpoint) is not None
+
+    async def _advance(self, work: _Work) -> None:
+        for endpoint in work.campaign.next_batch():
+            if self._online(endpoint):
+                await self._send(work, endpoint)
+        for endpoint in (e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT):
+            await self._poll(work, endpoint)
+
+    async def _package_uri(self, work: _Work) -> str:
+        token = f"{work.campaign.id}.{work.module_id}"
+        if token not in self._published:
+            data = await asyncio.to_thread(self._signed_package, work.package_blob)
+            self.server.publish(token, data)
+            self._published.add(token)
+        return f"{self.server.uri}/pkg/{token}"
+
+    def _signed_package(self, blob: str) -> bytes:
+        key = load_or_create_signing_key(self.context.settings.data_dir / "keys")
+        return sign_package(self.context.blobs.get(blob), key)
+
+    async def _send(self, work: _Work, endpoint: str) -> None:
+        """Write the Package URI; the device downloads, verifies, installs and self-tests on its own."""
+        uri = await self._package_uri(work)
+        try:
+            await self.server.devices.write(endpoint, PACKAGE_URI, uri)
+        except TinymlaasError as exc:
+            await self._write(self._record, work.campaign.id, endpoint, InstallationState.SENT, None, {})
+            await self._write(
+                self._record,
+                work.campaign.id,
+                endpoint,
+                InstallationState.FAILED,
+                None,
+                {"error": f"writing the package URI failed: {exc.detail}"},
+            )
+            return
+        await self._write(
+            self._record, work.campaign.id, endpoint, InstallationState.SENT, None, {"package_uri": uri}
+        )
+
+    async def _poll(self, work: _Work, endpoint: str) -> None:
+        """Read object 9; record news, or FAILED once the device made no progress for the timeout."""
+        current = work.campaign.installations[endpoint]
+        news: InstallationState | None = None
+        result: int | None = None
+        detail: dict[str, Any] = {}
+        if self._online(endpoint):
+            try:
+                resources = _resources(await self.server.devices.read(endpoint, SOFTWARE))
+            except TinymlaasError as exc:
+                _log.info("reading object 9 of %s failed: %s", endpoint, exc.detail)
+            else:
+                news, result, detail = _reported(resources, work.manifest)
+        if news is not None and news is not current:
+            await self._write(self._record, work.campaign.id, endpoint, news, result, detail)
+            return
+        stalled = (self._now() - work.last_progress[endpoint]).total_seconds()
+        if stalled > self.install_timeout:
+            await self._write(
+                self._record,
+                work.campaign.id,
+                endpoint,
+                InstallationState.FAILED,
+                result,
+                {"error": f"no progress for {stalled:.0f} s (timeout {self.install_timeout:g} s)"},
+            )
+
+    def _record(
+        self,
+        campaign_id: str,
+        endpoint: str,
+        state: InstallationState,
+        update_result: int | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Apply one device's move to the campaign as stored now; a move it no longer takes is dropped."""
+        now = self._now()
+        with self.context.session() as session:
+            repository = CampaignRepository(session)
+            row = repository.campaign(campaign_id)
+            installations = repository.installations(campaign_id)
+            try:
+                campaign = _value(row, installations).record(endpoint, state)
+            except Conflict as exc:
+                _log.info("campaign %s: %s", campaign_id, exc.detail)
+                return
+            _store(row, installations, campaign, now)
+            installation = installations[endpoint]
+            if update_result is not None:
+                installation.update_result = update_result
+            if detail:
+                installation.detail = {**installation.detail, **detail}
+
+
+def _resources(values: dict[Path, Value]) -> dict[int, Value]:
+    return {path.resource_id: value for path, value in values.items() if path.resource_id is not None}
+
+
+def _reported(
+    resources: dict[int, Value], manifest: dict[str, Any]
+) -> tuple[InstallationState | None, int | None, dict[str, Any]]:
+    """What object 9 says about this campaign's package: (state or None, Update Result, detail).
+
+    INSTALLED counts only when the installed name and version are the module's, so a device still
+    reporting its previous model right after the write is not taken for a success.
+    """
+    try:
+        state = UpdateState(int(resources[_STATE]))  # type: ignore[arg-type]
+        result = UpdateResult(int(resources[_RESULT]))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        return None, None, {}
+    news = installation_state_for(state, result)
+    model = manifest.get("model", {})
+    expected = (str(model.get("name") or model.get("id") or ""), str(model.get("version", "")))
+    if (
+        news is InstallationState.SUCCEEDED
+        and (
+            str(resources.get(_NAME, "")),
+            str(resources.get(_VERSION, "")),
+        )
+        != expected
+    ):
+        return None, int(result), {}
+    reason = resources.get(_STATUS_REASON)
+    return news, int(result), {"status_reason": reason} if reason else {}

@@ -1,0 +1,48 @@
+"""The campaign aggregate: a rollout and the installation of each of its target devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tinymlaas.errors import NotFound
+from tinymlaas.storage.tables import CampaignRow, InstallationRow
+
+__all__ = ["CampaignRepository"]
+
+
+class CampaignRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, campaign: CampaignRow, installations: Iterable[InstallationRow]) -> CampaignRow:
+        self.session.add(campaign)
+        self.session.flush()  # the campaign row first: installations reference it
+        self.session.add_all(list(installations))
+        self.session.flush()
+        return campaign
+
+    def campaign(self, campaign_id: str) -> CampaignRow:
+        row = self.session.get(CampaignRow, campaign_id)
+        if row is None:
+            raise NotFound(f"no campaign {campaign_id!r} (see 'campaigns list')")
+        return row
+
+    def campaigns(self, states: Iterable[str] | None = None) -> list[CampaignRow]:
+        """Newest first, optionally only those in ``states``."""
+        query = select(CampaignRow).order_by(CampaignRow.created_at.desc())
+        if states is not None:
+            query = query.where(CampaignRow.state.in_(list(states)))
+        return list(self.session.scalars(query))
+
+    def installations(self, campaign_id: str) -> dict[str, InstallationRow]:
+        """Endpoint -> installation row of one campaign."""
+        rows = self.session.scalars(select(InstallationRow).where(InstallationRow.campaign_id == campaign_id))
+        return {row.endpoint: row for row in rows}
+
+    def campaigns_with_installations_in(self, states: Iterable[str]) -> list[str]:
+        """Ids of campaigns where some device is in one of ``states``, whatever the campaign's own state."""
+        query = select(InstallationRow.campaign_id).where(InstallationRow.state.in_(list(states))).distinct()
+        return list(self.session.scalars(query))
