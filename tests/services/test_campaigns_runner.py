@@ -176,6 +176,11 @@ def test_a_campaign_installs_on_a_real_agent_and_the_gate_and_fit_refuse(context
             values = await fleet.server.devices.read(ENDPOINT, "/9/0/7", accept=ContentFormat.TEXT_PLAIN)
             assert values[Path(9, 0, 7)] == UpdateState.INSTALLED
             assert agent.slots.active().manifest["model"]["name"] == "campaign cnn"
+            # The device row follows the install through the observed Update State and Result.
+            await _until(
+                lambda: show_device(context, ENDPOINT)["installed"].get("update_state_text") == "installed"
+            )
+            assert show_device(context, ENDPOINT)["installed"]["name"] == "campaign cnn"
 
             with pytest.raises(Conflict, match="cannot become cancelled"):
                 cancel_campaign(context, created["id"])

@@ -343,6 +343,8 @@ class FleetService:
             except TinymlaasError as exc:
                 await self._write(self._store_read_failure, endpoint, path, exc.detail)
         await self._write(self._store_reports, endpoint, answers)
+        if SOFTWARE in answers:
+            await self._observe_software(endpoint)
         if RUNTIME not in answers:
             return
 
@@ -358,7 +360,38 @@ class FleetService:
             except TinymlaasError as exc:
                 await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
 
+    async def _observe_software(self, endpoint: str) -> None:
+        """Follow Update State and Update Result, so the device row shows each install as it happens.
+
+        A change re-reads the whole Object 9 instance: the installed package's name and version change
+        together with the state, and a notification carries only the resource that changed.
+        """
+
+        async def on_change(_values: dict[Path, Value]) -> None:
+            try:
+                software = _resources(await self.server.devices.read(endpoint, SOFTWARE))
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
+                return
+            await self._write(self._store_installed, endpoint, software)
+
+        for resource_id in (7, 9):
+            path = Path(SOFTWARE.object_id, SOFTWARE.instance_id, resource_id)
+            try:
+                await self.server.devices.observe(endpoint, path, on_change)
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
+
     # Database work, run in a worker thread by ``_write``.
+
+    def _store_installed(self, endpoint: str, software: dict[int, Any]) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(endpoint)
+            if row is None:
+                return
+            row.last_seen = self._now()
+            repository.set_reported(endpoint, installed=_installed(software))
 
     def _reset_presence(self, reason: str) -> None:
         now = self._now()
