@@ -8,7 +8,19 @@ from pathlib import Path
 
 import typer
 
-from tinymlaas.cli import agent, boards, campaigns, datasets, demo, deploy, devices, lifecycle, models, serve
+from tinymlaas.cli import (
+    agent,
+    boards,
+    campaigns,
+    datasets,
+    demo,
+    deploy,
+    devices,
+    fleet,
+    lifecycle,
+    models,
+    serve,
+)
 from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.services.context import Context
@@ -31,6 +43,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(devices.app, name="devices")
 app.add_typer(campaigns.app, name="campaigns")
+app.add_typer(fleet.app, name="fleet")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)

@@ -1,0 +1,142 @@
+"""Many emulated devices in one process, each optionally behind its own emulated radio link.
+
+A campaign only shows its worth on a fleet: staged waves, health gates, stragglers on slow links. One
+process with one event loop holds hundreds of ``Agent`` objects cheaply, where hundreds of processes
+would not. Each agent keeps its own endpoint name (``<prefix>-<NNN>``) and its own state directory, so
+slots and update progress stay per device, exactly as with separately started agents.
+
+With a link profile every agent gets its own ``UdpLinkEmulator`` relay on 127.0.0.1, seeded ``seed + i``,
+so registrations, reads and package downloads all cross the emulated link and losses differ per device
+yet repeat from run to run. Starts (and stops) are bounded in number at any moment, so a large fleet does
+not flood the server with registrations in the same instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tinymlaas.agent.client import DEFAULT_RATE_HZ, Agent, AgentEvent
+from tinymlaas.agent.sensors import SensorSource
+from tinymlaas.catalog.board import Board
+from tinymlaas.errors import InvalidInput
+from tinymlaas.lwm2m.linkemu import PROFILES, LinkStats, UdpLinkEmulator
+
+__all__ = ["COAP_PORT", "MAX_CONCURRENT_STARTS", "Fleet", "FleetEventCallback", "spawn_fleet"]
+
+COAP_PORT = 5683
+MAX_CONCURRENT_STARTS = 20  # agents registering (or de-registering) at the same time
+
+FleetEventCallback = Callable[[str, AgentEvent], Awaitable[None] | None]
+
+
+@dataclass
+class Fleet:
+    """The running agents and their relays, both by endpoint name in spawn order."""
+
+    agents: dict[str, Agent] = field(default_factory=dict)
+    links: dict[str, UdpLinkEmulator] = field(default_factory=dict)
+
+    async def stop(self) -> None:
+        """De-register and stop every agent, then close the relays their de-registrations went through."""
+        gate = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
+
+        async def stop_one(agent: Agent) -> None:
+            async with gate:
+                await agent.stop()
+
+        try:
+            await asyncio.gather(*(stop_one(agent) for agent in self.agents.values()))
+        finally:
+            for relay in self.links.values():
+                relay.close()
+
+    def link_stats(self) -> dict[str, LinkStats]:
+        """Each relay's counters so far, by endpoint; empty without a link profile."""
+        return {endpoint: relay.stats for endpoint, relay in self.links.items()}
+
+
+def _upstream(server_uri: str) -> tuple[str, int]:
+    parts = urlsplit(server_uri)
+    if parts.scheme != "coap" or not parts.hostname:
+        raise InvalidInput(f"The server URI {server_uri!r} is not coap://host[:port]")
+    return parts.hostname, parts.port or COAP_PORT
+
+
+async def spawn_fleet(
+    count: int,
+    board: Board,
+    server_uri: str,
+    state_dir: Path,
+    public_key: bytes,
+    *,
+    prefix: str | None = None,
+    link: str | None = None,
+    seed: int = 0,
+    sensor_factory: Callable[[int], SensorSource | None] | None = None,
+    rate_hz: float = DEFAULT_RATE_HZ,
+    lifetime: int = 60,
+    on_event: FleetEventCallback | None = None,
+) -> Fleet:
+    """Start ``count`` agents for ``board`` and return once each has had its first registration attempt.
+
+    ``sensor_factory(i)`` gives agent ``i`` its input (none when absent); ``on_event`` hears every agent's
+    events with the endpoint name first. If any agent fails to start, the ones started are stopped again.
+    """
+    if count < 1:
+        raise InvalidInput(f"A fleet has at least 1 agent, got {count}")
+    profile = None
+    if link is not None:
+        profile = PROFILES.get(link)
+        if profile is None:
+            raise InvalidInput(f"Unknown link {link!r}; known links: {', '.join(PROFILES)}")
+    upstream = _upstream(server_uri)
+    gate = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
+
+    async def start_one(index: int) -> tuple[Agent, UdpLinkEmulator | None]:
+        endpoint = f"{prefix or board.id}-{index:03d}"
+
+        def forward(event: AgentEvent) -> Awaitable[None] | None:
+            return on_event(endpoint, event) if on_event is not None else None
+
+        async with gate:
+            relay = None
+            uri = server_uri
+            if profile is not None:
+                relay = await UdpLinkEmulator.start(upstream, profile, seed=seed + index)
+                uri = f"coap://127.0.0.1:{relay.port}"
+            try:
+                agent = await Agent.start(
+                    board,
+                    endpoint,
+                    uri,
+                    Path(state_dir) / endpoint,
+                    public_key,
+                    lifetime=lifetime,
+                    sensor=sensor_factory(index) if sensor_factory is not None else None,
+                    rate_hz=rate_hz,
+                    on_event=forward,
+                )
+            except BaseException:
+                if relay is not None:
+                    relay.close()
+                raise
+            return agent, relay
+
+    results = await asyncio.gather(*(start_one(index) for index in range(count)), return_exceptions=True)
+    fleet = Fleet()
+    for result in results:
+        if isinstance(result, BaseException):
+            continue
+        agent, relay = result
+        fleet.agents[agent.endpoint] = agent
+        if relay is not None:
+            fleet.links[agent.endpoint] = relay
+    failure = next((result for result in results if isinstance(result, BaseException)), None)
+    if failure is not None:
+        await fleet.stop()
+        raise failure
+    return fleet

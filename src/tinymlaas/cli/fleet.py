@@ -1,0 +1,106 @@
+"""``tinymlaas fleet spawn``: many emulated devices in one process, for campaigns worth watching."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tinymlaas.agent import AgentEvent, SensorSource
+from tinymlaas.agent.fleet import spawn_fleet
+from tinymlaas.cli._shared import console, err_console, get_context
+from tinymlaas.cli.agent import parse_sensor
+from tinymlaas.deploy.signing import load_public_key
+from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.lwm2m.linkemu import PROFILES
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Fleets of emulated devices in one process.", no_args_is_help=True)
+
+# Per-block download and state-machine lines from hundreds of agents would drown the ones that matter.
+_SHOWN = frozenset({"registered", "registration-failed", "deregistered", "installed", "install-failed"})
+
+
+def _print_event(endpoint: str, event: AgentEvent) -> None:
+    if event.kind not in _SHOWN:
+        return
+    style = "red" if event.kind.endswith("failed") else "cyan"
+    message = event.message.removeprefix(f"{endpoint} ")  # some messages already name the endpoint
+    console.print(f"{endpoint} [{style}]{event.kind}[/] {message}", highlight=False, soft_wrap=True)
+
+
+def _sensor_factory(spec: str) -> Callable[[int], SensorSource | None]:
+    """A fresh source per agent, each gesture stream seeded with its index so devices differ."""
+    parse_sensor(spec)  # rejects a bad spec before any agent starts
+    if spec == "gestures":
+        return lambda index: parse_sensor(f"gestures:{index}")
+    return lambda index: parse_sensor(spec)
+
+
+async def _serve(options: dict[str, Any], link: str | None) -> None:
+    fleet = await spawn_fleet(**options, link=link, on_event=_print_event)
+    try:
+        await asyncio.Event().wait()  # runs until Ctrl-C cancels it
+    finally:
+        await fleet.stop()
+        for endpoint, stats in fleet.link_stats().items():
+            up, down = stats.uplink, stats.downlink
+            err_console.print(
+                f"{endpoint} {link}: up {up.delivered}/{up.received} delivered, {up.dropped} dropped; "
+                f"down {down.delivered}/{down.received} delivered, {down.dropped} dropped",
+                highlight=False,
+            )
+
+
+@app.command("spawn")
+def spawn(
+    ctx: typer.Context,
+    count: int = typer.Option(..., "--count", min=1, help="How many agents to run."),
+    board: str = typer.Option(..., "--board", help="Board id every agent emulates, see 'boards list'."),
+    server: str = typer.Option("coap://127.0.0.1:5683", "--server", help="The LwM2M server's CoAP URI."),
+    state_dir: Path = typer.Option(
+        ..., "--state-dir", help="Each agent keeps its slots and update state in a sub-directory here."
+    ),
+    public_key: Path = typer.Option(
+        ..., "--public-key", help="The server's package-signing public key (.pub hex, PEM or raw)."
+    ),
+    prefix: str | None = typer.Option(None, "--prefix", help="Endpoint names are PREFIX-000...; board id."),
+    link: str | None = typer.Option(
+        None, "--link", help=f"Emulated radio link per agent: {', '.join(PROFILES)}; none by default."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Link losses of agent i are drawn from SEED + i."),
+    sensor: str = typer.Option(
+        "none", "--sensor", help="Input windows per agent: gestures[:SEED], replay:PATH, watch:DIR or none."
+    ),
+    rate: float = typer.Option(1.0, "--rate", help="Inferences per second per agent."),
+    lifetime: int = typer.Option(60, "--lifetime", help="Registration lifetime in seconds."),
+) -> None:
+    """Run COUNT agents until Ctrl-C, printing registrations and installs as they happen."""
+    try:
+        profile = get_context(ctx).catalog.board(board)
+    except NotFound as exc:
+        raise InvalidInput(exc.detail) from None
+    if link is not None and link not in PROFILES:
+        raise InvalidInput(f"Unknown link {link!r}; known links: {', '.join(PROFILES)}")
+    options: dict[str, Any] = {
+        "count": count,
+        "board": profile,
+        "server_uri": server,
+        "state_dir": state_dir,
+        "public_key": load_public_key(public_key),
+        "prefix": prefix,
+        "seed": seed,
+        "sensor_factory": _sensor_factory(sensor),
+        "rate_hz": rate,
+        "lifetime": lifetime,
+    }
+    via = f" over {link}" if link else ""
+    err_console.print(f"{count} x {profile.name} -> {server}{via}; Ctrl-C stops them", highlight=False)
+    try:
+        asyncio.run(_serve(options, link))
+    except KeyboardInterrupt:
+        err_console.print("fleet stopped")
