@@ -1,0 +1,137 @@
+"""Campaigns survive a server restart, and a failure threshold halts the rollout before the next stage."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+
+from test_campaigns_runner import _store_modules, _until, modules  # noqa: F401
+
+from tinymlaas.agent import Agent
+from tinymlaas.catalog import load_catalog
+from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.services.campaigns import create_campaign, show_campaign
+from tinymlaas.services.context import Context
+from tinymlaas.services.fleet import FleetService, show_device
+from tinymlaas.storage.repositories import ModelRepository
+from tinymlaas.storage.tables import ModuleRow
+
+ENDPOINTS = ("nano-a", "nano-b")
+
+
+def _fleet(context: Context, port: int = 0):
+    return FleetService.start(
+        context, "127.0.0.1", port, request_timeout=3, campaign_interval=0.1, install_timeout=20
+    )
+
+
+async def _agents(context: Context, uri: str, state_dir) -> list[Agent]:
+    key = load_or_create_signing_key(context.settings.data_dir / "keys")
+    board = load_catalog().board("nano33ble")
+    return [
+        await Agent.start(board, endpoint, uri, state_dir / endpoint, key.public_key_bytes(), lifetime=2)
+        for endpoint in ENDPOINTS
+    ]
+
+
+def _reported(context: Context) -> bool:
+    return all(show_device(context, e)["capabilities"].get("runtime") == "tflm" for e in ENDPOINTS)
+
+
+def _states(context: Context, campaign_id: str) -> dict[str, str]:
+    return {i["endpoint"]: i["state"] for i in show_campaign(context, campaign_id)["installations"]}
+
+
+def _corrupted(data: bytes) -> tuple[dict, bytes]:
+    """The same module with every expected self-test output shifted far out of tolerance."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    manifest: dict = {}
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "manifest.json":
+                manifest = json.loads(content)
+                expected = manifest["selftest"]["expected"]
+                manifest["selftest"]["expected"] = [[float(v) + 1000.0 for v in row] for row in expected]
+                content = json.dumps(manifest).encode()
+            target.writestr(name, content)
+    return manifest, out.getvalue()
+
+
+def test_a_campaign_continues_after_the_server_restarts(context, modules, tmp_path):  # noqa: F811
+    _store_modules(context, modules)
+
+    async def scenario() -> None:
+        fleet = await _fleet(context)
+        port = fleet.port
+        agents = await _agents(context, fleet.uri, tmp_path)
+        try:
+            await _until(lambda: _reported(context))
+            await fleet.stop()
+            # Created while no server runs: the campaign lives only in the database.
+            created = create_campaign(context, "mod_tflm", ",".join(ENDPOINTS), stages=(50, 100))
+            assert list(_states(context, created["id"]).values()) == ["pending", "pending"]
+
+            fleet = await _fleet(context, port)
+            await _until(lambda: "succeeded" in _states(context, created["id"]).values(), 20)
+            await fleet.stop()
+
+            fleet = await _fleet(context, port)
+            await _until(lambda: show_campaign(context, created["id"])["state"] != "running", 30)
+            campaign = show_campaign(context, created["id"])
+            assert campaign["state"] == "completed", campaign
+            assert [i["state"] for i in campaign["installations"]] == ["succeeded", "succeeded"]
+        finally:
+            for agent in agents:
+                await agent.stop()
+            await fleet.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_failure_over_the_threshold_halts_the_campaign(context, modules, tmp_path):  # noqa: F811
+    _store_modules(context, modules)
+    manifest, data = _corrupted(modules["tflm"][1])
+    with context.session() as session:
+        ModelRepository(session).add(
+            ModuleRow(
+                id="mod_bad",
+                variant_id="var_campaign",
+                board_id="nano33ble",
+                compiler="tflm",
+                runtime="tflm",
+                package_blob=context.blobs.put(data),
+                manifest=manifest,
+                fits=True,
+                reasons=[],
+            )
+        )
+
+    async def scenario() -> None:
+        fleet = await _fleet(context)
+        agents = await _agents(context, fleet.uri, tmp_path)
+        try:
+            await _until(lambda: _reported(context))
+            created = create_campaign(
+                context, "mod_bad", ",".join(ENDPOINTS), stages=(50, 100), max_failures=0
+            )
+            await _until(lambda: show_campaign(context, created["id"])["state"] != "running", 20)
+            campaign = show_campaign(context, created["id"])
+            assert campaign["state"] == "halted", campaign
+            first, second = campaign["installations"]
+            assert first["state"] == "failed"
+            assert first["update_result"] == 58
+            # Give the runner a few more passes: nothing more is sent.
+            await asyncio.sleep(0.5)
+            second = show_campaign(context, created["id"])["installations"][1]
+            assert second["state"] == "pending"
+            assert second["started_at"] is None
+        finally:
+            for agent in agents:
+                await agent.stop()
+            await fleet.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
