@@ -34,6 +34,7 @@ from tinymlaas.deploy.signing import load_or_create_signing_key
 from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
 from tinymlaas.lwm2m.core import Path, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import Clock, Lwm2mServer
+from tinymlaas.services._reports import code_name, iso, resources
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import CampaignRow, DeviceRow, InstallationRow
@@ -55,21 +56,6 @@ SOFTWARE = Path(9, 0)
 PACKAGE_URI = Path(9, 0, 3)
 _NAME, _VERSION, _STATE, _RESULT, _STATUS_REASON = 0, 1, 7, 9, 16
 _IN_FLIGHT = (InstallationState.SENT, InstallationState.DOWNLOADING, InstallationState.INSTALLING)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
-
-
-def _result_text(code: int | None) -> str | None:
-    if code is None:
-        return None
-    try:
-        return UpdateResult(code).name.lower()
-    except ValueError:
-        return f"code {code}"
 
 
 def _value(row: CampaignRow, installations: dict[str, InstallationRow]) -> Campaign:
@@ -99,17 +85,17 @@ def _campaign_view(row: CampaignRow, installations: dict[str, InstallationRow]) 
         "done": progress.done,
         "percent_done": round(progress.percent_done, 1),
         "counts": {state.value: n for state, n in progress.counts.items() if n},
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
         "installations": [
             {
                 "endpoint": endpoint,
                 "state": installations[endpoint].state,
                 "update_result": installations[endpoint].update_result,
-                "update_result_text": _result_text(installations[endpoint].update_result),
+                "update_result_text": code_name(UpdateResult, installations[endpoint].update_result),
                 "detail": installations[endpoint].detail,
-                "started_at": _iso(installations[endpoint].started_at),
-                "finished_at": _iso(installations[endpoint].finished_at),
+                "started_at": iso(installations[endpoint].started_at),
+                "finished_at": iso(installations[endpoint].finished_at),
             }
             for endpoint in row.plan["targets"]
         ],
@@ -393,11 +379,11 @@ class CampaignRunner:
         detail: dict[str, Any] = {}
         if self._online(endpoint):
             try:
-                resources = _resources(await self.server.devices.read(endpoint, SOFTWARE))
+                software = resources(await self.server.devices.read(endpoint, SOFTWARE))
             except TinymlaasError as exc:
                 _log.info("reading object 9 of %s failed: %s", endpoint, exc.detail)
             else:
-                news, result, detail = _reported(resources, work.manifest)
+                news, result, detail = _reported(software, work.manifest)
         if news is not None and news is not current:
             await self._write(self._record, work.campaign.id, endpoint, news, result, detail)
             return
@@ -439,12 +425,8 @@ class CampaignRunner:
                 installation.detail = {**installation.detail, **detail}
 
 
-def _resources(values: dict[Path, Value]) -> dict[int, Value]:
-    return {path.resource_id: value for path, value in values.items() if path.resource_id is not None}
-
-
 def _reported(
-    resources: dict[int, Value], manifest: dict[str, Any]
+    software: dict[int, Value], manifest: dict[str, Any]
 ) -> tuple[InstallationState | None, int | None, dict[str, Any]]:
     """What object 9 says about this campaign's package: (state or None, Update Result, detail).
 
@@ -452,8 +434,8 @@ def _reported(
     reporting its previous model right after the write is not taken for a success.
     """
     try:
-        state = UpdateState(int(resources[_STATE]))  # type: ignore[arg-type]
-        result = UpdateResult(int(resources[_RESULT]))  # type: ignore[arg-type]
+        state = UpdateState(int(software[_STATE]))  # type: ignore[arg-type]
+        result = UpdateResult(int(software[_RESULT]))  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError):
         return None, None, {}
     news = installation_state_for(state, result)
@@ -462,11 +444,11 @@ def _reported(
     if (
         news is InstallationState.SUCCEEDED
         and (
-            str(resources.get(_NAME, "")),
-            str(resources.get(_VERSION, "")),
+            str(software.get(_NAME, "")),
+            str(software.get(_VERSION, "")),
         )
         != expected
     ):
         return None, int(result), {}
-    reason = resources.get(_STATUS_REASON)
+    reason = software.get(_STATUS_REASON)
     return news, int(result), {"status_reason": reason} if reason else {}

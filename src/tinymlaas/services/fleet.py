@@ -25,9 +25,10 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from tinymlaas.errors import TinymlaasError
-from tinymlaas.lwm2m.core import ObjectLink, Path, Registration, UpdateResult, UpdateState, Value
+from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT
+from tinymlaas.services._reports import code_name, iso, resources
 from tinymlaas.services.campaigns import CampaignRunner
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import DeviceRepository
@@ -110,55 +111,17 @@ def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _json_value(value: Value) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, ObjectLink):
-        return f"{value.object_id}:{value.instance_id}"
-    return value
-
-
-def _resources(values: dict[Path, Value]) -> dict[int, Any]:
-    """Resource id -> value; a multiple resource becomes the list of its instances in instance order."""
-    found: dict[int, Any] = {}
-    for path in sorted(values):
-        if path.resource_id is None:
-            continue
-        value = _json_value(values[path])
-        if path.resource_instance_id is None:
-            found[path.resource_id] = value
-        else:
-            found.setdefault(path.resource_id, []).append(value)
-    return found
-
-
 def _named(resources: dict[int, Any], names: dict[int, str]) -> dict[str, Any]:
     return {name: resources[rid] for rid, name in names.items() if rid in resources}
-
-
-def _code_name(kind: type[UpdateState] | type[UpdateResult], code: Any) -> str | None:
-    if not isinstance(code, int):
-        return None
-    try:
-        return kind(code).name.lower()
-    except ValueError:
-        return f"code {code}"
 
 
 def _installed(resources: dict[int, Any]) -> dict[str, Any]:
     installed = _named(resources, _INSTALLED)
     if "update_state" in installed:
-        installed["update_state_text"] = _code_name(UpdateState, installed["update_state"])
+        installed["update_state_text"] = code_name(UpdateState, installed["update_state"])
     if "update_result" in installed:
-        installed["update_result_text"] = _code_name(UpdateResult, installed["update_result"])
+        installed["update_result_text"] = code_name(UpdateResult, installed["update_result"])
     return installed
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    # SQLite hands back naive datetimes; every one the product stores is UTC.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def device_view(row: DeviceRow) -> dict[str, Any]:
@@ -173,8 +136,8 @@ def device_view(row: DeviceRow) -> dict[str, Any]:
         "lifetime_s": row.lifetime,
         "lwm2m_version": row.lwm2m_version,
         "objects": row.objects,
-        "registered_at": _iso(row.registered_at),
-        "last_seen": _iso(row.last_seen),
+        "registered_at": iso(row.registered_at),
+        "last_seen": iso(row.last_seen),
         "model": (
             f"{installed.get('name', '?')} {installed.get('version', '?')}"
             if installed.get("name") or installed.get("version")
@@ -190,7 +153,7 @@ def device_view(row: DeviceRow) -> dict[str, Any]:
 
 
 def event_view(row: DeviceEventRow) -> dict[str, Any]:
-    return {"at": _iso(row.at), "kind": row.kind, "detail": row.detail}
+    return {"at": iso(row.at), "kind": row.kind, "detail": row.detail}
 
 
 def list_devices(context: Context) -> list[dict[str, Any]]:
@@ -339,7 +302,7 @@ class FleetService:
         answers: dict[Path, dict[int, Any]] = {}
         for path in (RUNTIME, DEVICE, SOFTWARE):
             try:
-                answers[path] = _resources(await self.server.devices.read(endpoint, path))
+                answers[path] = resources(await self.server.devices.read(endpoint, path))
             except TinymlaasError as exc:
                 await self._write(self._store_read_failure, endpoint, path, exc.detail)
         await self._write(self._store_reports, endpoint, answers)
@@ -349,7 +312,7 @@ class FleetService:
             return
 
         async def on_values(values: dict[Path, Value]) -> None:
-            await self._write(self._store_runtime, endpoint, _resources(values))
+            await self._write(self._store_runtime, endpoint, resources(values))
 
         # The telemetry resources the device reported are observed one by one: the whole instance also
         # lists every supported op, too large on a LiteRT device for one (non block-wise) notification.
@@ -369,7 +332,7 @@ class FleetService:
 
         async def on_change(_values: dict[Path, Value]) -> None:
             try:
-                software = _resources(await self.server.devices.read(endpoint, SOFTWARE))
+                software = resources(await self.server.devices.read(endpoint, SOFTWARE))
             except TinymlaasError as exc:
                 await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
                 return
