@@ -65,6 +65,7 @@ def test_installation_pairs(current, target):
         (I.INSTALLING, I.SUCCEEDED),
         (I.INSTALLING, I.FAILED),
         (I.SUCCEEDED, I.ROLLED_BACK),
+        (I.SUCCEEDED, I.ROLLBACK_FAILED),
     }
     assert (target in INSTALLATION_TRANSITIONS[current]) == ((current, target) in expected)
 
@@ -89,7 +90,7 @@ def test_campaign_pairs(current, target):
 
 def test_terminal_installation_states_have_no_way_out_but_rollback():
     for state in TERMINAL_INSTALLATION_STATES:
-        assert INSTALLATION_TRANSITIONS[state] <= {I.ROLLED_BACK}
+        assert INSTALLATION_TRANSITIONS[state] <= {I.ROLLED_BACK, I.ROLLBACK_FAILED}
 
 
 @pytest.mark.parametrize(
@@ -301,6 +302,16 @@ def test_rollback_waits_for_devices_still_in_flight():
     campaign = campaign.record("dev-01", I.SUCCEEDED)
     assert campaign.endpoints(I.SUCCEEDED) == ("dev-01",)
     assert campaign.record("dev-01", I.ROLLED_BACK).state is C.ROLLED_BACK
+
+
+def test_a_failed_revert_is_an_outcome_that_ends_the_rollback():
+    campaign = Campaign("c1", _plan(stages=(100,), targets=("a", "b"))).start()
+    campaign, to_revert = _succeed(_succeed(campaign, "a"), "b").rollback()
+    campaign = campaign.record("a", I.ROLLBACK_FAILED)
+    assert campaign.state is C.ROLLING_BACK
+    campaign = campaign.record("b", I.ROLLED_BACK)
+    assert campaign.state is C.ROLLED_BACK
+    assert campaign.progress().counts[I.ROLLBACK_FAILED] == 1
 
 
 def test_rollback_with_nothing_installed_finishes_at_once():

@@ -259,6 +259,8 @@ SPEC_EDGES = {
     (UpdateState.INSTALLED, UpdateState.INITIAL),
     # Uninstall "ForUpdate" and the next download in one step (A/B slots keep the model running).
     (UpdateState.INSTALLED, UpdateState.DOWNLOAD_STARTED),
+    # Uninstall with A/B slots: the fallback slot's package, tested when installed, is installed now.
+    (UpdateState.INSTALLED, UpdateState.INSTALLED),
 }
 
 

@@ -12,7 +12,7 @@ from test_campaigns_runner import _store_modules, _until, modules  # noqa: F401
 from tinymlaas.agent import Agent
 from tinymlaas.catalog import load_catalog
 from tinymlaas.deploy.signing import load_or_create_signing_key
-from tinymlaas.services.campaigns import create_campaign, show_campaign
+from tinymlaas.services.campaigns import create_campaign, rollback_campaign, show_campaign
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import FleetService, show_device
 from tinymlaas.storage.repositories import ModelRepository
@@ -135,3 +135,75 @@ def test_a_failure_over_the_threshold_halts_the_campaign(context, modules, tmp_p
             await fleet.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def _as_version(data: bytes, version: int) -> tuple[dict, bytes]:
+    """The same module relabelled as another version of the model."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    manifest: dict = {}
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "manifest.json":
+                manifest = json.loads(content)
+                manifest["model"]["version"] = version
+                content = json.dumps(manifest).encode()
+            target.writestr(name, content)
+    return manifest, out.getvalue()
+
+
+def test_a_rollback_puts_every_device_back_on_its_previous_model(context, modules, tmp_path):  # noqa: F811
+    _store_modules(context, modules)
+    manifest, data = _as_version(modules["tflm"][1], 2)
+    with context.session() as session:
+        ModelRepository(session).add(
+            ModuleRow(
+                id="mod_v2",
+                variant_id="var_campaign",
+                board_id="nano33ble",
+                compiler="tflm",
+                runtime="tflm",
+                package_blob=context.blobs.put(data),
+                manifest=manifest,
+                fits=True,
+                reasons=[],
+            )
+        )
+
+    def versions() -> list[str]:
+        return [str(show_device(context, e)["installed"].get("version")) for e in ENDPOINTS]
+
+    async def scenario() -> None:
+        fleet = await _fleet(context)
+        agents = await _agents(context, fleet.uri, tmp_path)
+        try:
+            await _until(lambda: _reported(context))
+            first = create_campaign(context, "mod_tflm", ",".join(ENDPOINTS))
+            await _until(lambda: show_campaign(context, first["id"])["state"] == "completed", 20)
+            second = create_campaign(context, "mod_v2", ",".join(ENDPOINTS))
+            await _until(lambda: show_campaign(context, second["id"])["state"] == "completed", 20)
+            await _until(lambda: versions() == ["2", "2"])
+
+            assert rollback_campaign(context, second["id"])["state"] == "rolling_back"
+            await _until(lambda: show_campaign(context, second["id"])["state"] == "rolled_back", 20)
+            campaign = show_campaign(context, second["id"])
+            assert [i["state"] for i in campaign["installations"]] == ["rolled_back", "rolled_back"]
+            assert {i["detail"]["rolled_back_to"] for i in campaign["installations"]} == {"campaign cnn v1"}
+            # What the devices themselves report, and what they run.
+            await _until(lambda: versions() == ["1", "1"])
+            assert [a.slots.active().manifest["model"]["version"] for a in agents] == [1, 1]
+
+            # The first campaign's devices have nothing older to go back to: said plainly, model kept.
+            rollback_campaign(context, first["id"])
+            await _until(lambda: show_campaign(context, first["id"])["state"] == "rolled_back", 20)
+            failed = show_campaign(context, first["id"])["installations"]
+            assert [i["state"] for i in failed] == ["rollback_failed", "rollback_failed"]
+            assert all("no previous model" in i["detail"]["error"] for i in failed)
+            assert versions() == ["1", "1"]
+        finally:
+            for agent in agents:
+                await agent.stop()
+            await fleet.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))

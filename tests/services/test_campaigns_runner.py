@@ -232,5 +232,9 @@ def test_refused_devices_are_on_record_and_cancel_stops_the_rest(context, module
     assert cancelled["state"] == "cancelled"
     assert [i["state"] for i in cancelled["installations"]] == ["cancelled", "refused"]
     assert [c["id"] for c in list_campaigns(context)] == [created["id"]]
-    with pytest.raises(InvalidInput, match="not supported yet"):
+    # Nothing was installed, so there is nothing to put back: the rollback ends at once.
+    rolled_back = rollback_campaign(context, created["id"])
+    assert rolled_back["state"] == "rolled_back"
+    assert [i["state"] for i in rolled_back["installations"]] == ["cancelled", "refused"]
+    with pytest.raises(Conflict, match="cannot become rolling_back"):
         rollback_campaign(context, created["id"])

@@ -24,6 +24,8 @@ installs right away, into the inactive A/B slot with a self-test (``Installer``)
 or DELIVERED with result 58 while the previous model keeps running. Executing ``/9/0/4`` Install on a
 DELIVERED package installs it again (after a failure, say); on an INSTALLED one it changes nothing.
 Deactivate (``/9/0/11``) stops inference and Activate (``/9/0/10``) resumes it, until the next restart.
+Uninstall (``/9/0/6``) goes back to the model that ran before the last update, after its self-test
+passes again; the state stays INSTALLED, now with that model's name and version (a campaign rollback).
 Slots, update state and download progress live in ``state_dir`` and survive restarts.
 """
 
@@ -56,7 +58,7 @@ from tinymlaas.catalog import load_catalog
 from tinymlaas.catalog.board import Board, BoardClass
 from tinymlaas.deploy.package import PackageRejected, VerifiedPackage, verify_package
 from tinymlaas.deploy.signing import load_public_key
-from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.errors import Conflict, InvalidInput, NotFound, TinymlaasError
 from tinymlaas.lwm2m.core import (
     OBJECTS,
     ContentFormat,
@@ -542,7 +544,7 @@ class Agent:
             case "PUT":
                 return await self._write(path, request)
             case "POST" if path.is_resource and OBJECTS.resource(path).executable:
-                return await self._execute(path)
+                return await self._execute(path, request.payload)
             case "POST" if path.is_instance:
                 return await self._write(path, request)
         return CoapResponse("4.05", f"{request.method} is not allowed on {path}".encode())
@@ -624,12 +626,14 @@ class Agent:
             return await self._package_uri_written(str(values[Path(9, 0, 3)]))
         return CoapResponse("2.04")
 
-    async def _execute(self, path: Path) -> CoapResponse:
+    async def _execute(self, path: Path, payload: bytes) -> CoapResponse:
         match path.ids:
             case (3, 0, 4):
                 self._reboot()
             case (9, 0, 4):
                 return self._execute_install()
+            case (9, 0, 6):
+                return await self._execute_uninstall(payload)
             case (9, 0, 10) | (9, 0, 11):
                 self._activated = path.resource_id == 10
                 if self._inference is not None:
@@ -698,6 +702,33 @@ class Agent:
         self.download.begin(uri)
         await self._move(UpdateState.DOWNLOAD_STARTED, UpdateResult.DOWNLOADING, f"downloading {uri}")
         self._update_task = asyncio.create_task(self._run_update(), name=f"{self.endpoint} update")
+        return CoapResponse("2.04")
+
+    async def _execute_uninstall(self, argument: bytes) -> CoapResponse:
+        """Go back to the model that ran before the last update (a campaign rollback).
+
+        Argument 1 ("ForUpdate") is refused: writing a Package URI already keeps the running model
+        until the new one passes its self-test.
+        """
+        if argument.strip() not in (b"", b"0"):
+            return CoapResponse("4.00", b"Uninstall takes no argument or 0; write a Package URI to update")
+        running = self._update_task is not None and not self._update_task.done()
+        if self._installing or running:
+            return CoapResponse("5.03", b"an update is under way; uninstall after it ends")
+        self._installing = True
+        try:
+            outcome = await asyncio.to_thread(self._installer.uninstall)
+        except Conflict as exc:
+            return CoapResponse("4.05", exc.detail.encode())
+        finally:
+            self._installing = False
+        if not outcome.installed:
+            await self._emit("uninstall-failed", outcome.detail)
+            return CoapResponse("5.00", outcome.detail.encode())
+        self._changed(_SOFTWARE)
+        if self._inference is not None and self._activated:
+            self._inference.swap(self._load_runner())
+        await self._emit("uninstalled", outcome.detail)
         return CoapResponse("2.04")
 
     def _execute_install(self) -> CoapResponse:

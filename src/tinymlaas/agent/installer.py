@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tinymlaas.agent.runtime import SelfTestReport, load_model, self_test
-from tinymlaas.agent.slots import SlotStore, crash_point, verify_files
+from tinymlaas.agent.slots import SlotInfo, SlotStore, crash_point, verify_files
 from tinymlaas.agent.update import UpdateResult, UpdateState, UpdateTracker
-from tinymlaas.errors import InvalidInput, TinymlaasError
+from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
 
 __all__ = ["CRASH_POINTS", "InstallOutcome", "Installer", "package_digest"]
 
@@ -41,6 +41,11 @@ def package_digest(manifest: Mapping[str, Any]) -> str:
     """Identifies a package by its manifest, which pins every file by sha256."""
     # default=dict: manifests arrive as read-only mapping proxies as well as plain dicts.
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=dict).encode()).hexdigest()
+
+
+def _label(slot: SlotInfo | None) -> str:
+    model = dict(slot.manifest.get("model") or {}) if slot is not None else {}
+    return f"{model.get('name') or model.get('id') or 'a model'} v{model.get('version', '?')}"
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,41 @@ class Installer:
             to, result = _TOWARDS_DELIVERED[state]
             self.tracker.move(to, result, package=package_digest(manifest))
         return self._install(manifest, files)
+
+    def uninstall(self) -> InstallOutcome:
+        """Remove the running package by going back to the fallback slot, once its model passes again.
+
+        This is how a campaign is rolled back: the fallback slot still holds the model that ran before
+        the last update, confirmed then. Its self-test runs again first, so a model that no longer
+        loads (a changed board budget, say) is never switched to; the running one stays. Conflict when
+        no package is installed or there is no fallback.
+        """
+        if self.tracker.state is not UpdateState.INSTALLED:
+            raise Conflict(
+                f"Uninstall needs an installed package; the update state is {self.tracker.state.name}"
+            )
+        fallback = self.slots.fallback()
+        if fallback is None:
+            raise Conflict("There is no previous model to go back to; the running one stays")
+        try:
+            report = self_test(
+                load_model(fallback, arena_limit_bytes=self.arena_limit_bytes), fallback.manifest
+            )
+        except TinymlaasError as exc:
+            report = SelfTestReport(False, 0, float("inf"), 0.0, exc.detail)
+        if not report.passed:
+            detail = f"the previous model fails its self-test, so it stays unused: {report.detail}"
+            return InstallOutcome(False, UpdateResult.INSTALLATION_FAILURE, self._running(), detail, report)
+        removed = _label(self.slots.active())
+        self.slots.revert()
+        detail = f"uninstalled {removed}; back on {_label(fallback)} ({report.detail})"
+        self.tracker.move(
+            UpdateState.INSTALLED,
+            UpdateResult.INSTALLED,
+            detail=detail,
+            package=package_digest(fallback.manifest),
+        )
+        return InstallOutcome(True, UpdateResult.INSTALLED, fallback.slot, detail, report)
 
     def _install(self, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> InstallOutcome:
         try:

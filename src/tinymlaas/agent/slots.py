@@ -245,6 +245,12 @@ class SlotStore:
             raise Conflict("There is no trial and no previously confirmed slot to revert to")
         return self.active()
 
+    def fallback(self) -> SlotInfo | None:
+        """The previously confirmed slot ``revert`` would go back to; None when there is none."""
+        if self._state["trial"] is not None or self._state["previous"] is None:
+            return None
+        return self._info(self._state["previous"], confirmed=True)
+
     def active(self) -> SlotInfo | None:
         """The slot to run: this run's trial if one is pending, else the last confirmed slot."""
         if self._state["trial"] is not None:

@@ -19,6 +19,9 @@ _STATE_STYLE = {
     "halted": "red",
     "refused": "yellow",
     "cancelled": "dim",
+    "rolling_back": "yellow",
+    "rolled_back": "magenta",
+    "rollback_failed": "red",
 }
 
 
@@ -35,6 +38,8 @@ def _detail(installation: dict[str, Any]) -> str:
     detail = installation["detail"]
     parts = list(detail.get("reasons", []))
     parts += [str(detail[key]) for key in ("status_reason", "error") if detail.get(key)]
+    if detail.get("rolled_back_to"):
+        parts.append(f"back on {detail['rolled_back_to']}")
     return "; ".join(parts) or "—"
 
 
@@ -119,6 +124,15 @@ def cancel(
 def rollback(
     ctx: typer.Context,
     campaign_id: str = typer.Argument(..., help="Campaign id, see 'campaigns list'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Put the devices that took the campaign's module back on their previous one (not supported yet)."""
-    rollback_campaign(get_context(ctx), campaign_id)
+    """Put the devices that took the campaign's module back on their previous model.
+
+    Nothing more is sent; the running server uninstalls the module on each device as soon as it is
+    online, and the device goes back to the model it ran before once that model passes its self-test.
+    """
+    campaign = rollback_campaign(get_context(ctx), campaign_id)
+    if as_json:
+        print_json(campaign)
+        return
+    print_campaign(campaign)

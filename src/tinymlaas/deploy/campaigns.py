@@ -68,6 +68,9 @@ class InstallationState(Enum):
     CANCELLED = "cancelled"
     # A campaign rollback put the previous model back on this device. Terminal.
     ROLLED_BACK = "rolled_back"
+    # A campaign rollback could not put the previous model back (none kept, or it no longer passes its
+    # self-test); the device keeps the campaign's model. Terminal.
+    ROLLBACK_FAILED = "rollback_failed"
 
 
 _I = InstallationState
@@ -80,16 +83,19 @@ INSTALLATION_TRANSITIONS: Mapping[InstallationState, frozenset[InstallationState
         _I.SENT: frozenset({_I.DOWNLOADING, _I.INSTALLING, _I.SUCCEEDED, _I.FAILED}),
         _I.DOWNLOADING: frozenset({_I.INSTALLING, _I.SUCCEEDED, _I.FAILED}),
         _I.INSTALLING: frozenset({_I.SUCCEEDED, _I.FAILED}),
-        _I.SUCCEEDED: frozenset({_I.ROLLED_BACK}),
+        _I.SUCCEEDED: frozenset({_I.ROLLED_BACK, _I.ROLLBACK_FAILED}),
         _I.FAILED: frozenset(),
         _I.CANCELLED: frozenset(),
         _I.ROLLED_BACK: frozenset(),
+        _I.ROLLBACK_FAILED: frozenset(),
     }
 )
 
 # Done for the purpose of stage advance and completion. SUCCEEDED is here although rollback can still
 # move it: a stage is finished once each of its devices has an outcome.
-TERMINAL_INSTALLATION_STATES = frozenset({_I.REFUSED, _I.SUCCEEDED, _I.FAILED, _I.CANCELLED, _I.ROLLED_BACK})
+TERMINAL_INSTALLATION_STATES = frozenset(
+    {_I.REFUSED, _I.SUCCEEDED, _I.FAILED, _I.CANCELLED, _I.ROLLED_BACK, _I.ROLLBACK_FAILED}
+)
 _IN_FLIGHT = frozenset({_I.SENT, _I.DOWNLOADING, _I.INSTALLING})
 
 
@@ -109,7 +115,8 @@ class CampaignState(Enum):
     CANCELLED = "cancelled"
     # Devices that succeeded are being put back on their previous model.
     ROLLING_BACK = "rolling_back"
-    # Every succeeded device was reverted and none is still in flight. Terminal.
+    # Every succeeded device was reverted (or its revert failed, on record) and none is still in flight.
+    # Terminal.
     ROLLED_BACK = "rolled_back"
 
 
@@ -138,7 +145,7 @@ _RECORDABLE: Mapping[CampaignState, frozenset[InstallationState]] = MappingProxy
         _C.HALTED: _DEVICE_REPORTS,
         _C.COMPLETED: frozenset(),
         _C.CANCELLED: _DEVICE_REPORTS,
-        _C.ROLLING_BACK: _DEVICE_REPORTS | {_I.ROLLED_BACK},
+        _C.ROLLING_BACK: _DEVICE_REPORTS | {_I.ROLLED_BACK, _I.ROLLBACK_FAILED},
         _C.ROLLED_BACK: frozenset(),
     }
 )
@@ -327,7 +334,7 @@ class Campaign:
         """Start reverting: returns the campaign ROLLING_BACK and the endpoints to put back now.
 
         Targets not yet sent become CANCELLED. The caller reverts each returned endpoint and records
-        ROLLED_BACK for it; a device still in flight that later reports SUCCEEDED must be reverted
+        ROLLED_BACK (or ROLLBACK_FAILED) for it; a device still in flight that later reports SUCCEEDED must be reverted
         too (``endpoints(SUCCEEDED)`` names them). The campaign becomes ROLLED_BACK once none is
         SUCCEEDED or in flight.
         """

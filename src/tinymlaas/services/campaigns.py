@@ -4,9 +4,11 @@ Creating a campaign needs no server: it checks the module, picks the targets fro
 and runs the compatibility gate against what each device *reported*, so a device that cannot run the
 module is refused on record before anything is sent. The ``CampaignRunner`` then lives in ``serve``:
 it sends each stage's Package URI, polls object 9 of the devices in flight, and stores every change
-at once. Campaign state lives only in the database, so a restarted server continues where the last
-one stopped; each change re-reads the campaign in the same transaction, so a ``campaigns cancel``
-from another process is never overwritten.
+at once. A rollback executes Uninstall (/9/0/6) on each device that took the module: the agent goes
+back to the model in its fallback slot after that model's self-test passes again. Campaign state lives
+only in the database, so a restarted server continues where the last one stopped; each change
+re-reads the campaign in the same transaction, so a ``campaigns cancel`` from another process is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from tinymlaas.deploy.campaigns import (
     TERMINAL_INSTALLATION_STATES,
@@ -33,7 +35,8 @@ from tinymlaas.deploy.package import sign_package
 from tinymlaas.deploy.signing import load_or_create_signing_key
 from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
 from tinymlaas.lwm2m.core import Path, UpdateResult, UpdateState, Value
-from tinymlaas.lwm2m.server import Clock, Lwm2mServer
+from tinymlaas.lwm2m.server import Clock, DeviceRequestFailed, Lwm2mServer
+from tinymlaas.lwm2m.transport import PeerUnreachable
 from tinymlaas.services._reports import code_name, iso, resources
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
@@ -54,6 +57,7 @@ Write = Callable[..., Awaitable[Any]]
 
 SOFTWARE = Path(9, 0)
 PACKAGE_URI = Path(9, 0, 3)
+UNINSTALL = Path(9, 0, 6)
 _NAME, _VERSION, _STATE, _RESULT, _STATUS_REASON = 0, 1, 7, 9, 16
 _IN_FLIGHT = (InstallationState.SENT, InstallationState.DOWNLOADING, InstallationState.INSTALLING)
 
@@ -218,14 +222,20 @@ def cancel_campaign(ctx: Context, campaign_id: str) -> dict[str, Any]:
         return _campaign_view(row, installations)
 
 
-def rollback_campaign(ctx: Context, campaign_id: str) -> NoReturn:
-    """Not supported yet: putting each device's previous module back needs the installed-module history."""
+def rollback_campaign(ctx: Context, campaign_id: str) -> dict[str, Any]:
+    """Start putting every device that took the module back on its previous model.
+
+    Targets not yet sent become CANCELLED; the runner in ``serve`` then uninstalls the module on each
+    SUCCEEDED device as soon as it is online, and on devices still in flight once they succeed.
+    """
+    now = datetime.now(UTC)
     with ctx.session() as session:
-        CampaignRepository(session).campaign(campaign_id)
-    raise InvalidInput(
-        f"rolling back campaign {campaign_id} is not supported yet; cancel it, then deploy the previous "
-        "module as a new campaign"
-    )
+        repository = CampaignRepository(session)
+        row = repository.campaign(campaign_id)
+        installations = repository.installations(campaign_id)
+        campaign, _ = _value(row, installations).rollback()
+        _store(row, installations, campaign, now)
+        return _campaign_view(row, installations)
 
 
 def _store(
@@ -256,6 +266,7 @@ class _Work:
     package_blob: str
     manifest: dict[str, Any]
     last_progress: dict[str, datetime]
+    details: dict[str, dict[str, Any]]
 
 
 class CampaignRunner:
@@ -306,7 +317,8 @@ class CampaignRunner:
         in_flight = [state.value for state in _IN_FLIGHT]
         with self.context.session() as session:
             repository = CampaignRepository(session)
-            ids = {row.id for row in repository.campaigns([CampaignState.RUNNING.value])}
+            active = [CampaignState.RUNNING.value, CampaignState.ROLLING_BACK.value]
+            ids = {row.id for row in repository.campaigns(active)}
             ids |= set(repository.campaigns_with_installations_in(in_flight))
             found = []
             for campaign_id in sorted(ids):
@@ -325,6 +337,7 @@ class CampaignRunner:
                             e: i.updated_at if i.updated_at.tzinfo else i.updated_at.replace(tzinfo=UTC)
                             for e, i in installations.items()
                         },
+                        details={e: dict(i.detail) for e, i in installations.items()},
                     )
                 )
             return found
@@ -336,6 +349,10 @@ class CampaignRunner:
         for endpoint in work.campaign.next_batch():
             if self._online(endpoint):
                 await self._send(work, endpoint)
+        if work.campaign.state is CampaignState.ROLLING_BACK:
+            for endpoint in work.campaign.endpoints(InstallationState.SUCCEEDED):
+                if self._online(endpoint):
+                    await self._revert(work, endpoint)
         for endpoint in (e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT):
             await self._poll(work, endpoint)
 
@@ -398,6 +415,57 @@ class CampaignRunner:
                 {"error": f"no progress for {stalled:.0f} s (timeout {self.install_timeout:g} s)"},
             )
 
+    async def _revert(self, work: _Work, endpoint: str) -> None:
+        """Uninstall the campaign's module on one device; an unreachable or busy device is tried again.
+
+        A device that runs another model already is ROLLED_BACK if this runner asked it to uninstall
+        (the answer was lost), else ROLLBACK_FAILED: something else replaced the module and it is left.
+        """
+        expected = _module_label(work.manifest)
+        try:
+            running = _running_label(resources(await self.server.devices.read(endpoint, SOFTWARE)))
+            if running != expected and "rollback_requested" not in work.details[endpoint]:
+                error = (
+                    f"the device runs {_label(running)} now, not this campaign's module; it is left as it is"
+                )
+                await self._write(
+                    self._record,
+                    work.campaign.id,
+                    endpoint,
+                    InstallationState.ROLLBACK_FAILED,
+                    None,
+                    {"error": error},
+                )
+                return
+            if running == expected:
+                requested = {"rollback_requested": iso(self._now())}
+                await self._write(self._note, work.campaign.id, endpoint, requested)
+                await self.server.devices.execute(endpoint, UNINSTALL)
+                running = _running_label(resources(await self.server.devices.read(endpoint, SOFTWARE)))
+        except PeerUnreachable as exc:
+            _log.info("rollback of %s waits: %s", endpoint, exc.detail)
+            return
+        except DeviceRequestFailed as exc:
+            if exc.code == "5.03":  # an update is under way on the device; it ends on its own
+                return
+            failed = InstallationState.ROLLBACK_FAILED
+            await self._write(self._record, work.campaign.id, endpoint, failed, None, {"error": exc.detail})
+            return
+        if running == expected:
+            error = "the device still reports this campaign's model after Uninstall"
+            failed = InstallationState.ROLLBACK_FAILED
+            await self._write(self._record, work.campaign.id, endpoint, failed, None, {"error": error})
+            return
+        reverted = InstallationState.ROLLED_BACK
+        detail = {"rolled_back_to": _label(running)}
+        await self._write(self._record, work.campaign.id, endpoint, reverted, None, detail)
+
+    def _note(self, campaign_id: str, endpoint: str, detail: dict[str, Any]) -> None:
+        """Add to one installation's detail without changing its state."""
+        with self.context.session() as session:
+            installation = CampaignRepository(session).installations(campaign_id)[endpoint]
+            installation.detail = {**installation.detail, **detail}
+
     def _record(
         self,
         campaign_id: str,
@@ -439,16 +507,23 @@ def _reported(
     except (KeyError, TypeError, ValueError):
         return None, None, {}
     news = installation_state_for(state, result)
-    model = manifest.get("model", {})
-    expected = (str(model.get("name") or model.get("id") or ""), str(model.get("version", "")))
-    if (
-        news is InstallationState.SUCCEEDED
-        and (
-            str(software.get(_NAME, "")),
-            str(software.get(_VERSION, "")),
-        )
-        != expected
-    ):
+    if news is InstallationState.SUCCEEDED and _running_label(software) != _module_label(manifest):
         return None, int(result), {}
     reason = software.get(_STATUS_REASON)
     return news, int(result), {"status_reason": reason} if reason else {}
+
+
+def _module_label(manifest: dict[str, Any]) -> tuple[str, str]:
+    """(name, version) a device reports in object 9 while it runs the module of ``manifest``."""
+    model = manifest.get("model", {})
+    return str(model.get("name") or model.get("id") or ""), str(model.get("version", ""))
+
+
+def _running_label(software: dict[int, Any]) -> tuple[str, str]:
+    """(name, version) of the model object 9 says is installed."""
+    return str(software.get(_NAME, "")), str(software.get(_VERSION, ""))
+
+
+def _label(name_version: tuple[str, str]) -> str:
+    name, version = name_version
+    return f"{name} v{version}" if name else "no model"

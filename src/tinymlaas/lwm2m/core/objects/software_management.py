@@ -79,13 +79,17 @@ TRANSITIONS: Mapping[UpdateState, frozenset[UpdateState]] = MappingProxyType(
         UpdateState.DELIVERED: frozenset({UpdateState.INSTALLED, UpdateState.INITIAL}),
         # Uninstall goes to INITIAL. DOWNLOAD_STARTED: a new Package URI on an installed instance is the
         # spec's Uninstall "ForUpdate" followed by a download; A/B slots keep the installed model running.
-        UpdateState.INSTALLED: frozenset({UpdateState.INITIAL, UpdateState.DOWNLOAD_STARTED}),
+        # INSTALLED: with A/B slots, Uninstall hands over to the fallback slot, whose package passed its
+        # self-test when it was installed, so the instance stays INSTALLED with that package's name.
+        UpdateState.INSTALLED: frozenset(
+            {UpdateState.INITIAL, UpdateState.DOWNLOAD_STARTED, UpdateState.INSTALLED}
+        ),
     }
 )
 
 
 def can_transition(current: UpdateState, target: UpdateState) -> bool:
-    """Whether the spec's state machine lets ``current`` become ``target``; staying put is not a move."""
+    """Whether the state machine lets ``current`` become ``target``."""
     return target in TRANSITIONS[current]
 
 
