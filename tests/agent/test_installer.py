@@ -9,7 +9,7 @@ from tinymlaas.agent import Installer, SlotStore, UpdateResult, UpdateState, loa
 from tinymlaas.agent.runtime import tflm_arena_bytes
 from tinymlaas.catalog import load_catalog
 from tinymlaas.compilers.tflm import tensor_arena_size
-from tinymlaas.errors import InvalidInput
+from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.squeeze.runtimes import LiteRtRunner, TflmRunner
 
 from .conftest import LINUX_BOARD, MCU_BOARD
@@ -146,3 +146,40 @@ def test_load_model_refuses_a_tflm_module_without_its_config(tmp_path, packages)
     (active.path / "model_config.h").unlink()
     with pytest.raises(InvalidInput, match=r"model_config\.h"):
         load_model(active, arena_limit_bytes=None)
+
+
+def test_uninstall_goes_back_to_the_previous_model_once_it_passes_again(tmp_path, packages):
+    installer = _installer(tmp_path, "tflm")
+    with pytest.raises(Conflict, match="needs an installed package"):
+        installer.uninstall()
+    assert _install(installer, packages[("tflm", 1)]).installed
+    with pytest.raises(Conflict, match="no previous model"):
+        installer.uninstall()
+    assert _install(installer, packages[("tflm", 2)]).installed
+
+    outcome = installer.uninstall()
+    assert outcome.installed and outcome.selftest.passed
+    assert (outcome.slot, _version(installer)) == ("a", 1)
+    assert "v2" in outcome.detail and "v1" in outcome.detail
+    assert (installer.tracker.state, installer.tracker.result) == (
+        UpdateState.INSTALLED,
+        UpdateResult.INSTALLED,
+    )
+    # The switch is durable: a restart runs version 1, and there is nothing older left to go back to.
+    again = _installer(tmp_path, "tflm")
+    assert _version(again) == 1
+    with pytest.raises(Conflict, match="no previous model"):
+        again.uninstall()
+
+
+def test_uninstall_keeps_the_running_model_when_the_previous_one_no_longer_fits(tmp_path, packages):
+    installer = _installer(tmp_path, "tflm")
+    assert _install(installer, packages[("tflm", 1)]).installed
+    assert _install(installer, packages[("tflm", 2)]).installed
+    # The same slots on a board with too little RAM for any arena: the fallback cannot load.
+    small = _installer(tmp_path, "tflm", arena_limit_bytes=64)
+    outcome = small.uninstall()
+    assert not outcome.installed
+    assert "previous model fails its self-test" in outcome.detail
+    assert _version(small) == 2
+    assert small.tracker.state is UpdateState.INSTALLED
