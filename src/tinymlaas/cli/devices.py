@@ -23,6 +23,43 @@ def _last_result(device: dict[str, Any]) -> str:
     return f"{result}: {reason}" if reason else result
 
 
+def _inference(device: dict[str, Any]) -> str:
+    telemetry = device["telemetry"]
+    if "inference_count" not in telemetry:
+        return "—"
+    mean = telemetry.get("mean_latency_ms")
+    return f"{telemetry['inference_count']}" + (f" @ {mean:.2f} ms" if isinstance(mean, float) else "")
+
+
+def devices_table(devices: list[dict[str, Any]], title: str = "Devices", *, presence: bool = True) -> Table:
+    """One row per device, every cell as the device reported it over LwM2M.
+
+    ``presence`` adds the online flag and the last-seen time; the demo leaves them out, its devices
+    being online while it prints.
+    """
+    table = Table(title=title)
+    columns = ["endpoint", "board", "runtime", "model", "last result", "inferences"]
+    if presence:
+        columns[2:2] = ["online"]
+        columns.append("last seen (UTC)")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for device in devices:
+        cells = [
+            device["endpoint"],
+            device["board"] or "—",
+            device["capabilities"].get("runtime") or "—",
+            device["model"] or "—",
+            _last_result(device),
+            _inference(device),
+        ]
+        if presence:
+            cells[2:2] = ["[green]yes[/]" if device["online"] else "[dim]no[/]"]
+            cells.append(_when(device["last_seen"]))
+        table.add_row(*cells)
+    return table
+
+
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List every known device, online or not."""
@@ -30,19 +67,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     if as_json:
         print_json(devices)
         return
-    table = Table(title="Devices")
-    for column in ("endpoint", "board", "online", "model", "last result", "last seen (UTC)"):
-        table.add_column(column)
-    for device in devices:
-        table.add_row(
-            device["endpoint"],
-            device["board"] or "—",
-            "[green]yes[/]" if device["online"] else "[dim]no[/]",
-            device["model"] or "—",
-            _last_result(device),
-            _when(device["last_seen"]),
-        )
-    console.print(table)
+    console.print(devices_table(devices))
 
 
 @app.command("show")
