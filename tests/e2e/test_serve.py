@@ -15,10 +15,7 @@ from pathlib import Path
 
 import pytest
 
-COAP_CLIENT = shutil.which("coap-client-notls")
-pytestmark = pytest.mark.skipif(
-    COAP_CLIENT is None, reason="libcoap3-bin (coap-client-notls) is not installed"
-)
+COAP_CLIENT = shutil.which("coap-client-notls") or "coap-client-notls (run make setup: Debian libcoap3-bin)"
 
 
 def free_udp_port() -> int:
@@ -93,3 +90,26 @@ def test_serve_registers_a_libcoap_device_and_stops_cleanly(cli) -> None:
     assert cli.json("devices", "list")[0]["online"] is False
     assert "libcoap-dev" not in cli("devices", "show", "nobody", ok=False).stdout
     assert "known: libcoap-dev" in cli("devices", "show", "nobody", ok=False).stderr
+
+
+def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
+    port = free_udp_port()
+    env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        started = json.loads(output_until(server, "coap_uri", 30))
+        assert started == {
+            "coap_uri": f"coap://127.0.0.1:{port}",
+            "public_key": str(cli.data_dir / "keys" / "server_ed25519.pub"),
+        }
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def serve(
     coap_port: int | None = typer.Option(
         None, "--coap-port", min=0, max=65535, help="UDP port for LwM2M over CoAP (default 5683)."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON line with the server URI and key file once listening."
+    ),
 ) -> None:
     """Run the LwM2M server: devices register, report what they can run, and appear in 'devices list'.
 
@@ -34,10 +38,10 @@ def serve(
     # Created on first start, so agents can be provisioned with the key that will sign their packages.
     keys = context.settings.data_dir / "keys"
     load_or_create_signing_key(keys)
-    asyncio.run(_serve(context, host, port, keys / PUBLIC_KEY_NAME))
+    asyncio.run(_serve(context, host, port, keys / PUBLIC_KEY_NAME, as_json))
 
 
-async def _serve(context: Context, host: str, port: int, public_key: Path) -> None:
+async def _serve(context: Context, host: str, port: int, public_key: Path, as_json: bool) -> None:
     try:
         fleet = await FleetService.start(context, host, port)
     except OSError as exc:
@@ -47,8 +51,11 @@ async def _serve(context: Context, host: str, port: int, public_key: Path) -> No
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        console.print(f"LwM2M server listening on {fleet.uri}", highlight=False, soft_wrap=True)
-        console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
+        if as_json:
+            typer.echo(json.dumps({"coap_uri": fleet.uri, "public_key": str(public_key)}))
+        else:
+            console.print(f"LwM2M server listening on {fleet.uri}", highlight=False, soft_wrap=True)
+            console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
         err_console.print("press Ctrl-C to stop", style="dim")
         await stop.wait()
     finally:
