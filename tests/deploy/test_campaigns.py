@@ -306,7 +306,7 @@ def test_rollback_waits_for_devices_still_in_flight():
 
 def test_a_failed_revert_is_an_outcome_that_ends_the_rollback():
     campaign = Campaign("c1", _plan(stages=(100,), targets=("a", "b"))).start()
-    campaign, to_revert = _succeed(_succeed(campaign, "a"), "b").rollback()
+    campaign, _ = _succeed(_succeed(campaign, "a"), "b").rollback()
     campaign = campaign.record("a", I.ROLLBACK_FAILED)
     assert campaign.state is C.ROLLING_BACK
     campaign = campaign.record("b", I.ROLLED_BACK)

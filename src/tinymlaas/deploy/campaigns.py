@@ -334,9 +334,9 @@ class Campaign:
         """Start reverting: returns the campaign ROLLING_BACK and the endpoints to put back now.
 
         Targets not yet sent become CANCELLED. The caller reverts each returned endpoint and records
-        ROLLED_BACK (or ROLLBACK_FAILED) for it; a device still in flight that later reports SUCCEEDED must be reverted
-        too (``endpoints(SUCCEEDED)`` names them). The campaign becomes ROLLED_BACK once none is
-        SUCCEEDED or in flight.
+        ROLLED_BACK (or ROLLBACK_FAILED) for it; a device still in flight that later reports
+        SUCCEEDED must be reverted too (``endpoints(SUCCEEDED)`` names them). The campaign becomes
+        ROLLED_BACK once none is SUCCEEDED or in flight.
         """
         moved = replace(self._move(_C.ROLLING_BACK), installations=self._cancel_pending())
         return moved._settle(), moved.endpoints(_I.SUCCEEDED)
