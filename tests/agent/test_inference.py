@@ -99,3 +99,24 @@ def test_the_loop_runs_at_its_rate_until_stopped():
         assert loop.telemetry().count == count
 
     asyncio.run(scenario())
+
+
+def test_a_window_consumer_gets_every_window_read_with_or_without_a_model():
+    async def scenario() -> None:
+        first, second = np.zeros((32, 3), np.float32), np.ones((32, 3), np.float32)
+        taken: list[np.ndarray] = []
+        loop = InferenceLoop(None, Windows(first, second, None), rate_hz=10, on_window=taken.append)
+        assert not await loop.step()  # read for the consumer, though no model runs
+        loop.swap(FixedRunner([1.0, 0.0]))
+        assert await loop.step()
+        assert not await loop.step()
+        assert [w is first for w in taken] == [True, False] and taken[1] is second
+        assert loop.telemetry().count == 1
+
+        def broken(_window: np.ndarray) -> None:
+            raise RuntimeError("consumer failed")
+
+        loop = InferenceLoop(FixedRunner([1.0, 0.0]), GestureStream(), rate_hz=10, on_window=broken)
+        assert await loop.step()  # inference goes on
+
+    asyncio.run(scenario())

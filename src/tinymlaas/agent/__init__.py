@@ -15,12 +15,15 @@ from tinymlaas.agent.runtime import SelfTestReport, load_model, self_test
 from tinymlaas.agent.sensors import DirectoryWatcher, GestureStream, ReplaySource, SensorSource
 from tinymlaas.agent.slots import SlotInfo, SlotStore
 from tinymlaas.agent.update import TRANSITIONS, UpdateResult, UpdateState, UpdateTracker
+from tinymlaas.agent.uploader import Collection, CollectStats, SampleUploader
 
 __all__ = [
     "CRASH_POINTS",
     "TRANSITIONS",
     "Agent",
     "AgentEvent",
+    "CollectStats",
+    "Collection",
     "DirectoryWatcher",
     "EventCallback",
     "GestureStream",
@@ -29,6 +32,7 @@ __all__ = [
     "Installer",
     "PackageDownload",
     "ReplaySource",
+    "SampleUploader",
     "SelfTestReport",
     "SensorSource",
     "SlotInfo",

@@ -54,6 +54,7 @@ from tinymlaas.agent.runtime import load_model
 from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.agent.slots import SlotStore, write_json_atomic
 from tinymlaas.agent.update import UpdateResult, UpdateState, UpdateTracker
+from tinymlaas.agent.uploader import OUTBOX_DIR, Collection, CollectStats, SampleUploader
 from tinymlaas.catalog import load_catalog
 from tinymlaas.catalog.board import Board, BoardClass
 from tinymlaas.deploy.package import PackageRejected, VerifiedPackage, verify_package
@@ -102,7 +103,8 @@ _RUNTIME_PACKAGES = {"tflm": "tflite-micro", "litert": "ai-edge-litert"}
 class AgentEvent:
     """Something worth telling the operator: ``kind`` is one of registered, registration-failed,
     deregistered, update (a state change), download (one block, ``block`` is its number), installed and
-    install-failed."""
+    install-failed; when collecting samples also collect-paused, collect-resumed, collect-dropped and
+    collect-rejected (see ``tinymlaas.agent.uploader``)."""
 
     kind: str
     message: str
@@ -249,6 +251,7 @@ class Agent:
     """
 
     _coap: CoapEndpoint
+    _uploader: SampleUploader | None = None
 
     def __init__(
         self,
@@ -318,12 +321,14 @@ class Agent:
         telemetry_interval: float = 5.0,
         request_timeout: float = 10.0,
         on_event: EventCallback | None = None,
+        collect: Collection | None = None,
     ) -> Agent:
         """Bind, register (returning once the first attempt is answered or failed), and resume any update.
 
         ``public_key`` is the server's Ed25519 key (raw, hex or PEM bytes); only packages it signed are
         installed. ``sensor`` feeds the inference loop at ``rate_hz``; without one the agent runs no
-        inference. An unreachable server is retried in the background with growing pauses.
+        inference. An unreachable server is retried in the background with growing pauses. ``collect``
+        uploads sensor windows into a dataset on the server (``tinymlaas.agent.uploader``), model or none.
         """
         agent = cls(
             board,
@@ -338,9 +343,25 @@ class Agent:
             request_timeout=request_timeout,
             on_event=on_event,
         )
+        if collect is not None:
+            if agent._inference is None:
+                raise InvalidInput("Collecting samples needs a sensor to take the windows from")
+            agent._uploader = SampleUploader(
+                collect,
+                endpoint,
+                agent.server_uri,
+                agent.state_dir / OUTBOX_DIR,
+                request_timeout=request_timeout,
+                on_event=agent._emit,
+            )
+            agent._inference.on_window = agent._uploader.offer
         host = bind_host if bind_host is not None else _bind_host(agent.server_uri)
         agent._host = host
         agent._coap = await CoapEndpoint.bind(host, 0, agent._handle)
+        if agent._uploader is not None:
+            agent._tasks.append(
+                asyncio.create_task(agent._uploader.run(agent._coap), name=f"{endpoint} uploads")
+            )
         agent._tasks.append(asyncio.create_task(agent._keep_registered(), name=f"{endpoint} registration"))
         agent._tasks.append(asyncio.create_task(agent._report_telemetry(), name=f"{endpoint} telemetry"))
         if agent._inference is not None:
@@ -394,6 +415,10 @@ class Agent:
     def telemetry(self) -> Telemetry | None:
         """The inference loop's figures; None when the agent has no sensor."""
         return self._inference.telemetry() if self._inference is not None else None
+
+    def collect_stats(self) -> CollectStats | None:
+        """How many samples were taken, wait, went to the server or were lost; None when not collecting."""
+        return self._uploader.stats() if self._uploader is not None else None
 
     # -- events and notifications -------------------------------------------------------------------
 

@@ -79,8 +79,9 @@ class InferenceLoop:
     """Runs ``runner`` on windows from ``source`` at ``rate_hz`` until stopped.
 
     ``runner`` may be None (no model installed yet); the loop then leaves the source unread, so a
-    directory of files waits for a model instead of being consumed. ``on_result`` gets the result
-    text after each inference.
+    directory of files waits for a model instead of being consumed, unless ``on_window`` takes the
+    windows (the data uploader, which collects the data a first model is trained on). ``on_window``
+    gets every window read, before the model sees it; ``on_result`` the result text after each inference.
     """
 
     def __init__(
@@ -90,11 +91,13 @@ class InferenceLoop:
         rate_hz: float,
         *,
         on_result: Callable[[str], None] | None = None,
+        on_window: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self._runner = runner
         self.source = source
         self.rate_hz = rate_hz
         self._on_result = on_result
+        self.on_window = on_window
         self._count = 0
         self._errors = 0
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -139,10 +142,17 @@ class InferenceLoop:
     async def step(self) -> bool:
         """Read one window and run it; False when there was no model or no new window."""
         runner = self._runner
-        if runner is None:
+        if runner is None and self.on_window is None:
             return False
         window = self.source.read()
         if window is None:
+            return False
+        if self.on_window is not None:
+            try:
+                self.on_window(window)
+            except Exception:  # a failing consumer must not stop inference either
+                _log.exception("the window consumer failed")
+        if runner is None:
             return False
         try:
             output, seconds = await asyncio.to_thread(_timed_run, runner, window)

@@ -8,12 +8,20 @@ from typing import Any
 
 import typer
 
-from tinymlaas.agent import Agent, AgentEvent, DirectoryWatcher, GestureStream, ReplaySource, SensorSource
+from tinymlaas.agent import (
+    Agent,
+    AgentEvent,
+    Collection,
+    DirectoryWatcher,
+    GestureStream,
+    ReplaySource,
+    SensorSource,
+)
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.deploy.signing import load_public_key
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["agent", "parse_sensor"]
+__all__ = ["agent", "parse_collection", "parse_sensor"]
 
 _PROGRESS_EVERY = 16  # download blocks between progress lines
 
@@ -35,10 +43,20 @@ def parse_sensor(spec: str) -> SensorSource | None:
     raise InvalidInput(f"--sensor {spec!r}: use gestures[:SEED], replay:PATH, watch:DIR or none")
 
 
+def parse_collection(dataset: str | None, label: str | None, every: int) -> Collection | None:
+    """The collection options, refusing a ``--label`` that would label nothing, as no dataset was named."""
+    if dataset is None:
+        if label is not None:
+            raise InvalidInput("--label names the class of collected samples; give --collect DATASET too")
+        return None
+    return Collection(dataset, label=label, every=every)
+
+
 def _print_event(event: AgentEvent) -> None:
     if event.kind == "download" and (event.block or 0) % _PROGRESS_EVERY:
         return
-    style = "red" if event.kind in ("registration-failed", "install-failed") else "cyan"
+    failed = ("registration-failed", "install-failed", "collect-dropped", "collect-rejected")
+    style = "red" if event.kind in failed else "cyan"
     console.print(f"[{style}]{event.kind}[/] {event.message}", highlight=False, soft_wrap=True)
 
 
@@ -66,8 +84,16 @@ def agent(
     ),
     rate: float = typer.Option(10.0, "--rate", help="Inferences per second."),
     lifetime: int = typer.Option(60, "--lifetime", help="Registration lifetime in seconds."),
+    collect: str | None = typer.Option(
+        None, "--collect", help="Upload sensor windows into this dataset on the server (created if new)."
+    ),
+    label: str | None = typer.Option(
+        None, "--label", help="The class the collected windows show; unlabelled without it."
+    ),
+    collect_every: int = typer.Option(1, "--collect-every", min=1, help="Collect every N-th window."),
 ) -> None:
     """Run a device agent: register, report capabilities, run the model, install signed updates."""
+    collection = parse_collection(collect, label, collect_every)
     profile = get_context(ctx).catalog.board(board)
     options = {
         "board": profile,
@@ -77,6 +103,7 @@ def agent(
         "public_key": load_public_key(public_key),
         "lifetime": lifetime,
         "rate_hz": rate,
+        "collect": collection,
     }
     source = parse_sensor(sensor)
     err_console.print(f"agent {endpoint} ({profile.name}) -> {server}; Ctrl-C stops it", highlight=False)

@@ -23,6 +23,8 @@ def _summary_dict(summary: DatasetSummary) -> dict[str, Any]:
         **spec_to_dict(summary.spec),
         "description": summary.description,
         "samples": summary.sample_count,
+        "unlabelled": summary.unlabelled,
+        "collected": summary.collected,
         "label_counts": summary.label_counts,
         "snapshots": summary.snapshots,
     }
@@ -121,7 +123,7 @@ def list_datasets(
             s.spec.task,
             s.spec.kind,
             str(s.spec.input_shape),
-            str(s.sample_count),
+            f"{s.sample_count} ({s.unlabelled} unlabelled)" if s.unlabelled else str(s.sample_count),
             str(len(s.spec.labels) or "—"),
             str(len(s.snapshots)),
         )
@@ -134,14 +136,20 @@ def show(
     name: str = typer.Argument(..., help="Dataset name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show a dataset: spec, samples per label, snapshots."""
+    """Show a dataset: spec, samples per label, unlabelled and collected counts, snapshots."""
     summary = DatasetService(get_context(ctx)).show(name)
     if as_json:
         print_json(_summary_dict(summary))
         return
     console.print(f"[bold]{summary.name}[/] ({summary.id}) — {summary.description}")
     console.print(f"{summary.spec.task}, {summary.spec.kind}, input shape {summary.spec.input_shape}")
-    table = Table(title=f"{summary.sample_count} samples")
+    labelled = summary.sample_count - summary.unlabelled
+    console.print(
+        f"{summary.sample_count} samples: {labelled} labelled, {summary.unlabelled} unlabelled; "
+        f"{summary.collected} collected from devices",
+        highlight=False,
+    )
+    table = Table(title="samples per label")
     table.add_column("label")
     table.add_column("samples", justify="right")
     for label, count in sorted(summary.label_counts.items()):

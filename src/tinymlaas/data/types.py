@@ -6,6 +6,7 @@ where samples are kept.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -13,7 +14,27 @@ import numpy as np
 
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["Arrays", "DatasetSpec", "ImportedData", "LabelledSample", "SampleKind", "Task"]
+__all__ = [
+    "Arrays",
+    "DatasetSpec",
+    "ImportedData",
+    "LabelledSample",
+    "SampleKind",
+    "Task",
+    "check_dataset_name",
+]
+
+# Names also travel in URIs (a device uploads to /dc/<name>), so they are one unreserved path segment.
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_dataset_name(name: str) -> None:
+    """InvalidInput unless ``name`` can name a dataset."""
+    if not _DATASET_NAME.match(name):
+        raise InvalidInput(
+            f"dataset name {name!r} must be 1-128 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 class Task(StrEnum):
@@ -37,7 +58,9 @@ class DatasetSpec:
     task: Task
     kind: SampleKind
     input_shape: tuple[int, ...]
-    # Class names in index order (classification); empty for regression.
+    # Class names in index order (classification); empty for regression. Empty for classification too
+    # while the classes are open (a dataset collected from devices): any label is taken, and a snapshot
+    # fixes the classes to the labels its samples carry.
     labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -48,15 +71,22 @@ class DatasetSpec:
         if self.task is Task.REGRESSION and self.labels:
             raise InvalidInput("a regression dataset has no class labels")
 
-    def check_sample(self, sample: LabelledSample, where: str) -> None:
-        """Raise InvalidInput naming ``where`` if the sample breaks this spec."""
-        if tuple(sample.x.shape) != self.input_shape:
+    def check_input(self, x: np.ndarray, where: str) -> None:
+        """Raise InvalidInput naming ``where`` if the array cannot be an input of this dataset.
+
+        Separate from ``check_sample`` because a sample collected from a device may arrive unlabelled.
+        """
+        if tuple(x.shape) != self.input_shape:
             raise InvalidInput(
-                f"{where}: sample shape {tuple(sample.x.shape)} does not match the dataset's "
+                f"{where}: sample shape {tuple(x.shape)} does not match the dataset's "
                 f"input shape {self.input_shape}"
             )
-        if not np.all(np.isfinite(sample.x)):
+        if not np.all(np.isfinite(x)):
             raise InvalidInput(f"{where}: sample contains NaN or infinite values")
+
+    def check_sample(self, sample: LabelledSample, where: str) -> None:
+        """Raise InvalidInput naming ``where`` if the sample breaks this spec."""
+        self.check_input(sample.x, where)
         if self.task is Task.CLASSIFICATION:
             if sample.label is None:
                 raise InvalidInput(f"{where}: a classification sample needs a label")

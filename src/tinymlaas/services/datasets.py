@@ -1,8 +1,9 @@
-"""Datasets: create, import, list, show, snapshot, and load a snapshot as split arrays.
+"""Datasets: create, import, collect from devices, list, show, snapshot, and load a snapshot as arrays.
 
 Adding samples is all-or-nothing: the importer validates every file first, blobs are written
 (content-addressed, so a failed import leaves at most unreferenced blobs), and the rows go in one
-transaction.
+transaction. A sample collected from a device is added alone, once per id the device gave it, and may
+be unlabelled; snapshots (and so training) take only the samples that have a label or target.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,24 @@ import numpy as np
 from tinymlaas.data import generators
 from tinymlaas.data.importers import import_path
 from tinymlaas.data.split import split_indices
-from tinymlaas.data.types import Arrays, DatasetSpec, ImportedData, SampleKind, Task
+from tinymlaas.data.types import (
+    Arrays,
+    DatasetSpec,
+    ImportedData,
+    LabelledSample,
+    SampleKind,
+    Task,
+    check_dataset_name,
+)
+from tinymlaas.data.upload import SampleUpload
 from tinymlaas.errors import InvalidInput
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import DatasetRepository, Member
-from tinymlaas.storage.tables import DatasetRow, SampleRow, SnapshotRow
+from tinymlaas.storage.tables import CollectedSampleRow, DatasetRow, SampleRow, SnapshotRow
 
 __all__ = [
     "AddReport",
+    "CollectOutcome",
     "DatasetService",
     "DatasetSummary",
     "LoadedSnapshot",
@@ -36,7 +47,8 @@ __all__ = [
     "spec_to_dict",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# The kind a dataset created by its first collected sample gets, by the sample's rank.
+_KIND_BY_RANK = {1: SampleKind.VECTOR, 2: SampleKind.TIMESERIES, 3: SampleKind.IMAGE}
 
 
 def spec_to_dict(spec: DatasetSpec) -> dict[str, Any]:
@@ -81,6 +93,24 @@ class AddReport:
 
 
 @dataclass(frozen=True)
+class CollectOutcome:
+    """What became of one sample a device uploaded."""
+
+    dataset: str
+    sample_id: str  # the stored sample it is (an identical one stored earlier, or a new one)
+    stored: bool  # False: this upload id, or the same content, was already in the dataset
+    dataset_created: bool
+
+    @property
+    def detail(self) -> str:
+        if self.dataset_created:
+            return f"created dataset {self.dataset!r} with sample {self.sample_id}"
+        if self.stored:
+            return f"stored as {self.sample_id} in {self.dataset!r}"
+        return f"already stored as {self.sample_id} in {self.dataset!r}"
+
+
+@dataclass(frozen=True)
 class DatasetSummary:
     id: str
     name: str
@@ -89,6 +119,8 @@ class DatasetSummary:
     sample_count: int
     label_counts: dict[str, int]
     snapshots: list[dict[str, Any]]
+    unlabelled: int = 0  # samples without a label (classification) or target (regression)
+    collected: int = 0  # samples uploaded by devices, labelled or not
 
 
 @dataclass(frozen=True)
@@ -114,11 +146,7 @@ class DatasetService:
         return self.show(name)
 
     def _insert(self, repo: DatasetRepository, name: str, spec: DatasetSpec, description: str) -> DatasetRow:
-        if not _NAME.match(name):
-            raise InvalidInput(
-                f"dataset name {name!r} must be 1-128 letters, digits, '_', '.' or '-', "
-                "starting with a letter or digit"
-            )
+        check_dataset_name(name)
         return repo.add(
             DatasetRow(
                 id=new_id("ds"),
@@ -190,6 +218,57 @@ class DatasetService:
             repo.add_samples(new)
         return AddReport(dataset=name, added=len(new), duplicates=len(data.samples) - len(new))
 
+    def collect(self, name: str, upload: SampleUpload) -> CollectOutcome:
+        """Store one sample a device uploaded into ``name``, once per upload id.
+
+        An id stored before answers with the sample it became and stores nothing, so a device may resend
+        whatever it never saw acknowledged. A dataset that does not exist yet is created from the sample:
+        classification with open classes, the kind its rank implies (1: vector, 2: time series,
+        3: image); create it beforehand (``datasets create``) to fix the spec instead. InvalidInput,
+        with nothing stored, when the sample does not fit the dataset: its shape, NaNs, a label a
+        regression dataset cannot take, or one outside a classification dataset's declared classes.
+        """
+        check_dataset_name(name)
+        where = f"dataset {name!r}"  # no sample id: one reason reads the same for every sample it refuses
+        x = np.asarray(upload.x, dtype=np.float32)
+        with self.ctx.session() as session:
+            repo = DatasetRepository(session)
+            row = repo.find(name)
+            if row is not None:
+                known = repo.collected(row.id, upload.sample_id)
+                if known is not None:
+                    return CollectOutcome(name, known.sample_id, stored=False, dataset_created=False)
+                spec = _row_spec(row)
+            else:
+                spec = _collected_spec(x, where)
+            _check_collected(spec, x, upload.label, where)
+            created = row is None
+            if row is None:
+                row = self._insert(repo, name, spec, "collected from devices")
+            digest = self.ctx.blobs.put(_encode(x))
+            sample = repo.sample_by_blob(row.id, digest)
+            stored = sample is None
+            if sample is None:
+                sample = SampleRow(
+                    id=new_id("smp"),
+                    dataset_id=row.id,
+                    blob=digest,
+                    label=upload.label,
+                    target=None,
+                    source=f"device:{upload.endpoint}",
+                )
+                repo.add_samples([sample])
+            repo.add_collected(
+                CollectedSampleRow(
+                    dataset_id=row.id,
+                    sample_key=upload.sample_id,
+                    sample_id=sample.id,
+                    endpoint=upload.endpoint,
+                    captured_at=datetime.fromtimestamp(upload.captured_at, UTC),
+                )
+            )
+            return CollectOutcome(name, sample.id, stored=stored, dataset_created=created)
+
     def list(self) -> list[DatasetSummary]:
         with self.ctx.session() as session:
             names = DatasetRepository(session).names()
@@ -200,10 +279,11 @@ class DatasetService:
             repo = DatasetRepository(session)
             row = repo.get(name)
             counts = repo.label_counts(row.id)
+            spec = _row_spec(row)
             return DatasetSummary(
                 id=row.id,
                 name=row.name,
-                spec=_row_spec(row),
+                spec=spec,
                 description=row.description,
                 sample_count=sum(counts.values()),
                 label_counts={label: c for label, c in counts.items() if label is not None},
@@ -211,17 +291,34 @@ class DatasetService:
                     {"id": s.id, "samples": s.sample_count, "created_at": s.created_at.isoformat()}
                     for s in repo.snapshots(row.id)
                 ],
+                unlabelled=repo.unlabelled_count(row.id, regression=spec.task is Task.REGRESSION),
+                collected=repo.collected_count(row.id),
             )
 
     def snapshot(self, name: str) -> str:
-        """Freeze the dataset's current samples and labels; the same content gives the same id."""
+        """Freeze the dataset's labelled samples and their labels; the same content gives the same id.
+
+        Unlabelled samples stay out: a snapshot is what a model can be trained on. Open classes (a
+        dataset collected from devices) become the labels the members carry, in sorted order.
+        """
         with self.ctx.session() as session:
             repo = DatasetRepository(session)
             row = repo.get(name)
-            members = repo.members(row.id)
+            row_spec = _row_spec(row)
+            regression = row_spec.task is Task.REGRESSION
+            everything = repo.members(row.id)
+            members = [m for m in everything if (m.target if regression else m.label) is not None]
             if not members:
-                raise InvalidInput(f"dataset {name!r} has no samples to snapshot")
-            spec = spec_to_dict(_row_spec(row))
+                unlabelled = f" ({len(everything)} unlabelled)" if everything else ""
+                raise InvalidInput(f"dataset {name!r} has no samples to snapshot{unlabelled}")
+            spec = spec_to_dict(row_spec)
+            if not regression and not row_spec.labels:
+                spec["labels"] = sorted({m.label for m in members if m.label is not None})
+                if len(spec["labels"]) < 2:
+                    raise InvalidInput(
+                        f"dataset {name!r} has labelled samples of {len(spec['labels'])} class "
+                        f"({', '.join(spec['labels'])}); a classifier needs at least two"
+                    )
             digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
             for m in members:
                 digest.update(f"{m.blob}\t{m.label}\t{m.target!r}\n".encode())
@@ -266,6 +363,26 @@ class DatasetService:
             arrays=arrays,
             split_counts={k: len(v) for k, v in parts.items()},
         )
+
+
+def _collected_spec(x: np.ndarray, where: str) -> DatasetSpec:
+    """The spec of a dataset that a device's first sample creates."""
+    kind = _KIND_BY_RANK.get(x.ndim)
+    if kind is None:
+        raise InvalidInput(
+            f"{where}: a {x.ndim}-dimensional sample gives no dataset kind to create (1: vector, "
+            "2: time series, 3: image); create the dataset first"
+        )
+    return DatasetSpec(task=Task.CLASSIFICATION, kind=kind, input_shape=tuple(x.shape))
+
+
+def _check_collected(spec: DatasetSpec, x: np.ndarray, label: str | None, where: str) -> None:
+    spec.check_input(x, where)
+    if label is None:
+        return
+    if spec.task is Task.REGRESSION:
+        raise InvalidInput(f"{where}: a regression dataset takes numeric targets, not the label {label!r}")
+    spec.check_sample(LabelledSample(x=x, source=where, label=label), where)
 
 
 def _targets(spec: DatasetSpec, members: list[Member]) -> np.ndarray:

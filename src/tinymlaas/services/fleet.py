@@ -8,7 +8,8 @@ When a device registers, the server first records it online, answers its Registe
 what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
 device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
 The TinyML Runtime telemetry resources are then observed so they stay current without polling.
-The same process runs update campaigns (``services.campaigns.CampaignRunner``) against its devices.
+The same process runs update campaigns (``services.campaigns.CampaignRunner``) against its devices,
+and takes the sensor samples devices upload into datasets (``services.collect``, at ``/dc/<dataset>``).
 
 Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
 events are stored in the order they happened.
@@ -24,13 +25,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from tinymlaas.data.upload import COLLECT_ROOT
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT
 from tinymlaas.services._reports import code_name, iso, resources
 from tinymlaas.services.campaigns import CampaignRunner
+from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
+from tinymlaas.services.datasets import DatasetService
 from tinymlaas.storage.repositories import DeviceRepository
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
 
@@ -221,6 +225,7 @@ class FleetService:
             on_updated=fleet._on_updated,
             on_deregistered=fleet._on_deregistered,
             on_offline=fleet._on_offline,
+            resources={COLLECT_ROOT: SampleCollector(DatasetService(context), fleet._write).handle},
         )
         runner = CampaignRunner(
             context,

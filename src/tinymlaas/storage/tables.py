@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Base",
     "CampaignRow",
+    "CollectedSampleRow",
     "DatasetRow",
     "DeviceEventRow",
     "DeviceRow",
@@ -77,6 +78,24 @@ class SampleRow(Base):
     target: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CollectedSampleRow(Base):
+    """A sample a device uploaded, under the id the device gave it.
+
+    The key (dataset, sample key) is what makes an upload idempotent: a device that resends a sample it
+    never saw acknowledged finds its key here and nothing is stored twice. ``sample_id`` is the stored
+    sample, which an identical sample stored earlier may already have been.
+    """
+
+    __tablename__ = "collected_samples"
+
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    sample_key: Mapped[str] = mapped_column(String(128), primary_key=True)  # the device's id for it
+    sample_id: Mapped[str] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(128), index=True)  # LwM2M endpoint name, as sent
+    captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the device's clock
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class SnapshotRow(Base):

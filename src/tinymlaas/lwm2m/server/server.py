@@ -4,6 +4,9 @@ Packages are served by the server itself at ``/pkg/<token>`` rather than by a se
 device needs only CoAP: it gets a Package URI in object 9 and pulls it block-wise (RFC 7959) from the
 address it registered with. Tokens are unguessable names chosen by the deploy layer; unpublishing one
 makes later blocks of an interrupted download answer 4.04.
+
+Other resources on the same endpoint (sample upload at ``/dc/...``, say) are mounted by the layer that
+owns them, by their first path segment, so this package needs no database to serve them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import inspect
 import re
 import time
+from collections.abc import Mapping
 
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.lwm2m.core import (
@@ -25,7 +29,7 @@ from tinymlaas.lwm2m.core import (
 )
 from tinymlaas.lwm2m.server.client_requests import ClientRequests
 from tinymlaas.lwm2m.server.registrations import REGISTRATION_ROOT, Clock, Listener, RegistrationInterface
-from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, CoapEndpoint, CoapRequest, CoapResponse
+from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, CoapEndpoint, CoapRequest, CoapResponse, Handler
 
 __all__ = ["DEFAULT_PORT", "PACKAGE_ROOT", "Lwm2mServer"]
 
@@ -50,6 +54,7 @@ class Lwm2mServer:
     def __init__(self, registrations: RegistrationInterface) -> None:
         self.registrations = registrations
         self._packages: dict[str, bytes] = {}
+        self._mounted: dict[str, Handler] = {}
 
     @classmethod
     async def start(
@@ -66,8 +71,12 @@ class Lwm2mServer:
         on_updated: Listener | None = None,
         on_deregistered: Listener | None = None,
         on_offline: Listener | None = None,
+        resources: Mapping[str, Handler] | None = None,
     ) -> Lwm2mServer:
-        """Bind and start the presence check (every ``presence_interval`` seconds of real time)."""
+        """Bind and start the presence check (every ``presence_interval`` seconds of real time).
+
+        ``resources`` are mounted (see ``mount``) before the socket opens, so no request finds them missing.
+        """
         registrations = RegistrationInterface(
             store if store is not None else InMemoryRegistrationStore(),
             clock=clock,
@@ -75,6 +84,8 @@ class Lwm2mServer:
             on_updated=on_updated,
         )
         server = cls(registrations)
+        for root, handler in (resources or {}).items():
+            server.mount(root, handler)
         registrations.on_deregistered = server._released_then(on_deregistered)
         registrations.on_offline = server._released_then(on_offline)
         server._coap = await CoapEndpoint.bind(host, port, server._handle)
@@ -118,6 +129,18 @@ class Lwm2mServer:
         self._packages[token] = bytes(data)
         return f"/{PACKAGE_ROOT}/{token}"
 
+    def mount(self, root: str, handler: Handler) -> None:
+        """Serve every request whose first Uri-Path segment is ``root`` with ``handler``.
+
+        A handler's TinymlaasError answers with the error's CoAP code and its detail as diagnostic payload.
+        """
+        if not _TOKEN.fullmatch(root) or root in (REGISTRATION_ROOT, PACKAGE_ROOT):
+            raise InvalidInput(
+                f"cannot mount {root!r}: a root is one path segment other than "
+                f"{REGISTRATION_ROOT!r} and {PACKAGE_ROOT!r}"
+            )
+        self._mounted[root] = handler
+
     def unpublish(self, token: str) -> None:
         if self._packages.pop(token, None) is None:
             raise NotFound(f"package {token!r} is not published")
@@ -133,6 +156,9 @@ class Lwm2mServer:
             if data is None:
                 raise NotFound(f"package {request.path[1]!r} is not published")
             return CoapResponse("2.05", data, ContentFormat.OCTET_STREAM)
+        mounted = self._mounted.get(root)
+        if mounted is not None:
+            return await mounted(request)
         raise NotFound(f"{request.uri_path}: not an LwM2M server resource")
 
     async def stop(self) -> None:

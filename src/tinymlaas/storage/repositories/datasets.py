@@ -9,7 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import Conflict, NotFound
-from tinymlaas.storage.tables import DatasetRow, SampleRow, SnapshotRow, SnapshotSampleRow
+from tinymlaas.storage.tables import (
+    CollectedSampleRow,
+    DatasetRow,
+    SampleRow,
+    SnapshotRow,
+    SnapshotSampleRow,
+)
 
 __all__ = ["DatasetRepository", "Member"]
 
@@ -50,6 +56,38 @@ class DatasetRepository:
 
     def add_samples(self, rows: Iterable[SampleRow]) -> None:
         self.session.add_all(rows)
+
+    def sample_by_blob(self, dataset_id: str, blob: str) -> SampleRow | None:
+        return self.session.scalar(
+            select(SampleRow).where(SampleRow.dataset_id == dataset_id, SampleRow.blob == blob)
+        )
+
+    def collected(self, dataset_id: str, sample_key: str) -> CollectedSampleRow | None:
+        """The upload a device made under ``sample_key``, if it was stored before."""
+        return self.session.get(CollectedSampleRow, (dataset_id, sample_key))
+
+    def add_collected(self, row: CollectedSampleRow) -> None:
+        # The tables have no ORM relationship to order inserts by, so the sample it names goes in first.
+        self.session.flush()
+        self.session.add(row)
+        self.session.flush()
+
+    def collected_count(self, dataset_id: str) -> int:
+        """How many uploads devices made into the dataset (each stored once)."""
+        count = self.session.scalar(
+            select(func.count())
+            .select_from(CollectedSampleRow)
+            .where(CollectedSampleRow.dataset_id == dataset_id)
+        )
+        return count or 0
+
+    def unlabelled_count(self, dataset_id: str, *, regression: bool) -> int:
+        """Samples still waiting for a label (classification) or a target (regression)."""
+        missing = SampleRow.target.is_(None) if regression else SampleRow.label.is_(None)
+        count = self.session.scalar(
+            select(func.count()).select_from(SampleRow).where(SampleRow.dataset_id == dataset_id, missing)
+        )
+        return count or 0
 
     def label_counts(self, dataset_id: str) -> dict[str | None, int]:
         rows = self.session.execute(
