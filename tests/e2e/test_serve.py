@@ -113,3 +113,41 @@ def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_an_agent_prints_json_events_and_deregisters_on_sigterm(cli, tmp_path) -> None:
+    port = free_udp_port()
+    env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    agent = None
+    try:
+        key = json.loads(output_until(server, "coap_uri", 30))["public_key"]
+        agent = subprocess.Popen(
+            [
+                sys.executable, "-m", "tinymlaas", "agent", "--board", "pico", "--endpoint", "pico-json",
+                "--server", f"coap://127.0.0.1:{port}", "--state-dir", str(tmp_path / "pico"),
+                "--public-key", key, "--sensor", "none", "--json",
+            ],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        lines = output_until(agent, '"registered"', 30).splitlines()
+        events = [json.loads(line) for line in lines]
+        assert events[-1]["kind"] == "registered"
+        assert all({"at", "kind", "message"} <= set(event) for event in events)
+
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=20) == 0, agent.stderr.read()[-2000:].decode()
+        assert json.loads(agent.stdout.read().splitlines()[-1])["kind"] == "deregistered"
+        device = cli.json("devices", "show", "pico-json")
+        assert device["online"] is False
+        assert device["events"][0]["kind"] == "deregistered"
+    finally:
+        for process in (agent, server):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()

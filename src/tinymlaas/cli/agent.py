@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +63,30 @@ def _print_event(event: AgentEvent) -> None:
     console.print(f"[{style}]{event.kind}[/] {event.message}", highlight=False, soft_wrap=True)
 
 
-async def _serve(agent_options: dict[str, Any], sensor: SensorSource | None) -> None:
-    device = await Agent.start(**agent_options, sensor=sensor, on_event=_print_event)
+def _json_event(event: AgentEvent) -> None:
+    """One JSON object per line, every event (download blocks included), for scripts and log shippers."""
+    line = {"at": datetime.now(UTC).isoformat(), "kind": event.kind, "message": event.message}
+    if event.block is not None:
+        line["block"] = event.block
+    typer.echo(json.dumps(line))
+
+
+async def _serve(agent_options: dict[str, Any], sensor: SensorSource | None, as_json: bool) -> None:
+    on_event = _json_event if as_json else _print_event
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGTERM (systemd, a supervisor, kill) ends the agent as Ctrl-C does: de-registered, state saved.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()  # runs until Ctrl-C cancels it
+        device = await Agent.start(**agent_options, sensor=sensor, on_event=on_event)
+        try:
+            await stop.wait()
+        finally:
+            await device.stop()
     finally:
-        await device.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def agent(
@@ -91,6 +112,7 @@ def agent(
         None, "--label", help="The class the collected windows show; unlabelled without it."
     ),
     collect_every: int = typer.Option(1, "--collect-every", min=1, help="Collect every N-th window."),
+    as_json: bool = typer.Option(False, "--json", help="Print each event as one JSON line."),
 ) -> None:
     """Run a device agent: register, report capabilities, run the model, install signed updates."""
     collection = parse_collection(collect, label, collect_every)
@@ -107,7 +129,5 @@ def agent(
     }
     source = parse_sensor(sensor)
     err_console.print(f"agent {endpoint} ({profile.name}) -> {server}; Ctrl-C stops it", highlight=False)
-    try:
-        asyncio.run(_serve(options, source))
-    except KeyboardInterrupt:
-        err_console.print("agent stopped")
+    asyncio.run(_serve(options, source, as_json))
+    err_console.print("agent stopped")
