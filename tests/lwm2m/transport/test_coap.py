@@ -206,3 +206,18 @@ def test_observing_a_failing_path_is_not_an_observation() -> None:
             await server.close()
 
     run(scenario)
+
+
+def test_a_port_in_use_cannot_be_bound_again() -> None:
+    """Two endpoints on one UDP port would split its datagrams between them, each missing replies."""
+
+    async def scenario() -> None:
+        first = await CoapEndpoint.bind("127.0.0.1", 0)
+        try:
+            with pytest.raises(OSError):
+                second = await CoapEndpoint.bind("127.0.0.1", first.port)
+                await second.close()
+        finally:
+            await first.close()
+
+    run(scenario)

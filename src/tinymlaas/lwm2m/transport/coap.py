@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ DEFAULT_TIMEOUT = 30.0  # seconds for a whole exchange, every block of a block-w
 DEFAULT_BLOCK_SZX = 6  # RFC 7959 size exponent: blocks of 2 ** (6 + 4) = 1024 bytes
 _CODE = re.compile(r"([0-7])\.([0-3][0-9])")
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "IPATCH"})
+
+# aiocoap binds its sockets with SO_REUSEPORT unless this says otherwise (it reads it at each bind). On
+# Linux a socket bound to port 0 with SO_REUSEPORT may then get a port that another SO_REUSEPORT socket of
+# the same user already has, and the kernel splits the incoming datagrams between the two: one agent of a
+# spawned fleet, or of another process, silently gets another's replies. A fixed port (5683) could be
+# bound twice the same way. Every endpoint here needs its port to itself.
+os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 
 class PeerUnreachable(TinymlaasError):
