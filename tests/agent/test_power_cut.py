@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from tinymlaas.agent import CRASH_POINTS, Installer, SlotStore, UpdateState
+from tinymlaas.agent import CRASH_POINTS, Installer, SlotStore, UpdateResult, UpdateState
+from tinymlaas.agent.installer import MAX_INSTALL_ATTEMPTS
 from tinymlaas.agent.slots import CRASH_ENV
 
 ARENA_LIMIT = 192 * 1024
@@ -99,3 +100,25 @@ def test_a_power_cut_during_the_first_install_leaves_no_model(tmp_path, packages
     result = _install_in_child(tmp_path, packages[("litert", 1)], state_dir, crash_at)
     assert result.returncode == 137, result.stderr
     assert SlotStore(state_dir).active() is None
+
+
+def test_a_package_that_kills_every_install_is_given_up_and_the_old_model_runs(tmp_path, packages):
+    state_dir = tmp_path / "state"
+    old, new = packages[("tflm", 1)], packages[("tflm", 2)]
+    installer = Installer(state_dir, arena_limit_bytes=ARENA_LIMIT, slot_flash_bytes=SLOT_FLASH)
+    assert installer.install_verified(old.manifest, old.files).installed
+    for attempt in range(1, MAX_INSTALL_ATTEMPTS + 1):
+        assert _install_in_child(tmp_path, new, state_dir, "after-activate").returncode == 137
+        assert Installer(
+            state_dir, arena_limit_bytes=ARENA_LIMIT, slot_flash_bytes=SLOT_FLASH
+        ).tracker.attempts == (attempt)
+
+    rebooted = Installer(state_dir, arena_limit_bytes=ARENA_LIMIT, slot_flash_bytes=SLOT_FLASH)
+    outcome = rebooted.install_verified(new.manifest, new.files)
+    assert not outcome.installed
+    assert outcome.result is UpdateResult.INSTALLATION_FAILURE
+    assert f"cut short {MAX_INSTALL_ATTEMPTS} times" in outcome.detail
+    assert rebooted.tracker.state is UpdateState.INITIAL
+    assert rebooted.slots.active().manifest["model"]["version"] == 1
+    # The next package (or the same one sent again) starts a fresh count.
+    assert rebooted.install_verified(new.manifest, new.files).installed

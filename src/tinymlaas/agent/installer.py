@@ -24,8 +24,10 @@ from tinymlaas.agent.slots import SlotInfo, SlotStore, crash_point, verify_files
 from tinymlaas.agent.update import UpdateResult, UpdateState, UpdateTracker
 from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
 
-__all__ = ["CRASH_POINTS", "InstallOutcome", "Installer", "package_digest"]
+__all__ = ["CRASH_POINTS", "MAX_INSTALL_ATTEMPTS", "InstallOutcome", "Installer", "package_digest"]
 
+# Installs of one package that may die with the process before the device gives the package up.
+MAX_INSTALL_ATTEMPTS = 3
 CRASH_POINTS = ("mid-install", "after-install", "after-activate", "before-confirm", "after-confirm")
 
 # The next state on the way to DELIVERED when a package arrives whole, and the result to show there.
@@ -149,6 +151,14 @@ class Installer:
         return InstallOutcome(True, UpdateResult.INSTALLED, fallback.slot, detail, report)
 
     def _install(self, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> InstallOutcome:
+        if self.tracker.attempts >= MAX_INSTALL_ATTEMPTS:
+            return self._fail(
+                UpdateState.INITIAL,
+                UpdateResult.INSTALLATION_FAILURE,
+                f"The install was cut short {self.tracker.attempts} times (the device restarted during it); "
+                "the package is dropped so the device does not restart in a loop",
+            )
+        self.tracker.begin_attempt()
         try:
             slot = self.slots.install(manifest, files)
         except InvalidInput as exc:

@@ -23,7 +23,9 @@ class UpdateTracker:
     """State, result and detail of the current update, persisted in ``update.json`` of the state dir.
 
     ``package`` names the package in hand (a digest of its manifest) so that a restart can tell
-    whether the confirmed model already is that package.
+    whether the confirmed model already is that package. ``attempts`` counts installs of it that
+    began and never ended (the process died during them), so a package that kills the device is
+    not installed again on every boot.
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -33,6 +35,7 @@ class UpdateTracker:
         self.result = UpdateResult.INITIAL
         self.detail = ""
         self.package: str | None = None
+        self.attempts = 0
         if self._path.exists():
             try:
                 saved = json.loads(self._path.read_text())
@@ -40,6 +43,7 @@ class UpdateTracker:
                 self.result = UpdateResult(saved["result"])
                 self.detail = str(saved.get("detail", ""))
                 self.package = saved.get("package")
+                self.attempts = int(saved.get("attempts", 0))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise InvalidInput(f"Update state {self._path} cannot be read: {exc}") from exc
 
@@ -51,6 +55,7 @@ class UpdateTracker:
                 "result": int(self.result),
                 "detail": self.detail,
                 "package": self.package,
+                "attempts": self.attempts,
             },
         )
 
@@ -66,6 +71,7 @@ class UpdateTracker:
         self.state = to
         self.result = result
         self.detail = detail
+        self.attempts = 0
         if package is not None:
             self.package = package
         if to is UpdateState.INITIAL:
@@ -76,4 +82,10 @@ class UpdateTracker:
         """Record a result without a state change (an install that failed leaves the package DELIVERED)."""
         self.result = result
         self.detail = detail
+        self.attempts = 0
+        self._save()
+
+    def begin_attempt(self) -> None:
+        """Count an install as begun, on disk before it starts; ``move`` and ``report`` end it."""
+        self.attempts += 1
         self._save()
