@@ -285,6 +285,7 @@ class CampaignRunner:
         clock: Clock,
         interval: float = 0.5,
         install_timeout: float = 120.0,
+        concurrency: int = 32,
     ) -> None:
         self.context = context
         self.server = server
@@ -292,6 +293,7 @@ class CampaignRunner:
         self._clock = clock
         self.interval = interval
         self.install_timeout = install_timeout
+        self.concurrency = concurrency
         # Tokens published by this process; the server's package store does not outlive it.
         self._published: set[str] = set()
 
@@ -346,15 +348,28 @@ class CampaignRunner:
         return self.server.store.get_by_endpoint(endpoint) is not None
 
     async def _advance(self, work: _Work) -> None:
-        for endpoint in work.campaign.next_batch():
-            if self._online(endpoint):
-                await self._send(work, endpoint)
+        """One pass over a campaign: send, revert and poll, up to ``concurrency`` devices at a time.
+
+        Devices answer in a round trip each, and a slow or silent one (a lossy link, a device busy
+        self-testing) must not hold up the rest of the fleet behind it.
+        """
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def each(step: Callable[[_Work, str], Awaitable[None]], endpoints: Sequence[str]) -> None:
+            async def one(endpoint: str) -> None:
+                async with gate:
+                    await step(work, endpoint)
+
+            await asyncio.gather(*(one(endpoint) for endpoint in endpoints))
+
+        batch = [e for e in work.campaign.next_batch() if self._online(e)]
+        if batch:
+            await self._package_uri(work)  # signed and published once, before the sends need it
+            await each(self._send, batch)
         if work.campaign.state is CampaignState.ROLLING_BACK:
-            for endpoint in work.campaign.endpoints(InstallationState.SUCCEEDED):
-                if self._online(endpoint):
-                    await self._revert(work, endpoint)
-        for endpoint in (e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT):
-            await self._poll(work, endpoint)
+            succeeded = work.campaign.endpoints(InstallationState.SUCCEEDED)
+            await each(self._revert, [e for e in succeeded if self._online(e)])
+        await each(self._poll, [e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT])
 
     async def _package_uri(self, work: _Work) -> str:
         token = f"{work.campaign.id}.{work.module_id}"
