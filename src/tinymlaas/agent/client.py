@@ -82,7 +82,9 @@ _log = logging.getLogger(__name__)
 MANUFACTURER = "TinyMLaaS emulator"
 DEFAULT_RATE_HZ = 10.0
 DOWNLOAD_DIR = "download"
-DOWNLOAD_RETRIES = 3  # unanswered block requests in a row before the download fails with 52
+# How long block requests may go unanswered in a row before the download fails with 52. Each request
+# already retransmits (CoAP CON); this rides out a congested or briefly dead link, as on NB-IoT.
+DOWNLOAD_STALL_S = 90.0
 _INSTANCES = (Path(3, 0), Path(4, 0), Path(9, 0), Path(26241, 0))
 _WRITABLE = frozenset({Path(9, 0, 3), Path(26241, 0, 15)})
 # LwM2M Network Bearer codes (Object 4 resource 0) for the transports a board profile lists.
@@ -501,6 +503,14 @@ class Agent:
             return {}
         return active.manifest if active is not None else {}
 
+    def _status_reason(self) -> str:
+        """Object 9's Status Reason; during a download it counts the bytes received, which is how the
+        server tells a slow download (NB-IoT, a lossy link) from a stalled one."""
+        tracker = self.tracker
+        if tracker.state is UpdateState.DOWNLOAD_STARTED and self.download.uri is not None:
+            return f"downloading: {self.download.offset} bytes received"
+        return tracker.detail
+
     def _values(self) -> dict[Path, Value]:
         board = self.board
         manifest = self._active_manifest()
@@ -531,7 +541,7 @@ class Agent:
             Path(9, 0, 8): False,
             Path(9, 0, 9): int(tracker.result),
             Path(9, 0, 12): self._activated and bool(manifest),
-            Path(9, 0, 16): tracker.detail,
+            Path(9, 0, 16): self._status_reason(),
             Path(26241, 0, 0): self._runtime,
             Path(26241, 0, 1): self._runtime_version,
             Path(26241, 0, 3): board.usable_ram_bytes,
@@ -794,15 +804,18 @@ class Agent:
 
     async def _fetch_block(self, uri: str, num: int, szx: int) -> CoapBlock:
         """One block, retried while the server does not answer; 4.04 and other errors end the update."""
-        unanswered = 0
+        silent_since = time.monotonic()
+        pause = 1.0
         while True:
             try:
                 block = await self._coap.request_block(uri, num, szx, timeout=self._request_timeout)
             except PeerUnreachable as exc:
-                unanswered += 1
-                if unanswered > DOWNLOAD_RETRIES:
-                    raise _UpdateFailed(UpdateResult.CONNECTION_LOST, exc.detail) from None
-                await asyncio.sleep(unanswered)
+                silent = time.monotonic() - silent_since
+                if silent > DOWNLOAD_STALL_S:
+                    detail = f"{exc.detail}; no answer for {silent:.0f} s"
+                    raise _UpdateFailed(UpdateResult.CONNECTION_LOST, detail) from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
                 continue
             except InvalidInput as exc:
                 raise _UpdateFailed(UpdateResult.INVALID_URI, exc.detail) from None

@@ -404,7 +404,11 @@ class CampaignRunner:
         )
 
     async def _poll(self, work: _Work, endpoint: str) -> None:
-        """Read object 9; record news, or FAILED once the device made no progress for the timeout."""
+        """Read object 9; record news, or FAILED once the device reported no progress for the timeout.
+
+        Progress is a new state or a new Status Reason: the agent counts received bytes there while it
+        downloads, so a slow link is told apart from a dead one.
+        """
         current = work.campaign.installations[endpoint]
         news: InstallationState | None = None
         result: int | None = None
@@ -418,6 +422,11 @@ class CampaignRunner:
                 news, result, detail = _reported(software, work.manifest)
         if news is not None and news is not current:
             await self._write(self._record, work.campaign.id, endpoint, news, result, detail)
+            return
+        reason = detail.get("status_reason")
+        if reason and reason != work.details[endpoint].get("status_reason"):
+            # Same state, new Status Reason (bytes received so far): slow, not stalled.
+            await self._write(self._note, work.campaign.id, endpoint, {"status_reason": reason})
             return
         stalled = (self._now() - work.last_progress[endpoint]).total_seconds()
         if stalled > self.install_timeout:
@@ -476,10 +485,11 @@ class CampaignRunner:
         await self._write(self._record, work.campaign.id, endpoint, reverted, None, detail)
 
     def _note(self, campaign_id: str, endpoint: str, detail: dict[str, Any]) -> None:
-        """Add to one installation's detail without changing its state."""
+        """Add to one installation's detail without changing its state; it counts as progress."""
         with self.context.session() as session:
             installation = CampaignRepository(session).installations(campaign_id)[endpoint]
             installation.detail = {**installation.detail, **detail}
+            installation.updated_at = self._now()
 
     def _record(
         self,
