@@ -30,6 +30,7 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/lifecycle.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache bench/results

@@ -1,8 +1,11 @@
-"""Several agents in one process against the fleet service, directly and over emulated Wi-Fi links."""
+"""Several agents in one process against the fleet service, directly and over emulated links."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from tinymlaas.agent.fleet import spawn_fleet
 from tinymlaas.catalog import load_catalog
 from tinymlaas.deploy import SigningKey
 from tinymlaas.errors import InvalidInput
+from tinymlaas.lwm2m.linkemu import link_profile
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import FleetService, list_devices
 from tinymlaas.settings import Settings
@@ -94,3 +98,83 @@ def test_an_unknown_link_is_refused_with_the_known_ones(tmp_path: Path) -> None:
             await spawn_fleet(1, board, "coap://127.0.0.1:5683", tmp_path, b"\0" * 32, link="carrier-pigeon")
 
     run(scenario)
+
+
+def test_a_loss_of_ones_own_on_loopback_drops_datagrams_yet_the_agent_registers(
+    context: Context, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        service = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        try:
+            board = load_catalog().board(BOARD)
+            lossy = link_profile(None, loss=0.1)
+            assert lossy is not None and lossy.name == "loopback (loss 0.1)"
+            key = SigningKey.generate().public_key_bytes()
+            # Seed 101 loses the first uplink datagram and none of the next few: the registration is
+            # retransmitted once, so the test does not wait out a chain of CoAP back-offs.
+            fleet = await spawn_fleet(
+                1, board, service.uri, tmp_path, key, prefix="lossy", link=lossy, seed=101
+            )
+            try:
+                await eventually(lambda: online(context) == {"lossy-000": BOARD}, timeout=15)
+                stats = fleet.link_stats()["lossy-000"]
+                assert stats.uplink.dropped >= 1 and stats.uplink.delivered >= 1
+                assert fleet.links["lossy-000"].profile.loss == 0.1
+            finally:
+                await fleet.stop()
+        finally:
+            await service.stop()
+
+    run(scenario)
+
+
+def test_a_package_on_the_servers_address_is_downloaded_through_the_agents_relay(
+    context: Context, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        service = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        try:
+            board = load_catalog().board(BOARD)
+            key = SigningKey.generate().public_key_bytes()
+            fleet = await spawn_fleet(1, board, service.uri, tmp_path, key, prefix="ota", link="loopback")
+            try:
+                await eventually(lambda: online(context) == {"ota-000": BOARD})
+                relay = fleet.links["ota-000"]
+                before = relay.stats.downlink.delivered
+                # 32 blocks of 1 KiB that no key signed: the download runs, the check then fails.
+                uri = service.server.uri + service.server.publish("blob", os.urandom(32 * 1024))
+                await service.server.devices.write("ota-000", "/9/0/3", uri)
+                await eventually(lambda: relay.stats.downlink.delivered - before >= 32)
+            finally:
+                await fleet.stop()
+        finally:
+            await service.stop()
+
+    run(scenario)
+
+
+def test_loss_and_duplicate_replace_a_named_profiles_figures_only() -> None:
+    lte = link_profile("lte-m", duplicate=0.05)
+    assert lte is not None and lte.name == "lte-m (duplicate 0.05)"
+    assert (lte.latency_ms, lte.loss, lte.duplicate) == (15, 0.01, 0.05)
+    assert link_profile(None) is None
+    for bad in ({"loss": 1.5}, {"loss": -0.1}, {"duplicate": float("nan")}):
+        with pytest.raises(InvalidInput, match=r"probability within 0\.\.1"):
+            link_profile("wifi", **bad)
+    with pytest.raises(InvalidInput, match="known links"):
+        link_profile("carrier-pigeon", loss=0.1)
+
+
+def test_fleet_spawn_refuses_a_loss_outside_0_to_1_with_one_clear_line(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tinymlaas", "fleet", "spawn", "--count", "1", "--board", BOARD]
+    command += ["--state-dir", str(tmp_path / "agents"), "--public-key", str(tmp_path / "none.pub")]
+    spawned = subprocess.run(
+        [*command, "--loss", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TINYMLAAS_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert spawned.returncode == 1
+    assert "loss is a probability within 0..1, got 1.5" in spawned.stderr
+    assert "Traceback" not in spawned.stderr

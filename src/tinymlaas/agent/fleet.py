@@ -7,8 +7,12 @@ slots and update progress stay per device, exactly as with separately started ag
 
 With a link profile every agent gets its own ``UdpLinkEmulator`` relay on 127.0.0.1, seeded ``seed + i``,
 so registrations, reads and package downloads all cross the emulated link and losses differ per device
-yet repeat from run to run. Starts (and stops) are bounded in number at any moment, so a large fleet does
-not flood the server with registrations in the same instant.
+yet repeat from run to run. The server's Package URI names the server's own address, which the agent
+would reach around its relay; behind a link, a Package URI on that address is fetched through the relay
+instead, as a real device's one radio carries all of its traffic.
+
+Starts (and stops) are bounded in number at any moment, so a large fleet does not flood the server with
+registrations in the same instant.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from tinymlaas.agent.client import DEFAULT_RATE_HZ, Agent, AgentEvent
 from tinymlaas.agent.sensors import SensorSource
+from tinymlaas.agent.uploader import Collection
 from tinymlaas.catalog.board import Board
 from tinymlaas.errors import InvalidInput
-from tinymlaas.lwm2m.linkemu import PROFILES, LinkStats, UdpLinkEmulator
+from tinymlaas.lwm2m.linkemu import LinkProfile, LinkStats, UdpLinkEmulator, link_profile
+from tinymlaas.lwm2m.transport import CoapResponse
 
 __all__ = ["COAP_PORT", "MAX_CONCURRENT_STARTS", "Fleet", "FleetEventCallback", "spawn_fleet"]
 
@@ -66,6 +73,21 @@ def _upstream(server_uri: str) -> tuple[str, int]:
     return parts.hostname, parts.port or COAP_PORT
 
 
+def _agent_behind_link(upstream: tuple[str, int]) -> type[Agent]:
+    """An ``Agent`` whose downloads from the server at ``upstream`` go through its relay (``server_uri``)."""
+
+    class AgentBehindLink(Agent):
+        server: ClassVar[tuple[str, int]] = upstream
+
+        async def _package_uri_written(self, uri: str) -> CoapResponse:
+            parts = urlsplit(uri)
+            if parts.scheme == "coap" and (parts.hostname, parts.port or COAP_PORT) == self.server:
+                uri = parts._replace(netloc=urlsplit(self.server_uri).netloc).geturl()
+            return await super()._package_uri_written(uri)
+
+    return AgentBehindLink
+
+
 async def spawn_fleet(
     count: int,
     board: Board,
@@ -74,26 +96,26 @@ async def spawn_fleet(
     public_key: bytes,
     *,
     prefix: str | None = None,
-    link: str | None = None,
+    link: str | LinkProfile | None = None,
     seed: int = 0,
     sensor_factory: Callable[[int], SensorSource | None] | None = None,
     rate_hz: float = DEFAULT_RATE_HZ,
     lifetime: int = 60,
     on_event: FleetEventCallback | None = None,
+    collect: Collection | None = None,
 ) -> Fleet:
     """Start ``count`` agents for ``board`` and return once each has had its first registration attempt.
 
     ``sensor_factory(i)`` gives agent ``i`` its input (none when absent); ``on_event`` hears every agent's
-    events with the endpoint name first. If any agent fails to start, the ones started are stopped again.
+    events with the endpoint name first. ``link`` is a profile name or a profile of one's own (see
+    ``link_profile``). With ``collect`` every agent uploads its windows, through an outbox of its own.
+    If any agent fails to start, the ones started are stopped again.
     """
     if count < 1:
         raise InvalidInput(f"A fleet has at least 1 agent, got {count}")
-    profile = None
-    if link is not None:
-        profile = PROFILES.get(link)
-        if profile is None:
-            raise InvalidInput(f"Unknown link {link!r}; known links: {', '.join(PROFILES)}")
+    profile = link_profile(link) if isinstance(link, str) else link
     upstream = _upstream(server_uri)
+    agent_class = Agent if profile is None else _agent_behind_link(upstream)
     gate = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
 
     async def start_one(index: int) -> tuple[Agent, UdpLinkEmulator | None]:
@@ -109,7 +131,7 @@ async def spawn_fleet(
                 relay = await UdpLinkEmulator.start(upstream, profile, seed=seed + index)
                 uri = f"coap://127.0.0.1:{relay.port}"
             try:
-                agent = await Agent.start(
+                agent = await agent_class.start(
                     board,
                     endpoint,
                     uri,
@@ -119,6 +141,7 @@ async def spawn_fleet(
                     sensor=sensor_factory(index) if sensor_factory is not None else None,
                     rate_hz=rate_hz,
                     on_event=forward,
+                    collect=collect,
                 )
             except BaseException:
                 if relay is not None:

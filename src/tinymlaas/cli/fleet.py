@@ -12,23 +12,33 @@ import typer
 from tinymlaas.agent import AgentEvent, SensorSource
 from tinymlaas.agent.fleet import spawn_fleet
 from tinymlaas.cli._shared import console, err_console, get_context
-from tinymlaas.cli.agent import parse_sensor
+from tinymlaas.cli.agent import parse_collection, parse_sensor
 from tinymlaas.deploy.signing import load_public_key
 from tinymlaas.errors import InvalidInput, NotFound
-from tinymlaas.lwm2m.linkemu import PROFILES
+from tinymlaas.lwm2m.linkemu import PROFILES, LinkProfile, link_profile
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Fleets of emulated devices in one process.", no_args_is_help=True)
 
 # Per-block download and state-machine lines from hundreds of agents would drown the ones that matter.
-_SHOWN = frozenset({"registered", "registration-failed", "deregistered", "installed", "install-failed"})
+_SHOWN = frozenset(
+    {
+        "registered",
+        "registration-failed",
+        "deregistered",
+        "installed",
+        "install-failed",
+        "collect-dropped",
+        "collect-rejected",
+    }
+)
 
 
 def _print_event(endpoint: str, event: AgentEvent) -> None:
     if event.kind not in _SHOWN:
         return
-    style = "red" if event.kind.endswith("failed") else "cyan"
+    style = "red" if event.kind.endswith("failed") or event.kind.startswith("collect-") else "cyan"
     message = event.message.removeprefix(f"{endpoint} ")  # some messages already name the endpoint
     console.print(f"{endpoint} [{style}]{event.kind}[/] {message}", highlight=False, soft_wrap=True)
 
@@ -41,7 +51,7 @@ def _sensor_factory(spec: str) -> Callable[[int], SensorSource | None]:
     return lambda index: parse_sensor(spec)
 
 
-async def _serve(options: dict[str, Any], link: str | None) -> None:
+async def _serve(options: dict[str, Any], link: LinkProfile | None) -> None:
     fleet = await spawn_fleet(**options, link=link, on_event=_print_event)
     try:
         await asyncio.Event().wait()  # runs until Ctrl-C cancels it
@@ -50,9 +60,11 @@ async def _serve(options: dict[str, Any], link: str | None) -> None:
         for endpoint, stats in fleet.link_stats().items():
             up, down = stats.uplink, stats.downlink
             err_console.print(
-                f"{endpoint} {link}: up {up.delivered}/{up.received} delivered, {up.dropped} dropped; "
+                f"{endpoint} {fleet.links[endpoint].profile.name}: "
+                f"up {up.delivered}/{up.received} delivered, {up.dropped} dropped; "
                 f"down {down.delivered}/{down.received} delivered, {down.dropped} dropped",
                 highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -72,20 +84,37 @@ def spawn(
     link: str | None = typer.Option(
         None, "--link", help=f"Emulated radio link per agent: {', '.join(PROFILES)}; none by default."
     ),
+    loss: float | None = typer.Option(
+        None,
+        "--loss",
+        help="Probability (0..1) that a datagram is lost, each way; replaces the link's own "
+        "figure, or applies to loopback when no --link is named.",
+    ),
+    duplicate: float | None = typer.Option(
+        None,
+        "--duplicate",
+        help="Probability (0..1) that a datagram arrives twice, each way; like --loss.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Link losses of agent i are drawn from SEED + i."),
     sensor: str = typer.Option(
         "none", "--sensor", help="Input windows per agent: gestures[:SEED], replay:PATH, watch:DIR or none."
     ),
     rate: float = typer.Option(1.0, "--rate", help="Inferences per second per agent."),
     lifetime: int = typer.Option(60, "--lifetime", help="Registration lifetime in seconds."),
+    collect: str | None = typer.Option(
+        None, "--collect", help="Every agent uploads its sensor windows into this dataset (needs --sensor)."
+    ),
+    label: str | None = typer.Option(
+        None, "--label", help="The class the collected windows show; unlabelled without it."
+    ),
+    collect_every: int = typer.Option(1, "--collect-every", min=1, help="Collect every N-th window."),
 ) -> None:
     """Run COUNT agents until Ctrl-C, printing registrations and installs as they happen."""
     try:
         profile = get_context(ctx).catalog.board(board)
     except NotFound as exc:
         raise InvalidInput(exc.detail) from None
-    if link is not None and link not in PROFILES:
-        raise InvalidInput(f"Unknown link {link!r}; known links: {', '.join(PROFILES)}")
+    radio = link_profile(link, loss=loss, duplicate=duplicate)
     options: dict[str, Any] = {
         "count": count,
         "board": profile,
@@ -97,10 +126,11 @@ def spawn(
         "sensor_factory": _sensor_factory(sensor),
         "rate_hz": rate,
         "lifetime": lifetime,
+        "collect": parse_collection(collect, label, collect_every),
     }
-    via = f" over {link}" if link else ""
+    via = f" over {radio.name}" if radio else ""
     err_console.print(f"{count} x {profile.name} -> {server}{via}; Ctrl-C stops them", highlight=False)
     try:
-        asyncio.run(_serve(options, link))
+        asyncio.run(_serve(options, radio))
     except KeyboardInterrupt:
         err_console.print("fleet stopped")

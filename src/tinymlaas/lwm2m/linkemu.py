@@ -27,13 +27,13 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Self, cast
 
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["PROFILES", "DirectionStats", "LinkProfile", "LinkStats", "UdpLinkEmulator"]
+__all__ = ["PROFILES", "DirectionStats", "LinkProfile", "LinkStats", "UdpLinkEmulator", "link_profile"]
 
 Address = tuple[str, int]
 
@@ -89,6 +89,33 @@ PROFILES: Mapping[str, LinkProfile] = MappingProxyType(
         ),
     }
 )
+
+
+def link_profile(
+    name: str | None, *, loss: float | None = None, duplicate: float | None = None
+) -> LinkProfile | None:
+    """The named profile, with its loss or duplicate probability replaced where one is given.
+
+    Named losses are typical figures; a run that asks what a given loss alone costs needs its own, and
+    without a name the figures apply to ``loopback`` so no delay or throttling mixes in. None when
+    neither a name nor a figure is given: no emulation at all.
+    """
+    if name is None and loss is None and duplicate is None:
+        return None
+    base = PROFILES.get(name or "loopback")
+    if base is None:
+        raise InvalidInput(f"Unknown link {name!r}; known links: {', '.join(PROFILES)}")
+    changes: dict[str, float] = {}
+    for figure, value in (("loss", loss), ("duplicate", duplicate)):
+        if value is None:
+            continue
+        if not 0.0 <= value <= 1.0:
+            raise InvalidInput(f"A link's {figure} is a probability within 0..1, got {value}")
+        changes[figure] = value
+    if not changes:
+        return base
+    label = ", ".join(f"{figure} {value:g}" for figure, value in changes.items())
+    return replace(base, name=f"{base.name} ({label})", **changes)
 
 
 @dataclass(frozen=True)
