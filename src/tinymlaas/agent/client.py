@@ -82,9 +82,13 @@ _log = logging.getLogger(__name__)
 MANUFACTURER = "TinyMLaaS emulator"
 DEFAULT_RATE_HZ = 10.0
 DOWNLOAD_DIR = "download"
-# How long block requests may go unanswered in a row before the download fails with 52. Each request
-# already retransmits (CoAP CON); this rides out a congested or briefly dead link, as on NB-IoT.
-DOWNLOAD_STALL_S = 90.0
+# How long block requests may go unanswered in a row before the download fails with 52; it rides out a
+# congested or briefly dead link, as on NB-IoT.
+DOWNLOAD_STALL_S = 180.0
+# One block request waits as long as CoAP retransmits a confirmable message (MAX_TRANSMIT_WAIT, 93 s
+# with RFC 7252's defaults). A shorter wait would abandon a request the CoAP layer still retransmits,
+# and the next block request would queue behind it (one outstanding request per peer).
+BLOCK_TIMEOUT_S = 95.0
 _INSTANCES = (Path(3, 0), Path(4, 0), Path(9, 0), Path(26241, 0))
 _WRITABLE = frozenset({Path(9, 0, 3), Path(26241, 0, 15)})
 # LwM2M Network Bearer codes (Object 4 resource 0) for the transports a board profile lists.
@@ -808,7 +812,7 @@ class Agent:
         pause = 1.0
         while True:
             try:
-                block = await self._coap.request_block(uri, num, szx, timeout=self._request_timeout)
+                block = await self._coap.request_block(uri, num, szx, timeout=BLOCK_TIMEOUT_S)
             except PeerUnreachable as exc:
                 silent = time.monotonic() - silent_since
                 if silent > DOWNLOAD_STALL_S:

@@ -29,7 +29,7 @@ from tinymlaas.data.upload import COLLECT_ROOT
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
-from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT
+from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
 from tinymlaas.services._reports import code_name, iso, resources
 from tinymlaas.services.campaigns import CampaignRunner
 from tinymlaas.services.collect import SampleCollector
@@ -84,6 +84,7 @@ _IDENTITY = {
     19: "software_version",
 }
 _MODEL_NUMBER = 1
+REPORT_READ_ATTEMPTS = 3  # reads of each reported object after a registration, before giving up
 _INSTALLED = {
     0: "name",
     1: "version",
@@ -193,6 +194,8 @@ class FleetService:
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
         self._campaigns: asyncio.Task[None] | None = None
+        # Registration Updates stored after the device got its answer; awaited before the server stops.
+        self._pending_updates: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def start(
@@ -255,6 +258,7 @@ class FleetService:
         for task in list(self._reading.values()):
             task.cancel()
         await asyncio.gather(*self._reading.values(), return_exceptions=True)
+        await asyncio.gather(*self._pending_updates, return_exceptions=True)
         await self.server.stop()
         await self._write(self._reset_presence, "server stopped")
 
@@ -283,7 +287,12 @@ class FleetService:
             del self._reading[endpoint]
 
     async def _on_updated(self, registration: Registration) -> None:
-        await self._write(self._store_update, registration)
+        # Updates are the most frequent request of a fleet; during a rollout the writer is busy with
+        # campaign records, and a device left waiting for that would time out its Update. The row only
+        # refreshes the last-seen time, so the answer goes first and the store follows in order.
+        task = asyncio.create_task(self._write(self._store_update, registration))
+        self._pending_updates.add(task)
+        task.add_done_callback(self._pending_updates.discard)
 
     async def _on_deregistered(self, registration: Registration) -> None:
         current = self.server.store.get_by_endpoint(registration.endpoint)
@@ -306,10 +315,17 @@ class FleetService:
         """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; observe telemetry."""
         answers: dict[Path, dict[int, Any]] = {}
         for path in (RUNTIME, DEVICE, SOFTWARE):
-            try:
-                answers[path] = resources(await self.server.devices.read(endpoint, path))
-            except TinymlaasError as exc:
-                await self._write(self._store_read_failure, endpoint, path, exc.detail)
+            for attempt in range(1, REPORT_READ_ATTEMPTS + 1):
+                try:
+                    answers[path] = resources(await self.server.devices.read(endpoint, path))
+                    break
+                except TinymlaasError as exc:
+                    # A lost datagram on a lossy link must not leave the device without capabilities
+                    # (and so refused by every campaign) until it registers again; a 4.04 is final.
+                    if attempt == REPORT_READ_ATTEMPTS or not isinstance(exc, PeerUnreachable):
+                        await self._write(self._store_read_failure, endpoint, path, exc.detail)
+                        break
+                    await asyncio.sleep(attempt)
         await self._write(self._store_reports, endpoint, answers)
         if SOFTWARE in answers:
             await self._observe_software(endpoint)
