@@ -357,7 +357,7 @@ def _scenario(
     port = _free_udp_port()
     server_log, fleet_log = scenario_dir / "serve.log", scenario_dir / "fleet.log"
 
-    server = procs.start("serve", ["serve", "--coap-port", str(port)], store, server_log)
+    server = procs.start("serve", ["serve", "--coap-port", str(port), "--no-http"], store, server_log)
     server_sampler = ProcessSampler(server.pid)
     server_sampler.start()
     try:

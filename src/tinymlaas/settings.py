@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # server to a network is a deliberate choice (``0.0.0.0`` or an interface address).
     coap_host: str = "127.0.0.1"
     coap_port: int = 5683  # IANA "coap"
+    # Where ``serve`` answers the REST API; loopback by default for the same reason as CoAP.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 COAP_CLIENT = shutil.which("coap-client-notls") or "coap-client-notls (run make setup: Debian libcoap3-bin)"
@@ -48,7 +49,7 @@ def test_serve_registers_a_libcoap_device_and_stops_cleanly(cli) -> None:
     port = free_udp_port()
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port)],
+        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--http-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -96,17 +97,24 @@ def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
     port = free_udp_port()
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--json"],
+        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--http-port", "0", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     )
     try:
         started = json.loads(output_until(server, "coap_uri", 30))
+        http_url = started.pop("http_url")
+        admin_token = started.pop("admin_token")
         assert started == {
             "coap_uri": f"coap://127.0.0.1:{port}",
             "public_key": str(cli.data_dir / "keys" / "server_ed25519.pub"),
         }
+        assert http_url.startswith("http://127.0.0.1:")
+        assert admin_token.startswith("tmls_")
+        bearer = {"Authorization": f"Bearer {admin_token}"}
+        assert httpx.get(f"{http_url}/api/v1/devices", headers=bearer).json() == {"data": [], "count": 0}
+        assert httpx.get(f"{http_url}/api/v1/devices").status_code == 401
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0
     finally:
@@ -119,7 +127,7 @@ def test_an_agent_prints_json_events_and_deregisters_on_sigterm(cli, tmp_path) -
     port = free_udp_port()
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--json"],
+        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--http-port", "0", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -145,7 +153,8 @@ def test_an_agent_prints_json_events_and_deregisters_on_sigterm(cli, tmp_path) -
         assert json.loads(agent.stdout.read().splitlines()[-1])["kind"] == "deregistered"
         device = cli.json("devices", "show", "pico-json")
         assert device["online"] is False
-        assert device["events"][0]["kind"] == "deregistered"
+        # The server's first reads of a device that leaves at once may fail after it left: not "newest".
+        assert "deregistered" in [event["kind"] for event in device["events"]]
     finally:
         for process in (agent, server):
             if process is not None and process.poll() is None:

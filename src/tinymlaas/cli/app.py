@@ -17,9 +17,11 @@ from tinymlaas.cli import (
     deploy,
     devices,
     fleet,
+    jobs,
     lifecycle,
     models,
     serve,
+    tokens,
 )
 from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import TinymlaasError
@@ -44,6 +46,8 @@ app.add_typer(lifecycle.app, name="lifecycle")
 app.add_typer(devices.app, name="devices")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(tokens.app, name="tokens")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)

@@ -1,19 +1,66 @@
-"""``tinymlaas serve``: the LwM2M server for a fleet of devices, until Ctrl-C or SIGTERM."""
+"""``tinymlaas serve``: the LwM2M server and the REST API in one process, until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+import uvicorn
 
+from tinymlaas.api import API_PREFIX, create_app
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key
 from tinymlaas.errors import Conflict
+from tinymlaas.services.auth import ensure_first_admin
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import FleetService
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn sharing ``serve``'s event loop: ``serve`` owns SIGINT/SIGTERM and stops both servers.
+
+    Left to itself uvicorn would replace those handlers and re-raise the signal after its own shutdown,
+    which would kill the process before the LwM2M server marks its devices offline.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _Http:
+    """The REST API on a socket bound up front, so a busy port fails before anything prints."""
+
+    def __init__(self, context: Context, host: str, port: int) -> None:
+        try:
+            self.sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as exc:
+            raise Conflict(f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}") from exc
+        bound_host, bound_port = self.sock.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        config = uvicorn.Config(create_app(context), lifespan="off", log_level="warning", access_log=False)
+        self.server = _EmbeddedServer(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                await self.task  # startup failed: raise its error here
+                raise Conflict(f"the HTTP server on {self.url} stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+        self.sock.close()
 
 
 def serve(
@@ -24,24 +71,47 @@ def serve(
     coap_port: int | None = typer.Option(
         None, "--coap-port", min=0, max=65535, help="UDP port for LwM2M over CoAP (default 5683)."
     ),
+    http_host: str | None = typer.Option(
+        None, "--http-host", help="Address to serve the REST API on (default 127.0.0.1)."
+    ),
+    http_port: int | None = typer.Option(
+        None, "--http-port", min=0, max=65535, help="TCP port for the REST API (default 8000; 0 picks one)."
+    ),
+    no_http: bool = typer.Option(False, "--no-http", help="Serve LwM2M only, no REST API."),
     as_json: bool = typer.Option(
-        False, "--json", help="Print one JSON line with the server URI and key file once listening."
+        False,
+        "--json",
+        help="Print one JSON line with the server URIs, key file and any new admin token once listening.",
     ),
 ) -> None:
-    """Run the LwM2M server: devices register, report what they can run, and appear in 'devices list'.
+    """Run the LwM2M server and the REST API: devices register, clients call /api/v1 with a token.
 
+    On the first start an admin API token is made and printed once; 'tokens create' makes more.
     Devices are set offline when the server stops: their registrations lived in this process.
     """
     context = get_context(ctx)
-    host = context.settings.coap_host if coap_host is None else coap_host
-    port = context.settings.coap_port if coap_port is None else coap_port
+    settings = context.settings
     # Created on first start, so agents can be provisioned with the key that will sign their packages.
-    keys = context.settings.data_dir / "keys"
+    keys = settings.data_dir / "keys"
     load_or_create_signing_key(keys)
-    asyncio.run(_serve(context, host, port, keys / PUBLIC_KEY_NAME, as_json))
+    http = None
+    if not no_http:
+        http = _Http(
+            context,
+            settings.http_host if http_host is None else http_host,
+            settings.http_port if http_port is None else http_port,
+        )
+    coap = (
+        settings.coap_host if coap_host is None else coap_host,
+        settings.coap_port if coap_port is None else coap_port,
+    )
+    asyncio.run(_serve(context, coap, http, keys / PUBLIC_KEY_NAME, as_json))
 
 
-async def _serve(context: Context, host: str, port: int, public_key: Path, as_json: bool) -> None:
+async def _serve(
+    context: Context, coap: tuple[str, int], http: _Http | None, public_key: Path, as_json: bool
+) -> None:
+    host, port = coap
     try:
         fleet = await FleetService.start(context, host, port)
     except OSError as exc:
@@ -51,15 +121,43 @@ async def _serve(context: Context, host: str, port: int, public_key: Path, as_js
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        if as_json:
-            typer.echo(json.dumps({"coap_uri": fleet.uri, "public_key": str(public_key)}))
-        else:
-            console.print(f"LwM2M server listening on {fleet.uri}", highlight=False, soft_wrap=True)
-            console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
-        err_console.print("press Ctrl-C to stop", style="dim")
+        admin_token = None
+        if http is not None:
+            await http.start()
+            admin_token = ensure_first_admin(context)
+        _announce(fleet.uri, public_key, http, admin_token, as_json)
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if http is not None:
+            await http.stop()
         await fleet.stop()
     err_console.print("stopped; registered devices are now offline", style="dim")
+
+
+def _announce(
+    coap_uri: str, public_key: Path, http: _Http | None, admin_token: str | None, as_json: bool
+) -> None:
+    if as_json:
+        started = {
+            "coap_uri": coap_uri,
+            "public_key": str(public_key),
+            "http_url": http.url if http else None,
+            "admin_token": admin_token,
+        }
+        typer.echo(json.dumps(started))
+    else:
+        console.print(f"LwM2M server listening on {coap_uri}", highlight=False, soft_wrap=True)
+        console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
+        if http is not None:
+            console.print(
+                f"REST API on {http.url}{API_PREFIX} (docs at {http.url}/docs)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if admin_token is not None:
+            console.print(
+                f"first admin API token (shown once, keep it): {admin_token}", highlight=False, soft_wrap=True
+            )
+    err_console.print("press Ctrl-C to stop", style="dim")

@@ -3,6 +3,16 @@
 from tinymlaas.storage.repositories.campaigns import CampaignRepository
 from tinymlaas.storage.repositories.datasets import DatasetRepository, Member
 from tinymlaas.storage.repositories.devices import DeviceRepository
+from tinymlaas.storage.repositories.jobs import JobRepository
 from tinymlaas.storage.repositories.models import ModelRepository
+from tinymlaas.storage.repositories.tokens import TokenRepository
 
-__all__ = ["CampaignRepository", "DatasetRepository", "DeviceRepository", "Member", "ModelRepository"]
+__all__ = [
+    "CampaignRepository",
+    "DatasetRepository",
+    "DeviceRepository",
+    "JobRepository",
+    "Member",
+    "ModelRepository",
+    "TokenRepository",
+]

@@ -1,0 +1,67 @@
+"""What routes depend on: the service context, and the bearer token a change of state requires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tinymlaas.services.auth import PERMISSIONS, Permission, Role, Unauthenticated, authenticate
+from tinymlaas.services.context import Context
+
+__all__ = ["ContextDep", "Page", "get_context", "page", "require"]
+
+_T = TypeVar("_T")
+
+# auto_error=False: a missing token is answered by ``require`` as a problem document, not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="An API token: 'tinymlaas tokens create --role ROLE'.")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_context(request: Request) -> Context:
+    return request.app.state.context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def require(permission: Permission) -> Callable[..., dict[str, Any]]:
+    """A dependency that lets through only a valid token whose role holds ``permission``.
+
+    401 (with a Bearer challenge) when there is no token or it is unknown or revoked; 403 when the
+    token is fine but its role may not do this.
+    """
+
+    def check(
+        context: ContextDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> dict[str, Any]:
+        if credentials is None:
+            raise HTTPException(401, "this needs an API token (Authorization: Bearer ...)", _CHALLENGE)
+        try:
+            token = authenticate(context, credentials.credentials)
+        except Unauthenticated as exc:
+            raise HTTPException(401, str(exc), _CHALLENGE) from exc
+        if permission not in PERMISSIONS[Role(token["role"])]:
+            raise HTTPException(403, f"role {token['role']!r} may not {permission.value}")
+        return token
+
+    return check
+
+
+class Page:
+    """``limit``/``offset`` query parameters for lists; ``count`` in a response is the total before paging."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many items.")] = 100,
+        offset: Annotated[int, Query(ge=0, description="Skip this many items first.")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+def page(items: Sequence[_T], paging: Page) -> list[_T]:
+    return list(items[paging.offset : paging.offset + paging.limit])

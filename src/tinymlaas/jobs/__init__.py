@@ -1,0 +1,23 @@
+"""Background jobs: training, squeezing, compiling and whole lifecycles, run outside the caller.
+
+A job is a row (``storage.tables.JobRow``) that moves through ``JOB_TRANSITIONS``; an ``Executor``
+runs it, and the worker writes progress, log and outcome to that row, so every process sees the same
+state and a restart finds it. Services submit and cancel through ``tinymlaas.services.jobs``.
+"""
+
+from tinymlaas.jobs.executor import Executor, LocalProcessExecutor, Worker
+from tinymlaas.jobs.recovery import SERVER_STOPPED, Recovered, recover
+from tinymlaas.jobs.states import JOB_TRANSITIONS, TERMINAL_STATES, JobKind, JobState
+
+__all__ = [
+    "JOB_TRANSITIONS",
+    "SERVER_STOPPED",
+    "TERMINAL_STATES",
+    "Executor",
+    "JobKind",
+    "JobState",
+    "LocalProcessExecutor",
+    "Recovered",
+    "Worker",
+    "recover",
+]

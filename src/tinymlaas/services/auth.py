@@ -1,0 +1,157 @@
+"""API tokens and roles: who may read or change what through the REST API.
+
+A token's secret is shown once, when it is made; the store keeps only its sha256, so a copy of the
+database lets nobody call the API. Roles are fixed sets of permissions, one per resource and action,
+so a route asks for what it does (``datasets:write``) rather than for a role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from tinymlaas.errors import InvalidInput
+from tinymlaas.services._reports import iso
+from tinymlaas.services.context import Context, new_id
+from tinymlaas.storage.repositories import TokenRepository
+from tinymlaas.storage.tables import ApiTokenRow
+
+__all__ = [
+    "PERMISSIONS",
+    "Permission",
+    "Role",
+    "Unauthenticated",
+    "authenticate",
+    "create_token",
+    "ensure_first_admin",
+    "list_tokens",
+    "parse_role",
+    "token_view",
+]
+
+# Secrets start with this, so a leaked one is recognisable by secret scanners and in logs.
+SECRET_PREFIX = "tmls_"
+# How stale ``last_used_at`` may get: refreshing it on every request would make every read a write.
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # everything, tokens included
+    DATA_SCIENTIST = "data-scientist"  # datasets, training, models
+    OPERATOR = "operator"  # devices and deployments (campaigns)
+    VIEWER = "viewer"  # reads only: dashboards, cost, and what they show
+
+
+class Permission(StrEnum):
+    """``resource:action``: reads are ``read``, anything that changes state is ``write``."""
+
+    BOARDS_READ = "boards:read"
+    DATASETS_READ = "datasets:read"
+    DATASETS_WRITE = "datasets:write"
+    TRAINING_WRITE = "training:write"
+    MODELS_READ = "models:read"
+    MODELS_WRITE = "models:write"
+    DEVICES_READ = "devices:read"
+    DEVICES_WRITE = "devices:write"
+    DEPLOYMENTS_READ = "deployments:read"
+    DEPLOYMENTS_WRITE = "deployments:write"
+    DASHBOARDS_READ = "dashboards:read"
+    COST_READ = "cost:read"
+    TOKENS_READ = "tokens:read"
+    TOKENS_WRITE = "tokens:write"
+
+
+_READS = frozenset(p for p in Permission if p.endswith(":read") and not p.startswith("tokens:"))
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.DATA_SCIENTIST: _READS
+    | {Permission.DATASETS_WRITE, Permission.TRAINING_WRITE, Permission.MODELS_WRITE},
+    Role.OPERATOR: _READS | {Permission.DEVICES_WRITE, Permission.DEPLOYMENTS_WRITE},
+    Role.VIEWER: _READS,
+}
+
+
+class Unauthenticated(Exception):
+    """No token, or one that is unknown or revoked: the caller is nobody (HTTP 401)."""
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_view(row: ApiTokenRow) -> dict[str, Any]:
+    """A token as the CLI and API show it: never its secret, which is not stored."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "permissions": sorted(PERMISSIONS[Role(row.role)]),
+        "created_at": iso(row.created_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked": row.revoked,
+    }
+
+
+def parse_role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise InvalidInput(f"no role {text!r}; the roles are {', '.join(r.value for r in Role)}") from None
+
+
+def _insert(repo: TokenRepository, role: Role, name: str) -> tuple[ApiTokenRow, str]:
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    row = ApiTokenRow(
+        id=new_id("tok"),
+        name=name or role.value,
+        role=role.value,
+        secret_sha256=_digest(secret),
+        created_at=datetime.now(UTC),
+        revoked=False,
+    )
+    return repo.add(row), secret
+
+
+def create_token(ctx: Context, role: Role | str, name: str = "") -> tuple[dict[str, Any], str]:
+    """A new token and its secret; the caller must hand the secret over now, it cannot be read back."""
+    role = parse_role(str(role))
+    with ctx.session() as session:
+        row, secret = _insert(TokenRepository(session), role, name)
+        return token_view(row), secret
+
+
+def list_tokens(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.session() as session:
+        return [token_view(row) for row in TokenRepository(session).tokens()]
+
+
+def authenticate(ctx: Context, secret: str) -> dict[str, Any]:
+    """The token ``secret`` belongs to; Unauthenticated if none does or it was revoked."""
+    digest = _digest(secret)
+    now = datetime.now(UTC)
+    with ctx.session() as session:
+        row = TokenRepository(session).by_hash(digest)
+        if row is None or not hmac.compare_digest(row.secret_sha256, digest) or row.revoked:
+            raise Unauthenticated("unknown or revoked token")
+        last = row.last_used_at
+        if last is None or (last if last.tzinfo else last.replace(tzinfo=UTC)) < now - _LAST_USED_RESOLUTION:
+            row.last_used_at = now
+        return token_view(row)
+
+
+def ensure_first_admin(ctx: Context) -> str | None:
+    """An admin token's secret when the store has no token at all, else None.
+
+    Makes a fresh server usable without a separate setup step, and never adds a second admin behind
+    an operator's back once any token exists.
+    """
+    with ctx.session() as session:
+        repo = TokenRepository(session)
+        if repo.count():
+            return None
+        return _insert(repo, Role.ADMIN, "first admin")[1]

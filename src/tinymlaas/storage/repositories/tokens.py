@@ -1,0 +1,30 @@
+"""The API token aggregate: who may call the REST API, by the hash of their secret."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tinymlaas.storage.tables import ApiTokenRow
+
+__all__ = ["TokenRepository"]
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: ApiTokenRow) -> ApiTokenRow:
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(ApiTokenRow)) or 0
+
+    def by_hash(self, secret_sha256: str) -> ApiTokenRow | None:
+        return self.session.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_sha256 == secret_sha256))
+
+    def tokens(self) -> list[ApiTokenRow]:
+        """Oldest first, so the first admin token heads the list."""
+        return list(self.session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at)))

@@ -1,0 +1,44 @@
+"""What every route shares: the OpenAPI document, problem details, and bearer-token checks."""
+
+from __future__ import annotations
+
+import httpx
+
+from tinymlaas.services.auth import Role, authenticate, list_tokens
+
+OPERATION_IDS = {
+    "list_boards", "show_board",
+    "list_datasets", "show_dataset", "create_dataset",
+    "list_models", "show_model",
+    "list_devices", "show_device",
+    "list_campaigns", "show_campaign", "create_campaign", "cancel_campaign", "rollback_campaign",
+}  # fmt: skip
+
+
+def test_openapi_lists_every_operation_by_its_stable_id(api, problem) -> None:
+    document = httpx.get(api.client.base_url.join("/openapi.json")).json()
+    ids = {op["operationId"] for path in document["paths"].values() for op in path.values()}
+    assert ids == OPERATION_IDS
+    assert all(path.startswith("/api/v1/") for path in document["paths"])
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+def test_an_unknown_route_is_a_problem_document(api, problem) -> None:
+    body = problem(api.client.get("/nothing-here"), 404)
+    assert body["type"] == "about:blank"
+    assert body["title"] == "Not Found"
+
+
+def test_a_missing_or_unknown_token_is_401_with_a_bearer_challenge(api, problem) -> None:
+    for headers in ({}, {"Authorization": "Bearer tmls_not-a-token"}):
+        response = api.client.get("/datasets", headers=headers)
+        problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_token_is_stored_hashed_and_its_use_is_recorded(api, problem) -> None:
+    api.client.get("/devices", headers=api.auth(Role.OPERATOR))
+    tokens = {t["name"]: t for t in list_tokens(api.context)}
+    assert tokens["test operator"]["last_used_at"] is not None
+    assert api.tokens[Role.OPERATOR] not in repr(tokens)
+    assert authenticate(api.context, api.tokens[Role.VIEWER])["role"] == "viewer"
