@@ -10,8 +10,8 @@ export TINYMLAAS_DATA_DIR ?= $(CURDIR)/.data
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v g++ >/dev/null && command -v coap-client-notls >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin)
+	@command -v g++ >/dev/null && command -v coap-client-notls >/dev/null && command -v chromium >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin chromium)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"

@@ -12,6 +12,7 @@ __all__ = [
     "NotFound",
     "RuntimeFailure",
     "TinymlaasError",
+    "TooLarge",
     "UnsupportedModel",
 ]
 
@@ -50,6 +51,14 @@ class Conflict(TinymlaasError):
     http_status = 409
     coap_code = "4.00"
     title = "Conflict"
+
+
+class TooLarge(InvalidInput):
+    """An upload or request body over the configured limit; nothing of it is kept."""
+
+    http_status = 413
+    coap_code = "4.13"
+    title = "Content too large"
 
 
 class UnsupportedModel(InvalidInput):

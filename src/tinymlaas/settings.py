@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     seed: int = 1234
     # Largest file an importer accepts, in bytes (protects the store from runaway uploads).
     max_import_bytes: int = 512 * 1024 * 1024
+    # Largest file accepted over HTTP (dataset imports, samples, models), in bytes; more gets 413.
+    max_upload_bytes: int = 64 * 1024 * 1024
     # Upper bound for the tensor-arena search, in bytes.
     arena_search_max_bytes: int = 64 * 1024 * 1024
     # Where ``serve`` listens for LwM2M devices (CoAP over UDP). Loopback by default: exposing the

@@ -9,7 +9,9 @@ from tinymlaas import __version__
 from tinymlaas.api.problems import install_problem_handlers
 from tinymlaas.api.routers import boards, campaigns, datasets, devices, models
 from tinymlaas.api.schemas import Problem
+from tinymlaas.jobs import Executor
 from tinymlaas.services.context import Context
+from tinymlaas.web import mount_dashboard
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -32,7 +34,8 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(context: Context) -> FastAPI:
+def create_app(context: Context, executor: Executor | None = None) -> FastAPI:
+    """The API and the dashboard; without ``executor``, submitted jobs wait QUEUED for a server with one."""
     app = FastAPI(
         title="TinyMLaaS",
         version=__version__,
@@ -40,7 +43,9 @@ def create_app(context: Context) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.context = context
+    app.state.executor = executor
     install_problem_handlers(app)
     for module in (boards, datasets, models, devices, campaigns):
         app.include_router(module.router, prefix=API_PREFIX, responses=_PROBLEMS)
+    mount_dashboard(app)
     return app

@@ -1,4 +1,4 @@
-"""What routes depend on: the service context, and the bearer token a change of state requires."""
+"""What routes depend on: the service context, the job executor, and the bearer token a change requires."""
 
 from __future__ import annotations
 
@@ -8,10 +8,21 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tinymlaas.jobs import Executor
 from tinymlaas.services.auth import PERMISSIONS, Permission, Role, Unauthenticated, authenticate
 from tinymlaas.services.context import Context
 
-__all__ = ["ContextDep", "Page", "get_context", "page", "require"]
+__all__ = [
+    "ContextDep",
+    "ExecutorDep",
+    "Page",
+    "authenticated",
+    "authorize",
+    "get_context",
+    "get_executor",
+    "page",
+    "require",
+]
 
 _T = TypeVar("_T")
 
@@ -27,6 +38,28 @@ def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
+def authenticated(
+    context: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> dict[str, Any]:
+    """Any valid token, whatever its role: for a route that can only tell what it needs from the request.
+
+    401 (with a Bearer challenge) when there is no token or it is unknown or revoked.
+    """
+    if credentials is None:
+        raise HTTPException(401, "this needs an API token (Authorization: Bearer ...)", _CHALLENGE)
+    try:
+        return authenticate(context, credentials.credentials)
+    except Unauthenticated as exc:
+        raise HTTPException(401, str(exc), _CHALLENGE) from exc
+
+
+def authorize(token: dict[str, Any], permission: Permission) -> None:
+    """403 unless the token's role holds ``permission``."""
+    if permission not in PERMISSIONS[Role(token["role"])]:
+        raise HTTPException(403, f"role {token['role']!r} may not {permission.value}")
+
+
 def require(permission: Permission) -> Callable[..., dict[str, Any]]:
     """A dependency that lets through only a valid token whose role holds ``permission``.
 
@@ -34,21 +67,19 @@ def require(permission: Permission) -> Callable[..., dict[str, Any]]:
     token is fine but its role may not do this.
     """
 
-    def check(
-        context: ContextDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> dict[str, Any]:
-        if credentials is None:
-            raise HTTPException(401, "this needs an API token (Authorization: Bearer ...)", _CHALLENGE)
-        try:
-            token = authenticate(context, credentials.credentials)
-        except Unauthenticated as exc:
-            raise HTTPException(401, str(exc), _CHALLENGE) from exc
-        if permission not in PERMISSIONS[Role(token["role"])]:
-            raise HTTPException(403, f"role {token['role']!r} may not {permission.value}")
+    def check(token: Annotated[dict[str, Any], Depends(authenticated)]) -> dict[str, Any]:
+        authorize(token, permission)
         return token
 
     return check
+
+
+def get_executor(request: Request) -> Executor | None:
+    """The server's job executor; None where the app runs without one and jobs wait QUEUED."""
+    return request.app.state.executor
+
+
+ExecutorDep = Annotated[Executor | None, Depends(get_executor)]
 
 
 class Page:

@@ -1,0 +1,43 @@
+"""The dashboard and control panel: server-rendered pages over the services the REST API calls.
+
+``mount_dashboard`` adds every page router, the static files, plotly.js from the installed ``plotly``
+package (so the dashboard needs no internet and no Node build), and the handlers that turn a missing
+login into a redirect and a missing permission into a 403 page.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from tinymlaas.web import fleet, login
+from tinymlaas.web.deps import Forbidden, LoginRequired, render
+
+__all__ = ["PAGE_ROUTERS", "mount_dashboard"]
+
+PAGE_ROUTERS = (login.router, fleet.router)
+
+
+def _plotly_js() -> FileResponse:
+    path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    for router in PAGE_ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_api_route("/vendor/plotly.min.js", _plotly_js, include_in_schema=False)
+
+    @app.exception_handler(LoginRequired)
+    def _login(_request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(request, "error.html", exc.session, 403, title="Not allowed", detail=str(exc))
