@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Where ``serve`` answers the REST API; loopback by default for the same reason as CoAP.
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Background jobs (training, squeezing, compiling) ``serve`` runs at once, each in its own process.
+    job_workers: int = Field(default=2, ge=1)
 
     @property
     def resolved_database_url(self) -> str:

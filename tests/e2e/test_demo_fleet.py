@@ -1,23 +1,70 @@
-"""``tinymlaas demo``'s fleet part, run as a user runs it: six devices on three boards, every outcome."""
+"""``tinymlaas demo`` run as a user runs it: the dashboard up, lifecycle jobs, six devices, every outcome."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 
-def test_the_demo_fleet_takes_both_versions_and_shows_the_gate_and_a_self_test_rollback(cli) -> None:
-    proc = cli("demo", "--datasets", "gestures", "--boards", "nano33ble,pico,rpi4", "--epochs", "2")
-    assert "refused by the compatibility gate" in proc.stdout
-    assert "runtime mismatch" in proc.stdout
+import httpx
+from test_serve import output_until
+
+FLEET_BOARDS = ("nano33ble", "pico", "rpi4")
+
+
+def _logged_in(url: str, token: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=30)
+    response = client.post("/login", data={"token": token, "next": "/"}, follow_redirects=True)
+    assert response.status_code == 200, response.text
+    return client
+
+
+def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli) -> None:
+    env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    demo = subprocess.Popen(
+        [
+            sys.executable, "-m", "tinymlaas", "demo", "--datasets", "gestures",
+            "--boards", ",".join(FLEET_BOARDS), "--epochs", "2", "--http-port", "0",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        printed = output_until(demo, "press Ctrl-C", 900)
+        url = re.search(r"dashboard on (http://\S+?)/ ", printed)[1]
+        token = re.search(r"admin API token \(log in with it\): (tmls_\S+)", printed)[1]
+        assert "refused by the compatibility gate" in printed
+        assert "runtime mismatch" in printed
+
+        # While the demo waits, the dashboard shows the fleet the devices report, live.
+        with _logged_in(url, token) as client:
+            fleet = client.get("/ui/fleet.json").json()
+            demo_devices = [d for d in fleet["devices"] if d["endpoint"].startswith("demo-")]
+            assert fleet["counts"]["online"] == len(demo_devices) == 6
+            assert {d["model"] for d in demo_devices} == {"gestures 2"}
+            assert "demo-nano33ble-000" in client.get("/").text
+            listed = client.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"}).json()
+            assert listed["count"] == 6
+
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
 
     # The store keeps what the devices reported over LwM2M after the demo stopped them.
     devices = {d["endpoint"]: d for d in cli.json("devices", "list")}
-    demo = {e: d for e, d in devices.items() if e.startswith("demo-")}
-    assert sorted(demo) == [f"demo-{b}-{i:03d}" for b in ("nano33ble", "pico", "rpi4") for i in range(2)]
-    for endpoint, device in demo.items():
+    demo_devices = {e: d for e, d in devices.items() if e.startswith("demo-")}
+    assert sorted(demo_devices) == [f"demo-{b}-{i:03d}" for b in FLEET_BOARDS for i in range(2)]
+    for endpoint, device in demo_devices.items():
+        assert not device["online"], endpoint
         assert device["model"] == "gestures 2", endpoint
         assert device["last_result"] == "installed", endpoint
         assert "vectors within" in device["installed"]["status_reason"], endpoint
         assert device["telemetry"]["inference_count"] > 0, endpoint
-    assert {d["capabilities"]["runtime"] for d in demo.values()} == {"tflm", "litert"}
+    assert {d["capabilities"]["runtime"] for d in demo_devices.values()} == {"tflm", "litert"}
 
     campaigns = cli.json("campaigns", "list")
     # Three boards, two versions each, plus the module whose self-test fails on the device.
@@ -28,3 +75,20 @@ def test_the_demo_fleet_takes_both_versions_and_shows_the_gate_and_a_self_test_r
     assert installation["update_result_text"] == "installation_failure"
     assert "differs by" in installation["detail"]["status_reason"]
     assert all(c["state"] == "completed" for c in campaigns if c is not broken)
+
+    # Both model versions were trained by the server's job workers, as lifecycle jobs.
+    jobs = cli.json("jobs", "list")
+    assert [(j["kind"], j["state"]) for j in jobs] == [("lifecycle", "succeeded")] * 2
+
+
+def test_the_demo_without_waiting_runs_the_lifecycle_as_a_job_and_exits(cli) -> None:
+    proc = cli(
+        "demo", "--datasets", "sine", "--boards", "nano33ble", "--no-fleet", "--epochs", "1",
+        "--http-port", "0", "--no-wait",
+    )  # fmt: skip
+    assert re.search(r"dashboard on http://127\.0\.0\.1:\d+/", proc.stdout)
+    assert re.search(r"admin API token \(log in with it\): tmls_", proc.stdout)
+    assert "nano33ble" in proc.stdout  # the comparison table of the measured variants
+    (job,) = cli.json("jobs", "list")
+    assert (job["kind"], job["state"], job["params"]["dataset"]) == ("lifecycle", "succeeded", "sine")
+    assert job["result"]["variants"]

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import zipfile
+from collections.abc import Callable
 
 from test_campaigns_runner import _store_modules, _until, modules  # noqa: F401
 
@@ -44,8 +45,8 @@ def _states(context: Context, campaign_id: str) -> dict[str, str]:
     return {i["endpoint"]: i["state"] for i in show_campaign(context, campaign_id)["installations"]}
 
 
-def _corrupted(data: bytes) -> tuple[dict, bytes]:
-    """The same module with every expected self-test output shifted far out of tolerance."""
+def _rewritten(data: bytes, change: Callable[[dict], None]) -> tuple[dict, bytes]:
+    """The same module with ``change`` applied to its manifest."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     manifest: dict = {}
@@ -54,11 +55,37 @@ def _corrupted(data: bytes) -> tuple[dict, bytes]:
             content = source.read(name)
             if name == "manifest.json":
                 manifest = json.loads(content)
-                expected = manifest["selftest"]["expected"]
-                manifest["selftest"]["expected"] = [[float(v) + 1000.0 for v in row] for row in expected]
+                change(manifest)
                 content = json.dumps(manifest).encode()
             target.writestr(name, content)
     return manifest, out.getvalue()
+
+
+def _corrupted(data: bytes) -> tuple[dict, bytes]:
+    """The same module with every expected self-test output shifted far out of tolerance."""
+
+    def shift(manifest: dict) -> None:
+        expected = manifest["selftest"]["expected"]
+        manifest["selftest"]["expected"] = [[float(v) + 1000.0 for v in row] for row in expected]
+
+    return _rewritten(data, shift)
+
+
+def _add_module(context: Context, module_id: str, manifest: dict, data: bytes) -> None:
+    with context.session() as session:
+        ModelRepository(session).add(
+            ModuleRow(
+                id=module_id,
+                variant_id="var_campaign",
+                board_id="nano33ble",
+                compiler="tflm",
+                runtime="tflm",
+                package_blob=context.blobs.put(data),
+                manifest=manifest,
+                fits=True,
+                reasons=[],
+            )
+        )
 
 
 def test_a_campaign_continues_after_the_server_restarts(context, modules, tmp_path):  # noqa: F811
@@ -94,21 +121,7 @@ def test_a_campaign_continues_after_the_server_restarts(context, modules, tmp_pa
 
 def test_a_failure_over_the_threshold_halts_the_campaign(context, modules, tmp_path):  # noqa: F811
     _store_modules(context, modules)
-    manifest, data = _corrupted(modules["tflm"][1])
-    with context.session() as session:
-        ModelRepository(session).add(
-            ModuleRow(
-                id="mod_bad",
-                variant_id="var_campaign",
-                board_id="nano33ble",
-                compiler="tflm",
-                runtime="tflm",
-                package_blob=context.blobs.put(data),
-                manifest=manifest,
-                fits=True,
-                reasons=[],
-            )
-        )
+    _add_module(context, "mod_bad", *_corrupted(modules["tflm"][1]))
 
     async def scenario() -> None:
         fleet = await _fleet(context)
@@ -139,37 +152,12 @@ def test_a_failure_over_the_threshold_halts_the_campaign(context, modules, tmp_p
 
 def _as_version(data: bytes, version: int) -> tuple[dict, bytes]:
     """The same module relabelled as another version of the model."""
-    source = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    manifest: dict = {}
-    with zipfile.ZipFile(out, "w") as target:
-        for name in source.namelist():
-            content = source.read(name)
-            if name == "manifest.json":
-                manifest = json.loads(content)
-                manifest["model"]["version"] = version
-                content = json.dumps(manifest).encode()
-            target.writestr(name, content)
-    return manifest, out.getvalue()
+    return _rewritten(data, lambda manifest: manifest["model"].update(version=version))
 
 
 def test_a_rollback_puts_every_device_back_on_its_previous_model(context, modules, tmp_path):  # noqa: F811
     _store_modules(context, modules)
-    manifest, data = _as_version(modules["tflm"][1], 2)
-    with context.session() as session:
-        ModelRepository(session).add(
-            ModuleRow(
-                id="mod_v2",
-                variant_id="var_campaign",
-                board_id="nano33ble",
-                compiler="tflm",
-                runtime="tflm",
-                package_blob=context.blobs.put(data),
-                manifest=manifest,
-                fits=True,
-                reasons=[],
-            )
-        )
+    _add_module(context, "mod_v2", *_as_version(modules["tflm"][1], 2))
 
     def versions() -> list[str]:
         return [str(show_device(context, e)["installed"].get("version")) for e in ENDPOINTS]

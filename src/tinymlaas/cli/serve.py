@@ -1,66 +1,22 @@
-"""``tinymlaas serve``: the LwM2M server and the REST API in one process, until Ctrl-C or SIGTERM."""
+"""``tinymlaas serve``: the LwM2M server, the REST API, the dashboard and the job workers in one process."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
-import uvicorn
 
-from tinymlaas.api import API_PREFIX, create_app
+from tinymlaas.api import API_PREFIX
+from tinymlaas.cli._http import HttpServer
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key
 from tinymlaas.errors import Conflict
 from tinymlaas.services.auth import ensure_first_admin
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import FleetService
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn sharing ``serve``'s event loop: ``serve`` owns SIGINT/SIGTERM and stops both servers.
-
-    Left to itself uvicorn would replace those handlers and re-raise the signal after its own shutdown,
-    which would kill the process before the LwM2M server marks its devices offline.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class _Http:
-    """The REST API on a socket bound up front, so a busy port fails before anything prints."""
-
-    def __init__(self, context: Context, host: str, port: int) -> None:
-        try:
-            self.sock = socket.create_server((host, port), reuse_port=False)
-        except OSError as exc:
-            raise Conflict(f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}") from exc
-        bound_host, bound_port = self.sock.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        config = uvicorn.Config(create_app(context), lifespan="off", log_level="warning", access_log=False)
-        self.server = _EmbeddedServer(config)
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
-        while not self.server.started:
-            if self.task.done():
-                await self.task  # startup failed: raise its error here
-                raise Conflict(f"the HTTP server on {self.url} stopped while starting")
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            await self.task
-        self.sock.close()
 
 
 def serve(
@@ -77,16 +33,19 @@ def serve(
     http_port: int | None = typer.Option(
         None, "--http-port", min=0, max=65535, help="TCP port for the REST API (default 8000; 0 picks one)."
     ),
-    no_http: bool = typer.Option(False, "--no-http", help="Serve LwM2M only, no REST API."),
+    no_http: bool = typer.Option(
+        False, "--no-http", help="Serve LwM2M only: no REST API, dashboard or background jobs."
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",
         help="Print one JSON line with the server URIs, key file and any new admin token once listening.",
     ),
 ) -> None:
-    """Run the LwM2M server and the REST API: devices register, clients call /api/v1 with a token.
+    """Run the LwM2M server, the REST API, the dashboard and the job workers.
 
-    On the first start an admin API token is made and printed once; 'tokens create' makes more.
+    Devices register over CoAP; people log in to the dashboard at / and clients call /api/v1 with a
+    token. On the first start an admin API token is made and printed once; 'tokens create' makes more.
     Devices are set offline when the server stops: their registrations lived in this process.
     """
     context = get_context(ctx)
@@ -96,7 +55,7 @@ def serve(
     load_or_create_signing_key(keys)
     http = None
     if not no_http:
-        http = _Http(
+        http = HttpServer(
             context,
             settings.http_host if http_host is None else http_host,
             settings.http_port if http_port is None else http_port,
@@ -109,7 +68,7 @@ def serve(
 
 
 async def _serve(
-    context: Context, coap: tuple[str, int], http: _Http | None, public_key: Path, as_json: bool
+    context: Context, coap: tuple[str, int], http: HttpServer | None, public_key: Path, as_json: bool
 ) -> None:
     host, port = coap
     try:
@@ -137,7 +96,7 @@ async def _serve(
 
 
 def _announce(
-    coap_uri: str, public_key: Path, http: _Http | None, admin_token: str | None, as_json: bool
+    coap_uri: str, public_key: Path, http: HttpServer | None, admin_token: str | None, as_json: bool
 ) -> None:
     if as_json:
         started = {
@@ -151,6 +110,7 @@ def _announce(
         console.print(f"LwM2M server listening on {coap_uri}", highlight=False, soft_wrap=True)
         console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
         if http is not None:
+            console.print(f"dashboard on {http.url}/", highlight=False, soft_wrap=True)
             console.print(
                 f"REST API on {http.url}{API_PREFIX} (docs at {http.url}/docs)",
                 highlight=False,

@@ -19,7 +19,7 @@ import json
 import shutil
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +132,14 @@ async def run_fleet_demo(
     state_dir: Path,
     say: Say,
     timeout: float = 180.0,
+    hold: Callable[[], Awaitable[None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the fleet story for two lifecycle reports of one model (``first`` then ``second`` version).
 
     ``say(kind, data)`` hears each step as it happens: ``server``, ``devices``, ``refused``,
-    ``campaign``, ``progress`` and ``outcome``. Returns the devices as they finally reported.
+    ``campaign``, ``progress`` and ``outcome``. With ``hold``, the server and devices keep running
+    (registered, inferring, reporting) until it returns, so the dashboard can be explored live.
+    Returns the devices as they reported at the end of the story.
     """
     if len(boards) < 2:
         raise InvalidInput("the fleet demo needs at least two boards, one to refuse the other's module")
@@ -185,6 +188,8 @@ async def run_fleet_demo(
         await asyncio.sleep(1.5)  # one more telemetry report from each device on the new model
         devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d["endpoint"] in endpoints]
         say("devices", devices)
+        if hold is not None:
+            await hold()
         return devices
     finally:
         for fleet in fleets:

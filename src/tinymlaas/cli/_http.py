@@ -1,0 +1,84 @@
+"""The HTTP side of a server process: REST API, dashboard and job executor on one uvicorn server.
+
+``serve`` and ``demo`` both run it inside their own event loop beside the LwM2M server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from tinymlaas.api import create_app
+from tinymlaas.cli._shared import err_console
+from tinymlaas.errors import Conflict
+from tinymlaas.jobs import LocalProcessExecutor
+from tinymlaas.services.context import Context
+
+__all__ = ["HttpServer"]
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn sharing ``serve``'s event loop: ``serve`` owns SIGINT/SIGTERM and stops both servers.
+
+    Left to itself uvicorn would replace those handlers and re-raise the signal after its own shutdown,
+    which would kill the process before the LwM2M server marks its devices offline.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """The REST API and dashboard on a socket bound up front, so a busy port fails before anything prints.
+
+    The job executor lives with it: jobs are submitted over HTTP, and starting the executor first
+    marks jobs a previous server left running as failed and takes up those it left queued.
+    """
+
+    def __init__(self, context: Context, host: str, port: int) -> None:
+        try:
+            self.sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as exc:
+            raise Conflict(f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}") from exc
+        bound_host, bound_port = self.sock.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self.context = context
+        self.executor: LocalProcessExecutor | None = None
+        self.server: _EmbeddedServer | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.executor = LocalProcessExecutor(
+            self.context.settings, max_workers=self.context.settings.job_workers
+        )
+        recovered = self.executor.recovered
+        if recovered.failed or recovered.queued:
+            err_console.print(
+                f"jobs left by the last server: {len(recovered.failed)} marked failed, "
+                f"{len(recovered.queued)} queued again",
+                style="dim",
+            )
+        app = create_app(self.context, self.executor)
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+        self.server = _EmbeddedServer(config)
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                await self.task  # startup failed: raise its error here
+                raise Conflict(f"the HTTP server on {self.url} stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+        self.sock.close()
+        if self.executor is not None:
+            # Joins the executor's thread and stops running workers (their jobs are marked failed).
+            await asyncio.to_thread(self.executor.shutdown)
