@@ -8,7 +8,7 @@ import numpy as np
 
 from tinymlaas.data.types import Task
 
-__all__ = ["Metric", "score"]
+__all__ = ["Metric", "confusion_matrix", "score"]
 
 
 @dataclass(frozen=True)
@@ -27,3 +27,15 @@ def score(task: Task, y_true: np.ndarray, y_pred: np.ndarray) -> Metric:
         return Metric("accuracy", float(np.mean(hits)) if len(hits) else float("nan"))
     diff = y_pred.reshape(len(y_true)).astype(np.float64) - y_true.astype(np.float64)
     return Metric("mse", float(np.mean(diff**2)) if len(diff) else float("nan"))
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> list[list[int]]:
+    """Counts of (true class, predicted class) from class scores, so a page can show which classes mix.
+
+    Row ``i`` is the true class ``i``, column ``j`` the predicted class ``j``; the diagonal holds the hits
+    ``score`` counts as accuracy.
+    """
+    predicted = np.argmax(y_pred.reshape(len(y_true), -1), axis=1)
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (y_true.astype(int), predicted), 1)
+    return counts.tolist()

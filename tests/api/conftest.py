@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tinymlaas.api import create_app
+from tinymlaas.api.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
@@ -31,7 +31,7 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def _seed(context: Context) -> None:
+def seed_store(context: Context) -> None:
     """One model with a variant and a module, two devices, and a running campaign to one of them."""
     now = datetime.now(UTC)
     with context.session() as session:
@@ -77,7 +77,7 @@ def _seed(context: Context) -> None:
 @pytest.fixture(scope="package")
 def api(tmp_path_factory) -> Iterator[Api]:
     context = Context(Settings(data_dir=tmp_path_factory.mktemp("api") / "data"))
-    _seed(context)
+    seed_store(context)
     tokens = {role: create_token(context, role, f"test {role}")[1] for role in Role}
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]

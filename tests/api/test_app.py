@@ -8,10 +8,20 @@ from tinymlaas.services.auth import Role, authenticate, list_tokens
 
 OPERATION_IDS = {
     "list_boards", "show_board",
-    "list_datasets", "show_dataset", "create_dataset",
-    "list_models", "show_model",
-    "list_devices", "show_device",
-    "list_campaigns", "show_campaign", "create_campaign", "cancel_campaign", "rollback_campaign",
+    "list_datasets", "show_dataset", "create_dataset", "import_dataset",
+    "list_snapshots", "create_snapshot",
+    "list_samples", "show_sample", "show_sample_preview", "upload_sample",
+    "set_sample_label", "label_samples",
+    "list_training_runs", "show_training_run", "create_training_run",
+    "list_models", "show_model", "import_model", "list_model_variants", "squeeze_model",
+    "show_variant", "download_variant", "compile_variant",
+    "list_modules", "show_module", "show_module_fit", "download_module_package",
+    "list_jobs", "show_job", "create_job", "cancel_job",
+    "list_devices", "show_device", "show_device_telemetry", "list_device_history",
+    "list_campaigns", "show_campaign", "preview_campaign", "create_campaign", "cancel_campaign",
+    "rollback_campaign",
+    "show_cost_defaults", "estimate_costs",
+    "list_tokens", "create_token", "revoke_token",
 }  # fmt: skip
 
 

@@ -1,5 +1,5 @@
-"""The REST API under ``/api/v1``: FastAPI routes over the same services the CLI calls."""
+"""The REST API under ``/api/v1``: FastAPI routes over the same services the CLI calls.
 
-from tinymlaas.api.app import API_PREFIX, create_app
-
-__all__ = ["API_PREFIX", "create_app"]
+``tinymlaas.api.app.create_app`` builds the application. This package imports nothing eagerly, so
+the dashboard can share its upload handling (``api.uploads``) without importing the whole app.
+"""

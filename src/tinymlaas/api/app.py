@@ -7,7 +7,20 @@ from fastapi.routing import APIRoute
 
 from tinymlaas import __version__
 from tinymlaas.api.problems import install_problem_handlers
-from tinymlaas.api.routers import boards, campaigns, datasets, devices, models
+from tinymlaas.api.routers import (
+    boards,
+    campaigns,
+    cost,
+    datasets,
+    devices,
+    jobs,
+    models,
+    modules,
+    samples,
+    tokens,
+    training,
+    variants,
+)
 from tinymlaas.api.schemas import Problem
 from tinymlaas.jobs import Executor
 from tinymlaas.services.context import Context
@@ -45,7 +58,20 @@ def create_app(context: Context, executor: Executor | None = None) -> FastAPI:
     app.state.context = context
     app.state.executor = executor
     install_problem_handlers(app)
-    for module in (boards, datasets, models, devices, campaigns):
+    for module in (
+        boards,
+        datasets,
+        samples,
+        models,
+        devices,
+        campaigns,
+        jobs,
+        training,
+        variants,
+        modules,
+        cost,
+        tokens,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, responses=_PROBLEMS)
     mount_dashboard(app)
     return app

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from tinymlaas.api import create_app
+from tinymlaas.api.app import create_app
 from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import Conflict
 from tinymlaas.jobs import LocalProcessExecutor

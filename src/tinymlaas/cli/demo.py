@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from tinymlaas.api import API_PREFIX
+from tinymlaas.api.app import API_PREFIX
 from tinymlaas.cli._http import HttpServer
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.cli.campaigns import print_campaign

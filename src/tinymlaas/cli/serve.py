@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from tinymlaas.api import API_PREFIX
+from tinymlaas.api.app import API_PREFIX
 from tinymlaas.cli._http import HttpServer
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key

@@ -1,4 +1,4 @@
-"""``tinymlaas tokens create|list``: REST API tokens, made on the server host, which needs no token."""
+"""``tinymlaas tokens create|list|revoke``: REST API tokens, made on the server host, which needs no token."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from tinymlaas.cli._shared import console, err_console, get_context, print_json
-from tinymlaas.services.auth import Role, create_token, list_tokens
+from tinymlaas.services.auth import Role, create_token, list_tokens, revoke_token
 
 app = typer.Typer(help="API tokens: who may call the REST API, and with which role.", no_args_is_help=True)
 
@@ -51,3 +51,17 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
             "yes" if token["revoked"] else "no",
         )
     console.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    token_id: str = typer.Argument(..., help="The token's id, from 'tinymlaas tokens list'."),
+    as_json: bool = typer.Option(False, "--json", help="Print the revoked token as JSON."),
+) -> None:
+    """Revoke a token: its secret is refused from now on, by the API and the dashboard."""
+    token = revoke_token(get_context(ctx), token_id)
+    if as_json:
+        print_json(token)
+        return
+    console.print(f"token {token['id']} ({token['name']}, role {token['role']}) is revoked", highlight=False)

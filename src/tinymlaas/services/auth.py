@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tinymlaas.errors import InvalidInput
+from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.services._reports import iso
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import TokenRepository
@@ -30,6 +30,7 @@ __all__ = [
     "ensure_first_admin",
     "list_tokens",
     "parse_role",
+    "revoke_token",
     "token_view",
 ]
 
@@ -59,6 +60,7 @@ class Permission(StrEnum):
     DEVICES_WRITE = "devices:write"
     DEPLOYMENTS_READ = "deployments:read"
     DEPLOYMENTS_WRITE = "deployments:write"
+    JOBS_READ = "jobs:read"
     DASHBOARDS_READ = "dashboards:read"
     COST_READ = "cost:read"
     TOKENS_READ = "tokens:read"
@@ -128,6 +130,26 @@ def create_token(ctx: Context, role: Role | str, name: str = "") -> tuple[dict[s
 def list_tokens(ctx: Context) -> list[dict[str, Any]]:
     with ctx.session() as session:
         return [token_view(row) for row in TokenRepository(session).tokens()]
+
+
+def revoke_token(ctx: Context, token_id: str) -> dict[str, Any]:
+    """Revoke a token: its secret gets 401 from now on. Revoking a revoked token changes nothing.
+
+    The last unrevoked admin token is kept (Conflict): without it nobody could manage tokens over
+    HTTP until someone on the server host made a new one.
+    """
+    with ctx.session() as session:
+        tokens = TokenRepository(session).tokens()
+        row = next((t for t in tokens if t.id == token_id), None)
+        if row is None:
+            raise NotFound(f"no token {token_id!r}; list them with GET /tokens or 'tinymlaas tokens list'")
+        admins = [t for t in tokens if t.role == Role.ADMIN and not t.revoked]
+        if admins == [row]:
+            raise Conflict(
+                f"token {token_id} is the last unrevoked admin token; make another admin token first"
+            )
+        row.revoked = True
+        return token_view(row)
 
 
 def authenticate(ctx: Context, secret: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from tinymlaas.deploy.campaigns import (
     TERMINAL_INSTALLATION_STATES,
     Campaign,
@@ -40,13 +42,16 @@ from tinymlaas.lwm2m.transport import PeerUnreachable
 from tinymlaas.services._reports import code_name, iso, resources
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
-from tinymlaas.storage.tables import CampaignRow, DeviceRow, InstallationRow
+from tinymlaas.storage.tables import CampaignRow, DeviceRow, InstallationRow, ModuleRow
 
 __all__ = [
     "CampaignRunner",
     "cancel_campaign",
     "create_campaign",
+    "device_installations",
+    "installation_entry",
     "list_campaigns",
+    "preview_campaign",
     "rollback_campaign",
     "show_campaign",
 ]
@@ -122,6 +127,89 @@ def _capabilities(row: DeviceRow) -> DeviceCapabilities | None:
         return None
 
 
+def _deployable(session: Session, module_id: str) -> tuple[ModuleRow, dict[str, Any]]:
+    """The module and its manifest, if it was built and fits its board; InvalidInput saying why not."""
+    module = ModelRepository(session).module(module_id)
+    if module.package_blob is None or module.manifest is None or not module.fits:
+        reasons = "; ".join(module.reasons) or "no package was built"
+        raise InvalidInput(
+            f"module {module_id} does not fit its board ({reasons}): "
+            "a module that does not fit is never offered for deployment"
+        )
+    return module, module.manifest
+
+
+def _refusals(
+    manifest: dict[str, Any], devices: dict[str, DeviceRow], targets: Sequence[str]
+) -> dict[str, list[str]]:
+    """Endpoint -> every reason the gate refuses it, for the targets that cannot run the module."""
+    refused: dict[str, list[str]] = {}
+    for endpoint in targets:
+        caps = _capabilities(devices[endpoint])
+        if caps is None:
+            refused[endpoint] = ["the device has not reported its TinyML Runtime capabilities"]
+            continue
+        verdict = check_compatibility(manifest, caps)
+        if not verdict.ok:
+            refused[endpoint] = list(verdict.reasons)
+    return refused
+
+
+def _gate(
+    session: Session, module_id: str, selector: str, stages: Sequence[int], max_failures: int | float
+) -> tuple[ModuleRow, dict[str, DeviceRow], CampaignPlan, dict[str, list[str]]]:
+    """Everything a campaign is decided on: the module, the devices, the plan, and the gate's refusals."""
+    module, manifest = _deployable(session, module_id)
+    devices = {row.endpoint: row for row in DeviceRepository(session).devices()}
+    refs = [DeviceRef(e, row.board_id or "", frozenset(row.tags)) for e, row in devices.items()]
+    plan = CampaignPlan(tuple(stages), max_failures, select_targets(refs, selector))
+    return module, devices, plan, _refusals(manifest, devices, plan.targets)
+
+
+def preview_campaign(
+    ctx: Context,
+    module_id: str,
+    selector: str,
+    stages: Sequence[int] = (100,),
+    max_failures: int | float = 0,
+) -> dict[str, Any]:
+    """What ``create_campaign`` would decide for each selected device, without storing anything.
+
+    Runs the same checks in the same order (module, selector, plan, compatibility gate); the answer
+    names, per device in rollout order, whether it fits or every reason it is refused, and how many
+    devices each stage would reach.
+    """
+    with ctx.session() as session:
+        module, devices, plan, refused = _gate(session, module_id, selector, stages, max_failures)
+        previous = 0
+        stage_sizes = []
+        for index, percent in enumerate(plan.stages):
+            size = plan.stage_size(index)
+            stage_sizes.append({"percent": percent, "devices": size - previous})
+            previous = size
+        return {
+            "module": module.id,
+            "board": module.board_id,
+            "runtime": module.runtime,
+            "selector": selector,
+            "targets": len(plan.targets),
+            "fit": len(plan.targets) - len(refused),
+            "refused": len(refused),
+            "launchable": len(refused) < len(plan.targets),
+            "stages": stage_sizes,
+            "devices": [
+                {
+                    "endpoint": endpoint,
+                    "board": devices[endpoint].board_id,
+                    "online": devices[endpoint].online,
+                    "fits": endpoint not in refused,
+                    "reasons": refused.get(endpoint, []),
+                }
+                for endpoint in plan.targets
+            ],
+        }
+
+
 def create_campaign(
     ctx: Context,
     module_id: str,
@@ -136,26 +224,8 @@ def create_campaign(
     """
     now = datetime.now(UTC)
     with ctx.session() as session:
-        module = ModelRepository(session).module(module_id)
-        if module.package_blob is None or module.manifest is None or not module.fits:
-            reasons = "; ".join(module.reasons) or "no package was built"
-            raise InvalidInput(
-                f"module {module_id} does not fit its board ({reasons}): "
-                "a module that does not fit is never offered for deployment"
-            )
-        devices = {row.endpoint: row for row in DeviceRepository(session).devices()}
-        refs = [DeviceRef(e, row.board_id or "", frozenset(row.tags)) for e, row in devices.items()]
-        targets = select_targets(refs, selector)
-        plan = CampaignPlan(tuple(stages), max_failures, targets)
-        refused: dict[str, list[str]] = {}
-        for endpoint in targets:
-            caps = _capabilities(devices[endpoint])
-            if caps is None:
-                refused[endpoint] = ["the device has not reported its TinyML Runtime capabilities"]
-                continue
-            verdict = check_compatibility(module.manifest, caps)
-            if not verdict.ok:
-                refused[endpoint] = list(verdict.reasons)
+        _, _, plan, refused = _gate(session, module_id, selector, stages, max_failures)
+        targets = plan.targets
         if len(refused) == len(targets):
             listed = "; ".join(f"{e}: {', '.join(reasons)}" for e, reasons in refused.items())
             raise InvalidInput(f"no target can run module {module_id}: {listed}")
@@ -195,6 +265,32 @@ def create_campaign(
         repository = CampaignRepository(session)
         repository.add(row, installations)
         return _campaign_view(row, repository.installations(campaign_id))
+
+
+def installation_entry(installation: InstallationRow, campaign: CampaignRow) -> dict[str, Any]:
+    """One device's installation in one campaign, as its update history shows it."""
+    return {
+        "at": iso(installation.updated_at),
+        "kind": installation.state,
+        "detail": installation.detail,
+        "campaign": campaign.id,
+        "module": campaign.module_id,
+        "campaign_state": campaign.state,
+        "update_result": installation.update_result,
+        "update_result_text": code_name(UpdateResult, installation.update_result),
+        "started_at": iso(installation.started_at),
+        "finished_at": iso(installation.finished_at),
+    }
+
+
+def device_installations(ctx: Context, endpoint: str) -> list[dict[str, Any]]:
+    """The device's installations across campaigns, newest campaign first: its update history."""
+    with ctx.session() as session:
+        DeviceRepository(session).device(endpoint)  # NotFound names the known endpoints
+        return [
+            installation_entry(installation, campaign)
+            for installation, campaign in CampaignRepository(session).installations_of(endpoint)
+        ]
 
 
 def list_campaigns(ctx: Context) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +34,9 @@ from tinymlaas.data.types import (
     check_dataset_name,
 )
 from tinymlaas.data.upload import SampleUpload
-from tinymlaas.errors import InvalidInput
+from tinymlaas.errors import Conflict, InvalidInput
+from tinymlaas.services._archive import unpack_zip
+from tinymlaas.services._reports import iso
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import DatasetRepository, Member
 from tinymlaas.storage.tables import CollectedSampleRow, DatasetRow, SampleRow, SnapshotRow
@@ -43,6 +47,7 @@ __all__ = [
     "DatasetService",
     "DatasetSummary",
     "LoadedSnapshot",
+    "SnapshotSummary",
     "spec_from_dict",
     "spec_to_dict",
 ]
@@ -124,6 +129,16 @@ class DatasetSummary:
 
 
 @dataclass(frozen=True)
+class SnapshotSummary:
+    id: str  # the content hash of spec, members and their labels
+    dataset: str
+    samples: int
+    labels: list[str]  # the classes in index order, as frozen (empty for regression)
+    label_counts: dict[str, int]
+    created_at: str | None
+
+
+@dataclass(frozen=True)
 class LoadedSnapshot:
     snapshot_id: str
     dataset: str
@@ -190,6 +205,60 @@ class DatasetService:
                 f"{path}: holds {data.spec.kind} samples, dataset {name!r} holds {existing.kind}"
             )
         return self._add(name, data, create=existing is None, description=f"imported from {path.name}")
+
+    def import_file(
+        self,
+        name: str,
+        path: Path,
+        *,
+        create: bool,
+        task: Task | None = None,
+        label_column: str = "label",
+    ) -> AddReport:
+        """Import one uploaded file: a ``.zip`` of class folders, a ``.csv`` table or an ``.npz`` archive.
+
+        With ``create`` the dataset must be new and takes the file's spec (Conflict otherwise); without
+        it the dataset must exist (NotFound otherwise), so a typo never starts a second dataset. A zip
+        whose only top-level entry is a folder of folders that is not one of the dataset's classes
+        (``flowers/cat/...``, as zipping a folder makes) is read from inside that folder.
+        """
+        check_dataset_name(name)
+        with self.ctx.session() as session:
+            repo = DatasetRepository(session)
+            existing = repo.find(name) if create else repo.get(name)
+            if existing is not None and create:
+                raise Conflict(f"a dataset named {name!r} already exists; import without create to add to it")
+            labels = tuple(existing.labels) if existing is not None else ()
+        if path.suffix.lower() != ".zip":
+            return self.import_path(name, path, task=task, label_column=label_column)
+        scratch = Path(tempfile.mkdtemp(prefix="unzip-", dir=path.parent))
+        try:
+            folder = scratch / path.stem
+            unpack_zip(path, folder, max_bytes=self.ctx.settings.max_import_bytes)
+            return self.import_path(name, _class_root(folder, labels), fmt="folder", task=task)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def add_sample(self, name: str, x: np.ndarray, *, label: str | None, source: str) -> str:
+        """Store one sample, labelled or not, in an existing dataset; the new sample's id.
+
+        InvalidInput when it does not fit the dataset (shape, NaNs, a label outside its classes or on a
+        regression dataset); Conflict naming the stored sample when the dataset already holds it.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        with self.ctx.session() as session:
+            repo = DatasetRepository(session)
+            row = repo.get(name)
+            _check_collected(_row_spec(row), x, label, source)
+            digest = self.ctx.blobs.put(_encode(x))
+            known = repo.sample_by_blob(row.id, digest)
+            if known is not None:
+                raise Conflict(f"{source}: dataset {name!r} already holds this sample as {known.id}")
+            sample = SampleRow(
+                id=new_id("smp"), dataset_id=row.id, blob=digest, label=label, target=None, source=source
+            )
+            repo.add_samples([sample])
+            return sample.id
 
     def _add(self, name: str, data: ImportedData, *, create: bool, description: str) -> AddReport:
         digests = [self.ctx.blobs.put(_encode(s.x)) for s in data.samples]
@@ -335,6 +404,20 @@ class DatasetService:
             )
             return snapshot_id
 
+    def snapshot_list(self, name: str) -> list[SnapshotSummary]:
+        """The dataset's snapshots, oldest first, with the classes and label counts each froze."""
+        with self.ctx.session() as session:
+            repo = DatasetRepository(session)
+            return [_snapshot_summary(s, name) for s in repo.snapshots(repo.get(name).id)]
+
+    def take_snapshot(self, name: str) -> tuple[SnapshotSummary, bool]:
+        """``snapshot``, and whether that content is new (False: the same snapshot was taken before)."""
+        known = {s.id for s in self.snapshot_list(name)}
+        snapshot_id = self.snapshot(name)
+        with self.ctx.session() as session:
+            row = DatasetRepository(session).get_snapshot(snapshot_id)
+            return _snapshot_summary(row, name), snapshot_id not in known
+
     def load(self, snapshot_id: str, *, seed: int) -> LoadedSnapshot:
         """The snapshot's samples as train/val/test arrays, split deterministically by ``seed``."""
         with self.ctx.session() as session:
@@ -363,6 +446,26 @@ class DatasetService:
             arrays=arrays,
             split_counts={k: len(v) for k, v in parts.items()},
         )
+
+
+def _snapshot_summary(row: SnapshotRow, dataset: str) -> SnapshotSummary:
+    return SnapshotSummary(
+        id=row.id,
+        dataset=dataset,
+        samples=row.sample_count,
+        labels=list(row.spec.get("labels", [])),
+        label_counts=dict(row.label_counts),
+        created_at=iso(row.created_at),
+    )
+
+
+def _class_root(folder: Path, labels: tuple[str, ...]) -> Path:
+    """The folder whose subfolders are the classes: ``folder`` or its lone wrapper folder."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) != 1 or not entries[0].is_dir() or entries[0].name in labels:
+        return folder
+    inner = [p for p in entries[0].iterdir() if not p.name.startswith(".")]
+    return entries[0] if inner and all(p.is_dir() for p in inner) else folder
 
 
 def _collected_spec(x: np.ndarray, where: str) -> DatasetSpec:

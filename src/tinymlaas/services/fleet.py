@@ -7,7 +7,9 @@ server running and a device is still known after it went away.
 When a device registers, the server first records it online, answers its Register, and only then reads
 what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
 device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
-The TinyML Runtime telemetry resources are then observed so they stay current without polling.
+The TinyML Runtime telemetry resources are then observed so they stay current without polling; each
+report's inference count and latencies are also kept as a telemetry sample (a bounded number per
+device), so the dashboard can chart them over time from what devices said rather than from guesses.
 The same process runs update campaigns (``services.campaigns.CampaignRunner``) against its devices,
 and takes the sensor samples devices upload into datasets (``services.collect``, at ``/dc/<dataset>``).
 
@@ -31,18 +33,23 @@ from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, 
 from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
 from tinymlaas.services._reports import code_name, iso, resources
-from tinymlaas.services.campaigns import CampaignRunner
+from tinymlaas.services.campaigns import CampaignRunner, installation_entry
 from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
 
 __all__ = [
+    "TELEMETRY_SAMPLED",
+    "TELEMETRY_SAMPLES_KEPT",
     "DeviceEventKind",
     "FleetService",
+    "device_history",
+    "device_telemetry",
     "device_view",
     "event_view",
+    "fleet_telemetry",
     "list_devices",
     "show_device",
     "tag_device",
@@ -110,6 +117,21 @@ class DeviceEventKind(StrEnum):
     DEREGISTERED = "deregistered"
     # Its lifetime lapsed without an Update, or the server stopped or restarted (reason).
     OFFLINE = "offline"
+    # The inference figures one telemetry report carried (a subset of TELEMETRY_SAMPLED), kept so they
+    # can be charted over time. Samples are not listed among a device's events or in its history.
+    TELEMETRY = "telemetry"
+
+
+# The telemetry figures kept over time; the confidence histogram and last result are kept only as
+# last reported.
+TELEMETRY_SAMPLED = ("inference_count", "mean_latency_ms", "p95_latency_ms")
+# Telemetry samples kept per device, newest first: four hours at the agent's default 5 s interval.
+TELEMETRY_SAMPLES_KEPT = 2880
+# A device notifies each observed telemetry resource on its own, all within moments of each other;
+# figures arriving within this many seconds of a sample that lacks them join it, so a sample holds
+# one report round.
+_SAMPLE_ROUND_S = 1.0
+_NOT_EVENTS = (DeviceEventKind.TELEMETRY.value,)
 
 
 def _at(seconds: float) -> datetime:
@@ -161,10 +183,33 @@ def event_view(row: DeviceEventRow) -> dict[str, Any]:
     return {"at": iso(row.at), "kind": row.kind, "detail": row.detail}
 
 
-def list_devices(context: Context) -> list[dict[str, Any]]:
-    """Every known device, online or not, by endpoint name."""
+def _runs_model(installed: dict[str, Any], model: str) -> bool:
+    """Whether the reported installed package is ``model``: a name, or ``name:version``."""
+    name, _, version = model.partition(":")
+    return installed.get("name") == name and (not version or str(installed.get("version")) == version)
+
+
+def list_devices(
+    context: Context,
+    *,
+    board: str | None = None,
+    online: bool | None = None,
+    tag: str | None = None,
+    model: str | None = None,
+) -> list[dict[str, Any]]:
+    """Known devices by endpoint name, online or not; each filter given narrows the list.
+
+    ``model`` matches the installed package the device reports, by name or as ``name:version``.
+    """
     with context.session() as session:
-        return [device_view(row) for row in DeviceRepository(session).devices()]
+        rows = DeviceRepository(session).devices(online=online)
+        return [
+            device_view(row)
+            for row in rows
+            if (board is None or row.board_id == board)
+            and (tag is None or tag in row.tags)
+            and (model is None or _runs_model(row.installed, model))
+        ]
 
 
 def show_device(context: Context, endpoint: str, events: int = 20) -> dict[str, Any]:
@@ -172,8 +217,66 @@ def show_device(context: Context, endpoint: str, events: int = 20) -> dict[str, 
     with context.session() as session:
         repository = DeviceRepository(session)
         view = device_view(repository.device(endpoint))
-        view["events"] = [event_view(row) for row in repository.events(endpoint, events)]
+        view["events"] = [event_view(row) for row in repository.events(endpoint, events, exclude=_NOT_EVENTS)]
         return view
+
+
+def _sample_view(row: DeviceEventRow) -> dict[str, Any]:
+    return {"at": iso(row.at), **{name: row.detail.get(name) for name in TELEMETRY_SAMPLED}}
+
+
+def device_telemetry(context: Context, endpoint: str, samples: int = 500) -> dict[str, Any]:
+    """What the device last reported of its runtime, and its latest ``samples`` figures, oldest first."""
+    with context.session() as session:
+        repository = DeviceRepository(session)
+        row = repository.device(endpoint)
+        kept = repository.events(endpoint, samples, kinds=[DeviceEventKind.TELEMETRY.value])
+        return {
+            "endpoint": row.endpoint,
+            "board": row.board_id,
+            "online": row.online,
+            "last_seen": iso(row.last_seen),
+            "capabilities": row.capabilities,
+            "installed": device_view(row)["installed"],
+            "telemetry": row.telemetry,
+            "samples": [_sample_view(sample) for sample in reversed(kept)],
+        }
+
+
+def fleet_telemetry(context: Context, since: datetime) -> list[dict[str, Any]]:
+    """Every device's telemetry samples recorded since ``since``, oldest first, each naming its device."""
+    with context.session() as session:
+        rows = DeviceRepository(session).events_since(DeviceEventKind.TELEMETRY.value, since)
+        return [{"endpoint": row.endpoint, **_sample_view(row)} for row in rows]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def device_history(
+    context: Context, endpoint: str, *, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """The device's events and its installations across campaigns, newest first; and how many in all.
+
+    An installation is placed at its last progress, so a rollout reads next to the events around it.
+    """
+    with context.session() as session:
+        repository = DeviceRepository(session)
+        repository.device(endpoint)  # NotFound names the known endpoints
+        events = repository.events(endpoint, offset + limit, exclude=_NOT_EVENTS)
+        total = repository.count_events(endpoint, exclude=_NOT_EVENTS)
+        entries = [(_aware(row.at), {"source": "event", **event_view(row)}) for row in events]
+        for installation, campaign in CampaignRepository(session).installations_of(endpoint):
+            entries.append(
+                (
+                    _aware(installation.updated_at),
+                    {"source": "installation", **installation_entry(installation, campaign)},
+                )
+            )
+            total += 1
+    entries.sort(key=lambda entry: entry[0], reverse=True)
+    return [entry for _, entry in entries[offset : offset + limit]], total
 
 
 def tag_device(context: Context, endpoint: str, tags: list[str]) -> dict[str, Any]:
@@ -475,6 +578,8 @@ class FleetService:
                 identity=None if device is None else _named(device, _IDENTITY),
                 installed=None if software is None else _installed(software),
             )
+            if runtime is not None:
+                self._sample(repository, endpoint, _named(runtime, _TELEMETRY))
             repository.record_event(
                 endpoint,
                 DeviceEventKind.REPORTED,
@@ -493,8 +598,32 @@ class FleetService:
             if row is None:
                 return
             row.last_seen = self._now()
+            reported = _named(runtime, _TELEMETRY)
             repository.set_reported(
                 endpoint,
                 capabilities={**row.capabilities, **_named(runtime, _CAPABILITIES)},
-                telemetry={**row.telemetry, **_named(runtime, _TELEMETRY)},
+                telemetry={**row.telemetry, **reported},
             )
+            self._sample(repository, endpoint, reported)
+
+    def _sample(self, repository: DeviceRepository, endpoint: str, reported: dict[str, Any]) -> None:
+        """Keep the sampled figures of one report, joining the sample of the same report round."""
+        figures = {
+            name: reported[name]
+            for name in TELEMETRY_SAMPLED
+            if isinstance(reported.get(name), int | float) and not isinstance(reported[name], bool)
+        }
+        if not figures:
+            return
+        now = self._now()
+        kind = DeviceEventKind.TELEMETRY
+        latest = next(iter(repository.events(endpoint, 1, kinds=[kind.value])), None)
+        if (
+            latest is not None
+            and abs((now - _aware(latest.at)).total_seconds()) <= _SAMPLE_ROUND_S
+            and not figures.keys() & latest.detail.keys()
+        ):
+            latest.detail = {**latest.detail, **figures}
+            return
+        repository.record_event(endpoint, kind, figures, at=now)
+        repository.trim_events(endpoint, kind.value, TELEMETRY_SAMPLES_KEPT)

@@ -19,7 +19,7 @@ from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import JobRepository
 from tinymlaas.storage.tables import JobRow
 
-__all__ = ["cancel_job", "job_view", "list_jobs", "show_job", "submit_job"]
+__all__ = ["cancel_job", "count_jobs", "job_view", "list_jobs", "show_job", "submit_job"]
 
 
 _E = TypeVar("_E", JobKind, JobState)
@@ -90,11 +90,24 @@ def list_jobs(
     """Newest first."""
     if limit < 1 or offset < 0:
         raise InvalidInput("limit must be at least 1 and offset at least 0")
-    states = None if state is None else [_enum(JobState, state, "state").value]
-    kind_value = None if kind is None else _enum(JobKind, kind, "kind").value
+    states, kind_value = _filters(state, kind)
     with ctx.session() as session:
         rows = JobRepository(session).jobs(states=states, kind=kind_value, limit=limit, offset=offset)
         return [job_view(r) for r in rows]
+
+
+def count_jobs(
+    ctx: Context, *, state: str | JobState | None = None, kind: str | JobKind | None = None
+) -> int:
+    """How many jobs ``list_jobs`` finds with these filters before paging."""
+    states, kind_value = _filters(state, kind)
+    with ctx.session() as session:
+        return JobRepository(session).count(states=states, kind=kind_value)
+
+
+def _filters(state: str | JobState | None, kind: str | JobKind | None) -> tuple[list[str] | None, str | None]:
+    states = None if state is None else [_enum(JobState, state, "state").value]
+    return states, None if kind is None else _enum(JobKind, kind, "kind").value
 
 
 def show_job(ctx: Context, job_id: str) -> dict[str, Any]:

@@ -48,6 +48,11 @@ def train_model(
                 metric_value=result.test_metric.value,
                 epochs_run=result.epochs_run,
                 duration_s=duration,
+                confusion_matrix=(
+                    {"labels": list(loaded.spec.labels), "counts": result.confusion}
+                    if result.confusion is not None
+                    else None
+                ),
             )
         )
         model = repo.add(

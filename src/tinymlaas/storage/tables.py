@@ -137,6 +137,9 @@ class TrainingRunRow(Base):
     metric_value: Mapped[float] = mapped_column(Float)
     epochs_run: Mapped[int] = mapped_column(Integer)
     duration_s: Mapped[float] = mapped_column(Float)
+    # Classification only: {"labels": [...], "counts": [[...]]}, rows the true class, columns the
+    # predicted one, counted on the test split. None for regression and for runs that predate it.
+    confusion_matrix: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from tinymlaas.data.types import Arrays, DatasetSpec, Task
 from tinymlaas.errors import InvalidInput
-from tinymlaas.metrics import Metric, score
+from tinymlaas.metrics import Metric, confusion_matrix, score
 from tinymlaas.training import zoo
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ class TrainResult:
     test_metric: Metric
     epochs_run: int
     params: int
+    # Classification only: true class x predicted class on the test split (see metrics.confusion_matrix).
+    confusion: list[list[int]] | None = None
 
 
 # Default epochs per family: the tiny dense nets need many short epochs, the CNNs fewer long ones.
@@ -114,4 +116,7 @@ def train(
         test_metric=score(spec.task, arrays.y_test, predictions),
         epochs_run=len(history.get("loss", [])),
         params=int(model.count_params()),
+        confusion=(
+            confusion_matrix(arrays.y_test, predictions, len(spec.labels)) if classification else None
+        ),
     )

@@ -15,12 +15,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from tinymlaas.web import fleet, login
+from tinymlaas.web import cost, datasets, deployments, devices, fleet, login, models, pipeline, training
 from tinymlaas.web.deps import Forbidden, LoginRequired, render
 
 __all__ = ["PAGE_ROUTERS", "mount_dashboard"]
 
-PAGE_ROUTERS = (login.router, fleet.router)
+PAGE_ROUTERS = (
+    login.router,
+    fleet.router,
+    datasets.router,
+    cost.router,
+    devices.router,
+    deployments.router,
+    pipeline.router,
+    training.router,
+    models.router,
+)
 
 
 def _plotly_js() -> FileResponse:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from tinymlaas.api.deps import ContextDep, Page, page, require
 from tinymlaas.api.schemas import CampaignCreate, CampaignPublic, CampaignsPublic
+from tinymlaas.api.schemas.campaigns import CampaignPreviewPublic
 from tinymlaas.services import campaigns as service
 from tinymlaas.services.auth import Permission
 
@@ -30,6 +31,24 @@ def list_campaigns(
     """Every campaign, newest first."""
     campaigns = [c for c in service.list_campaigns(context) if state is None or c["state"] == state]
     return CampaignsPublic(data=[CampaignPublic(**c) for c in page(campaigns, paging)], count=len(campaigns))
+
+
+@router.get("/preview", response_model=CampaignPreviewPublic)
+def preview_campaign(
+    context: ContextDep,
+    _token: Reader,
+    module: Annotated[str, Query(description="The module to roll out.", examples=["mod_3f9a2c1b7d04"])],
+    selector: Annotated[
+        str,
+        Query(description="board:ID, tag:NAME, or endpoints separated by commas.", examples=["board:pico"]),
+    ],
+) -> CampaignPreviewPublic:
+    """Run the compatibility gate for a rollout without creating it: per device, fits or every reason not.
+
+    The same checks as creating the campaign, against what each device last reported; 422 when the
+    module does not fit its board or the selector names no registered device. Nothing is stored.
+    """
+    return CampaignPreviewPublic(**service.preview_campaign(context, module, selector))
 
 
 @router.get("/{campaign_id}", response_model=CampaignPublic)

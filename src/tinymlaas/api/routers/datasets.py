@@ -1,20 +1,33 @@
-"""Datasets: read with ``datasets:read``; creating one from a generator needs ``datasets:write``."""
+"""Datasets: read with ``datasets:read``; creating, importing and snapshotting need ``datasets:write``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from tinymlaas.api.deps import ContextDep, Page, page, require
-from tinymlaas.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic
+from tinymlaas.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic, Problem
+from tinymlaas.api.schemas.datasets import DatasetImportPublic, SnapshotPublic, SnapshotsPublic
+from tinymlaas.api.uploads import receive
+from tinymlaas.data.types import Task
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.datasets import DatasetService, DatasetSummary, spec_to_dict
+from tinymlaas.services.datasets import DatasetService, DatasetSummary, SnapshotSummary, spec_to_dict
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 Reader = Annotated[dict[str, Any], Depends(require(Permission.DATASETS_READ))]
 Writer = Annotated[dict[str, Any], Depends(require(Permission.DATASETS_WRITE))]
+
+IMPORT_SUFFIXES = (".zip", ".csv", ".npz")
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": Problem,
+        "content": {"application/problem+json": {}},
+        "description": "The upload is over the server's limit (max_upload_bytes); nothing of it is kept.",
+    }
+}
 
 
 def _public(summary: DatasetSummary) -> DatasetPublic:
@@ -51,3 +64,77 @@ def create_dataset(context: ContextDep, _token: Writer, body: DatasetCreate) -> 
     seed = context.settings.seed if body.seed is None else body.seed
     service.generate(body.name, body.generator, samples=body.samples, seed=seed)
     return _public(service.show(body.name))
+
+
+@router.post(
+    "/{name}/imports",
+    response_model=DatasetImportPublic,
+    responses={**TOO_LARGE, 201: {"model": DatasetImportPublic, "description": "The dataset was created."}},
+)
+async def import_dataset(
+    context: ContextDep,
+    _token: Writer,
+    name: str,
+    response: Response,
+    file: Annotated[
+        UploadFile, File(description="A .zip of class folders (class/file.png ...), a .csv table or an .npz.")
+    ],
+    create: Annotated[bool, Form(description="Create the dataset from the file; 409 if it exists.")] = False,
+    task: Annotated[Task | None, Form(description="CSV and .npz: classification or regression.")] = None,
+    label_column: Annotated[str, Form(description="CSV: the column holding labels or targets.")] = "label",
+) -> DatasetImportPublic:
+    """Add the samples in an uploaded file to the dataset, every one checked before any is stored.
+
+    Without ``create`` the dataset must exist (404 otherwise) and the file must match its spec; with
+    it the dataset is made with the file's spec (201). Samples the dataset already holds are skipped.
+    """
+    async with receive(
+        file,
+        limit=context.settings.max_upload_bytes,
+        work_dir=context.settings.data_dir / "uploads",
+        suffixes=IMPORT_SUFFIXES,
+    ) as path:
+        report = await run_in_threadpool(
+            DatasetService(context).import_file,
+            name,
+            path,
+            create=create,
+            task=task,
+            label_column=label_column,
+        )
+    if create:
+        response.status_code = 201
+    return DatasetImportPublic(
+        dataset=report.dataset, added=report.added, duplicates=report.duplicates, created=create
+    )
+
+
+def _snapshot(summary: SnapshotSummary) -> SnapshotPublic:
+    return SnapshotPublic(**summary.__dict__)
+
+
+@router.get("/{name}/snapshots", response_model=SnapshotsPublic)
+def list_snapshots(
+    context: ContextDep, _token: Reader, name: str, paging: Annotated[Page, Depends()]
+) -> SnapshotsPublic:
+    """The dataset's snapshots, oldest first: what each froze, ready to train on."""
+    snapshots = DatasetService(context).snapshot_list(name)
+    return SnapshotsPublic(data=[_snapshot(s) for s in page(snapshots, paging)], count=len(snapshots))
+
+
+@router.post(
+    "/{name}/snapshots",
+    response_model=SnapshotPublic,
+    status_code=201,
+    responses={200: {"model": SnapshotPublic, "description": "The same content was snapshotted before."}},
+)
+def create_snapshot(context: ContextDep, _token: Writer, name: str, response: Response) -> SnapshotPublic:
+    """Freeze the labelled samples and their labels as an immutable snapshot.
+
+    The id is the content hash, so snapshotting unchanged content answers 200 with the snapshot taken
+    before. Unlabelled samples stay out; 422 when no sample is labelled.
+    """
+    summary, created = DatasetService(context).take_snapshot(name)
+    if not created:
+        response.status_code = 200
+    return _snapshot(summary)

@@ -1,4 +1,4 @@
-"""Devices as they last reported over LwM2M; reading them needs ``devices:read``."""
+"""Devices as they last reported over LwM2M, and what they reported over time; needs ``devices:read``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from tinymlaas.api.deps import ContextDep, Page, page, require
 from tinymlaas.api.schemas import DeviceDetailPublic, DevicePublic, DevicesPublic
+from tinymlaas.api.schemas.devices import DeviceHistoryEntryPublic, DeviceHistoryPublic, DeviceTelemetryPublic
 from tinymlaas.services.auth import Permission
+from tinymlaas.services.fleet import device_history, device_telemetry
 from tinymlaas.services.fleet import list_devices as list_device_views
 from tinymlaas.services.fleet import show_device as show_device_view
 
@@ -24,13 +26,14 @@ def list_devices(
     paging: Annotated[Page, Depends()],
     board: Annotated[str | None, Query(description="Only devices that reported this board.")] = None,
     online: Annotated[bool | None, Query(description="Only online (true) or offline (false) ones.")] = None,
+    tag: Annotated[str | None, Query(description="Only devices carrying this tag.")] = None,
+    model: Annotated[
+        str | None,
+        Query(description="Only devices reporting this installed model: a name, or name:version."),
+    ] = None,
 ) -> DevicesPublic:
-    """Every known device by endpoint name, online or not."""
-    devices = [
-        d
-        for d in list_device_views(context)
-        if (board is None or d["board"] == board) and (online is None or d["online"] is online)
-    ]
+    """Every known device by endpoint name, online or not; each filter given narrows the list."""
+    devices = list_device_views(context, board=board, online=online, tag=tag, model=model)
     return DevicesPublic(data=[DevicePublic(**d) for d in page(devices, paging)], count=len(devices))
 
 
@@ -43,3 +46,29 @@ def show_device(
 ) -> DeviceDetailPublic:
     """One device with its latest events."""
     return DeviceDetailPublic(**show_device_view(context, endpoint, events))
+
+
+@router.get("/{endpoint}/telemetry", response_model=DeviceTelemetryPublic)
+def show_device_telemetry(
+    context: ContextDep,
+    _token: Reader,
+    endpoint: str,
+    samples: Annotated[
+        int, Query(ge=0, le=5000, description="How many latest telemetry samples to include.")
+    ] = 500,
+) -> DeviceTelemetryPublic:
+    """The runtime capabilities and inference telemetry the device last reported, and earlier samples.
+
+    Samples are the inference count and mean/p95 latency of each report the server received, oldest
+    first; the server keeps a bounded number per device.
+    """
+    return DeviceTelemetryPublic(**device_telemetry(context, endpoint, samples))
+
+
+@router.get("/{endpoint}/history", response_model=DeviceHistoryPublic)
+def list_device_history(
+    context: ContextDep, _token: Reader, endpoint: str, paging: Annotated[Page, Depends()]
+) -> DeviceHistoryPublic:
+    """The device's events and its installations across campaigns, newest first."""
+    entries, count = device_history(context, endpoint, limit=paging.limit, offset=paging.offset)
+    return DeviceHistoryPublic(data=[DeviceHistoryEntryPublic(**e) for e in entries], count=count)

@@ -46,3 +46,13 @@ class CampaignRepository:
         """Ids of campaigns where some device is in one of ``states``, whatever the campaign's own state."""
         query = select(InstallationRow.campaign_id).where(InstallationRow.state.in_(list(states))).distinct()
         return list(self.session.scalars(query))
+
+    def installations_of(self, endpoint: str) -> list[tuple[InstallationRow, CampaignRow]]:
+        """One device's installations with their campaigns, newest campaign first."""
+        query = (
+            select(InstallationRow, CampaignRow)
+            .join(CampaignRow, InstallationRow.campaign_id == CampaignRow.id)
+            .where(InstallationRow.endpoint == endpoint)
+            .order_by(CampaignRow.created_at.desc(), CampaignRow.id)
+        )
+        return [(installation, campaign) for installation, campaign in self.session.execute(query)]

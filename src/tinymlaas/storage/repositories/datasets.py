@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import Conflict, NotFound
@@ -17,7 +17,7 @@ from tinymlaas.storage.tables import (
     SnapshotSampleRow,
 )
 
-__all__ = ["DatasetRepository", "Member"]
+__all__ = ["DatasetRepository", "Member", "SampleQuery"]
 
 
 class Member(NamedTuple):
@@ -26,6 +26,21 @@ class Member(NamedTuple):
     blob: str
     label: str | None
     target: float | None
+
+
+class SampleQuery(NamedTuple):
+    """Which samples of a dataset to list; every condition given must hold."""
+
+    label: str | None = None
+    unlabelled: bool = False
+    regression: bool = False  # unlabelled then means "no target" rather than "no label"
+    source_prefixes: tuple[str, ...] = ()  # the source starts with one of these
+    not_source_prefixes: tuple[str, ...] = ()  # the source starts with none of these
+
+
+def _starts_with(prefix: str) -> ColumnElement[bool]:
+    # LIKE would read '_' and '%' in a prefix as wildcards; comparing the leading characters does not.
+    return func.substr(SampleRow.source, 1, len(prefix)) == prefix
 
 
 class DatasetRepository:
@@ -141,3 +156,47 @@ class DatasetRepository:
 
     def dataset_of(self, snapshot: SnapshotRow) -> DatasetRow:
         return self.session.get_one(DatasetRow, snapshot.dataset_id)
+
+    def find_samples(
+        self, dataset_id: str, query: SampleQuery, *, limit: int, offset: int
+    ) -> tuple[list[SampleRow], int]:
+        """One page of the samples ``query`` selects, oldest first, and how many it selects in all."""
+        conditions: list[ColumnElement[bool]] = [SampleRow.dataset_id == dataset_id]
+        if query.label is not None:
+            conditions.append(SampleRow.label == query.label)
+        if query.unlabelled:
+            conditions.append((SampleRow.target if query.regression else SampleRow.label).is_(None))
+        if query.source_prefixes:
+            conditions.append(or_(*(_starts_with(p) for p in query.source_prefixes)))
+        conditions.extend(not_(_starts_with(p)) for p in query.not_source_prefixes)
+        where = and_(*conditions)
+        total = self.session.scalar(select(func.count()).select_from(SampleRow).where(where)) or 0
+        rows = self.session.scalars(
+            select(SampleRow)
+            .where(where)
+            .order_by(SampleRow.created_at, SampleRow.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows), total
+
+    def find_sample(self, dataset_id: str, sample_id: str) -> SampleRow | None:
+        row = self.session.get(SampleRow, sample_id)
+        return row if row is not None and row.dataset_id == dataset_id else None
+
+    def samples_by_id(self, dataset_id: str, sample_ids: Collection[str]) -> list[SampleRow]:
+        return list(
+            self.session.scalars(
+                select(SampleRow).where(SampleRow.dataset_id == dataset_id, SampleRow.id.in_(sample_ids))
+            )
+        )
+
+    def set_labels(self, dataset_id: str, sample_ids: Collection[str], label: str | None) -> int:
+        """Give the samples ``label`` (None clears it); how many rows changed."""
+        result = self.session.execute(
+            update(SampleRow)
+            .where(SampleRow.dataset_id == dataset_id, SampleRow.id.in_(sample_ids))
+            .values(label=label)
+            .execution_options(synchronize_session="fetch")
+        )
+        return int(result.rowcount or 0)

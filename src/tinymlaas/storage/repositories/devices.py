@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import InvalidInput, NotFound
@@ -167,13 +167,54 @@ class DeviceRepository:
         self.session.flush()
         return row
 
-    def events(self, endpoint: str, limit: int = 20) -> list[DeviceEventRow]:
-        """The device's latest ``limit`` events, newest first."""
-        return list(
-            self.session.scalars(
-                select(DeviceEventRow)
-                .where(DeviceEventRow.endpoint == endpoint)
-                .order_by(DeviceEventRow.id.desc())
-                .limit(limit)
-            )
+    def events(
+        self,
+        endpoint: str,
+        limit: int = 20,
+        *,
+        kinds: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+    ) -> list[DeviceEventRow]:
+        """The device's latest ``limit`` events, newest first; only ``kinds``, and none of ``exclude``."""
+        query = _of_kinds(select(DeviceEventRow), endpoint, kinds, exclude)
+        return list(self.session.scalars(query.order_by(DeviceEventRow.id.desc()).limit(limit)))
+
+    def count_events(
+        self, endpoint: str, *, kinds: Iterable[str] | None = None, exclude: Iterable[str] = ()
+    ) -> int:
+        query = _of_kinds(select(func.count(DeviceEventRow.id)), endpoint, kinds, exclude)
+        return self.session.scalar(query) or 0
+
+    def trim_events(self, endpoint: str, kind: str, keep: int) -> None:
+        """Delete all but the newest ``keep`` events of ``kind`` of one device."""
+        oldest_kept = self.session.scalar(
+            _of_kinds(select(DeviceEventRow.id), endpoint, [kind], ())
+            .order_by(DeviceEventRow.id.desc())
+            .offset(keep - 1)
+            .limit(1)
         )
+        if oldest_kept is not None:
+            self.session.execute(
+                delete(DeviceEventRow).where(
+                    DeviceEventRow.endpoint == endpoint,
+                    DeviceEventRow.kind == kind,
+                    DeviceEventRow.id < oldest_kept,
+                )
+            )
+
+    def events_since(self, kind: str, since: datetime) -> list[DeviceEventRow]:
+        """Every device's events of ``kind`` recorded at or after ``since``, oldest first."""
+        query = select(DeviceEventRow).where(DeviceEventRow.kind == kind, DeviceEventRow.at >= since)
+        return list(self.session.scalars(query.order_by(DeviceEventRow.id)))
+
+
+def _of_kinds(
+    query: Select[Any], endpoint: str, kinds: Iterable[str] | None, exclude: Iterable[str]
+) -> Select[Any]:
+    query = query.where(DeviceEventRow.endpoint == endpoint)
+    if kinds is not None:
+        query = query.where(DeviceEventRow.kind.in_(list(kinds)))
+    excluded = list(exclude)
+    if excluded:
+        query = query.where(DeviceEventRow.kind.not_in(excluded))
+    return query

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import NotFound
@@ -46,6 +46,15 @@ class JobRepository:
         if kind is not None:
             query = query.where(JobRow.kind == kind)
         return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count(self, *, states: Iterable[str] | None = None, kind: str | None = None) -> int:
+        """How many jobs ``jobs`` would list with the same filters and no paging."""
+        query = select(func.count()).select_from(JobRow)
+        if states is not None:
+            query = query.where(JobRow.state.in_(list(states)))
+        if kind is not None:
+            query = query.where(JobRow.kind == kind)
+        return self.session.scalar(query) or 0
 
     def update_if(self, job_id: str, expected: Iterable[str], values: dict[str, Any]) -> bool:
         """Write ``values`` only while the job is in one of ``expected`` states; True if it was."""

@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import InvalidInput, NotFound
-from tinymlaas.storage.tables import Base, ModelRow, ModuleRow, TrainingRunRow, VariantRow
+from tinymlaas.storage.tables import (
+    Base,
+    DatasetRow,
+    ModelRow,
+    ModuleRow,
+    SnapshotRow,
+    TrainingRunRow,
+    VariantRow,
+)
 
 __all__ = ["ModelRepository"]
 
@@ -50,6 +58,30 @@ class ModelRepository:
     def run(self, run_id: str) -> TrainingRunRow:
         return self.session.get_one(TrainingRunRow, run_id)
 
+    def training_run(self, run_id: str) -> TrainingRunRow:
+        """A run a person asked for by id: NotFound (not a database error) when there is none."""
+        row = self.session.get(TrainingRunRow, run_id)
+        if row is None:
+            raise NotFound(f"no training run {run_id!r} (see the training runs list)")
+        return row
+
+    def runs(self, run_id: str | None = None) -> list[tuple[TrainingRunRow, SnapshotRow, str]]:
+        """Every run (or only ``run_id``), newest first, with its snapshot and that snapshot's dataset."""
+        query = (
+            select(TrainingRunRow, SnapshotRow, DatasetRow.name)
+            .join(SnapshotRow, TrainingRunRow.snapshot_id == SnapshotRow.id)
+            .join(DatasetRow, SnapshotRow.dataset_id == DatasetRow.id)
+            .order_by(TrainingRunRow.created_at.desc(), TrainingRunRow.id)
+        )
+        if run_id is not None:
+            query = query.where(TrainingRunRow.id == run_id)
+        return [(run, snapshot, name) for run, snapshot, name in self.session.execute(query)]
+
+    def models_of_runs(self, run_ids: Sequence[str]) -> dict[str, ModelRow]:
+        """Run id -> the model it produced, for the runs that produced one."""
+        rows = self.session.scalars(select(ModelRow).where(ModelRow.training_run_id.in_(run_ids)))
+        return {row.training_run_id: row for row in rows if row.training_run_id is not None}
+
     def variant(self, variant_id: str) -> VariantRow:
         row = self.session.get(VariantRow, variant_id)
         if row is None:
@@ -68,6 +100,15 @@ class ModelRepository:
         if row is None:
             raise NotFound(f"no module {module_id!r}")
         return row
+
+    def all_modules(self, *, board_id: str | None = None, fits: bool | None = None) -> list[ModuleRow]:
+        """Every module, newest first, optionally only those for ``board_id`` or with that verdict."""
+        query = select(ModuleRow).order_by(ModuleRow.created_at.desc(), ModuleRow.id)
+        if board_id is not None:
+            query = query.where(ModuleRow.board_id == board_id)
+        if fits is not None:
+            query = query.where(ModuleRow.fits == fits)
+        return list(self.session.scalars(query))
 
     def modules(self, variant_ids: Sequence[str]) -> list[ModuleRow]:
         return list(

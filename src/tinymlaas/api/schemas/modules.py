@@ -1,0 +1,60 @@
+"""Compiled modules and their fit report against the board they were compiled for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tinymlaas.api.schemas.training import RunModelPublic
+
+__all__ = ["FitCheckPublic", "FitReportPublic", "ModuleDetailPublic", "ModulePublic", "ModulesPublic"]
+
+
+class ModulePublic(BaseModel):
+    id: str
+    variant: str
+    board: str
+    compiler: str
+    runtime: str
+    flash_bytes: int | None = Field(description="Flash the module needs: model, runtime code and kernels.")
+    ram_bytes: int | None = Field(description="RAM the module needs; None when it was never measured.")
+    fits: bool
+    reasons: list[str] = Field(description="Every reason it does not fit or was refused.")
+    package: str | None = Field(description="sha256 of the unsigned module zip; None when refused.")
+    model: RunModelPublic
+    quantization: str
+    created_at: str | None
+
+
+class ModuleDetailPublic(ModulePublic):
+    manifest: dict[str, Any] | None
+
+
+class ModulesPublic(BaseModel):
+    data: list[ModulePublic]
+    count: int
+
+
+class FitCheckPublic(BaseModel):
+    check: str = Field(description="runtime, ops, runs, flash, ram or package.")
+    passed: bool | None = Field(description="None when the figure it needs was never measured.")
+    reason: str
+    needed_bytes: int | None = None
+    usable_bytes: int | None = None
+
+
+class FitReportPublic(BaseModel):
+    module: str
+    variant: str
+    board: str
+    board_name: str | None = None
+    runtime: str
+    fits: bool = Field(description="The verdict recorded at compile time; the deployment gate uses it.")
+    reasons: list[str]
+    flash_bytes: int | None
+    ram_bytes: int | None
+    usable_flash_bytes: int | None = Field(description="What the board leaves for a model (catalog).")
+    usable_ram_bytes: int | None
+    checks: list[FitCheckPublic]
+    note: str | None = Field(description="Why there are no checks, when the board left the catalog.")

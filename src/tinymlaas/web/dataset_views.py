@@ -1,0 +1,151 @@
+"""What the dataset pages show, worked out from the dataset service's summaries and sample views.
+
+Pure functions, so the pages stay thin and every number comes straight from the store. Charts are
+Plotly figure dicts the browser draws with plotly.js.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from tinymlaas.data.types import Task
+from tinymlaas.errors import InvalidInput
+from tinymlaas.services.datasets import DatasetSummary
+from tinymlaas.services.samples import Origin, PreviewKind, SamplePreview
+
+__all__ = [
+    "PAGE_SIZE",
+    "BrowserView",
+    "browser_view",
+    "classes",
+    "dataset_row",
+    "pager",
+    "sample_cards",
+]
+
+PAGE_SIZE = 24  # samples per page of the browser: a screenful of thumbnails or small charts
+_MAX_POINTS = 400  # per channel in a card's chart; longer windows (audio) are drawn every n-th value
+
+
+@dataclass(frozen=True)
+class BrowserView:
+    """Which samples the browser shows: its filters and page, as they appear in its query string."""
+
+    label: str | None = None
+    unlabelled: bool = False
+    origin: Origin | None = None
+    offset: int = 0
+
+    def query(self, **changes: Any) -> str:
+        values = {**self.__dict__, **changes}
+        parts = []
+        if values["label"]:
+            parts.append(("label", values["label"]))
+        if values["unlabelled"]:
+            parts.append(("unlabelled", "1"))
+        if values["origin"]:
+            parts.append(("origin", str(values["origin"])))
+        if values["offset"]:
+            parts.append(("offset", str(values["offset"])))
+        return urlencode(parts)
+
+
+def browser_view(params: Mapping[str, str]) -> BrowserView:
+    """The view a query string asks for; InvalidInput naming a value that makes no sense."""
+    origin = params.get("origin") or None
+    if origin is not None and origin not in {o.value for o in Origin}:
+        raise InvalidInput(f"origin {origin!r} is not one of {', '.join(o.value for o in Origin)}")
+    offset = params.get("offset") or "0"
+    if not offset.isdigit():
+        raise InvalidInput(f"offset {offset!r} must be a whole number of samples")
+    return BrowserView(
+        label=params.get("label") or None,
+        unlabelled=params.get("unlabelled", "") not in ("", "0"),
+        origin=Origin(origin) if origin else None,
+        offset=int(offset),
+    )
+
+
+def classes(summary: DatasetSummary) -> list[str]:
+    """The labels a sample may take: the declared classes, or (open classes) those in use."""
+    return list(summary.spec.labels) or sorted(summary.label_counts)
+
+
+def dataset_row(summary: DatasetSummary) -> dict[str, Any]:
+    return {
+        "name": summary.name,
+        "description": summary.description,
+        "task": str(summary.spec.task),
+        "kind": str(summary.spec.kind),
+        "shape": " × ".join(str(d) for d in summary.spec.input_shape),
+        "samples": summary.sample_count,
+        "labelled": summary.sample_count - summary.unlabelled,
+        "unlabelled": summary.unlabelled,
+        "collected": summary.collected,
+        "classes": classes(summary),
+        "label_counts": summary.label_counts,
+        "snapshots": len(summary.snapshots),
+        "regression": summary.spec.task is Task.REGRESSION,
+        "open_classes": summary.spec.task is Task.CLASSIFICATION and not summary.spec.labels,
+    }
+
+
+def _mini_chart(channels: list[list[float]]) -> dict[str, Any]:
+    step = max(1, -(-max(len(c) for c in channels) // _MAX_POINTS))
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"channel {i + 1}",
+                "x": list(range(0, len(values), step)),
+                "y": [round(v, 5) for v in values[::step]],
+                "line": {"width": 1},
+            }
+            for i, values in enumerate(channels)
+        ],
+        "layout": {
+            "height": 110,
+            "margin": {"t": 4, "r": 4, "b": 18, "l": 30},
+            "showlegend": False,
+            "xaxis": {"title": {"text": ""}, "tickfont": {"size": 9}},
+            "yaxis": {"tickfont": {"size": 9}},
+        },
+    }
+
+
+def _values_text(values: list[Any]) -> str:
+    flat = str(values)
+    return flat if len(flat) <= 160 else flat[:157] + "…"
+
+
+def sample_cards(
+    samples: list[dict[str, Any]], previews: Mapping[str, SamplePreview]
+) -> list[dict[str, Any]]:
+    """One card per sample: its view plus how to draw it (thumbnail, small line chart, or values)."""
+    cards = []
+    for sample in samples:
+        shown = previews.get(sample["id"])
+        card = {**sample, "show": "image", "figure": None, "values": ""}
+        if shown is not None and shown.kind is PreviewKind.SERIES and shown.channels is not None:
+            card.update(show="chart", figure=_mini_chart(shown.channels))
+        elif shown is not None and shown.kind is PreviewKind.VALUES and shown.values is not None:
+            card.update(show="values", values=_values_text(shown.values))
+        cards.append(card)
+    return cards
+
+
+def pager(count: int, view: BrowserView, size: int = PAGE_SIZE) -> dict[str, Any]:
+    """Where this page starts and ends, and the query strings of the pages before and after it."""
+    first = min(view.offset, count)
+    last = min(view.offset + size, count)
+    return {
+        "first": first + 1 if last > first else 0,
+        "last": last,
+        "count": count,
+        "previous": view.query(offset=max(0, view.offset - size)) if view.offset > 0 else None,
+        "next": view.query(offset=view.offset + size) if last < count else None,
+    }

@@ -1,0 +1,158 @@
+"""Deployments (the operator's page): campaigns and their progress, the rollout wizard, one campaign.
+
+The wizard checks a rollout with the same compatibility gate that creating it runs (``Check`` changes
+nothing); ``Launch``, ``Cancel`` and ``Rollback`` call the services the CLI and the REST API call, and
+need ``deployments:write``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.services import campaigns as service
+from tinymlaas.services.auth import Permission
+from tinymlaas.services.context import Context
+from tinymlaas.services.models import list_models, show_model
+from tinymlaas.web.campaign_summary import campaign_active, campaign_stages, module_choices, parse_plan
+from tinymlaas.web.deps import ContextDep, Viewer, needs, render
+from tinymlaas.web.sessions import DashboardSession
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+Operator = Annotated[DashboardSession, Depends(needs(Permission.DEPLOYMENTS_WRITE))]
+
+_DEFAULT_STAGES = "10,50,100"
+
+
+def _list_page(
+    request: Request,
+    context: Context,
+    session: DashboardSession,
+    wizard: dict[str, str],
+    *,
+    preview: dict[str, Any] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    campaigns = service.list_campaigns(context)
+    models = [show_model(context, m["id"]) for m in list_models(context)]
+    return render(
+        request,
+        "deployments.html",
+        session,
+        status,
+        campaigns=campaigns,
+        live=any(campaign_active(c) for c in campaigns),
+        modules=module_choices(models),
+        wizard=wizard,
+        preview=preview,
+        error=error,
+    )
+
+
+@router.get("/deployments", response_class=HTMLResponse)
+def deployments_page(
+    request: Request,
+    context: ContextDep,
+    session: Viewer,
+    module: Annotated[str, Query()] = "",
+    selector: Annotated[str, Query()] = "",
+    stages: Annotated[str, Query()] = _DEFAULT_STAGES,
+    max_failures: Annotated[str, Query()] = "0",
+) -> HTMLResponse:
+    """Campaigns with their progress; with a module and a selector, the gate's verdict per device."""
+    wizard = {"module": module, "selector": selector, "stages": stages, "max_failures": max_failures}
+    if not module and not selector:
+        return _list_page(request, context, session, wizard)
+    try:
+        if not module or not selector.strip():
+            raise InvalidInput("choose a module and give a selector (board:ID, tag:NAME or endpoints)")
+        plan = parse_plan(stages, max_failures)
+        preview = service.preview_campaign(context, module, selector, *plan)
+    except TinymlaasError as exc:
+        return _list_page(request, context, session, wizard, error=exc.detail, status=exc.http_status)
+    return _list_page(request, context, session, wizard, preview=preview)
+
+
+@router.post("/deployments", response_model=None)
+def campaign_launch_form(
+    request: Request,
+    context: ContextDep,
+    session: Operator,
+    module: Annotated[str, Form()] = "",
+    selector: Annotated[str, Form()] = "",
+    stages: Annotated[str, Form()] = _DEFAULT_STAGES,
+    max_failures: Annotated[str, Form()] = "0",
+) -> Response:
+    """Create the campaign the wizard checked; the runner in ``serve`` then sends it stage by stage."""
+    wizard = {"module": module, "selector": selector, "stages": stages, "max_failures": max_failures}
+    try:
+        campaign = service.create_campaign(context, module, selector, *parse_plan(stages, max_failures))
+    except TinymlaasError as exc:
+        return _list_page(request, context, session, wizard, error=exc.detail, status=exc.http_status)
+    return RedirectResponse(f"/deployments/{campaign['id']}", status_code=303)
+
+
+def _campaign_page(
+    request: Request,
+    context: Context,
+    session: DashboardSession,
+    campaign_id: str,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    try:
+        campaign = service.show_campaign(context, campaign_id)
+    except NotFound as exc:
+        return render(request, "error.html", session, 404, title="No such campaign", detail=exc.detail)
+    return render(
+        request,
+        "campaign.html",
+        session,
+        status,
+        campaign=campaign,
+        stages=campaign_stages(campaign),
+        live=campaign_active(campaign),
+        error=error,
+    )
+
+
+@router.get("/deployments/{campaign_id}", response_class=HTMLResponse)
+def campaign_page(request: Request, context: ContextDep, session: Viewer, campaign_id: str) -> HTMLResponse:
+    """One campaign's staged rollout: each stage, each device's installation, timings and results."""
+    return _campaign_page(request, context, session, campaign_id)
+
+
+@router.post("/deployments/{campaign_id}/cancel", response_model=None)
+def campaign_cancel_form(
+    request: Request, context: ContextDep, session: Operator, campaign_id: str
+) -> Response:
+    """Stop sending; devices already in flight still report their outcome."""
+    try:
+        service.cancel_campaign(context, campaign_id)
+    except TinymlaasError as exc:
+        return _campaign_page(
+            request, context, session, campaign_id, error=exc.detail, status=exc.http_status
+        )
+    return RedirectResponse(f"/deployments/{campaign_id}", status_code=303)
+
+
+@router.post("/deployments/{campaign_id}/rollback", response_model=None)
+def campaign_rollback_form(
+    request: Request, context: ContextDep, session: Operator, campaign_id: str
+) -> Response:
+    """Put every device that took the module back on its previous model."""
+    try:
+        service.rollback_campaign(context, campaign_id)
+    except TinymlaasError as exc:
+        return _campaign_page(
+            request, context, session, campaign_id, error=exc.detail, status=exc.http_status
+        )
+    return RedirectResponse(f"/deployments/{campaign_id}", status_code=303)

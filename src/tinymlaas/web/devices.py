@@ -1,0 +1,78 @@
+"""Devices (the operator's view): the fleet filtered, and one device's reports, telemetry and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from tinymlaas.errors import NotFound
+from tinymlaas.services.campaigns import device_installations
+from tinymlaas.services.fleet import device_telemetry, list_devices, show_device
+from tinymlaas.web.deps import ContextDep, Viewer, render
+from tinymlaas.web.summaries import confidence_chart, count_chart, filter_choices, latency_chart
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+_ONLINE = {"": None, "online": True, "offline": False}
+_EVENTS_SHOWN = 20
+_SAMPLES_CHARTED = 500
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def devices_page(
+    request: Request,
+    context: ContextDep,
+    session: Viewer,
+    board: Annotated[str, Query()] = "",
+    online: Annotated[str, Query()] = "",
+    tag: Annotated[str, Query()] = "",
+    model: Annotated[str, Query()] = "",
+) -> HTMLResponse:
+    """Every device, narrowed by board, presence, tag or installed model (name or name:version)."""
+    error = None
+    if online not in _ONLINE:
+        error = f"'online' must be online, offline or empty, not {online!r}; showing both"
+        online = ""
+    devices = list_devices(
+        context,
+        board=board or None,
+        online=_ONLINE[online],
+        tag=tag or None,
+        model=model.strip() or None,
+    )
+    filters = {"board": board, "online": online, "tag": tag, "model": model}
+    return render(
+        request,
+        "devices.html",
+        session,
+        422 if error else 200,
+        devices=devices,
+        filters=filters,
+        choices=filter_choices(list_devices(context)),
+        error=error,
+    )
+
+
+@router.get("/devices/{endpoint}", response_class=HTMLResponse)
+def device_page(request: Request, context: ContextDep, session: Viewer, endpoint: str) -> HTMLResponse:
+    """One device: what it can run, what it runs, how it performs, and what happened to it."""
+    try:
+        device = show_device(context, endpoint, _EVENTS_SHOWN)
+    except NotFound as exc:
+        return render(request, "error.html", session, 404, title="No such device", detail=exc.detail)
+    samples = device_telemetry(context, endpoint, _SAMPLES_CHARTED)["samples"]
+    return render(
+        request,
+        "device.html",
+        session,
+        device=device,
+        updates=device_installations(context, endpoint),
+        count_chart=count_chart(samples),
+        latency_chart=latency_chart(samples),
+        confidence_chart=confidence_chart(device["telemetry"]),
+        samples=len(samples),
+    )

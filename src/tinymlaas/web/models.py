@@ -1,0 +1,144 @@
+"""Models (the data scientist's page): every model's variants and modules side by side, squeeze,
+compile for a board, and bring your own model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from tinymlaas.api.uploads import receive
+from tinymlaas.errors import NotFound, TinymlaasError
+from tinymlaas.jobs import JobKind
+from tinymlaas.services.auth import Permission
+from tinymlaas.services.context import Context
+from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.job_requests import request_job
+from tinymlaas.services.models import import_uploaded_model, list_models, show_model, show_variant
+from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, needs, render
+from tinymlaas.web.model_summaries import Usable, fit_figure, metric_figures, model_section, size_figure
+from tinymlaas.web.sessions import DashboardSession
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+Writer = Annotated[DashboardSession, Depends(needs(Permission.MODELS_WRITE))]
+
+# What the import service reads: a TFLite flatbuffer or a Keras v3 archive.
+_MODEL_SUFFIXES = (".tflite", ".keras")
+
+
+def _usable(context: Context) -> Usable:
+    return {b.id: (b.usable_flash_bytes, b.usable_ram_bytes) for b in context.catalog.boards.values()}
+
+
+def _page_values(context: Context, models: list[dict[str, Any]]) -> dict[str, Any]:
+    usable = _usable(context)
+    return {
+        "sections": [model_section(m, usable) for m in models],
+        "boards": sorted(context.catalog.boards.values(), key=lambda b: b.id),
+        "charts": {
+            "size": size_figure(models),
+            "metrics": metric_figures(models),
+            "fit": fit_figure(models, usable),
+        },
+        "has_variants": any(m["variants"] for m in models),
+        "has_modules": any(m["modules"] for m in models),
+    }
+
+
+def _models_page(
+    request: Request, context: Context, session: DashboardSession, status: int = 200, **values: Any
+) -> HTMLResponse:
+    models = [show_model(context, m["id"]) for m in reversed(list_models(context))]
+    datasets = [d.name for d in DatasetService(context).list()]
+    return render(
+        request, "models.html", session, status, datasets=datasets, **_page_values(context, models), **values
+    )
+
+
+def _model_page(
+    request: Request, context: Context, session: DashboardSession, ref: str, status: int = 200, **values: Any
+) -> HTMLResponse:
+    try:
+        model = show_model(context, ref)
+    except NotFound as exc:
+        return render(request, "error.html", session, 404, title="Not found", detail=exc.detail)
+    return render(request, "models_model.html", session, status, **_page_values(context, [model]), **values)
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, context: ContextDep, session: Viewer) -> HTMLResponse:
+    return _models_page(request, context, session)
+
+
+@router.get("/models/{ref}", response_class=HTMLResponse)
+def model_page(request: Request, context: ContextDep, session: Viewer, ref: str) -> HTMLResponse:
+    return _model_page(request, context, session, ref)
+
+
+@router.post("/models/imports", response_model=None)
+async def import_model_form(
+    request: Request,
+    context: ContextDep,
+    session: Writer,
+    file: Annotated[UploadFile, File()],
+    dataset: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    """Bring a .tflite or .keras in and go to its page; a refused file is explained on the Models page."""
+    settings = context.settings
+    try:
+        async with receive(
+            file,
+            limit=settings.max_upload_bytes,
+            work_dir=settings.data_dir / "uploads",
+            suffixes=_MODEL_SUFFIXES,
+        ) as path:
+            model = await run_in_threadpool(
+                import_uploaded_model, context, path, name=name or None, dataset=dataset or None
+            )
+    except TinymlaasError as exc:
+        return await run_in_threadpool(
+            _models_page, request, context, session, exc.http_status, error=exc.detail
+        )
+    return RedirectResponse(f"/models/{model['id']}", status_code=303)
+
+
+@router.post("/models/{ref}/squeeze", response_model=None)
+def squeeze_model_form(
+    request: Request, context: ContextDep, executor: ExecutorDep, session: Writer, ref: str
+) -> Response:
+    """Queue a squeeze job (all three quantizations) and follow it on its job page."""
+    try:
+        model = show_model(context, ref)
+        job = request_job(context, JobKind.SQUEEZE, {"model": model["id"]}, executor=executor)
+    except TinymlaasError as exc:
+        return _model_page(request, context, session, ref, exc.http_status, error=exc.detail)
+    return RedirectResponse(f"/training/jobs/{job['id']}", status_code=303)
+
+
+@router.post("/models/variants/{variant_id}/compile", response_model=None)
+def compile_variant_form(
+    request: Request,
+    context: ContextDep,
+    executor: ExecutorDep,
+    session: Writer,
+    variant_id: str,
+    board: Annotated[str, Form()] = "",
+    runtime: Annotated[str, Form()] = "",
+) -> Response:
+    """Queue a compile job for one board and follow it on its job page."""
+    try:
+        model_id = show_variant(context, variant_id)["model"]
+    except NotFound as exc:
+        return render(request, "error.html", session, 404, title="Not found", detail=exc.detail)
+    params = {"variant": variant_id, "board": board, "runtime": runtime or None}
+    try:
+        job = request_job(context, JobKind.COMPILE, params, executor=executor)
+    except TinymlaasError as exc:
+        return _model_page(request, context, session, model_id, exc.http_status, error=exc.detail)
+    return RedirectResponse(f"/training/jobs/{job['id']}", status_code=303)

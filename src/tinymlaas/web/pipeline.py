@@ -1,0 +1,143 @@
+"""Pipeline (the CTO's page): the lifecycle's steps as stored, and the automated dry run.
+
+The dry run generates a fresh dataset and submits a ``lifecycle`` job on it (snapshot, train, squeeze,
+compile and fit for each chosen board) through the same job service the REST API and CLI use; the
+page then follows that job step by step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from tinymlaas.data.generators import GENERATORS
+from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.services.auth import Permission
+from tinymlaas.services.campaigns import list_campaigns
+from tinymlaas.services.context import Context
+from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.fleet import list_devices
+from tinymlaas.services.jobs import list_jobs, show_job, submit_job
+from tinymlaas.services.models import list_models, show_model
+from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, needs, render
+from tinymlaas.web.pipeline_summary import dry_run_steps, dry_run_verdicts, job_active, pipeline_steps
+from tinymlaas.web.sessions import DashboardSession
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+Scientist = Annotated[DashboardSession, Depends(needs(Permission.TRAINING_WRITE))]
+
+_DEFAULT_FORM = {"generator": "gestures", "samples": "", "epochs": "10"}
+
+
+def _dataset(context: Context, name: str) -> dict[str, Any] | None:
+    try:
+        summary = DatasetService(context).show(name)
+    except NotFound:
+        return None
+    return {"name": summary.name, "samples": summary.sample_count}
+
+
+def _page(
+    request: Request,
+    context: Context,
+    session: DashboardSession,
+    job_id: str | None,
+    *,
+    form: dict[str, Any],
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    datasets = [
+        {
+            "samples": d.sample_count,
+            "unlabelled": d.unlabelled,
+            "collected": d.collected,
+            "snapshots": len(d.snapshots),
+        }
+        for d in DatasetService(context).list()
+    ]
+    models = [show_model(context, m["id"]) for m in list_models(context)]
+    jobs = list_jobs(context, state="running") + list_jobs(context, state="queued")
+    latest = list_jobs(context, kind="lifecycle", limit=1)
+    job = None
+    if job_id:
+        try:
+            job = show_job(context, job_id)
+        except NotFound as exc:
+            error, status = exc.detail, 404
+    elif latest:
+        job = show_job(context, latest[0]["id"])
+    if job is not None and job["kind"] != "lifecycle":
+        error, status, job = f"job {job['id']} is a {job['kind']} job, not a dry run", 422, None
+    return render(
+        request,
+        "pipeline.html",
+        session,
+        status,
+        steps=pipeline_steps(datasets, models, list_campaigns(context), list_devices(context), jobs),
+        job=job,
+        job_steps=dry_run_steps(job, _dataset(context, job["params"]["dataset"])) if job else [],
+        verdicts=dry_run_verdicts(job) if job else [],
+        live=job_active(job) or bool(jobs),
+        generators=sorted(GENERATORS),
+        boards=sorted(context.catalog.boards),
+        form=form,
+        error=error,
+    )
+
+
+@router.get("/pipeline", response_class=HTMLResponse)
+def pipeline_page(
+    request: Request, context: ContextDep, session: Viewer, job: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    """The lifecycle from data to devices, and the latest dry run (or the one ``job`` names)."""
+    form = {**_DEFAULT_FORM, "boards": sorted(context.catalog.boards)}
+    return _page(request, context, session, job or None, form=form)
+
+
+def _whole(text: str, name: str, *, most: int) -> int | None:
+    """An optional whole number from a form field; InvalidInput naming the field when it is not one."""
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or not 1 <= int(text) <= most:
+        raise InvalidInput(f"{name} must be a whole number from 1 to {most:,}, not {text!r}")
+    return int(text)
+
+
+@router.post("/pipeline/dry-run", response_model=None)
+def start_dry_run(
+    request: Request,
+    context: ContextDep,
+    session: Scientist,
+    executor: ExecutorDep,
+    generator: Annotated[str, Form()] = "",
+    samples: Annotated[str, Form()] = "",
+    epochs: Annotated[str, Form()] = "",
+    boards: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Generate a dataset and queue the lifecycle job on it; nothing is stored when the form is wrong."""
+    chosen = boards or []
+    form = {"generator": generator, "samples": samples, "epochs": epochs, "boards": chosen}
+    try:
+        if generator not in GENERATORS:
+            raise InvalidInput(f"choose a generator: {', '.join(sorted(GENERATORS))}")
+        unknown = [b for b in chosen if b not in context.catalog.boards]
+        if not chosen or unknown:
+            raise InvalidInput(
+                f"no board {', '.join(unknown)}" if unknown else "choose at least one board to compile for"
+            )
+        count = _whole(samples, "samples", most=100_000)
+        epoch_limit = _whole(epochs, "epochs", most=1000)
+        name = f"dry-run-{generator}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        DatasetService(context).generate(name, generator, samples=count, seed=context.settings.seed)
+        params = {"dataset": name, "boards": chosen, "epochs": epoch_limit}
+        job = submit_job(context, "lifecycle", params, executor=executor)
+    except TinymlaasError as exc:
+        return _page(request, context, session, None, form=form, error=exc.detail, status=exc.http_status)
+    return RedirectResponse(f"/pipeline?job={job['id']}", status_code=303)

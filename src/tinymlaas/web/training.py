@@ -1,0 +1,162 @@
+"""Training (the data scientist's page): start a run, follow jobs live, read a run's curves and errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.jobs import JobKind
+from tinymlaas.services.auth import Permission
+from tinymlaas.services.context import Context
+from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.job_requests import JOB_PERMISSIONS, request_job
+from tinymlaas.services.jobs import cancel_job, list_jobs, show_job
+from tinymlaas.services.runs import architectures, list_runs, show_run
+from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, can, needs, render
+from tinymlaas.web.sessions import DashboardSession
+from tinymlaas.web.training_summaries import (
+    ACTIVE_STATES,
+    confusion_figure,
+    curve_figures,
+    fmt_metric,
+    job_outcome,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+Trainer = Annotated[DashboardSession, Depends(needs(Permission.TRAINING_WRITE))]
+_JOBS_SHOWN = 50
+
+
+def _overview(context: Context) -> dict[str, Any]:
+    jobs = list_jobs(context, limit=_JOBS_SHOWN)
+    return {
+        "datasets": DatasetService(context).list(),
+        "architectures": architectures(),
+        "jobs": jobs,
+        "active": any(j["state"] in ACTIVE_STATES for j in jobs),
+        "runs": list_runs(context),
+        "fmt_metric": fmt_metric,
+    }
+
+
+def _training_page(
+    request: Request, context: Context, session: DashboardSession, status: int = 200, **values: Any
+) -> HTMLResponse:
+    form = {"dataset": "", "arch": "", "epochs": "", "seed": "", **values.pop("form", {})}
+    return render(request, "training.html", session, status, form=form, **_overview(context), **values)
+
+
+@router.get("/training", response_class=HTMLResponse)
+def training_page(request: Request, context: ContextDep, session: Viewer) -> HTMLResponse:
+    return _training_page(request, context, session)
+
+
+def _whole_number(text: str, field: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(f"{field}: {text!r} is not a whole number") from None
+
+
+@router.post("/training", response_model=None)
+def start_training(
+    request: Request,
+    context: ContextDep,
+    executor: ExecutorDep,
+    session: Trainer,
+    dataset: Annotated[str, Form()] = "",
+    arch: Annotated[str, Form()] = "",
+    epochs: Annotated[str, Form()] = "",
+    seed: Annotated[str, Form()] = "",
+) -> Response:
+    """Queue a train job and go to its page; on a bad field the form comes back with why."""
+    form = {"dataset": dataset, "arch": arch, "epochs": epochs, "seed": seed}
+    try:
+        if not dataset:
+            raise InvalidInput("dataset: choose a dataset to train on")
+        params = {
+            "dataset": dataset,
+            "arch": arch or None,
+            "epochs": _whole_number(epochs, "epochs"),
+            "seed": _whole_number(seed, "seed"),
+        }
+        job = request_job(context, JobKind.TRAIN, params, executor=executor)
+    except TinymlaasError as exc:
+        return _training_page(request, context, session, 422, form=form, error=exc.detail)
+    return RedirectResponse(f"/training/jobs/{job['id']}", status_code=303)
+
+
+def _not_found(request: Request, session: DashboardSession, exc: NotFound) -> HTMLResponse:
+    return render(request, "error.html", session, 404, title="Not found", detail=exc.detail)
+
+
+def _job_page(
+    request: Request,
+    session: DashboardSession,
+    job: dict[str, Any],
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "training_job.html",
+        session,
+        status,
+        job=job,
+        active=job["state"] in ACTIVE_STATES,
+        outcome=job_outcome(job),
+        may_cancel=can(session, JOB_PERMISSIONS[JobKind(job["kind"])]),
+        error=error,
+    )
+
+
+@router.get("/training/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, context: ContextDep, session: Viewer, job_id: str) -> HTMLResponse:
+    try:
+        job = show_job(context, job_id)
+    except NotFound as exc:
+        return _not_found(request, session, exc)
+    return _job_page(request, session, job)
+
+
+@router.post("/training/jobs/{job_id}/cancel", response_model=None)
+def cancel_job_form(
+    request: Request, context: ContextDep, executor: ExecutorDep, session: Viewer, job_id: str
+) -> Response:
+    """Cancel and go back to the job's page; a job that already ended says so there."""
+    try:
+        job = show_job(context, job_id)
+    except NotFound as exc:
+        return _not_found(request, session, exc)
+    needs(JOB_PERMISSIONS[JobKind(job["kind"])])(session)
+    try:
+        cancel_job(context, job_id, executor=executor)
+    except TinymlaasError as exc:
+        return _job_page(request, session, show_job(context, job_id), exc.http_status, exc.detail)
+    return RedirectResponse(f"/training/jobs/{job_id}", status_code=303)
+
+
+@router.get("/training/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, context: ContextDep, session: Viewer, run_id: str) -> HTMLResponse:
+    try:
+        run = show_run(context, run_id)
+    except NotFound as exc:
+        return _not_found(request, session, exc)
+    matrix = run["confusion_matrix"]
+    return render(
+        request,
+        "training_run.html",
+        session,
+        run=run,
+        metric=fmt_metric(run["metric"]),
+        curves=curve_figures(run["history"]),
+        confusion=confusion_figure(matrix) if matrix else None,
+    )

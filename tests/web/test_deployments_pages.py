@@ -1,0 +1,237 @@
+"""The Deployments pages: the wizard's gate check, launching, and cancel / rollback through the page."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tinymlaas.api.app import create_app
+from tinymlaas.services.auth import Role, create_token
+from tinymlaas.services.campaigns import list_campaigns, show_campaign
+from tinymlaas.services.context import Context
+from tinymlaas.settings import Settings
+from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
+from tinymlaas.storage.tables import CampaignRow, InstallationRow, ModelRow, ModuleRow, VariantRow
+
+NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+CAPS = {
+    "runtime": "tflm",
+    "runtime_version": "1.2",
+    "ops": ["CONV_2D", "FULLY_CONNECTED"],
+    "arena_bytes_available": 65_536,
+    "slot_flash_bytes": 262_144,
+}
+
+
+def _manifest(arena: int) -> dict[str, object]:
+    return {
+        "runtime": "tflm",
+        "ops": ["CONV_2D"],
+        "arena_bytes": arena,
+        "files": {"model.tflite": {"size": 20_000, "sha256": "0" * 64}},
+        "model": {"name": "wave", "version": 1},
+    }
+
+
+def _seed(context: Context) -> None:
+    """Three pico modules (one the devices can run, one whose arena they lack, one that does not fit
+    its board), two picos and a Raspberry Pi, a running campaign and a completed one."""
+    with context.session() as session:
+        session.add(ModelRow(id="mdl_d", name="wave", version=1, origin="imported", arch="cnn", params=10))
+        session.flush()
+        session.add(
+            VariantRow(
+                id="var_d", model_id="mdl_d", quantization="int8", tflite_blob="0" * 64, size_bytes=100,
+                info={"ops": [], "layers": [], "inputs": [], "outputs": []}, arena_bytes=1024, arena_tries=1,
+                metrics={}, runtime_errors={}, selftests={},
+            )
+        )  # fmt: skip
+        session.flush()
+        for module_id, arena, fits in (
+            ("mod_ok", 20_000, True),
+            ("mod_big", 1_000_000, True),
+            ("mod_unfit", 0, False),
+        ):
+            session.add(
+                ModuleRow(
+                    id=module_id, variant_id="var_d", board_id="pico", compiler="tflm", runtime="tflm",
+                    package_blob="1" * 64 if fits else None, manifest=_manifest(arena) if fits else None,
+                    flash_bytes=20_000, ram_bytes=arena, fits=fits,
+                    reasons=[] if fits else ["needs 3,000,000 bytes of flash, the board has 2,000,000"],
+                )
+            )  # fmt: skip
+        session.flush()
+        devices = DeviceRepository(session)
+        for endpoint, board, caps in (
+            ("pico-1", "pico", CAPS),
+            ("pico-2", "pico", CAPS),
+            ("pi-1", "rpi4", {**CAPS, "runtime": "litert"}),
+        ):
+            devices.upsert_registration(
+                endpoint, new_id=f"dev_{endpoint}", registration_id="r1", address=None, lifetime=60,
+                lwm2m_version="1.1", objects=["/3/0"], registered_at=NOW,
+            )  # fmt: skip
+            devices.set_reported(endpoint, board_id=board, capabilities=caps)
+        campaigns = CampaignRepository(session)
+        for campaign_id, state, installation in (
+            ("cmp_run", "running", "pending"),
+            ("cmp_done", "completed", "succeeded"),
+        ):
+            campaigns.add(
+                CampaignRow(
+                    id=campaign_id, module_id="mod_ok", selector="pico-2",
+                    plan={"stages": [100], "max_failures": 0, "targets": ["pico-2"]},
+                    state=state, current_stage=0, created_at=NOW, updated_at=NOW,
+                ),
+                [
+                    InstallationRow(
+                        campaign_id=campaign_id, endpoint="pico-2", state=installation, detail={},
+                        updated_at=NOW,
+                    )
+                ],
+            )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
+    context = Context(Settings(data_dir=tmp_path_factory.mktemp("web") / "data"))
+    _seed(context)
+    return context
+
+
+def _client(context: Context, role: Role) -> Iterator[TestClient]:
+    with TestClient(create_app(context)) as client:
+        assert client.post("/login", data={"token": create_token(context, role)[1]}).status_code == 200
+        yield client
+
+
+@pytest.fixture(scope="module")
+def operator(context: Context) -> Iterator[TestClient]:
+    yield from _client(context, Role.OPERATOR)
+
+
+@pytest.fixture(scope="module")
+def viewer(context: Context) -> Iterator[TestClient]:
+    yield from _client(context, Role.VIEWER)
+
+
+def texts(page: str, name: str) -> list[str]:
+    """The text inside every element carrying ``data-testid=name``, tags stripped."""
+    found = re.findall(rf'<(\w+)\b[^>]*\bdata-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
+    return [html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()) for _, text in found]
+
+
+def check(client: TestClient, **params: str) -> tuple[int, str]:
+    response = client.get("/deployments", params=params)
+    return response.status_code, response.text
+
+
+def test_the_wizard_offers_modules_with_their_fit_and_lists_campaigns(operator: TestClient) -> None:
+    page = operator.get("/deployments").text
+    assert re.search(r'<option value="mod_ok"\s*>', page)
+    assert re.search(r'<option value="mod_unfit"\s*disabled>', page)
+    unfit = next(row for row in texts(page, "module-row") if row.startswith("mod_unfit"))
+    assert "needs 3,000,000 bytes of flash" in unfit
+    campaigns = dict(
+        re.findall(r'data-campaign="([^"]+)">.*?data-testid="campaign-state">([^<]+)<', page, re.S)
+    )
+    assert campaigns == {"cmp_run": "running", "cmp_done": "completed"}
+    assert 'id="live" data-poll' in page  # cmp_run is under way
+
+
+def test_check_shows_every_device_refused_with_the_gate_reason(operator: TestClient) -> None:
+    status, page = check(operator, module="mod_big", selector="board:pico", stages="100", max_failures="0")
+    assert status == 200
+    assert re.findall(r'data-testid="preview-row" data-endpoint="([^"]+)"', page) == ["pico-1", "pico-2"]
+    assert texts(page, "preview-verdict") == ["refused", "refused"]
+    for reasons in texts(page, "preview-reasons"):
+        assert "the tensor arena needs 1000000 bytes but the device has 65536 bytes available" in reasons
+    assert 'data-testid="preview-refused"' in page
+    assert 'data-testid="launch"' not in page
+
+
+def test_check_then_launch_creates_the_campaign(context: Context, operator: TestClient) -> None:
+    status, page = check(operator, module="mod_ok", selector="pico-1,pi-1", stages="50,100", max_failures="1")
+    assert status == 200
+    assert texts(page, "preview-verdict") == ["fits", "refused"]
+    assert "runtime mismatch" in texts(page, "preview-reasons")[1]
+    form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+    assert form == {"module": "mod_ok", "selector": "pico-1,pi-1", "stages": "50,100", "max_failures": "1"}
+    before = {c["id"] for c in list_campaigns(context)}
+
+    launched = operator.post("/deployments", data=form, follow_redirects=False)
+    assert launched.status_code == 303, launched.text
+    (created,) = {c["id"] for c in list_campaigns(context)} - before
+    assert launched.headers["location"] == f"/deployments/{created}"
+    stored = show_campaign(context, created)
+    assert (stored["stages"], stored["max_failures"]) == ([50, 100], 1)
+    assert {i["endpoint"]: i["state"] for i in stored["installations"]} == {
+        "pico-1": "pending",
+        "pi-1": "refused",
+    }
+
+    page = operator.get(launched.headers["location"]).text
+    assert texts(page, "campaign-state") == ["running"]
+    assert texts(page, "stage-status") == ["sending", "waiting"]
+    rows = re.findall(r'data-testid="installation-row" data-endpoint="([^"]+)"', page)
+    assert rows == ["pico-1", "pi-1"]
+    assert texts(page, "installation-state") == ["pending", "refused"]
+    assert 'id="live" data-poll' in page
+
+
+def test_bad_plan_fields_are_named_and_nothing_is_stored(context: Context, operator: TestClient) -> None:
+    before = len(list_campaigns(context))
+    status, page = check(operator, module="mod_ok", selector="board:pico", stages="10,x", max_failures="0")
+    assert status == 422 and "'10,x'" in texts(page, "flash-error")[0]
+    bad = {"module": "mod_ok", "selector": "board:pico", "stages": "50,90", "max_failures": "0"}
+    refused = operator.post("/deployments", data=bad)
+    assert refused.status_code == 422
+    assert "last stage must be 100 percent" in texts(refused.text, "flash-error")[0]
+    status, page = check(operator, module="mod_ok", selector="board:esp32s3", stages="100", max_failures="0")
+    assert status == 422 and "esp32s3" in texts(page, "flash-error")[0]
+    assert len(list_campaigns(context)) == before
+
+
+def test_a_viewer_may_check_but_gets_403_on_the_launch_form(context: Context, viewer: TestClient) -> None:
+    status, page = check(viewer, module="mod_ok", selector="pico-1", stages="100", max_failures="0")
+    assert status == 200 and texts(page, "preview-verdict") == ["fits"]
+    assert 'data-testid="launch"' not in page
+    before = len(list_campaigns(context))
+    form = {"module": "mod_ok", "selector": "pico-1", "stages": "100", "max_failures": "0"}
+    denied = viewer.post("/deployments", data=form)
+    assert denied.status_code == 403 and "deployments:write" in denied.text
+    assert viewer.post("/deployments/cmp_run/cancel").status_code == 403
+    assert len(list_campaigns(context)) == before
+    assert 'data-testid="cancel"' not in viewer.get("/deployments/cmp_run").text
+
+
+def test_cancel_through_the_page_stops_the_campaign(context: Context, operator: TestClient) -> None:
+    assert 'data-testid="cancel"' in operator.get("/deployments/cmp_run").text
+    cancelled = operator.post("/deployments/cmp_run/cancel", follow_redirects=False)
+    assert cancelled.status_code == 303 and cancelled.headers["location"] == "/deployments/cmp_run"
+    assert show_campaign(context, "cmp_run")["state"] == "cancelled"
+    page = operator.get("/deployments/cmp_run").text
+    assert texts(page, "campaign-state") == ["cancelled"]
+    assert texts(page, "installation-state") == ["cancelled"]
+    assert '<div id="live">' in page  # no data-poll: nothing changes any more by itself
+    again = operator.post("/deployments/cmp_run/cancel")
+    assert again.status_code == 409 and "cannot become cancelled" in texts(again.text, "flash-error")[0]
+
+
+def test_rollback_through_the_page_starts_reverting(context: Context, operator: TestClient) -> None:
+    rolled = operator.post("/deployments/cmp_done/rollback", follow_redirects=False)
+    assert rolled.status_code == 303
+    assert show_campaign(context, "cmp_done")["state"] == "rolling_back"
+    page = operator.get("/deployments/cmp_done").text
+    assert texts(page, "campaign-state") == ["rolling_back"]
+    assert 'id="live" data-poll' in page  # the runner reverts the device that succeeded
+
+
+def test_an_unknown_campaign_is_404(operator: TestClient) -> None:
+    assert operator.get("/deployments/cmp_missing").status_code == 404
+    assert operator.post("/deployments/cmp_missing/rollback").status_code == 404

@@ -1,0 +1,217 @@
+"""The Fleet, Devices and Device pages show what the store holds: reports, samples, campaigns, events."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tinymlaas.api.app import create_app
+from tinymlaas.services.auth import Role, create_token
+from tinymlaas.services.context import Context
+from tinymlaas.settings import Settings
+from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
+from tinymlaas.storage.tables import CampaignRow, InstallationRow, ModelRow, ModuleRow, VariantRow
+from tinymlaas.web.summaries import inference_activity
+
+NOW = datetime.now(UTC).replace(second=30, microsecond=0)
+CAPS = {
+    "runtime": "tflm",
+    "runtime_version": "1.2",
+    "ops": ["CONV_2D", "FULLY_CONNECTED"],
+    "arena_bytes_available": 65_536,
+    "slot_flash_bytes": 262_144,
+}
+# (minutes before NOW, inference count, mean latency ms, p95 latency ms) that kws-1 reported
+SAMPLES = ((3, 100, 1.25, 2.0), (2, 160, 1.5, 2.5), (1, 250, 1.75, 3.0))
+
+
+def _register(devices: DeviceRepository, endpoint: str, at: datetime, lifetime: int = 60) -> None:
+    devices.upsert_registration(
+        endpoint, new_id=f"dev_{endpoint}", registration_id="r1", address="coap://127.0.0.1:5700",
+        lifetime=lifetime, lwm2m_version="1.1", objects=["/3/0", "/9/0", "/26241/0"], registered_at=at,
+    )  # fmt: skip
+
+
+def _seed(context: Context) -> None:
+    """kws-1 online and reporting, kws-2 offline after a failed update, kws-3 online on record but silent."""
+    with context.session() as session:
+        session.add(ModelRow(id="mdl_f", name="wave", version=1, origin="imported", arch="cnn", params=10))
+        session.flush()
+        session.add(
+            VariantRow(
+                id="var_f", model_id="mdl_f", quantization="int8", tflite_blob="0" * 64, size_bytes=100,
+                info={"ops": [], "layers": [], "inputs": [], "outputs": []}, arena_bytes=1024, arena_tries=1,
+                metrics={}, runtime_errors={}, selftests={},
+            )
+        )  # fmt: skip
+        session.flush()
+        session.add(
+            ModuleRow(
+                id="mod_f", variant_id="var_f", board_id="esp32s3", compiler="tflm", runtime="tflm",
+                package_blob=None, manifest=None, flash_bytes=None, ram_bytes=None, fits=True, reasons=[],
+            )
+        )  # fmt: skip
+        devices = DeviceRepository(session)
+        # A lifetime long enough that kws-1 stays "heard from" however long after import the tests run.
+        _register(devices, "kws-1", NOW - timedelta(minutes=10), lifetime=3600)
+        devices.seen("kws-1", NOW)
+        devices.set_tags("kws-1", ["wave-1"])
+        devices.set_reported(
+            "kws-1",
+            board_id="pico",
+            capabilities=CAPS,
+            installed={"name": "wave", "version": "1", "update_result": 2, "update_result_text": "installed"},
+            telemetry={"inference_count": 250, "mean_latency_ms": 1.75, "confidence_histogram": [1, 4, 245]},
+        )
+        devices.record_event("kws-1", "registered", {"registration_id": "r1"}, at=NOW - timedelta(minutes=10))
+        for minutes, count, mean, p95 in SAMPLES:
+            figures = {"inference_count": count, "mean_latency_ms": mean, "p95_latency_ms": p95}
+            devices.record_event("kws-1", "telemetry", figures, at=NOW - timedelta(minutes=minutes))
+        _register(devices, "kws-2", NOW - timedelta(minutes=30))
+        devices.set_reported("kws-2", board_id="esp32s3")
+        devices.mark_offline("kws-2")
+        _register(devices, "kws-3", NOW - timedelta(hours=2))
+        devices.set_reported("kws-3", board_id="pico")
+        CampaignRepository(session).add(
+            CampaignRow(
+                id="cmp_f", module_id="mod_f", selector="board:esp32s3",
+                plan={"stages": [100], "max_failures": 0, "targets": ["kws-2"]},
+                state="halted", current_stage=0, created_at=NOW, updated_at=NOW,
+            ),
+            [
+                InstallationRow(
+                    campaign_id="cmp_f", endpoint="kws-2", state="failed", update_result=53,
+                    detail={"error": "signature did not verify"}, started_at=NOW - timedelta(seconds=40),
+                    finished_at=NOW, updated_at=NOW,
+                )
+            ],
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
+    context = Context(Settings(data_dir=tmp_path_factory.mktemp("web") / "data"))
+    _seed(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def viewer(context: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(context)) as client:
+        login = client.post("/login", data={"token": create_token(context, Role.VIEWER)[1]})
+        assert login.status_code == 200, login.text
+        yield client
+
+
+def texts(page: str, name: str) -> list[str]:
+    """The text inside every element carrying ``data-testid=name``, tags stripped."""
+    found = re.findall(rf'<(\w+)\b[^>]*\bdata-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
+    return [html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()) for _, text in found]
+
+
+def figure(page: str, name: str) -> dict[str, Any]:
+    match = re.search(rf'data-testid="{name}" data-figure="([^"]*)"', page)
+    assert match, f"no chart {name}"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_the_fleet_page_counts_devices_and_raises_the_alerts_the_store_holds(viewer: TestClient) -> None:
+    page = viewer.get("/").text
+    assert texts(page, "devices-total") == ["3"]
+    assert texts(page, "devices-online") == ["2"]
+    assert texts(page, "devices-offline") == ["1"]
+    alerts = texts(page, "alert-row")
+    assert any(a.startswith("failed kws-2 cmp_f") for a in alerts), alerts
+    assert any(a.startswith("offline kws-2") for a in alerts), alerts
+    assert any(a.startswith("silent kws-3") and "60 s lifetime" in a for a in alerts), alerts
+    assert not any("kws-1" in a for a in alerts)
+    assert 'id="live" data-poll' in page
+
+
+def test_fleet_activity_is_the_growth_of_the_reported_counts(viewer: TestClient) -> None:
+    chart = figure(viewer.get("/").text, "activity-chart")
+    minute = [(NOW - timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M") for m, *_ in SAMPLES]
+    # The first sample is the baseline; then 160 - 100 and 250 - 160 inferences in the next minutes.
+    assert dict(zip(chart["data"][0]["x"], chart["data"][0]["y"], strict=True)) == {
+        minute[1]: 60,
+        minute[2]: 90,
+    }
+
+
+def test_devices_are_filtered_by_board_state_tag_and_model(viewer: TestClient) -> None:
+    def rows(**params: str) -> list[str]:
+        response = viewer.get("/devices", params=params)
+        assert response.status_code == 200, response.text
+        return re.findall(r'data-testid="device-row" data-endpoint="([^"]+)"', response.text)
+
+    assert rows() == ["kws-1", "kws-2", "kws-3"]
+    assert rows(board="pico") == ["kws-1", "kws-3"]
+    assert rows(online="offline") == ["kws-2"]
+    assert rows(tag="wave-1") == ["kws-1"]
+    assert rows(model="wave:1") == ["kws-1"]
+    assert rows(model="wave:2", board="pico") == []
+
+
+def test_a_bad_filter_is_named_on_the_page(viewer: TestClient) -> None:
+    response = viewer.get("/devices", params={"online": "maybe"})
+    assert response.status_code == 422
+    assert "'maybe'" in texts(response.text, "flash-error")[0]
+    assert len(re.findall('data-testid="device-row"', response.text)) == 3
+
+
+def test_a_device_page_shows_its_capabilities_telemetry_and_history(viewer: TestClient) -> None:
+    page = viewer.get("/devices/kws-1").text
+    assert texts(page, "cap-runtime") == ["tflm 1.2"]
+    assert texts(page, "cap-arena") == ["65,536 B (64.0 KiB)"]
+    assert texts(page, "cap-flash") == ["262,144 B (256.0 KiB)"]
+    assert texts(page, "device-model") == ["wave 1"]
+    count = figure(page, "chart-count")["data"][0]
+    assert count["y"] == [100, 160, 250]
+    assert [datetime.fromisoformat(x) for x in count["x"]] == [
+        NOW - timedelta(minutes=m) for m, *_ in SAMPLES
+    ]
+    latency = {trace["name"]: trace["y"] for trace in figure(page, "chart-latency")["data"]}
+    assert latency == {"mean": [1.25, 1.5, 1.75], "p95": [2.0, 2.5, 3.0]}
+    assert figure(page, "chart-confidence")["data"][0]["y"] == [1, 4, 245]
+    assert [e.split()[1] for e in texts(page, "event-row")] == ["registered"]
+    assert 'id="live" data-poll' in page
+
+
+def test_a_device_page_says_what_was_never_reported(viewer: TestClient) -> None:
+    page = viewer.get("/devices/kws-2").text
+    assert "has not reported its TinyML Runtime object" in page
+    for name in ("count", "latency", "confidence"):
+        assert f'data-testid="chart-{name}-none"' in page
+    updates = texts(page, "update-row")
+    assert len(updates) == 1 and "cmp_f" in updates[0] and "failed" in updates[0]
+    assert "integrity_check_failure" in updates[0] and "signature did not verify" in updates[0]
+
+
+def test_an_unknown_device_is_404_and_pages_need_a_login(context: Context, viewer: TestClient) -> None:
+    missing = viewer.get("/devices/ghost")
+    assert missing.status_code == 404 and "ghost" in missing.text
+    with TestClient(create_app(context)) as anonymous:
+        response = anonymous.get("/devices", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=/devices"
+
+
+def test_a_restarted_counter_adds_what_it_counted_since() -> None:
+    def sample(endpoint: str, minute: int, count: int) -> dict[str, Any]:
+        return {
+            "endpoint": endpoint,
+            "at": (NOW + timedelta(minutes=minute)).isoformat(),
+            "inference_count": count,
+        }
+
+    # a's counter restarted with a new model (500 -> 40); b's only sample is its baseline.
+    samples = [sample("a", 0, 500), sample("a", 1, 40), sample("b", 1, 7)]
+    chart = inference_activity(samples, NOW, NOW + timedelta(minutes=5))
+    assert chart is not None and chart["data"][0]["y"] == [40]
+    assert inference_activity(samples[:1], NOW, NOW + timedelta(minutes=5)) is None
