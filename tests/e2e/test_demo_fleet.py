@@ -14,11 +14,9 @@ from test_serve import output_until
 FLEET_BOARDS = ("nano33ble", "pico", "rpi4")
 
 
-def _logged_in(url: str, token: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=30)
+def _log_in(client: httpx.Client, token: str) -> None:
     response = client.post("/login", data={"token": token, "next": "/"}, follow_redirects=True)
     assert response.status_code == 200, response.text
-    return client
 
 
 def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli) -> None:
@@ -38,7 +36,8 @@ def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli)
         assert "runtime mismatch" in printed
 
         # While the demo waits, the dashboard shows the fleet the devices report, live.
-        with _logged_in(url, token) as client:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            _log_in(client, token)
             fleet = client.get("/ui/fleet.json").json()
             demo_devices = [d for d in fleet["devices"] if d["endpoint"].startswith("demo-")]
             assert fleet["counts"]["online"] == len(demo_devices) == 6
