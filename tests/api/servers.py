@@ -7,8 +7,6 @@ runs or jobs use one of these instead, so the shared store stays as its tests ex
 from __future__ import annotations
 
 import dataclasses
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 
+from seeding import serving
 from tinymlaas.api.app import create_app
 from tinymlaas.jobs import Executor
 from tinymlaas.services import _keras_io
@@ -46,23 +44,11 @@ class Api:
 @contextmanager
 def serve(context: Context, executor: Executor | None = None) -> Iterator[Api]:
     tokens = {role: create_token(context, role, f"test {role}")[1] for role in Role}
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(context, executor)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=60) as client:
-            yield Api(client, context, tokens)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with (
+        serving(create_app(context, executor)) as base,
+        httpx.Client(base_url=f"{base}/api/v1", timeout=60) as client,
+    ):
+        yield Api(client, context, tokens)
 
 
 def wait_for_job(

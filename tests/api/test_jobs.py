@@ -86,7 +86,8 @@ def test_two_jobs_run_at_once_while_the_api_answers_and_one_is_cancelled(jobs_ap
     answer = jobs_api.client.get(f"/jobs/{first['id']}", headers=jobs_api.auth(Role.VIEWER))
     elapsed = time.perf_counter() - started
     assert answer.status_code == 200 and answer.json()["state"] == "running"
-    assert elapsed < 2.0, f"the API took {elapsed:.2f} s to answer while two jobs trained"
+    # Blocked would mean waiting for training to end (minutes); the bound only has to tell the two apart.
+    assert elapsed < 10.0, f"the API took {elapsed:.2f} s to answer while two jobs trained"
     assert (
         jobs_api.client.get("/jobs", params={"state": "running"}, headers=jobs_api.auth(Role.VIEWER)).json()[
             "count"
@@ -164,5 +165,7 @@ def test_reading_jobs_takes_any_role_and_a_token(jobs_api, problem) -> None:
         jobs_api.client.get("/jobs", params={"state": "sleeping"}, headers=jobs_api.auth(Role.VIEWER)), 422
     )
     problem(jobs_api.client.get("/jobs", params={"limit": 0}, headers=jobs_api.auth(Role.VIEWER)), 422)
+    past_sql = {"offset": 2**63}
+    problem(jobs_api.client.get("/jobs", params=past_sql, headers=jobs_api.auth(Role.VIEWER)), 422)
     paged = jobs_api.client.get("/jobs", params={"limit": 1}, headers=jobs_api.auth(Role.VIEWER)).json()
     assert len(paged["data"]) <= 1 and paged["count"] >= len(paged["data"])

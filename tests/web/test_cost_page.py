@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from seeding import add_model_chain, logged_in_client, register_device
 from tinymlaas.api.app import create_app
-from tinymlaas.services.auth import Role, create_token
+from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
-from tinymlaas.storage.tables import ModelRow, ModuleRow, VariantRow
 
 LATENCY_MS = 12.5  # what dev-pico reports; the Pico's active power on file is 0.1 W
 
@@ -26,28 +26,13 @@ def _seed(context: Context) -> None:
     now = datetime.now(UTC)
     tensor = {"name": "in", "shape": [1, 50, 3], "dtype": "int8", "scale": 0.1, "zero_point": 0}
     with context.session() as session:
-        session.add(ModelRow(id="mdl_w", name="wave", version=2, origin="imported", arch="cnn", params=10))
-        session.flush()
-        session.add(
-            VariantRow(
-                id="var_w", model_id="mdl_w", quantization="int8", tflite_blob="0" * 64, size_bytes=100,
-                info={"ops": [], "layers": [], "inputs": [tensor], "outputs": []}, arena_bytes=1024,
-                arena_tries=1, metrics={}, runtime_errors={}, selftests={},
-            )
-        )  # fmt: skip
-        session.flush()
-        session.add(
-            ModuleRow(
-                id="mod_w", variant_id="var_w", board_id="pico", compiler="tflm", runtime="tflm",
-                package_blob=None, manifest=None, flash_bytes=None, ram_bytes=None, fits=True, reasons=[],
-            )
+        add_model_chain(
+            session, model_id="mdl_w", variant_id="var_w", module_id="mod_w", board="pico", version=2,
+            inputs=[tensor],
         )  # fmt: skip
         devices = DeviceRepository(session)
         for endpoint, board in (("dev-pico", "pico"), ("dev-esp", "esp32s3")):
-            devices.upsert_registration(
-                endpoint, new_id=f"dev_{endpoint}", registration_id="r1", address=None, lifetime=60,
-                lwm2m_version="1.1", objects=["/3/0"], registered_at=now,
-            )  # fmt: skip
+            register_device(devices, endpoint, now)
             devices.set_reported(endpoint, board_id=board, telemetry={"mean_latency_ms": LATENCY_MS})
 
 
@@ -55,9 +40,7 @@ def _seed(context: Context) -> None:
 def page(tmp_path_factory) -> Iterator[TestClient]:
     context = Context(Settings(data_dir=tmp_path_factory.mktemp("cost") / "data"))
     _seed(context)
-    _, secret = create_token(context, Role.VIEWER, "cfo")
-    with TestClient(create_app(context)) as client:
-        assert client.post("/login", data={"token": secret, "next": "/cost"}).status_code == 200
+    with logged_in_client(context, Role.VIEWER, name="cfo", landing="/cost") as client:
         yield client
 
 

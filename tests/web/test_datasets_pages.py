@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +14,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 
+from seeding import serving
 from tinymlaas.api.app import create_app
 from tinymlaas.services import samples
 from tinymlaas.services.auth import Role, create_token
@@ -47,18 +45,8 @@ class Site:
 def site(tmp_path_factory) -> Iterator[Site]:
     context = Context(Settings(data_dir=tmp_path_factory.mktemp("web") / "data"))
     tokens = {role: create_token(context, role, f"web {role}")[1] for role in Role}
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(context), lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield Site(f"http://127.0.0.1:{sock.getsockname()[1]}", context, tokens)
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_app(context)) as base:
+        yield Site(base, context, tokens)
 
 
 class Page(HTMLParser):

@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from tinymlaas.api.app import create_app
-from tinymlaas.services.auth import Role, create_token
+from seeding import add_campaign, add_module, add_variant, logged_in_client, register_device
+from tinymlaas.services.auth import Role
 from tinymlaas.services.campaigns import list_campaigns, show_campaign
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
-from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
-from tinymlaas.storage.tables import CampaignRow, InstallationRow, ModelRow, ModuleRow, VariantRow
+from tinymlaas.storage.repositories import DeviceRepository
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 CAPS = {
@@ -42,58 +41,33 @@ def _seed(context: Context) -> None:
     """Three pico modules (one the devices can run, one whose arena they lack, one that does not fit
     its board), two picos and a Raspberry Pi, a running campaign and a completed one."""
     with context.session() as session:
-        session.add(ModelRow(id="mdl_d", name="wave", version=1, origin="imported", arch="cnn", params=10))
-        session.flush()
-        session.add(
-            VariantRow(
-                id="var_d", model_id="mdl_d", quantization="int8", tflite_blob="0" * 64, size_bytes=100,
-                info={"ops": [], "layers": [], "inputs": [], "outputs": []}, arena_bytes=1024, arena_tries=1,
-                metrics={}, runtime_errors={}, selftests={},
-            )
-        )  # fmt: skip
-        session.flush()
+        add_variant(session, model_id="mdl_d", variant_id="var_d")
         for module_id, arena, fits in (
             ("mod_ok", 20_000, True),
             ("mod_big", 1_000_000, True),
             ("mod_unfit", 0, False),
         ):
-            session.add(
-                ModuleRow(
-                    id=module_id, variant_id="var_d", board_id="pico", compiler="tflm", runtime="tflm",
-                    package_blob="1" * 64 if fits else None, manifest=_manifest(arena) if fits else None,
-                    flash_bytes=20_000, ram_bytes=arena, fits=fits,
-                    reasons=[] if fits else ["needs 3,000,000 bytes of flash, the board has 2,000,000"],
-                )
+            add_module(
+                session, module_id=module_id, variant_id="var_d", board="pico",
+                package_blob="1" * 64 if fits else None, manifest=_manifest(arena) if fits else None,
+                flash_bytes=20_000, ram_bytes=arena, fits=fits,
+                reasons=[] if fits else ["needs 3,000,000 bytes of flash, the board has 2,000,000"],
             )  # fmt: skip
-        session.flush()
         devices = DeviceRepository(session)
         for endpoint, board, caps in (
             ("pico-1", "pico", CAPS),
             ("pico-2", "pico", CAPS),
             ("pi-1", "rpi4", {**CAPS, "runtime": "litert"}),
         ):
-            devices.upsert_registration(
-                endpoint, new_id=f"dev_{endpoint}", registration_id="r1", address=None, lifetime=60,
-                lwm2m_version="1.1", objects=["/3/0"], registered_at=NOW,
-            )  # fmt: skip
+            register_device(devices, endpoint, NOW)
             devices.set_reported(endpoint, board_id=board, capabilities=caps)
-        campaigns = CampaignRepository(session)
         for campaign_id, state, installation in (
             ("cmp_run", "running", "pending"),
             ("cmp_done", "completed", "succeeded"),
         ):
-            campaigns.add(
-                CampaignRow(
-                    id=campaign_id, module_id="mod_ok", selector="pico-2",
-                    plan={"stages": [100], "max_failures": 0, "targets": ["pico-2"]},
-                    state=state, current_stage=0, created_at=NOW, updated_at=NOW,
-                ),
-                [
-                    InstallationRow(
-                        campaign_id=campaign_id, endpoint="pico-2", state=installation, detail={},
-                        updated_at=NOW,
-                    )
-                ],
+            add_campaign(
+                session, campaign_id=campaign_id, module_id="mod_ok", selector="pico-2", endpoint="pico-2",
+                state=state, installation=installation, at=NOW,
             )  # fmt: skip
 
 
@@ -104,20 +78,16 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
     return context
 
 
-def _client(context: Context, role: Role) -> Iterator[TestClient]:
-    with TestClient(create_app(context)) as client:
-        assert client.post("/login", data={"token": create_token(context, role)[1]}).status_code == 200
+@pytest.fixture(scope="module")
+def operator(context: Context) -> Iterator[TestClient]:
+    with logged_in_client(context, Role.OPERATOR) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def operator(context: Context) -> Iterator[TestClient]:
-    yield from _client(context, Role.OPERATOR)
-
-
-@pytest.fixture(scope="module")
 def viewer(context: Context) -> Iterator[TestClient]:
-    yield from _client(context, Role.VIEWER)
+    with logged_in_client(context, Role.VIEWER) as client:
+        yield client
 
 
 def texts(page: str, name: str) -> list[str]:

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from seeding import add_campaign, add_model_chain, logged_in_client, register_device
 from tinymlaas.api.app import create_app
-from tinymlaas.services.auth import Role, create_token
+from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
-from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
-from tinymlaas.storage.tables import CampaignRow, InstallationRow, ModelRow, ModuleRow, VariantRow
+from tinymlaas.storage.repositories import DeviceRepository
 from tinymlaas.web.summaries import inference_activity
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
@@ -33,31 +33,16 @@ SAMPLES = ((3, 100, 1.25, 2.0), (2, 160, 1.5, 2.5), (1, 250, 1.75, 3.0))
 
 
 def _register(devices: DeviceRepository, endpoint: str, at: datetime, lifetime: int = 60) -> None:
-    devices.upsert_registration(
-        endpoint, new_id=f"dev_{endpoint}", registration_id="r1", address="coap://127.0.0.1:5700",
-        lifetime=lifetime, lwm2m_version="1.1", objects=["/3/0", "/9/0", "/26241/0"], registered_at=at,
+    register_device(
+        devices, endpoint, at, address="coap://127.0.0.1:5700", lifetime=lifetime,
+        objects=("/3/0", "/9/0", "/26241/0"),
     )  # fmt: skip
 
 
 def _seed(context: Context) -> None:
     """kws-1 online and reporting, kws-2 offline after a failed update, kws-3 online on record but silent."""
     with context.session() as session:
-        session.add(ModelRow(id="mdl_f", name="wave", version=1, origin="imported", arch="cnn", params=10))
-        session.flush()
-        session.add(
-            VariantRow(
-                id="var_f", model_id="mdl_f", quantization="int8", tflite_blob="0" * 64, size_bytes=100,
-                info={"ops": [], "layers": [], "inputs": [], "outputs": []}, arena_bytes=1024, arena_tries=1,
-                metrics={}, runtime_errors={}, selftests={},
-            )
-        )  # fmt: skip
-        session.flush()
-        session.add(
-            ModuleRow(
-                id="mod_f", variant_id="var_f", board_id="esp32s3", compiler="tflm", runtime="tflm",
-                package_blob=None, manifest=None, flash_bytes=None, ram_bytes=None, fits=True, reasons=[],
-            )
-        )  # fmt: skip
+        add_model_chain(session, model_id="mdl_f", variant_id="var_f", module_id="mod_f", board="esp32s3")
         devices = DeviceRepository(session)
         # A lifetime long enough that kws-1 stays "heard from" however long after import the tests run.
         _register(devices, "kws-1", NOW - timedelta(minutes=10), lifetime=3600)
@@ -79,19 +64,11 @@ def _seed(context: Context) -> None:
         devices.mark_offline("kws-2")
         _register(devices, "kws-3", NOW - timedelta(hours=2))
         devices.set_reported("kws-3", board_id="pico")
-        CampaignRepository(session).add(
-            CampaignRow(
-                id="cmp_f", module_id="mod_f", selector="board:esp32s3",
-                plan={"stages": [100], "max_failures": 0, "targets": ["kws-2"]},
-                state="halted", current_stage=0, created_at=NOW, updated_at=NOW,
-            ),
-            [
-                InstallationRow(
-                    campaign_id="cmp_f", endpoint="kws-2", state="failed", update_result=53,
-                    detail={"error": "signature did not verify"}, started_at=NOW - timedelta(seconds=40),
-                    finished_at=NOW, updated_at=NOW,
-                )
-            ],
+        add_campaign(
+            session, campaign_id="cmp_f", module_id="mod_f", selector="board:esp32s3", endpoint="kws-2",
+            state="halted", installation="failed", at=NOW, update_result=53,
+            detail={"error": "signature did not verify"}, started_at=NOW - timedelta(seconds=40),
+            finished_at=NOW,
         )  # fmt: skip
 
 
@@ -104,9 +81,7 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
 
 @pytest.fixture(scope="module")
 def viewer(context: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(context)) as client:
-        login = client.post("/login", data={"token": create_token(context, Role.VIEWER)[1]})
-        assert login.status_code == 200, login.text
+    with logged_in_client(context, Role.VIEWER) as client:
         yield client
 
 

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from tinymlaas.api.app import create_app
-from tinymlaas.services.auth import Role, create_token
+from seeding import add_model_chain, logged_in_client
+from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.jobs import list_jobs
 from tinymlaas.settings import Settings
-from tinymlaas.storage.tables import JobRow, ModelRow, ModuleRow, VariantRow
+from tinymlaas.storage.tables import JobRow
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 VERDICTS = [
@@ -42,21 +42,9 @@ def _seed(context: Context) -> None:
     """A generated dataset, an imported model with one variant and a fitting module, two finished dry runs."""
     DatasetService(context).generate("waves", "sine", samples=40, seed=1)
     with context.session() as session:
-        session.add(ModelRow(id="mdl_p", name="wave", version=1, origin="imported", arch="cnn", params=10))
-        session.flush()
-        session.add(
-            VariantRow(
-                id="var_p", model_id="mdl_p", quantization="int8", tflite_blob="0" * 64, size_bytes=100,
-                info={"ops": [], "layers": [], "inputs": [], "outputs": []}, arena_bytes=1024, arena_tries=1,
-                metrics={}, runtime_errors={}, selftests={},
-            )
-        )  # fmt: skip
-        session.flush()
-        session.add(
-            ModuleRow(
-                id="mod_p", variant_id="var_p", board_id="pico", compiler="tflm", runtime="tflm",
-                package_blob="1" * 64, manifest={}, flash_bytes=2000, ram_bytes=1024, fits=True, reasons=[],
-            )
+        add_model_chain(
+            session, model_id="mdl_p", variant_id="var_p", module_id="mod_p", board="pico",
+            package_blob="1" * 64, manifest={}, flash_bytes=2000, ram_bytes=1024,
         )  # fmt: skip
         log = "snapshot …\ntrain …\nepoch 1/2 loss=1.2\nepoch 2/2 loss=0.8\nsqueeze …\ncompile …\n"
         timings = {"snapshot": 0.1, "train": 4.2, "squeeze": 2.5, "compile": 1.0}
@@ -72,20 +60,16 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
     return context
 
 
-def _client(context: Context, role: Role) -> Iterator[TestClient]:
-    with TestClient(create_app(context)) as client:  # no executor: submitted jobs stay queued
-        assert client.post("/login", data={"token": create_token(context, role)[1]}).status_code == 200
+@pytest.fixture(scope="module")
+def scientist(context: Context) -> Iterator[TestClient]:
+    with logged_in_client(context, Role.DATA_SCIENTIST) as client:  # no executor: jobs stay queued
         yield client
 
 
 @pytest.fixture(scope="module")
-def scientist(context: Context) -> Iterator[TestClient]:
-    yield from _client(context, Role.DATA_SCIENTIST)
-
-
-@pytest.fixture(scope="module")
 def viewer(context: Context) -> Iterator[TestClient]:
-    yield from _client(context, Role.VIEWER)
+    with logged_in_client(context, Role.VIEWER) as client:
+        yield client
 
 
 def states(page: str, prefix: str) -> dict[str, str]:

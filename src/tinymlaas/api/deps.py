@@ -82,13 +82,17 @@ def get_executor(request: Request) -> Executor | None:
 ExecutorDep = Annotated[Executor | None, Depends(get_executor)]
 
 
+MAX_OFFSET = 2**31 - 1
+"""Far past any real list, and small enough that ``offset + limit`` stays inside SQL's 64-bit integers."""
+
+
 class Page:
     """``limit``/``offset`` query parameters for lists; ``count`` in a response is the total before paging."""
 
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=1000, description="At most this many items.")] = 100,
-        offset: Annotated[int, Query(ge=0, description="Skip this many items first.")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many items first.")] = 0,
     ) -> None:
         self.limit = limit
         self.offset = offset

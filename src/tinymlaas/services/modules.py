@@ -57,6 +57,21 @@ def _check(name: str, passed: bool | None, reason: str, **figures: Any) -> dict[
     return {"check": name, "passed": passed, "reason": reason, **figures}
 
 
+def _size_check(
+    memory: str, needed: int | None, usable: int, board: Board, unmeasured: str
+) -> dict[str, Any]:
+    """Flash and RAM are judged alike; where compiling recorded no figure, ``passed`` is None."""
+    return _check(
+        memory.lower(),
+        None if needed is None else needed <= usable,
+        unmeasured
+        if needed is None
+        else f"needs {_kib(needed)} of {memory}, {board.name} leaves {_kib(usable)} for a model",
+        needed_bytes=needed,
+        usable_bytes=usable,
+    )
+
+
 def _checks(
     row: ModuleRow,
     board: Board,
@@ -92,25 +107,13 @@ def _checks(
                 else f"the model was never run in {runtime.name}"
             ),
         ),
-        _check(
-            "flash",
-            None if row.flash_bytes is None else row.flash_bytes <= board.usable_flash_bytes,
-            "flash use was not recorded"
-            if row.flash_bytes is None
-            else f"needs {_kib(row.flash_bytes)} of flash, {board.name} leaves "
-            f"{_kib(board.usable_flash_bytes)} for a model",
-            needed_bytes=row.flash_bytes,
-            usable_bytes=board.usable_flash_bytes,
-        ),
-        _check(
-            "ram",
-            None if row.ram_bytes is None else row.ram_bytes <= board.usable_ram_bytes,
-            "RAM use is unknown: no tensor arena was measured for this runtime"
-            if row.ram_bytes is None
-            else f"needs {_kib(row.ram_bytes)} of RAM, {board.name} leaves "
-            f"{_kib(board.usable_ram_bytes)} for a model",
-            needed_bytes=row.ram_bytes,
-            usable_bytes=board.usable_ram_bytes,
+        _size_check("flash", row.flash_bytes, board.usable_flash_bytes, board, "flash use was not recorded"),
+        _size_check(
+            "RAM",
+            row.ram_bytes,
+            board.usable_ram_bytes,
+            board,
+            "RAM use is unknown: no tensor arena was measured for this runtime",
         ),
     ]
     refusals = [r for r in row.reasons if "compiler refused" in r]

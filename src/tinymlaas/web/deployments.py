@@ -7,6 +7,7 @@ need ``deployments:write``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -130,18 +131,29 @@ def campaign_page(request: Request, context: ContextDep, session: Viewer, campai
     return _campaign_page(request, context, session, campaign_id)
 
 
-@router.post("/deployments/{campaign_id}/cancel", response_model=None)
-def campaign_cancel_form(
-    request: Request, context: ContextDep, session: Operator, campaign_id: str
+def _change_campaign(
+    request: Request,
+    context: Context,
+    session: DashboardSession,
+    campaign_id: str,
+    change: Callable[[Context, str], object],
 ) -> Response:
-    """Stop sending; devices already in flight still report their outcome."""
+    """Back to the campaign's page: by a redirect once ``change`` is made, with why it was refused if not."""
     try:
-        service.cancel_campaign(context, campaign_id)
+        change(context, campaign_id)
     except TinymlaasError as exc:
         return _campaign_page(
             request, context, session, campaign_id, error=exc.detail, status=exc.http_status
         )
     return RedirectResponse(f"/deployments/{campaign_id}", status_code=303)
+
+
+@router.post("/deployments/{campaign_id}/cancel", response_model=None)
+def campaign_cancel_form(
+    request: Request, context: ContextDep, session: Operator, campaign_id: str
+) -> Response:
+    """Stop sending; devices already in flight still report their outcome."""
+    return _change_campaign(request, context, session, campaign_id, service.cancel_campaign)
 
 
 @router.post("/deployments/{campaign_id}/rollback", response_model=None)
@@ -149,10 +161,4 @@ def campaign_rollback_form(
     request: Request, context: ContextDep, session: Operator, campaign_id: str
 ) -> Response:
     """Put every device that took the module back on its previous model."""
-    try:
-        service.rollback_campaign(context, campaign_id)
-    except TinymlaasError as exc:
-        return _campaign_page(
-            request, context, session, campaign_id, error=exc.detail, status=exc.http_status
-        )
-    return RedirectResponse(f"/deployments/{campaign_id}", status_code=303)
+    return _change_campaign(request, context, session, campaign_id, service.rollback_campaign)
