@@ -7,8 +7,7 @@ runs or jobs use one of these instead, so the shared store stays as its tests ex
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,6 @@ from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.compiling import compile_module
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.jobs import show_job
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.storage.tables import ModelRow, TrainingRunRow, VariantRow
 
@@ -49,18 +47,6 @@ def serve(context: Context, executor: Executor | None = None) -> Iterator[Api]:
         httpx.Client(base_url=f"{base}/api/v1", timeout=60) as client,
     ):
         yield Api(client, context, tokens)
-
-
-def wait_for_job(
-    context: Context, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 180
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = show_job(context, job_id)
-        if done(job):
-            return job
-        assert time.monotonic() < deadline, f"timed out waiting on {job}"
-        time.sleep(0.2)
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from api.servers import Api, serve, wait_for_job
+from api.servers import Api, serve
 from tinymlaas.jobs import LocalProcessExecutor
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.settings import Settings
+from waiting import process_gone, wait_for_job
 
 # Planned epochs for a job that must still be training when the test cancels it.
 LONG = 100_000
@@ -35,14 +35,6 @@ def _submit(api: Api, params: dict, role: Role = Role.DATA_SCIENTIST) -> dict:
     response = api.client.post("/jobs", json={"kind": "train", "params": params}, headers=api.auth(role))
     assert response.status_code == 202, response.text
     return response.json()
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_a_train_job_submitted_over_http_runs_to_succeeded(jobs_api, problem) -> None:
@@ -103,7 +95,7 @@ def test_two_jobs_run_at_once_while_the_api_answers_and_one_is_cancelled(jobs_ap
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["state"] == "cancelled"
     deadline = time.monotonic() + 30
-    while not all(_gone(pid) for pid in pids):
+    while not all(process_gone(pid) for pid in pids):
         assert time.monotonic() < deadline, "a cancelled job's worker process is still alive"
         time.sleep(0.1)
     again = problem(

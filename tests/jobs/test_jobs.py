@@ -28,6 +28,7 @@ from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.jobs import cancel_job, list_jobs, show_job, submit_job
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import JobRepository
+from waiting import process_gone, wait_for_job
 
 
 @pytest.fixture
@@ -49,26 +50,8 @@ def executors(context: Context) -> Iterator[Callable[..., LocalProcessExecutor]]
         executor.shutdown()
 
 
-def _wait(context: Context, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = show_job(context, job_id)
-        if done(job):
-            return job
-        assert time.monotonic() < deadline, f"timed out waiting on {job}"
-        time.sleep(0.1)
-
-
 def _in(*states: JobState) -> Callable[[dict[str, Any]], bool]:
     return lambda job: job["state"] in {s.value for s in states}
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _insert(context: Context, state: JobState, **values: Any) -> str:
@@ -110,7 +93,7 @@ def test_a_train_job_runs_in_a_worker_process_and_records_its_model(context, exe
     executor = executors(max_workers=1)
     job = submit_job(context, "train", {"dataset": "sine", "epochs": 2}, executor=executor)
     assert job["state"] == "queued"
-    done = _wait(context, job["id"], _in(*TERMINAL_STATES), timeout=120)
+    done = wait_for_job(context, job["id"], _in(*TERMINAL_STATES), timeout=120)
     assert done["state"] == "succeeded", done["error"]
     assert done["progress"] == 1.0
     assert done["result"]["id"].startswith("mdl_")
@@ -124,16 +107,16 @@ def test_two_jobs_run_at_once_a_third_waits_and_cancel_ends_them(context, execut
     executor = executors(max_workers=2, worker=slow)
     ids = [submit_job(context, "train", {"dataset": "d"}, executor=executor)["id"] for _ in range(3)]
     first, second = (
-        _wait(context, i, lambda j: j["state"] == "running" and j["progress"] > 0) for i in ids[:2]
+        wait_for_job(context, i, lambda j: j["state"] == "running" and j["progress"] > 0) for i in ids[:2]
     )
     assert first["worker_pid"] != second["worker_pid"]
     assert show_job(context, ids[2])["state"] == "queued"
 
     cancelled = cancel_job(context, ids[0], executor=executor)
     assert cancelled["state"] == "cancelled" and cancelled["finished_at"] is not None
-    assert _gone(first["worker_pid"])
+    assert process_gone(first["worker_pid"])
     # The freed slot goes to the third job; cancelling a queued job never starts it.
-    _wait(context, ids[2], _in(JobState.RUNNING))
+    wait_for_job(context, ids[2], _in(JobState.RUNNING))
     assert cancel_job(context, ids[2], executor=executor)["state"] == "cancelled"
     with pytest.raises(Conflict, match="already ended"):
         cancel_job(context, ids[0], executor=executor)
@@ -152,12 +135,12 @@ def test_a_killed_worker_fails_its_job_and_frees_its_slot(context, executors):
     killed, after = (
         submit_job(context, "train", {"dataset": "d"}, executor=executor)["id"] for _ in range(2)
     )
-    pid = _wait(context, killed, _in(JobState.RUNNING))["worker_pid"]
+    pid = wait_for_job(context, killed, _in(JobState.RUNNING))["worker_pid"]
     os.kill(pid, signal.SIGKILL)
-    failed = _wait(context, killed, _in(JobState.FAILED))
+    failed = wait_for_job(context, killed, _in(JobState.FAILED))
     assert "killed by SIGKILL" in failed["error"]
     assert failed["finished_at"] is not None
-    _wait(context, after, _in(JobState.RUNNING))
+    wait_for_job(context, after, _in(JobState.RUNNING))
 
 
 def test_restart_fails_jobs_left_running_and_runs_those_left_queued(context, executors):
@@ -167,7 +150,7 @@ def test_restart_fails_jobs_left_running_and_runs_those_left_queued(context, exe
     assert executor.recovered.failed == (orphan,)
     failed = show_job(context, orphan)
     assert failed["state"] == "failed" and failed["error"] == SERVER_STOPPED
-    _wait(context, waiting, _in(JobState.RUNNING))
+    wait_for_job(context, waiting, _in(JobState.RUNNING))
     executor.shutdown()
     assert show_job(context, waiting)["error"] == SERVER_STOPPED
 

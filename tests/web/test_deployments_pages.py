@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from pages import texts
 from seeding import add_campaign, add_module, add_variant, logged_in_client, register_device
 from tinymlaas.services.auth import Role
 from tinymlaas.services.campaigns import list_campaigns, show_campaign
@@ -88,12 +88,6 @@ def operator(context: Context) -> Iterator[TestClient]:
 def viewer(context: Context) -> Iterator[TestClient]:
     with logged_in_client(context, Role.VIEWER) as client:
         yield client
-
-
-def texts(page: str, name: str) -> list[str]:
-    """The text inside every element carrying ``data-testid=name``, tags stripped."""
-    found = re.findall(rf'<(\w+)\b[^>]*\bdata-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
-    return [html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()) for _, text in found]
 
 
 def check(client: TestClient, **params: str) -> tuple[int, str]:

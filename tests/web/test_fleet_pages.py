@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from pages import figure, texts
 from seeding import add_campaign, add_model_chain, logged_in_client, register_device
 from tinymlaas.api.app import create_app
 from tinymlaas.services.auth import Role
@@ -83,18 +82,6 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
 def viewer(context: Context) -> Iterator[TestClient]:
     with logged_in_client(context, Role.VIEWER) as client:
         yield client
-
-
-def texts(page: str, name: str) -> list[str]:
-    """The text inside every element carrying ``data-testid=name``, tags stripped."""
-    found = re.findall(rf'<(\w+)\b[^>]*\bdata-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
-    return [html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()) for _, text in found]
-
-
-def figure(page: str, name: str) -> dict[str, Any]:
-    match = re.search(rf'data-testid="{name}" data-figure="([^"]*)"', page)
-    assert match, f"no chart {name}"
-    return json.loads(html.unescape(match.group(1)))
 
 
 def test_the_fleet_page_counts_devices_and_raises_the_alerts_the_store_holds(viewer: TestClient) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from pages import texts
 from seeding import add_model_chain, logged_in_client
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
@@ -74,12 +74,6 @@ def viewer(context: Context) -> Iterator[TestClient]:
 
 def states(page: str, prefix: str) -> dict[str, str]:
     return dict(re.findall(rf'data-testid="{prefix}-(\w+)" data-state="([^"]+)"', page))
-
-
-def texts(page: str, name: str) -> list[str]:
-    """The text inside every element carrying ``data-testid=name``, tags stripped."""
-    found = re.findall(rf'<(\w+)\b[^>]*\bdata-testid="{name}"[^>]*>(.*?)</\1>', page, re.S)
-    return [html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()) for _, text in found]
 
 
 def test_each_step_has_the_state_the_store_gives_it(viewer: TestClient) -> None:

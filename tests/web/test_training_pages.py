@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,10 +17,11 @@ from tinymlaas.jobs import LocalProcessExecutor
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.jobs import count_jobs, show_job
+from tinymlaas.services.jobs import count_jobs
 from tinymlaas.services.runs import show_run
 from tinymlaas.services.training import train_model
 from tinymlaas.settings import Settings
+from waiting import wait_for_job
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,6 @@ def pages(tmp_path_factory) -> Iterator[Pages]:
             yield Pages(context, scientist, viewer)
     finally:
         executor.shutdown()
-
-
-def _wait(context: Context, job_id: str, states: tuple[str, ...], timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while (job := show_job(context, job_id))["state"] not in states:
-        assert time.monotonic() < deadline, f"timed out waiting on {job}"
-        time.sleep(0.2)
-    return job
 
 
 def _live(page: str) -> str:
@@ -91,7 +83,7 @@ def test_a_run_started_from_the_form_shows_progress_curves_and_a_confusion_matri
     assert re.search(r'data-testid="job-state">(queued|running)<', first)
     assert "data-poll" in _live(first) and 'data-testid="job-cancel"' in first
 
-    job = _wait(pages.context, job_id, ("succeeded", "failed"))
+    job = wait_for_job(pages.context, job_id, lambda j: j["state"] in {"succeeded", "failed"})
     assert job["state"] == "succeeded", job["error"]
     done = pages.scientist.get(f"/training/jobs/{job_id}").text
     assert "data-poll" not in _live(done)
@@ -128,7 +120,7 @@ def test_a_regression_run_says_it_has_no_confusion_matrix(pages) -> None:
 
 def test_a_running_job_can_be_cancelled_from_its_page(pages) -> None:
     job_id = _start(pages, dataset="sine", epochs="100000")
-    _wait(pages.context, job_id, ("running",))
+    wait_for_job(pages.context, job_id, lambda j: j["state"] == "running")
     running = pages.scientist.get(f"/training/jobs/{job_id}").text
     assert "data-poll" in _live(running) and 'data-testid="job-cancel"' in running
     assert 'data-testid="job-cancel"' not in pages.viewer.get(f"/training/jobs/{job_id}").text
