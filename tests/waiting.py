@@ -25,6 +25,7 @@ def wait_for_job(
 
 
 def process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` is left, judged by signal 0, which checks without touching it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from api.servers import Api, serve
+from tinymlaas.api.deps import MAX_OFFSET
 from tinymlaas.jobs import LocalProcessExecutor
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
@@ -159,5 +160,7 @@ def test_reading_jobs_takes_any_role_and_a_token(jobs_api, problem) -> None:
     problem(jobs_api.client.get("/jobs", params={"limit": 0}, headers=jobs_api.auth(Role.VIEWER)), 422)
     past_sql = {"offset": 2**63}
     problem(jobs_api.client.get("/jobs", params=past_sql, headers=jobs_api.auth(Role.VIEWER)), 422)
+    furthest = jobs_api.client.get("/jobs", params={"offset": MAX_OFFSET}, headers=jobs_api.auth(Role.VIEWER))
+    assert furthest.status_code == 200 and furthest.json()["data"] == []
     paged = jobs_api.client.get("/jobs", params={"limit": 1}, headers=jobs_api.auth(Role.VIEWER)).json()
     assert len(paged["data"]) <= 1 and paged["count"] >= len(paged["data"])
