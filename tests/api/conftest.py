@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from api.servers import Api, serve
-from seeding import add_campaign, add_model_chain, register_device
+from helpers.seeding import add_campaign, add_model_chain, register_device
+from helpers.servers import Api, serve
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.servers import Api, serve
+from helpers.servers import Api, serve
+from helpers.waiting import process_gone, wait_for_job
 from tinymlaas.api.deps import MAX_OFFSET
 from tinymlaas.jobs import LocalProcessExecutor
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.settings import Settings
-from waiting import process_gone, wait_for_job
 
 # Planned epochs for a job that must still be training when the test cancels it.
 LONG = 100_000

@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.servers import SEEDED_ARENA_BYTES, Api, Seeded, seed_artifacts, serve
+from helpers.servers import SEEDED_ARENA_BYTES, Api, Seeded, seed_artifacts, serve
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService

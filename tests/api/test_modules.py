@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.servers import SEEDED_ARENA_BYTES, Api, Seeded, seed_artifacts, serve
+from helpers.servers import SEEDED_ARENA_BYTES, Api, Seeded, seed_artifacts, serve
 from tinymlaas.deploy.package import verify_package
 from tinymlaas.deploy.signing import load_or_create_signing_key
 from tinymlaas.services.auth import Role

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.servers import Api, serve
+from helpers.servers import Api, serve
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService

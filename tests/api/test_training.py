@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.servers import Api, serve
+from helpers.servers import Api, serve
 from tinymlaas.data.generators.gestures import LABELS
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context

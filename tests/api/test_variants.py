@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.servers import Api, Seeded, seed_artifacts, serve
+from helpers.servers import Api, Seeded, seed_artifacts, serve
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from jobs.workers import slow
+from helpers.waiting import process_gone, wait_for_job
+from helpers.workers import slow
 from tinymlaas.cli.app import app
 from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.jobs import (
@@ -28,7 +29,6 @@ from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.jobs import cancel_job, list_jobs, show_job, submit_job
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import JobRepository
-from waiting import process_gone, wait_for_job
 
 
 @pytest.fixture

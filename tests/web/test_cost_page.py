@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from seeding import add_model_chain, logged_in_client, register_device
+from helpers.seeding import add_model_chain, logged_in_client, register_device
 from tinymlaas.api.app import create_app
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context

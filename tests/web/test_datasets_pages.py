@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seeding import serving
+from helpers.seeding import serving
 from tinymlaas.api.app import create_app
 from tinymlaas.services import samples
 from tinymlaas.services.auth import Role, create_token

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from pages import texts
-from seeding import add_campaign, add_module, add_variant, logged_in_client, register_device
+from helpers.pages import texts
+from helpers.seeding import add_campaign, add_module, add_variant, logged_in_client, register_device
 from tinymlaas.services.auth import Role
 from tinymlaas.services.campaigns import list_campaigns, show_campaign
 from tinymlaas.services.context import Context

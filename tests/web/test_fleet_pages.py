@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pages import figure, texts
-from seeding import add_campaign, add_model_chain, logged_in_client, register_device
+from helpers.pages import figure, texts
+from helpers.seeding import add_campaign, add_model_chain, logged_in_client, register_device
 from tinymlaas.api.app import create_app
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from api.servers import SEEDED_ARENA_BYTES, Seeded, seed_artifacts
+from helpers.servers import SEEDED_ARENA_BYTES, Seeded, seed_artifacts
 from tinymlaas.api.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from pages import texts
-from seeding import add_model_chain, logged_in_client
+from helpers.pages import texts
+from helpers.seeding import add_model_chain, logged_in_client
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
+from helpers.waiting import wait_for_job
 from tinymlaas.api.app import create_app
 from tinymlaas.data.generators.gestures import LABELS
 from tinymlaas.jobs import LocalProcessExecutor
@@ -21,7 +22,6 @@ from tinymlaas.services.jobs import count_jobs
 from tinymlaas.services.runs import show_run
 from tinymlaas.services.training import train_model
 from tinymlaas.settings import Settings
-from waiting import wait_for_job
 
 
 @dataclass(frozen=True)

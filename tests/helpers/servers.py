@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from seeding import serving
+from helpers.seeding import serving
 from tinymlaas.api.app import create_app
 from tinymlaas.jobs import Executor
 from tinymlaas.services import _keras_io

@@ -1,0 +1,1 @@
+"""What the tests share: seeded stores and servers, page readers, waits, and stand-in job workers."""
