@@ -55,3 +55,23 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def keys_dir(self) -> Path:
+        """The package signing key pair; agents trust the public half."""
+        return self.data_dir / "keys"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where HTTP uploads are spooled while they are checked; each file is removed once handled."""
+        return self.data_dir / "uploads"
+
+    @property
+    def demo_fleet_dir(self) -> Path:
+        """The state directories of the emulated devices ``demo`` starts."""
+        return self.data_dir / "demo-fleet"
+
+    @property
+    def session_key_file(self) -> Path:
+        """The key dashboard session cookies are signed with; never leaves the server."""
+        return self.data_dir / "dashboard-session.key"

@@ -122,6 +122,19 @@ def test_a_crash_before_the_rename_leaves_no_half_sample(tmp_path):
     assert [s.payload for s in reopened.peek(10)] == [b"whole", b"retried"]
 
 
+def test_a_sample_whose_rename_never_happened_is_swept_on_reopening(tmp_path, monkeypatch):
+    buffer = SampleBuffer(tmp_path, max_bytes=1 << 20, max_items=10)
+    buffer.put("s0", b"whole", {})
+    # The power goes after the temporary file is synced and before os.replace renames it.
+    monkeypatch.setattr("tinymlaas.files.os.replace", lambda source, target: None)
+    buffer.put("s1", b"lost", {})
+    monkeypatch.undo()
+    assert any(p.name.startswith(".") and p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    reopened = SampleBuffer(tmp_path, max_bytes=1 << 20, max_items=10)
+    assert _ids(reopened) == ["s0"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000000000000000000.sample"]
+
+
 def test_an_unreadable_sample_is_removed_and_counted_as_dropped(tmp_path):
     buffer = SampleBuffer(tmp_path, max_bytes=1 << 20, max_items=10)
     buffer.put("s0", b"x", {})

@@ -16,8 +16,9 @@ from tinymlaas.catalog import load_catalog
 from tinymlaas.deploy import SigningKey
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.linkemu import link_profile
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import FleetService, list_devices
+from tinymlaas.services.fleet import list_devices
 from tinymlaas.settings import Settings
 
 BOARD = "pico"
@@ -40,7 +41,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 8.0) -> None:
 
 def online(context: Context) -> dict[str, str | None]:
     """Board by endpoint, for the devices online now."""
-    return {device["endpoint"]: device["board"] for device in list_devices(context) if device["online"]}
+    return {device.endpoint: device.board for device in list_devices(context) if device.online}
 
 
 def test_a_spawned_fleet_registers_every_agent_and_deregisters_on_stop(

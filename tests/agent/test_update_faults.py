@@ -28,8 +28,9 @@ from tinymlaas.deploy import SigningKey, sign_package
 from tinymlaas.lwm2m.core import ContentFormat, Path
 from tinymlaas.lwm2m.linkemu import LinkProfile, LinkStats, UdpLinkEmulator
 from tinymlaas.lwm2m.server import Lwm2mServer
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import FleetService, show_device
+from tinymlaas.services.fleet import show_device
 from tinymlaas.settings import Settings
 
 from .conftest import MCU_BOARD, Package
@@ -452,7 +453,7 @@ def test_a_package_altered_after_signing_is_refused_and_the_running_model_keeps_
         return show_device(context, endpoint)
 
     def inferences() -> int:
-        return int(device()["telemetry"].get("inference_count") or 0)
+        return int(device().telemetry.get("inference_count") or 0)
 
     async def scenario() -> None:
         fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=5)
@@ -469,20 +470,20 @@ def test_a_package_altered_after_signing_is_refused_and_the_running_model_keeps_
         )
         try:
             good = fleet.server.publish("v1", sign_package(packages[("tflm", 1)].zip, key))
-            await until(lambda: device()["capabilities"].get("runtime") == "tflm", 10, "reports read")
+            await until(lambda: device().capabilities.get("runtime") == "tflm", 10, "reports read")
             await fleet.server.devices.write(endpoint, "/9/0/3", fleet.uri + good)
-            await until(lambda: device()["installed"].get("update_state") == UpdateState.INSTALLED, 15)
+            await until(lambda: device().installed.get("update_state") == UpdateState.INSTALLED, 15)
             await until(lambda: inferences() > 0, 10, "telemetry from the first model")
 
             tampered = _altered(sign_package(packages[("tflm", 2)].zip, key), member)
             path = fleet.server.publish("v2-tampered", tampered)
             await fleet.server.devices.write(endpoint, "/9/0/3", fleet.uri + path)
             await until(
-                lambda: device()["installed"]["update_result"] == UpdateResult.INTEGRITY_CHECK_FAILURE,
+                lambda: device().installed["update_result"] == UpdateResult.INTEGRITY_CHECK_FAILURE,
                 15,
                 "Update Result 53 on record",
             )
-            installed = device()["installed"]
+            installed = device().installed
             assert installed["update_state"] == UpdateState.INITIAL
             assert (installed["name"], installed["version"], installed["activated"]) == (
                 MODEL_NAME,
@@ -490,7 +491,7 @@ def test_a_package_altered_after_signing_is_refused_and_the_running_model_keeps_
                 True,
             )
             assert reason in installed["status_reason"]
-            assert device()["last_result"] == "integrity_check_failure"
+            assert device().last_result == "integrity_check_failure"
 
             active = agent.slots.active()
             assert active is not None and active.confirmed and active.slot == "a"

@@ -21,9 +21,9 @@ from tinymlaas.data.upload import SampleUpload
 from tinymlaas.deploy import SigningKey
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.transport import CoapEndpoint
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.fleet import FleetService
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DatasetRepository
 from tinymlaas.storage.tables import SampleRow

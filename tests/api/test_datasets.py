@@ -134,7 +134,7 @@ def test_upload_names_never_choose_where_files_land(api, problem) -> None:
     assert "outside the import folder" in problem(refused, 422)["detail"]
     problem(api.client.get("/datasets/api-evil", headers=writer), 404)
     assert _files_named(root.parent, "escape-") == []
-    assert not any((api.context.settings.data_dir / "uploads").iterdir())  # every upload was cleaned up
+    assert not any((api.context.settings.uploads_dir).iterdir())  # every upload was cleaned up
 
 
 def test_snapshots_over_http(api, problem) -> None:

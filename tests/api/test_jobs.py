@@ -164,3 +164,21 @@ def test_reading_jobs_takes_any_role_and_a_token(jobs_api, problem) -> None:
     assert furthest.status_code == 200 and furthest.json()["data"] == []
     paged = jobs_api.client.get("/jobs", params={"limit": 1}, headers=jobs_api.auth(Role.VIEWER)).json()
     assert len(paged["data"]) <= 1 and paged["count"] >= len(paged["data"])
+
+
+def test_the_pipeline_reads_with_any_role_and_names_a_wrong_job(jobs_api, problem) -> None:
+    for role in Role:
+        shown = jobs_api.client.get("/pipeline", headers=jobs_api.auth(role))
+        assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert [s["key"] for s in body["steps"]] == ["collect", "label", "train", "squeeze", "compile", "deploy"]
+    collect = body["steps"][0]
+    assert (
+        collect["state"] == "done" and collect["title"] == "Collect" and "200 samples" in collect["headline"]
+    )
+    problem(jobs_api.client.get("/pipeline"), 401)
+    missing = problem(
+        jobs_api.client.get("/pipeline", params={"job": "job_missing"}, headers=jobs_api.auth(Role.VIEWER)),
+        404,
+    )
+    assert "job_missing" in missing["detail"]

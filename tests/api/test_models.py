@@ -67,7 +67,7 @@ def test_a_tflite_brought_in_with_its_dataset_is_measured_like_ours(own, tiny_mo
     assert download.content == tiny_models.int8
     shown = api.client.get("/models/byo", headers=api.auth(Role.VIEWER)).json()
     assert shown["source_file"] == "my_model.tflite" and shown["run"]["snapshot"]
-    assert not list((api.context.settings.data_dir / "uploads").iterdir())
+    assert not list((api.context.settings.uploads_dir).iterdir())
 
 
 def test_a_model_upload_that_is_too_big_or_of_another_kind_is_refused(own, tiny_models, problem) -> None:
@@ -88,7 +88,7 @@ def test_a_model_upload_that_is_too_big_or_of_another_kind_is_refused(own, tiny_
     )
     problem(api.client.post("/models/imports", files={"file": ("m.tflite", tiny_models.int8)}), 401)
     assert api.client.get("/models", headers=api.auth(Role.VIEWER)).json()["count"] == before
-    assert not list((api.context.settings.data_dir / "uploads").iterdir())
+    assert not list((api.context.settings.uploads_dir).iterdir())
 
 
 def test_squeezing_a_model_queues_a_squeeze_job(own, tiny_models, problem) -> None:

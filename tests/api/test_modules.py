@@ -85,7 +85,7 @@ def test_the_signed_package_is_what_a_device_verifies(seeded, problem) -> None:
     assert response.headers["content-disposition"] == (
         f'attachment; filename="{artifacts.fitting_module}-nucleo-l4r5zi-signed.zip"'
     )
-    key = load_or_create_signing_key(api.context.settings.data_dir / "keys")
+    key = load_or_create_signing_key(api.context.settings.keys_dir)
     package = verify_package(response.content, key.public_key_bytes(), max_bytes=10 * 1024 * 1024)
     assert package.manifest["board"] == "nucleo-l4r5zi"
     # Signing is deterministic, so a second download is byte for byte the same package.
@@ -96,9 +96,9 @@ def test_the_signed_package_is_what_a_device_verifies(seeded, problem) -> None:
 def test_the_unsigned_module_is_the_stored_bytes_even_when_it_does_not_fit(seeded, problem) -> None:
     api, artifacts = seeded
     stored = next(
-        m["package"]
-        for m in show_model(api.context, artifacts.model)["modules"]
-        if m["id"] == artifacts.too_big_module
+        m.package
+        for m in show_model(api.context, artifacts.model).modules
+        if m.id == artifacts.too_big_module
     )
     response = api.client.get(
         f"/modules/{artifacts.too_big_module}/package",

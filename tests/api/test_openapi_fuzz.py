@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from api.conftest import seed_store
-from tinymlaas.api.app import create_app
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings

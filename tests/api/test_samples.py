@@ -168,7 +168,7 @@ def test_uploading_one_sample(api, problem) -> None:
     assert "unknown label 'eleven'" in problem(bad_label, 422)["detail"]
     problem(api.client.post("/datasets/missing/samples", files=files, headers=writer), 404)
     assert api.client.get("/datasets/api-upload", headers=writer).json()["samples"] == 7
-    assert not any((api.context.settings.data_dir / "uploads").iterdir())
+    assert not any((api.context.settings.uploads_dir).iterdir())
 
 
 def test_every_route_needs_a_token_and_writes_need_a_writer(api, gestures, problem) -> None:
@@ -222,7 +222,7 @@ def test_uploads_over_the_limit_are_413_and_leave_nothing(small, problem) -> Non
     assert problem(refused, 413)["title"] == "Content too large"
     assert client.get("/datasets/tiny").json()["samples"] == 5
     problem(client.get("/datasets/big"), 404)
-    assert not any((context.settings.data_dir / "uploads").iterdir())
+    assert not any((context.settings.uploads_dir).iterdir())
     small_window = ("\n".join("0.25,0.5,0.75" for _ in range(64)) + "\n").encode()
     assert len(small_window) <= _LIMIT
     assert client.post("/datasets/tiny/samples", files={"file": ("w.csv", small_window)}).status_code == 201

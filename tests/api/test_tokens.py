@@ -8,7 +8,7 @@ import sys
 
 from fastapi.testclient import TestClient
 
-from tinymlaas.api.app import create_app
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings

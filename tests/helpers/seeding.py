@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tinymlaas.api.app import create_app
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository

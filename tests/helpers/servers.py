@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from helpers.seeding import serving
-from tinymlaas.api.app import create_app
 from tinymlaas.jobs import Executor
+from tinymlaas.server.app import create_app
 from tinymlaas.services import _keras_io
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.compiling import compile_module

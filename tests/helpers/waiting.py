@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tinymlaas.jobs.service import show_job
 from tinymlaas.services.context import Context
-from tinymlaas.services.jobs import show_job
 
 
 def wait_for_job(

@@ -24,9 +24,9 @@ from tinymlaas.jobs import (
     LocalProcessExecutor,
 )
 from tinymlaas.jobs.records import move
+from tinymlaas.jobs.service import cancel_job, list_jobs, show_job, submit_job
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.jobs import cancel_job, list_jobs, show_job, submit_job
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import JobRepository
 
@@ -99,6 +99,7 @@ def test_a_train_job_runs_in_a_worker_process_and_records_its_model(context, exe
     assert done["result"]["id"].startswith("mdl_")
     assert done["worker_pid"] not in (None, os.getpid())
     assert "epoch 2/2 loss=" in done["log"]
+    assert (done["phase"], done["step"], done["epoch"], done["epochs"]) == ("train", "train", 2, 2)
     assert done["started_at"] <= done["finished_at"]
     assert [j["id"] for j in list_jobs(context, state="succeeded", kind="train")] == [job["id"]]
 
@@ -164,6 +165,8 @@ def test_cli_lists_shows_and_cancels_jobs(context):
     assert [j["id"] for j in json.loads(listed.output)] == [job["id"]]
     shown = runner.invoke(app, [*base, "show", job["id"]])
     assert shown.exit_code == 0 and "queued" in shown.output
+    as_json = json.loads(runner.invoke(app, [*base, "show", job["id"], "--json"]).output)
+    assert {"phase": None, "step": None, "epoch": None, "epochs": None}.items() <= as_json.items()
     cancelled = runner.invoke(app, [*base, "cancel", job["id"], "--json"])
     assert cancelled.exit_code == 0, cancelled.output
     assert json.loads(cancelled.output)["state"] == "cancelled"

@@ -17,6 +17,7 @@ from tinymlaas.compilers.tflm import TflmCompiler
 from tinymlaas.deploy.signing import load_or_create_signing_key
 from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.lwm2m.core import ContentFormat, Path
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.campaigns import (
     cancel_campaign,
     create_campaign,
@@ -25,7 +26,7 @@ from tinymlaas.services.campaigns import (
     show_campaign,
 )
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import FleetService, show_device
+from tinymlaas.services.fleet import show_device
 from tinymlaas.storage.repositories import DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import ModelRow, ModuleRow, VariantRow
 
@@ -141,7 +142,7 @@ async def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
 
 def test_a_campaign_installs_on_a_real_agent_and_the_gate_and_fit_refuse(context, modules, tmp_path):
     _store_modules(context, modules)
-    key = load_or_create_signing_key(context.settings.data_dir / "keys")
+    key = load_or_create_signing_key(context.settings.keys_dir)
 
     async def scenario() -> None:
         fleet = await FleetService.start(
@@ -155,7 +156,7 @@ def test_a_campaign_installs_on_a_real_agent_and_the_gate_and_fit_refuse(context
             key.public_key_bytes(),
         )
         try:
-            await _until(lambda: show_device(context, ENDPOINT)["capabilities"].get("runtime") == "tflm")
+            await _until(lambda: show_device(context, ENDPOINT).capabilities.get("runtime") == "tflm")
 
             with pytest.raises(InvalidInput, match="runtime mismatch"):
                 create_campaign(context, "mod_litert", "board:nano33ble")
@@ -164,26 +165,26 @@ def test_a_campaign_installs_on_a_real_agent_and_the_gate_and_fit_refuse(context
             assert list_campaigns(context) == []
 
             created = create_campaign(context, "mod_tflm", "board:nano33ble", stages=(50, 100))
-            assert created["state"] == "running"
-            assert [i["state"] for i in created["installations"]] == ["pending"]
+            assert created.state == "running"
+            assert [i.state for i in created.installations] == ["pending"]
 
-            await _until(lambda: show_campaign(context, created["id"])["state"] == "completed")
-            campaign = show_campaign(context, created["id"])
-            (installation,) = campaign["installations"]
-            assert installation["state"] == "succeeded"
-            assert installation["update_result_text"] == "installed"
-            assert installation["started_at"] and installation["finished_at"]
+            await _until(lambda: show_campaign(context, created.id).state == "completed")
+            campaign = show_campaign(context, created.id)
+            (installation,) = campaign.installations
+            assert installation.state == "succeeded"
+            assert installation.update_result_text == "installed"
+            assert installation.started_at and installation.finished_at
             values = await fleet.server.devices.read(ENDPOINT, "/9/0/7", accept=ContentFormat.TEXT_PLAIN)
             assert values[Path(9, 0, 7)] == UpdateState.INSTALLED
             assert agent.slots.active().manifest["model"]["name"] == "campaign cnn"
             # The device row follows the install through the observed Update State and Result.
             await _until(
-                lambda: show_device(context, ENDPOINT)["installed"].get("update_state_text") == "installed"
+                lambda: show_device(context, ENDPOINT).installed.get("update_state_text") == "installed"
             )
-            assert show_device(context, ENDPOINT)["installed"]["name"] == "campaign cnn"
+            assert show_device(context, ENDPOINT).installed["name"] == "campaign cnn"
 
             with pytest.raises(Conflict, match="cannot become cancelled"):
-                cancel_campaign(context, created["id"])
+                cancel_campaign(context, created.id)
         finally:
             await agent.stop()
             await fleet.stop()
@@ -223,18 +224,18 @@ def test_refused_devices_are_on_record_and_cancel_stops_the_rest(context, module
     _known_device(context, "b-small", "nano33ble", {**fitting, "slot_flash_bytes": 16})
 
     created = create_campaign(context, "mod_tflm", "a-ok,b-small", stages=(50, 100), max_failures=1)
-    states = {i["endpoint"]: (i["state"], i["detail"]) for i in created["installations"]}
+    states = {i.endpoint: (i.state, i.detail) for i in created.installations}
     assert states["a-ok"] == ("pending", {})
     assert states["b-small"][0] == "refused"
     assert "model slot holds 16 bytes" in states["b-small"][1]["reasons"][0]
 
-    cancelled = cancel_campaign(context, created["id"])
-    assert cancelled["state"] == "cancelled"
-    assert [i["state"] for i in cancelled["installations"]] == ["cancelled", "refused"]
-    assert [c["id"] for c in list_campaigns(context)] == [created["id"]]
+    cancelled = cancel_campaign(context, created.id)
+    assert cancelled.state == "cancelled"
+    assert [i.state for i in cancelled.installations] == ["cancelled", "refused"]
+    assert [c.id for c in list_campaigns(context)] == [created.id]
     # Nothing was installed, so there is nothing to put back: the rollback ends at once.
-    rolled_back = rollback_campaign(context, created["id"])
-    assert rolled_back["state"] == "rolled_back"
-    assert [i["state"] for i in rolled_back["installations"]] == ["cancelled", "refused"]
+    rolled_back = rollback_campaign(context, created.id)
+    assert rolled_back.state == "rolled_back"
+    assert [i.state for i in rolled_back.installations] == ["cancelled", "refused"]
     with pytest.raises(Conflict, match="cannot become rolling_back"):
-        rollback_campaign(context, created["id"])
+        rollback_campaign(context, created.id)

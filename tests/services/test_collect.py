@@ -14,9 +14,9 @@ from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.data.upload import CBOR_CONTENT_FORMAT, SampleUpload
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapResponse
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.fleet import FleetService
 from tinymlaas.storage.repositories import DatasetRepository
 from tinymlaas.storage.tables import CollectedSampleRow, SampleRow
 

@@ -10,8 +10,9 @@ import pytest
 from tinymlaas.errors import NotFound
 from tinymlaas.lwm2m.core import ContentFormat, Path, format_links, senml
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import FleetService, list_devices, show_device, tag_device
+from tinymlaas.services.fleet import list_devices, show_device, tag_device
 
 RUNTIME_VALUES: dict[Path, object] = {
     Path(26241, 0, 0): "tflm",
@@ -85,7 +86,7 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 def kinds(context: Context, endpoint: str) -> list[str]:
     """Event kinds, oldest first."""
-    return [event["kind"] for event in reversed(show_device(context, endpoint)["events"])]
+    return [event["kind"] for event in reversed(show_device(context, endpoint).events)]
 
 
 def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(context: Context) -> None:
@@ -96,36 +97,36 @@ def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(co
             await device.register(fleet.uri, "kws-1")
             await eventually(lambda: "reported" in kinds(context, "kws-1"))
             shown = show_device(context, "kws-1")
-            assert shown["online"] is True
-            assert shown["board"] == "nano33ble"  # 26241/0/6 wins over the Device object's model number
-            assert shown["capabilities"] == {
+            assert shown.online is True
+            assert shown.board == "nano33ble"  # 26241/0/6 wins over the Device object's model number
+            assert shown.capabilities == {
                 "runtime": "tflm",
                 "runtime_version": "1.2",
                 "ops": ["CONV_2D", "FULLY_CONNECTED"],
                 "arena_bytes_available": 65536,
                 "slot_flash_bytes": 262144,
             }
-            assert shown["telemetry"] == {"inference_count": 7, "mean_latency_ms": 1.5}
-            assert shown["identity"] == {"manufacturer": "Arduino", "model_number": "nano33ble-rev2"}
-            assert shown["installed"]["update_result_text"] == "installed"
-            assert shown["installed"]["update_state_text"] == "installed"
-            assert shown["model"] == "kws 3" and shown["last_result"] == "installed"
-            assert shown["objects"] == ["/3/0", "/9/0", "/26241/0"]
+            assert shown.telemetry == {"inference_count": 7, "mean_latency_ms": 1.5}
+            assert shown.identity == {"manufacturer": "Arduino", "model_number": "nano33ble-rev2"}
+            assert shown.installed["update_result_text"] == "installed"
+            assert shown.installed["update_state_text"] == "installed"
+            assert shown.model == "kws 3" and shown.last_result == "installed"
+            assert shown.objects == ["/3/0", "/9/0", "/26241/0"]
 
             # Telemetry resources are observed: a change reaches the database by itself.
             device.values[Path(26241, 0, 10)] = 8
             await eventually(lambda: device.coap.observer_count("/26241/0/10") == 1)
             device.coap.notify("/26241/0/10")
-            await eventually(lambda: show_device(context, "kws-1")["telemetry"].get("inference_count") == 8)
+            await eventually(lambda: show_device(context, "kws-1").telemetry.get("inference_count") == 8)
 
             await device.deregister(fleet.uri)
-            await eventually(lambda: not show_device(context, "kws-1")["online"])
+            await eventually(lambda: not show_device(context, "kws-1").online)
             assert kinds(context, "kws-1") == ["registered", "reported", "deregistered"]
-            assert show_device(context, "kws-1")["capabilities"]["runtime"] == "tflm"  # kept while away
+            assert show_device(context, "kws-1").capabilities["runtime"] == "tflm"  # kept while away
         finally:
             await fleet.stop()
             await device.coap.close()
-        assert [row["endpoint"] for row in list_devices(context)] == ["kws-1"]
+        assert [row.endpoint for row in list_devices(context)] == ["kws-1"]
 
     run(scenario)
 
@@ -138,17 +139,17 @@ def test_a_device_without_the_runtime_object_still_registers(context: Context) -
             await device.register(fleet.uri, "plain")
             await eventually(lambda: "reported" in kinds(context, "plain"))
             shown = show_device(context, "plain")
-            assert shown["online"] is True
-            assert shown["board"] == "nano33ble-rev2"  # fell back to the Device object's model number
-            assert shown["capabilities"] == {} and shown["installed"] == {}
-            failed = [event for event in shown["events"] if event["kind"] == "read_failed"]
+            assert shown.online is True
+            assert shown.board == "nano33ble-rev2"  # fell back to the Device object's model number
+            assert shown.capabilities == {} and shown.installed == {}
+            failed = [event for event in shown.events if event["kind"] == "read_failed"]
             assert sorted(event["detail"]["path"] for event in failed) == ["/26241/0", "/9/0"]
             assert all("4.04" in event["detail"]["error"] for event in failed)
         finally:
             await fleet.stop()
             await device.coap.close()
         # Registrations end with the process that held them: the device is offline once the server stops.
-        assert show_device(context, "plain")["online"] is False
+        assert show_device(context, "plain").online is False
         assert kinds(context, "plain")[-1] == "offline"
 
     run(scenario)
@@ -165,8 +166,8 @@ def test_a_lapsed_lifetime_marks_the_device_offline(context: Context) -> None:
             await device.register(fleet.uri, "sleepy")
             await eventually(lambda: "reported" in kinds(context, "sleepy"))
             now[0] += 61
-            await eventually(lambda: not show_device(context, "sleepy")["online"])
-            offline = show_device(context, "sleepy")["events"][0]
+            await eventually(lambda: not show_device(context, "sleepy").online)
+            offline = show_device(context, "sleepy").events[0]
             assert offline["kind"] == "offline" and offline["detail"]["reason"] == "lifetime expired"
         finally:
             await fleet.stop()
@@ -191,5 +192,5 @@ def test_unknown_devices_are_named_and_tags_are_kept(context: Context) -> None:
     run(scenario)
     with pytest.raises(NotFound, match="known: tagged"):
         show_device(context, "ghost")
-    assert tag_device(context, "tagged", ["wave-2", "lab", "lab"])["tags"] == ["lab", "wave-2"]
-    assert list_devices(context)[0]["tags"] == ["lab", "wave-2"]
+    assert tag_device(context, "tagged", ["wave-2", "lab", "lab"]).tags == ["lab", "wave-2"]
+    assert list_devices(context)[0].tags == ["lab", "wave-2"]

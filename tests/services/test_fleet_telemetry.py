@@ -8,9 +8,10 @@ import pytest
 from test_fleet import RUNTIME_VALUES, Device, eventually, run
 
 from tinymlaas.lwm2m.core import Path
-from tinymlaas.services import fleet as fleet_module
+from tinymlaas.server import fleet as fleet_host
+from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import FleetService, device_telemetry, fleet_telemetry, show_device
+from tinymlaas.services.fleet import device_telemetry, fleet_telemetry, show_device
 
 COUNT, MEAN, P95 = (Path(26241, 0, resource) for resource in (10, 11, 12))
 
@@ -23,7 +24,7 @@ def figures(context: Context, endpoint: str) -> list[tuple[int | None, float | N
 def test_each_report_round_is_one_sample_and_old_ones_are_trimmed(
     context: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fleet_module, "TELEMETRY_SAMPLES_KEPT", 2)
+    monkeypatch.setattr(fleet_host, "TELEMETRY_SAMPLES_KEPT", 2)
 
     async def scenario() -> None:
         now = [1_000_000.0]
@@ -53,7 +54,7 @@ def test_each_report_round_is_one_sample_and_old_ones_are_trimmed(
 
     run(scenario)
     assert device_telemetry(context, "kws-1")["telemetry"]["inference_count"] == 20
-    assert "telemetry" not in {e["kind"] for e in show_device(context, "kws-1")["events"]}
+    assert "telemetry" not in {e["kind"] for e in show_device(context, "kws-1").events}
     started = datetime.fromtimestamp(1_000_000, UTC)
     assert [s["inference_count"] for s in fleet_telemetry(context, since=started)] == [12, 20]
     assert fleet_telemetry(context, since=started + timedelta(seconds=6)) == [

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers.seeding import add_model_chain, logged_in_client, register_device
-from tinymlaas.api.app import create_app
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from helpers.seeding import serving
-from tinymlaas.api.app import create_app
+from tinymlaas.server.app import create_app
 from tinymlaas.services import samples
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context

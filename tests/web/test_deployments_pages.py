@@ -126,15 +126,15 @@ def test_check_then_launch_creates_the_campaign(context: Context, operator: Test
     assert "runtime mismatch" in texts(page, "preview-reasons")[1]
     form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
     assert form == {"module": "mod_ok", "selector": "pico-1,pi-1", "stages": "50,100", "max_failures": "1"}
-    before = {c["id"] for c in list_campaigns(context)}
+    before = {c.id for c in list_campaigns(context)}
 
     launched = operator.post("/deployments", data=form, follow_redirects=False)
     assert launched.status_code == 303, launched.text
-    (created,) = {c["id"] for c in list_campaigns(context)} - before
+    (created,) = {c.id for c in list_campaigns(context)} - before
     assert launched.headers["location"] == f"/deployments/{created}"
     stored = show_campaign(context, created)
-    assert (stored["stages"], stored["max_failures"]) == ([50, 100], 1)
-    assert {i["endpoint"]: i["state"] for i in stored["installations"]} == {
+    assert (stored.stages, stored.max_failures) == ([50, 100], 1)
+    assert {i.endpoint: i.state for i in stored.installations} == {
         "pico-1": "pending",
         "pi-1": "refused",
     }
@@ -178,7 +178,7 @@ def test_cancel_through_the_page_stops_the_campaign(context: Context, operator: 
     assert 'data-testid="cancel"' in operator.get("/deployments/cmp_run").text
     cancelled = operator.post("/deployments/cmp_run/cancel", follow_redirects=False)
     assert cancelled.status_code == 303 and cancelled.headers["location"] == "/deployments/cmp_run"
-    assert show_campaign(context, "cmp_run")["state"] == "cancelled"
+    assert show_campaign(context, "cmp_run").state == "cancelled"
     page = operator.get("/deployments/cmp_run").text
     assert texts(page, "campaign-state") == ["cancelled"]
     assert texts(page, "installation-state") == ["cancelled"]
@@ -190,7 +190,7 @@ def test_cancel_through_the_page_stops_the_campaign(context: Context, operator: 
 def test_rollback_through_the_page_starts_reverting(context: Context, operator: TestClient) -> None:
     rolled = operator.post("/deployments/cmp_done/rollback", follow_redirects=False)
     assert rolled.status_code == 303
-    assert show_campaign(context, "cmp_done")["state"] == "rolling_back"
+    assert show_campaign(context, "cmp_done").state == "rolling_back"
     page = operator.get("/deployments/cmp_done").text
     assert texts(page, "campaign-state") == ["rolling_back"]
     assert 'id="live" data-poll' in page  # the runner reverts the device that succeeded

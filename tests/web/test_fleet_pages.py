@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 
 from helpers.pages import figure, texts
 from helpers.seeding import add_campaign, add_model_chain, logged_in_client, register_device
-from tinymlaas.api.app import create_app
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
+from tinymlaas.services.fleet_health import assess_fleet
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
-from tinymlaas.web.summaries import inference_activity
+from tinymlaas.web.summaries import activity_chart
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 CAPS = {
@@ -174,6 +175,8 @@ def test_a_restarted_counter_adds_what_it_counted_since() -> None:
 
     # a's counter restarted with a new model (500 -> 40); b's only sample is its baseline.
     samples = [sample("a", 0, 500), sample("a", 1, 40), sample("b", 1, 7)]
-    chart = inference_activity(samples, NOW, NOW + timedelta(minutes=5))
+    health = assess_fleet([], [], samples, NOW + timedelta(minutes=5), NOW)
+    chart = activity_chart(health)
     assert chart is not None and chart["data"][0]["y"] == [40]
-    assert inference_activity(samples[:1], NOW, NOW + timedelta(minutes=5)) is None
+    assert [point.inferences for point in health.activity] == [40]
+    assert activity_chart(assess_fleet([], [], samples[:1], NOW + timedelta(minutes=5), NOW)) is None

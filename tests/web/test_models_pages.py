@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers.servers import SEEDED_ARENA_BYTES, Seeded, seed_artifacts
-from tinymlaas.api.app import create_app
+from tinymlaas.jobs.service import show_job
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
-from tinymlaas.services.jobs import show_job
 from tinymlaas.services.models import list_models, show_model
 from tinymlaas.settings import Settings
 
@@ -64,21 +64,21 @@ def _trace(figure: dict, name: str) -> list:
 
 def test_the_models_page_shows_stored_figures_per_variant_and_board(pages) -> None:
     model = show_model(pages.context, pages.seeded.model)
-    [variant] = model["variants"]
+    [variant] = model.variants
     page = pages.viewer.get("/models").text
     row = _cell(page, "variant-row", variant=pages.seeded.variant)
     assert "int8" in row and "accuracy 87.5 %" in row
-    assert f"{variant['size_bytes']} B" in row or f"{variant['size_bytes'] / 1024:.1f} KiB" in row
+    assert f"{variant.size_bytes} B" in row or f"{variant.size_bytes / 1024:.1f} KiB" in row
     assert f"{SEEDED_ARENA_BYTES / 1024:.1f} KiB" in row
     assert "accuracy 90.0 %" in _cell_text(page, "model-float")
 
-    modules = {m["board"]: m for m in model["modules"]}
+    modules = {m.board: m for m in model.modules}
     too_big = _cell(page, "module-cell", module=pages.seeded.too_big_module, board="pico", fits="false")
     assert "does not fit" in too_big and "RAM" in too_big and "240.0 KiB" in too_big
     fitting = _cell(
         page, "module-cell", module=pages.seeded.fitting_module, board="nucleo-l4r5zi", fits="true"
     )
-    assert "fits" in fitting and f"{modules['nucleo-l4r5zi']['ram_bytes'] / 1024:.1f} KiB" in fitting
+    assert "fits" in fitting and f"{modules['nucleo-l4r5zi'].ram_bytes / 1024:.1f} KiB" in fitting
 
 
 def _cell_text(page: str, testid: str) -> str:
@@ -89,12 +89,12 @@ def _cell_text(page: str, testid: str) -> str:
 
 def test_the_charts_plot_the_stored_numbers(pages) -> None:
     model = show_model(pages.context, pages.seeded.model)
-    [variant] = model["variants"]
-    modules = {m["board"]: m for m in model["modules"]}
+    [variant] = model.variants
+    modules = {m.board: m for m in model.modules}
     page = pages.viewer.get("/models").text
 
     size = _figure(page, "chart-size")
-    assert _trace(size, "model (.tflite)") == [round(variant["size_bytes"] / 1024, 2)]
+    assert _trace(size, "model (.tflite)") == [round(variant.size_bytes / 1024, 2)]
     assert _trace(size, "tensor arena") == [round(SEEDED_ARENA_BYTES / 1024, 2)]
     metric = _figure(page, "chart-metric")
     assert metric["layout"]["title"]["text"].startswith("accuracy")
@@ -106,11 +106,9 @@ def test_the_charts_plot_the_stored_numbers(pages) -> None:
         zip(fit["data"][0]["x"], zip(_trace(fit, "flash"), _trace(fit, "RAM"), strict=True), strict=True)
     )
     pico = bars["pico<br>tiny v1 · int8"]
-    assert pico[1] == round(100 * modules["pico"]["ram_bytes"] / 245_760, 2) and pico[1] > 100
+    assert pico[1] == round(100 * modules["pico"].ram_bytes / 245_760, 2) and pico[1] > 100
     nucleo = bars["nucleo-l4r5zi<br>tiny v1 · int8"]
-    assert (
-        nucleo[0] == round(100 * modules["nucleo-l4r5zi"]["flash_bytes"] / 2_031_616, 2) and nucleo[1] < 100
-    )
+    assert nucleo[0] == round(100 * modules["nucleo-l4r5zi"].flash_bytes / 2_031_616, 2) and nucleo[1] < 100
 
 
 def test_one_models_page_by_id_or_name(pages) -> None:
@@ -166,8 +164,8 @@ def test_a_model_brought_in_through_the_form_gets_its_own_page(pages, tiny_model
     page = pages.scientist.get(f"/models/{model_id}").text
     assert "imported from edge_model.tflite" in page
     assert 'data-testid="squeeze-button"' not in page  # a .tflite is already a variant
-    [variant] = show_model(pages.context, model_id)["variants"]
-    assert f"{variant['arena_bytes'] / 1024:.1f} KiB" in _cell(page, "variant-row", variant=variant["id"])
+    [variant] = show_model(pages.context, model_id).variants
+    assert f"{variant.arena_bytes / 1024:.1f} KiB" in _cell(page, "variant-row", variant=variant.id)
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from helpers.pages import texts
 from helpers.seeding import add_model_chain, logged_in_client
+from tinymlaas.jobs.service import list_jobs
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.jobs import list_jobs
 from tinymlaas.settings import Settings
 from tinymlaas.storage.tables import JobRow
 
@@ -48,9 +48,22 @@ def _seed(context: Context) -> None:
         )  # fmt: skip
         log = "snapshot …\ntrain …\nepoch 1/2 loss=1.2\nepoch 2/2 loss=0.8\nsqueeze …\ncompile …\n"
         timings = {"snapshot": 0.1, "train": 4.2, "squeeze": 2.5, "compile": 1.0}
-        session.add(_job("job_done", "succeeded", log, result={"variants": VERDICTS, "timings_s": timings}))
-        failed = "snapshot …\ntrain …\nepoch 1/5 loss=2.0\n"
-        session.add(_job("job_failed", "failed", failed, result=None, error="the worker died"))
+        result = {"variants": VERDICTS, "timings_s": timings}
+        session.add(_job("job_done", "succeeded", log, result=result, phase="compile", epoch=2, epochs=2))
+        # The page reads the phase and epoch fields, never the log: this one's log says nothing.
+        failed = "the worker died\n"
+        session.add(
+            _job(
+                "job_failed",
+                "failed",
+                failed,
+                result=None,
+                error="the worker died",
+                phase="train",
+                epoch=1,
+                epochs=5,
+            )
+        )
 
 
 @pytest.fixture(scope="module")

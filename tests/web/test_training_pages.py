@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers.waiting import wait_for_job
-from tinymlaas.api.app import create_app
 from tinymlaas.data.generators.gestures import LABELS
 from tinymlaas.jobs import LocalProcessExecutor
+from tinymlaas.jobs.service import count_jobs
+from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.jobs import count_jobs
 from tinymlaas.services.runs import show_run
 from tinymlaas.services.training import train_model
 from tinymlaas.settings import Settings

@@ -3,12 +3,14 @@
 This package must run on a Raspberry Pi or an emulated microcontroller without TensorFlow: it uses
 numpy, the TFLM and LiteRT runtimes, the model description types from ``squeeze``, the LwM2M core and
 CoAP transport, and package verification from ``deploy``. ``Agent`` is the LwM2M client that ties
-slots, updates, sensors and the inference loop together. Installing follows DESIGN.md section 4:
+slots, updates, sensors and the inference loop together. Installing follows ``docs/ARCHITECTURE.md``:
 write the package to the inactive A/B slot, run it on trial, self-test it in the real runtime, then
 confirm it or roll back to the confirmed model.
 """
 
-from tinymlaas.agent.client import Agent, AgentEvent, EventCallback, PackageDownload
+from tinymlaas.agent.client import Agent
+from tinymlaas.agent.download import PackageDownload
+from tinymlaas.agent.events import AgentEvent, EventCallback
 from tinymlaas.agent.inference import InferenceLoop, Telemetry, fit_window
 from tinymlaas.agent.installer import CRASH_POINTS, Installer, InstallOutcome, package_digest
 from tinymlaas.agent.runtime import SelfTestReport, load_model, self_test

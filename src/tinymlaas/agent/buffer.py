@@ -18,7 +18,6 @@ process owns a directory at a time.
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,14 +25,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tinymlaas.agent.slots import write_json_atomic
 from tinymlaas.errors import InvalidInput
+from tinymlaas.files import TEMP_SUFFIX, fsync_dir, write_atomic, write_json_atomic
 
 __all__ = ["BufferStats", "BufferedSample", "SampleBuffer"]
 
 _SUFFIX = ".sample"
 _STATE_FILE = "state.json"
-_TEMP_SUFFIX = ".tmp"  # write_json_atomic's temporary files end the same way
 
 
 @dataclass(frozen=True)
@@ -60,14 +58,6 @@ class BufferStats:
 class _Entry:
     seq: int
     size: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SampleBuffer:
@@ -99,7 +89,7 @@ class SampleBuffer:
         found: list[tuple[int, str, int]] = []
         unreadable = 0
         for path in self.directory.iterdir():
-            if path.name.endswith(_TEMP_SUFFIX):
+            if path.name.endswith(TEMP_SUFFIX):
                 path.unlink()
             elif path.name.endswith(_SUFFIX):
                 try:
@@ -116,7 +106,7 @@ class SampleBuffer:
             self._bytes += size
             self._next_seq = seq + 1
         self._drop_oldest(unreadable)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _path(self, seq: int) -> Path:
         return self.directory / f"{seq:020d}{_SUFFIX}"
@@ -145,13 +135,7 @@ class SampleBuffer:
             )
         seq = self._next_seq
         path = self._path(seq)
-        temp = path.with_name(path.name + _TEMP_SUFFIX)
-        with open(temp, "wb") as handle:
-            handle.write(record)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        _fsync_dir(self.directory)
+        write_atomic(path, record)
         self._next_seq = seq + 1
         self._entries[sample_id] = _Entry(seq, len(record))
         self._bytes += len(record)
@@ -190,7 +174,7 @@ class SampleBuffer:
             self._bytes -= entry.size
             removed += 1
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     def stats(self) -> BufferStats:

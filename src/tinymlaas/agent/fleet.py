@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from tinymlaas.agent.client import DEFAULT_RATE_HZ, Agent, AgentEvent
+from tinymlaas.agent.client import DEFAULT_RATE_HZ, Agent
+from tinymlaas.agent.events import AgentEvent
 from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.agent.uploader import Collection
 from tinymlaas.catalog.board import Board
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.linkemu import LinkProfile, LinkStats, UdpLinkEmulator, link_profile
-from tinymlaas.lwm2m.transport import CoapResponse
 
 __all__ = ["COAP_PORT", "MAX_CONCURRENT_STARTS", "Fleet", "FleetEventCallback", "spawn_fleet"]
 
@@ -79,11 +79,11 @@ def _agent_behind_link(upstream: tuple[str, int]) -> type[Agent]:
     class AgentBehindLink(Agent):
         server: ClassVar[tuple[str, int]] = upstream
 
-        async def _package_uri_written(self, uri: str) -> CoapResponse:
+        def _package_uri(self, uri: str) -> str:
             parts = urlsplit(uri)
             if parts.scheme == "coap" and (parts.hostname, parts.port or COAP_PORT) == self.server:
-                uri = parts._replace(netloc=urlsplit(self.server_uri).netloc).geturl()
-            return await super()._package_uri_written(uri)
+                return parts._replace(netloc=urlsplit(self.server_uri).netloc).geturl()
+            return uri
 
     return AgentBehindLink
 

@@ -31,8 +31,9 @@ from types import MappingProxyType
 from typing import Any
 
 from tinymlaas.errors import Conflict, InvalidInput, NotFound
+from tinymlaas.files import fsync_dir, write_json_atomic
 
-__all__ = ["CRASH_ENV", "SLOTS", "SlotInfo", "SlotStore", "crash_point", "verify_files", "write_json_atomic"]
+__all__ = ["CRASH_ENV", "SLOTS", "SlotInfo", "SlotStore", "crash_point", "verify_files"]
 
 SLOTS = ("a", "b")
 STATE_FILE = "state.json"
@@ -52,34 +53,11 @@ def crash_point(name: str) -> None:
         os._exit(_CRASH_EXIT_CODE)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file_synced(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace ``path`` with ``data`` so that a reader (or a reboot) sees the old file or the new one."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(data, indent=2, sort_keys=True, default=dict).encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def verify_files(manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> None:
@@ -191,7 +169,7 @@ class SlotStore:
                 _write_file_synced(incoming / name, data)
             manifest_json = json.dumps(manifest, indent=2, sort_keys=True, default=dict)
             _write_file_synced(incoming / MANIFEST_FILE, manifest_json.encode())
-            _fsync_dir(incoming)
+            fsync_dir(incoming)
         except BaseException:
             shutil.rmtree(incoming, ignore_errors=True)
             raise
@@ -204,7 +182,7 @@ class SlotStore:
         if target.exists():
             target.rename(self._slots_dir / f"{_TRASH_PREFIX}{slot}")
         os.replace(incoming, target)
-        _fsync_dir(self._slots_dir)
+        fsync_dir(self._slots_dir)
         self._save(slots={**slots, slot: _summary(manifest)})
         shutil.rmtree(self._slots_dir / f"{_TRASH_PREFIX}{slot}", ignore_errors=True)
         return slot

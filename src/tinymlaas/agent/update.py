@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tinymlaas.agent.slots import write_json_atomic
 from tinymlaas.errors import InvalidInput
+from tinymlaas.files import write_json_atomic
 from tinymlaas.lwm2m.core import TRANSITIONS, UpdateResult, UpdateState
 
 __all__ = ["TRANSITIONS", "UpdateResult", "UpdateState", "UpdateTracker"]

@@ -1,5 +1,4 @@
 """The REST API under ``/api/v1``: FastAPI routes over the same services the CLI calls.
 
-``tinymlaas.api.app.create_app`` builds the application. This package imports nothing eagerly, so
-the dashboard can share its upload handling (``api.uploads``) without importing the whole app.
+``tinymlaas.api.app.create_api`` builds it; ``tinymlaas.server.app`` mounts the dashboard beside it.
 """

@@ -13,9 +13,11 @@ from tinymlaas.api.routers import (
     cost,
     datasets,
     devices,
+    fleet,
     jobs,
     models,
     modules,
+    pipeline,
     samples,
     tokens,
     training,
@@ -24,9 +26,8 @@ from tinymlaas.api.routers import (
 from tinymlaas.api.schemas import Problem
 from tinymlaas.jobs import Executor
 from tinymlaas.services.context import Context
-from tinymlaas.web import mount_dashboard
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "create_api"]
 
 API_PREFIX = "/api/v1"
 
@@ -47,8 +48,11 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(context: Context, executor: Executor | None = None) -> FastAPI:
-    """The API and the dashboard; without ``executor``, submitted jobs wait QUEUED for a server with one."""
+def create_api(context: Context, executor: Executor | None = None) -> FastAPI:
+    """The API alone; without ``executor``, submitted jobs wait QUEUED for a server with one.
+
+    ``server.app.create_app`` mounts the dashboard on it.
+    """
     app = FastAPI(
         title="TinyMLaaS",
         version=__version__,
@@ -64,8 +68,10 @@ def create_app(context: Context, executor: Executor | None = None) -> FastAPI:
         samples,
         models,
         devices,
+        fleet,
         campaigns,
         jobs,
+        pipeline,
         training,
         variants,
         modules,
@@ -73,5 +79,4 @@ def create_app(context: Context, executor: Executor | None = None) -> FastAPI:
         tokens,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=_PROBLEMS)
-    mount_dashboard(app)
     return app

@@ -8,12 +8,24 @@ from contextlib import contextmanager
 from typing import Any
 
 import typer
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tinymlaas.formatting import fmt_bytes, fmt_metric
+from tinymlaas.jobs import Recovered
 from tinymlaas.services.context import Context
 
-__all__ = ["console", "epoch_progress", "err_console", "fmt_bytes", "fmt_metric", "get_context", "print_json"]
+__all__ = [
+    "console",
+    "epoch_progress",
+    "err_console",
+    "fmt_bytes",
+    "fmt_metric",
+    "get_context",
+    "print_json",
+    "print_recovered",
+]
 
 console = Console()
 # Progress and status go to stderr so that ``--json`` output on stdout stays machine-readable.
@@ -25,20 +37,8 @@ def get_context(ctx: typer.Context) -> Context:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "—"
-    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.2f} MiB"
-
-
-def fmt_metric(metric: dict[str, Any] | None) -> str:
-    if not metric:
-        return "—"
-    value = metric["value"]
-    return f"{value:.2%} acc" if metric["name"] == "accuracy" else f"{value:.4f} {metric['name']}"
+    """``data`` as indented JSON; typed service results print as the API returns them."""
+    typer.echo(json.dumps(to_jsonable_python(data, fallback=str), indent=2))
 
 
 @contextmanager
@@ -70,3 +70,13 @@ def epoch_progress(
             progress.update(task, status=message)
 
         yield on_epoch, on_message
+
+
+def print_recovered(recovered: Recovered) -> None:
+    """Say what a starting server did with the jobs the last one left, if it left any."""
+    if recovered.failed or recovered.queued:
+        err_console.print(
+            f"jobs left by the last server: {len(recovered.failed)} marked failed, "
+            f"{len(recovered.queued)} queued again",
+            style="dim",
+        )

@@ -20,6 +20,7 @@ from tinymlaas.cli import (
     jobs,
     lifecycle,
     models,
+    pipeline,
     serve,
     tokens,
 )
@@ -47,6 +48,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(tokens.app, name="tokens")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)

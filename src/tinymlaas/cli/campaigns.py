@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 from rich.table import Table
 
 from tinymlaas.cli._shared import console, get_context, print_json
-from tinymlaas.services.campaigns import cancel_campaign, list_campaigns, rollback_campaign, show_campaign
+from tinymlaas.services.campaigns import (
+    CampaignView,
+    InstallationView,
+    cancel_campaign,
+    list_campaigns,
+    rollback_campaign,
+    show_campaign,
+)
 
 app = typer.Typer(help="Update campaigns: staged rollouts of a module to devices.", no_args_is_help=True)
 
@@ -34,8 +39,8 @@ def _when(moment: str | None) -> str:
     return "—" if moment is None else moment[:19].replace("T", " ")
 
 
-def _detail(installation: dict[str, Any]) -> str:
-    detail = installation["detail"]
+def _detail(installation: InstallationView) -> str:
+    detail = installation.detail
     parts = list(detail.get("reasons", []))
     parts += [str(detail[key]) for key in ("status_reason", "error") if detail.get(key)]
     if detail.get("rolled_back_to"):
@@ -43,27 +48,27 @@ def _detail(installation: dict[str, Any]) -> str:
     return "; ".join(parts) or "—"
 
 
-def print_campaign(campaign: dict[str, Any]) -> None:
+def print_campaign(campaign: CampaignView) -> None:
     """The campaign's summary and one row per target device, refusal reasons included."""
-    stages = ",".join(str(pct) for pct in campaign["stages"])
+    stages = ",".join(str(pct) for pct in campaign.stages)
     console.print(
-        f"campaign {campaign['id']}: module {campaign['module']} to {campaign['selector']} — "
-        f"{_styled(campaign['state'])}, stage {campaign['stage']}/{len(campaign['stages'])} ({stages} %), "
-        f"{campaign['done']}/{campaign['targets']} done",
+        f"campaign {campaign.id}: module {campaign.module} to {campaign.selector} — "
+        f"{_styled(campaign.state)}, stage {campaign.stage}/{len(campaign.stages)} ({stages} %), "
+        f"{campaign.done}/{campaign.targets} done",
         highlight=False,
         soft_wrap=True,
     )
     table = Table()
     for column in ("endpoint", "state", "update result", "detail", "started (UTC)", "finished (UTC)"):
         table.add_column(column)
-    for installation in campaign["installations"]:
+    for installation in campaign.installations:
         table.add_row(
-            installation["endpoint"],
-            _styled(installation["state"]),
-            installation["update_result_text"] or "—",
+            installation.endpoint,
+            _styled(installation.state),
+            installation.update_result_text or "—",
             _detail(installation),
-            _when(installation["started_at"]),
-            _when(installation["finished_at"]),
+            _when(installation.started_at),
+            _when(installation.finished_at),
         )
     console.print(table)
 
@@ -79,15 +84,15 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     for column in ("id", "module", "to", "state", "stage", "progress", "created (UTC)"):
         table.add_column(column)
     for campaign in campaigns:
-        counts = ", ".join(f"{state} {n}" for state, n in campaign["counts"].items())
+        counts = ", ".join(f"{state} {n}" for state, n in campaign.counts.items())
         table.add_row(
-            campaign["id"],
-            campaign["module"],
-            campaign["selector"],
-            _styled(campaign["state"]),
-            f"{campaign['stage']}/{len(campaign['stages'])}",
-            f"{campaign['done']}/{campaign['targets']} ({counts})",
-            _when(campaign["created_at"]),
+            campaign.id,
+            campaign.module,
+            campaign.selector,
+            _styled(campaign.state),
+            f"{campaign.stage}/{len(campaign.stages)}",
+            f"{campaign.done}/{campaign.targets} ({counts})",
+            _when(campaign.created_at),
         )
     console.print(table)
 

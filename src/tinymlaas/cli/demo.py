@@ -16,18 +16,18 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from tinymlaas.api.app import API_PREFIX
-from tinymlaas.cli._http import HttpServer
-from tinymlaas.cli._shared import console, err_console, get_context
+from tinymlaas.cli._shared import console, err_console, get_context, print_recovered
 from tinymlaas.cli.campaigns import print_campaign
+from tinymlaas.cli.demo_fleet import DEMO_FLEET_BOARDS, run_fleet_demo
 from tinymlaas.cli.devices import devices_table
 from tinymlaas.cli.lifecycle import comparison_table
 from tinymlaas.errors import NotFound, RuntimeFailure
 from tinymlaas.jobs import TERMINAL_STATES, JobKind, JobState
+from tinymlaas.jobs.service import show_job, submit_job
+from tinymlaas.server.http import HttpServer
 from tinymlaas.services.auth import Role, create_token, ensure_first_admin
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.fleet_demo import DEMO_FLEET_BOARDS, run_fleet_demo
-from tinymlaas.services.jobs import show_job, submit_job
 
 DEMO_DATASETS = ("sine", "gestures", "digits")
 DEMO_BOARDS = "nano33ble,pico,coralmicro,rpi4"
@@ -86,12 +86,12 @@ def _say(kind: str, data: Any) -> None:
             )
         case "campaign":
             console.print(
-                f"campaign {data['id']}: module {data['module']} to {data['selector']} "
-                f"(stages {','.join(map(str, data['stages']))} %)",
+                f"campaign {data.id}: module {data.module} to {data.selector} "
+                f"(stages {','.join(map(str, data.stages))} %)",
                 highlight=False,
             )
         case "progress":
-            console.print(f"  {data['done']}/{data['targets']} done, {data['state']}", highlight=False)
+            console.print(f"  {data.done}/{data.targets} done, {data.state}", highlight=False)
         case "outcome":
             console.print("[bold]a model that fails its self-test on the device[/]:")
             print_campaign(data)
@@ -117,7 +117,7 @@ async def _demo(
     epochs: int | None,
     wait: bool,
 ) -> None:
-    await http.start()
+    print_recovered(await http.start())
     console.print(f"dashboard on {http.url}/ (REST API under {http.url}{API_PREFIX})", highlight=False)
     console.print(
         f"admin API token (log in with it): {_admin_token(context)}", highlight=False, soft_wrap=True
@@ -135,7 +135,7 @@ async def _demo(
             first,
             second,
             per_board=per_board,
-            state_dir=context.settings.data_dir / "demo-fleet",
+            state_dir=context.settings.demo_fleet_dir,
             say=_say,
             hold=_until_interrupted if wait else None,
         )

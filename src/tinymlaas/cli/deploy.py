@@ -49,7 +49,7 @@ def deploy(
         return
     print_campaign(campaign)
     console.print(
-        f"campaign {campaign['id']} stored; 'tinymlaas serve' sends it to the devices online",
+        f"campaign {campaign.id} stored; 'tinymlaas serve' sends it to the devices online",
         highlight=False,
         soft_wrap=True,
     )

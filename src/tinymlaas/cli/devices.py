@@ -1,14 +1,13 @@
-"""``tinymlaas devices list|show|tag``: the devices the server has seen, readable with no server running."""
+"""``tinymlaas devices list|show|tag|health``: what devices reported, readable with no server running."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from tinymlaas.cli._shared import console, fmt_bytes, get_context, print_json
-from tinymlaas.services.fleet import list_devices, show_device, tag_device
+from tinymlaas.services.fleet import DeviceView, list_devices, show_device, tag_device
+from tinymlaas.services.fleet_health import fleet_health
 
 app = typer.Typer(help="Devices: what each one reported, and what happened to it.", no_args_is_help=True)
 
@@ -17,21 +16,21 @@ def _when(moment: str | None) -> str:
     return "—" if moment is None else moment[:19].replace("T", " ")
 
 
-def _last_result(device: dict[str, Any]) -> str:
-    result = device["last_result"] or "—"
-    reason = device["installed"].get("status_reason")
+def _last_result(device: DeviceView) -> str:
+    result = device.last_result or "—"
+    reason = device.installed.get("status_reason")
     return f"{result}: {reason}" if reason else result
 
 
-def _inference(device: dict[str, Any]) -> str:
-    telemetry = device["telemetry"]
+def _inference(device: DeviceView) -> str:
+    telemetry = device.telemetry
     if "inference_count" not in telemetry:
         return "—"
     mean = telemetry.get("mean_latency_ms")
     return f"{telemetry['inference_count']}" + (f" @ {mean:.2f} ms" if isinstance(mean, float) else "")
 
 
-def devices_table(devices: list[dict[str, Any]], title: str = "Devices", *, presence: bool = True) -> Table:
+def devices_table(devices: list[DeviceView], title: str = "Devices", *, presence: bool = True) -> Table:
     """One row per device, every cell as the device reported it over LwM2M.
 
     ``presence`` adds the online flag and the last-seen time; the demo leaves them out, its devices
@@ -46,16 +45,16 @@ def devices_table(devices: list[dict[str, Any]], title: str = "Devices", *, pres
         table.add_column(column, overflow="fold")
     for device in devices:
         cells = [
-            device["endpoint"],
-            device["board"] or "—",
-            device["capabilities"].get("runtime") or "—",
-            device["model"] or "—",
+            device.endpoint,
+            device.board or "—",
+            device.capabilities.get("runtime") or "—",
+            device.model or "—",
             _last_result(device),
             _inference(device),
         ]
         if presence:
-            cells[2:2] = ["[green]yes[/]" if device["online"] else "[dim]no[/]"]
-            cells.append(_when(device["last_seen"]))
+            cells[2:2] = ["[green]yes[/]" if device.online else "[dim]no[/]"]
+            cells.append(_when(device.last_seen))
         table.add_row(*cells)
     return table
 
@@ -82,25 +81,25 @@ def show(
     if as_json:
         print_json(device)
         return
-    table = Table(title=device["endpoint"], show_header=False)
+    table = Table(title=device.endpoint, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    capabilities = device["capabilities"]
+    capabilities = device.capabilities
     rows = {
-        "board": device["board"] or "—",
-        "online": "yes" if device["online"] else "no",
-        "address": device["address"] or "—",
-        "registered": _when(device["registered_at"]),
-        "last seen": _when(device["last_seen"]),
+        "board": device.board or "—",
+        "online": "yes" if device.online else "no",
+        "address": device.address or "—",
+        "registered": _when(device.registered_at),
+        "last seen": _when(device.last_seen),
         "runtime": " ".join(str(capabilities[k]) for k in ("runtime", "runtime_version") if k in capabilities)
         or "—",
         "arena RAM": fmt_bytes(capabilities.get("arena_bytes_available")),
         "slot flash": fmt_bytes(capabilities.get("slot_flash_bytes")),
         "ops": ", ".join(capabilities.get("ops", [])) or "—",
-        "model": device["model"] or "—",
+        "model": device.model or "—",
         "last result": _last_result(device),
-        "telemetry": ", ".join(f"{k}={v}" for k, v in device["telemetry"].items()) or "—",
-        "tags": ", ".join(device["tags"]) or "—",
+        "telemetry": ", ".join(f"{k}={v}" for k, v in device.telemetry.items()) or "—",
+        "tags": ", ".join(device.tags) or "—",
     }
     for key, value in rows.items():
         table.add_row(key, value)
@@ -108,7 +107,7 @@ def show(
     history = Table(title="Recent events")
     for column in ("at (UTC)", "kind", "detail"):
         history.add_column(column)
-    for event in device["events"]:
+    for event in device.events:
         detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items())
         history.add_row(_when(event["at"]), event["kind"], detail)
     console.print(history)
@@ -127,3 +126,30 @@ def tag(
         print_json(device)
         return
     console.print(f"{device['endpoint']}: {', '.join(device['tags']) or 'no tags'}", highlight=False)
+
+
+@app.command("health")
+def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show the fleet's health: presence, alerts, silent devices and inferences in the last hour."""
+    report = fleet_health(get_context(ctx))
+    if as_json:
+        print_json(report)
+        return
+    inferences = sum(point.inferences for point in report.activity)
+    console.print(
+        f"{report.devices} devices: {report.online} online, {report.offline} offline, "
+        f"{len(report.silent)} silent; {inferences} inferences since {_when(report.since)} UTC",
+        highlight=False,
+    )
+    table = Table(title="Alerts")
+    for column in ("kind", "device", "campaign", "detail", "at (UTC)"):
+        table.add_column(column)
+    for alert in report.alerts:
+        table.add_row(
+            f"[yellow]{alert.kind}[/]",
+            alert.endpoint,
+            alert.campaign or "—",
+            alert.detail or "—",
+            _when(alert.at),
+        )
+    console.print(table if report.alerts else "no alerts")

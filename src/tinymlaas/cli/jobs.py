@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tinymlaas.cli._shared import console, get_context, print_json
-from tinymlaas.services.jobs import cancel_job, list_jobs, show_job
+from tinymlaas.jobs.service import cancel_job, list_jobs, show_job
 
 app = typer.Typer(help="Background jobs: training, squeezing, compiling, lifecycles.", no_args_is_help=True)
 
@@ -31,6 +31,9 @@ def _print_job(job: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     console.print(f"params: {job['params']}", highlight=False, soft_wrap=True)
+    if job["phase"] is not None:
+        trained = f", epoch {job['epoch']} of {job['epochs']}" if job["epoch"] is not None else ""
+        console.print(f"phase: {job['phase']} (pipeline step {job['step']}){trained}", highlight=False)
     console.print(
         f"created {_when(job['created_at'])}, started {_when(job['started_at'])}, "
         f"finished {_when(job['finished_at'])} (UTC)",

@@ -120,7 +120,7 @@ def squeeze(
     if as_json:
         print_json(variants)
         return
-    console.print(variants_table(variants, show_model_view(context, model)["float_metric"]))
+    console.print(variants_table(variants, show_model_view(context, model).float_metric))
 
 
 def compile_(
@@ -204,14 +204,14 @@ def show_model(
         print_json(data)
         return
     console.print(
-        f"[bold]{data['id']}[/] {data['name']} v{data['version']} ({data['origin']}, {data['arch']}, "
-        f"{data['params']:,} parameters)"
+        f"[bold]{data.id}[/] {data.name} v{data.version} ({data.origin}, {data.arch}, "
+        f"{data.params:,} parameters)"
     )
-    if data["run"]:
-        console.print(f"training run {data['run']['id']} on snapshot {data['run']['snapshot'][:16]}")
-    console.print(variants_table(data["variants"], data["float_metric"]))
-    if data["modules"]:
-        console.print(modules_table(data["modules"]))
+    if data.run:
+        console.print(f"training run {data.run['id']} on snapshot {data.run['snapshot'][:16]}")
+    console.print(variants_table([v.model_dump() for v in data.variants], data.float_metric))
+    if data.modules:
+        console.print(modules_table([m.model_dump() for m in data.modules]))
 
 
 @app.command("variant")

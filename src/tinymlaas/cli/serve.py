@@ -10,13 +10,13 @@ from pathlib import Path
 import typer
 
 from tinymlaas.api.app import API_PREFIX
-from tinymlaas.cli._http import HttpServer
-from tinymlaas.cli._shared import console, err_console, get_context
+from tinymlaas.cli._shared import console, err_console, get_context, print_recovered
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key
 from tinymlaas.errors import Conflict
+from tinymlaas.server.fleet import FleetService
+from tinymlaas.server.http import HttpServer
 from tinymlaas.services.auth import ensure_first_admin
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import FleetService
 
 
 def serve(
@@ -51,7 +51,7 @@ def serve(
     context = get_context(ctx)
     settings = context.settings
     # Created on first start, so agents can be provisioned with the key that will sign their packages.
-    keys = settings.data_dir / "keys"
+    keys = settings.keys_dir
     load_or_create_signing_key(keys)
     http = None
     if not no_http:
@@ -82,7 +82,7 @@ async def _serve(
     try:
         admin_token = None
         if http is not None:
-            await http.start()
+            print_recovered(await http.start())
             admin_token = ensure_first_admin(context)
         _announce(fleet.uri, public_key, http, admin_token, as_json)
         await stop.wait()

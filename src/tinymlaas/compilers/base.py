@@ -95,7 +95,7 @@ def build_manifest(
     flash_bytes: int,
     ram_bytes: int,
 ) -> dict[str, Any]:
-    """The manifest of DESIGN.md section 4 (unsigned; signing belongs to deployment)."""
+    """The manifest a package carries (docs/ARCHITECTURE.md, Protocols); unsigned: deployment signs it."""
     selftest = variant.selftests.get(compiler.runtime)
     return {
         "schema": MANIFEST_SCHEMA,

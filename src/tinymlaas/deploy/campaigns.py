@@ -31,8 +31,10 @@ from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.lwm2m.core import UpdateResult, UpdateState
 
 __all__ = [
+    "ACTIVE_CAMPAIGN_STATES",
     "CAMPAIGN_TRANSITIONS",
     "INSTALLATION_TRANSITIONS",
+    "IN_FLIGHT_INSTALLATION_STATES",
     "TERMINAL_INSTALLATION_STATES",
     "Campaign",
     "CampaignPlan",
@@ -96,7 +98,10 @@ INSTALLATION_TRANSITIONS: Mapping[InstallationState, frozenset[InstallationState
 TERMINAL_INSTALLATION_STATES = frozenset(
     {_I.REFUSED, _I.SUCCEEDED, _I.FAILED, _I.CANCELLED, _I.ROLLED_BACK, _I.ROLLBACK_FAILED}
 )
-_IN_FLIGHT = frozenset({_I.SENT, _I.DOWNLOADING, _I.INSTALLING})
+# Sent and not yet done: the device is still working on the update and will report again.
+IN_FLIGHT_INSTALLATION_STATES = frozenset(
+    s for s in InstallationState if s is not _I.PENDING and s not in TERMINAL_INSTALLATION_STATES
+)
 
 
 class CampaignState(Enum):
@@ -133,6 +138,9 @@ CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = Mapping
         _C.ROLLED_BACK: frozenset(),
     }
 )
+
+# The states in which the campaign runner still has work: sending stages, or reverting devices.
+ACTIVE_CAMPAIGN_STATES = frozenset({_C.RUNNING, _C.ROLLING_BACK})
 
 # What a device can report once it was sent the package, whatever the campaign does meanwhile.
 _DEVICE_REPORTS = frozenset({_I.DOWNLOADING, _I.INSTALLING, _I.SUCCEEDED, _I.FAILED})
@@ -314,7 +322,7 @@ class Campaign:
                 campaign = replace(campaign, current_stage=campaign.current_stage + 1)
             return campaign
         if self.state is _C.ROLLING_BACK and not any(
-            s is _I.SUCCEEDED or s in _IN_FLIGHT for s in self.installations.values()
+            s is _I.SUCCEEDED or s in IN_FLIGHT_INSTALLATION_STATES for s in self.installations.values()
         ):
             return self._move(_C.ROLLED_BACK)
         return self

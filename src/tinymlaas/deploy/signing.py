@@ -16,7 +16,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from tinymlaas.errors import InvalidInput
+from tinymlaas.files import write_atomic
 
 __all__ = [
     "PRIVATE_KEY_NAME",
@@ -93,11 +93,11 @@ def load_or_create_signing_key(directory: Path) -> SigningKey:
         key = SigningKey.from_pem(private_path.read_bytes())
     else:
         key = SigningKey.generate()
-        _write_atomically(private_path, key.to_pem(), mode=0o600)
+        write_atomic(private_path, key.to_pem(), mode=0o600)
     public_text = key.public_key_bytes().hex() + "\n"
     public_path = directory / PUBLIC_KEY_NAME
     if not public_path.exists() or public_path.read_text(errors="replace") != public_text:
-        _write_atomically(public_path, public_text.encode(), mode=0o644)
+        write_atomic(public_path, public_text.encode(), mode=0o644)
     return key
 
 
@@ -149,24 +149,3 @@ def verify_signature(public_key_raw: bytes, data: bytes, signature: bytes) -> bo
     except InvalidSignature:
         return False
     return True
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Readers see the old file or the whole new one, never a prefix, even across a power cut."""
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    directory_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)

@@ -2,7 +2,8 @@
 
 A job is a row (``storage.tables.JobRow``) that moves through ``JOB_TRANSITIONS``; an ``Executor``
 runs it, and the worker writes progress, log and outcome to that row, so every process sees the same
-state and a restart finds it. Services submit and cancel through ``tinymlaas.services.jobs``.
+state and a restart finds it. Callers submit and cancel through ``tinymlaas.jobs.service``, and
+ask for jobs checked against what they name through ``tinymlaas.jobs.requests``.
 """
 
 from tinymlaas.jobs.executor import Executor, LocalProcessExecutor, Worker

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tinymlaas.jobs.states import JOB_TRANSITIONS, JobState
+from tinymlaas.jobs.states import JOB_TRANSITIONS, PHASE_STEPS, JobState
 from tinymlaas.services.context import Context
+from tinymlaas.services.lifecycle import LifecyclePhase
 from tinymlaas.storage.repositories import JobRepository
 
 __all__ = ["JobCancelled", "JobReporter", "move"]
@@ -51,10 +52,29 @@ class JobReporter:
         self.ctx = ctx
         self.job_id = job_id
 
-    def report(self, message: str, progress: float | None = None) -> None:
+    def report(
+        self,
+        message: str,
+        progress: float | None = None,
+        *,
+        phase: LifecyclePhase | None = None,
+        epoch: int | None = None,
+        epochs: int | None = None,
+    ) -> None:
+        """Log ``message``; the fields given are stored as they are, so no reader parses the log.
+
+        Fields left out keep their value: the epoch a lifecycle trained to stays known after training.
+        """
         values: dict[str, Any] = {"message": message[:1024], "updated_at": _now()}
         if progress is not None:
             values["progress"] = min(max(progress, 0.0), 1.0)
+        if phase is not None:
+            values["phase"] = phase.value
+            values["step"] = PHASE_STEPS[phase].value
+        if epoch is not None:
+            values["epoch"] = epoch
+        if epochs is not None:
+            values["epochs"] = epochs
         with self.ctx.session() as session:
             written = JobRepository(session).append_log_if(
                 self.job_id, [JobState.RUNNING.value], message + "\n", values

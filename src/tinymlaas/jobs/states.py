@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
 
-__all__ = ["JOB_TRANSITIONS", "TERMINAL_STATES", "JobKind", "JobState"]
+from tinymlaas.services.lifecycle import LifecyclePhase
+
+__all__ = ["JOB_TRANSITIONS", "PHASE_STEPS", "TERMINAL_STATES", "JobKind", "JobState", "PipelineStep"]
 
 
 class JobKind(Enum):
@@ -47,3 +49,25 @@ JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
 )
 
 TERMINAL_STATES = frozenset(s for s, targets in JOB_TRANSITIONS.items() if not targets)
+
+
+class PipelineStep(Enum):
+    """The lifecycle from data to devices, as one line of steps (see docs/ARCHITECTURE.md)."""
+
+    COLLECT = "collect"
+    LABEL = "label"
+    TRAIN = "train"
+    SQUEEZE = "squeeze"
+    COMPILE = "compile"
+    DEPLOY = "deploy"
+
+
+# The step of the line each lifecycle phase works on: freezing a snapshot fixes the labels.
+PHASE_STEPS: Mapping[LifecyclePhase, PipelineStep] = MappingProxyType(
+    {
+        LifecyclePhase.SNAPSHOT: PipelineStep.LABEL,
+        LifecyclePhase.TRAIN: PipelineStep.TRAIN,
+        LifecyclePhase.SQUEEZE: PipelineStep.SQUEEZE,
+        LifecyclePhase.COMPILE: PipelineStep.COMPILE,
+    }
+)

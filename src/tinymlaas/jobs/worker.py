@@ -9,8 +9,9 @@ import traceback
 from typing import Any
 
 from tinymlaas.errors import TinymlaasError
+from tinymlaas.jobs.params import PARAMS
 from tinymlaas.jobs.records import JobCancelled, JobReporter, move
-from tinymlaas.jobs.runners import RUNNERS
+from tinymlaas.jobs.runners import run
 from tinymlaas.jobs.states import JobKind, JobState
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
@@ -36,9 +37,10 @@ def run_job(settings: Settings, job_id: str) -> None:
         return  # cancelled while it waited for this process
     with ctx.session() as session:
         row = JobRepository(session).job(job_id)
-        kind, params = JobKind(row.kind), dict(row.params)
+        kind, stored = JobKind(row.kind), dict(row.params)
     try:
-        result = RUNNERS[kind](ctx, params, JobReporter(ctx, job_id))
+        params = PARAMS[kind].model_validate(stored)  # checked when it was submitted: only parsed back
+        result = run(ctx, params, JobReporter(ctx, job_id))
     except JobCancelled:
         return
     except TinymlaasError as exc:

@@ -18,9 +18,9 @@ import numpy as np
 from tinymlaas.errors import InvalidInput
 from tinymlaas.services.context import Context
 from tinymlaas.services.cost import SOURCES, CostInputs, board_figures, estimate, resolve
-from tinymlaas.services.fleet import list_devices
-from tinymlaas.services.models import show_variant
-from tinymlaas.services.modules import list_modules
+from tinymlaas.services.fleet import DeviceView, list_devices
+from tinymlaas.storage.repositories import ModelRepository
+from tinymlaas.storage.tables import ModelRow, ModuleRow, VariantRow
 
 __all__ = ["cost_defaults", "estimate_cost", "measured_figures"]
 
@@ -54,34 +54,55 @@ def estimate_cost(
     return {**estimate(resolved.inputs).as_dict(), "sources": dict(resolved.provenance)}
 
 
-def _device_energy(device: dict[str, Any]) -> dict[str, Any] | None:
-    latency = device["telemetry"].get("mean_latency_ms")
+def _device_energy(device: DeviceView) -> dict[str, Any] | None:
+    latency = device.telemetry.get("mean_latency_ms")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or not math.isfinite(latency):
         return None
-    board = device["board"] or "unknown board"
+    board = device.board or "unknown board"
     power = board_figures(board).active_power_w
-    entry = {"key": f"device:{device['endpoint']}", "device": device["endpoint"], "board": board}
+    entry = {"key": f"device:{device.endpoint}", "device": device.endpoint, "board": board}
     if power is None:
         return {**entry, "value": None, "source": f"{board} has no active power figure on file"}
     source = (
-        f"device {device['endpoint']} ({board}): reported mean latency {latency:g} ms "
+        f"device {device.endpoint} ({board}): reported mean latency {latency:g} ms "
         f"x {board} active power {power:g} W"
     )
     return {**entry, "value": power * latency / 1000, "mean_latency_ms": latency, "source": source}
 
 
-def _module_payload(ctx: Context, module: dict[str, Any]) -> dict[str, Any] | None:
-    inputs = show_variant(ctx, module["variant"])["inputs"]
+def _module_payload(model: ModelRow, variant: VariantRow, module: ModuleRow) -> dict[str, Any] | None:
+    inputs = variant.info["inputs"]
     if not inputs:
         return None
     tensor = inputs[0]
     size = math.prod(tensor["shape"]) * np.dtype(tensor["dtype"]).itemsize
-    model = f"{module['model']['name']} v{module['model']['version']}"
     source = (
-        f"module {module['id']} ({model}, {module['quantization']}, {module['board']}): input tensor "
-        f"{tensor['shape']} {tensor['dtype']} = {size} bytes"
+        f"module {module.id} ({model.name} v{model.version}, {variant.quantization}, {module.board_id}): "
+        f"input tensor {tensor['shape']} {tensor['dtype']} = {size} bytes"
     )
-    return {"key": f"module:{module['id']}", "module": module["id"], "value": size, "source": source}
+    return {"key": f"module:{module.id}", "module": module.id, "value": size, "source": source}
+
+
+def _payloads(ctx: Context) -> list[dict[str, Any]]:
+    """The input bytes of the newest module of each of the newest variants, read in one session."""
+    with ctx.session() as session:
+        lineage = [
+            (model, variant, module)
+            for model in ModelRepository(session).models_with_lineage()
+            for variant in model.variants
+            for module in variant.modules
+        ]
+        lineage.sort(key=lambda entry: entry[2].id)
+        lineage.sort(key=lambda entry: entry[2].created_at, reverse=True)
+        seen: set[str] = set()
+        payload = []
+        for model, variant, module in lineage:
+            if variant.id in seen or len(seen) >= _MAX_MODULES:
+                continue
+            seen.add(variant.id)
+            if entry := _module_payload(model, variant, module):
+                payload.append(entry)
+        return payload
 
 
 def measured_figures(ctx: Context) -> dict[str, list[dict[str, Any]]]:
@@ -90,12 +111,4 @@ def measured_figures(ctx: Context) -> dict[str, list[dict[str, Any]]]:
     An entry whose ``value`` is None says why that device's report cannot be used.
     """
     energy = [e for d in list_devices(ctx) if (e := _device_energy(d))]
-    seen: set[str] = set()
-    payload = []
-    for module in list_modules(ctx):
-        if module["variant"] in seen or len(seen) >= _MAX_MODULES:
-            continue
-        seen.add(module["variant"])
-        if entry := _module_payload(ctx, module):
-            payload.append(entry)
-    return {"energy_per_inference_j": energy, "payload_bytes": payload}
+    return {"energy_per_inference_j": energy, "payload_bytes": _payloads(ctx)}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tinymlaas.data import generators
-from tinymlaas.data.importers import import_path
+from tinymlaas.data.importers import FILE_SUFFIXES, import_path
 from tinymlaas.data.split import split_indices
 from tinymlaas.data.types import (
     Arrays,
@@ -42,6 +42,7 @@ from tinymlaas.storage.repositories import DatasetRepository, Member
 from tinymlaas.storage.tables import CollectedSampleRow, DatasetRow, SampleRow, SnapshotRow
 
 __all__ = [
+    "IMPORT_SUFFIXES",
     "AddReport",
     "CollectOutcome",
     "DatasetService",
@@ -51,6 +52,9 @@ __all__ = [
     "spec_from_dict",
     "spec_to_dict",
 ]
+
+# What ``DatasetService.import_file`` reads: a zip of class folders, or one file an importer reads.
+IMPORT_SUFFIXES = (".zip", *FILE_SUFFIXES)
 
 # The kind a dataset created by its first collected sample gets, by the sample's rank.
 _KIND_BY_RANK = {1: SampleKind.VECTOR, 2: SampleKind.TIMESERIES, 3: SampleKind.IMAGE}

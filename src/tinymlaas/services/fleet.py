@@ -1,50 +1,31 @@
-"""The fleet: an LwM2M server whose registrations and device reports land in the database.
+"""The fleet as the database knows it: devices, what each one last reported, and what happened to it.
 
-Registrations themselves live in the server's in-memory registration store (DESIGN.md §7); the database
-keeps devices — what each one last reported and what happened to it — so ``devices list`` works with no
-server running and a device is still known after it went away.
-
-When a device registers, the server first records it online, answers its Register, and only then reads
-what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
-device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
-The TinyML Runtime telemetry resources are then observed so they stay current without polling; each
-report's inference count and latencies are also kept as a telemetry sample (a bounded number per
-device), so the dashboard can chart them over time from what devices said rather than from guesses.
-The same process runs update campaigns (``services.campaigns.CampaignRunner``) against its devices,
-and takes the sensor samples devices upload into datasets (``services.collect``, at ``/dc/<dataset>``).
-
-Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
-events are stored in the order they happened.
+Registrations themselves live only in the running server's registration store (``server.fleet``
+writes what they say here), so ``devices list`` works with no server running and a device is still
+known after it went away. A device's events and its telemetry samples share one table, told apart by
+their ``DeviceEventKind``; samples are charted, never listed among events.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from tinymlaas.data.upload import COLLECT_ROOT
-from tinymlaas.errors import TinymlaasError
-from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
-from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
-from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
-from tinymlaas.services._reports import code_name, iso, resources
-from tinymlaas.services.campaigns import CampaignRunner, installation_entry
-from tinymlaas.services.collect import SampleCollector
-from tinymlaas.services.context import Context, new_id
-from tinymlaas.services.datasets import DatasetService
+from pydantic import BaseModel, ConfigDict, Field
+
+from tinymlaas.services._reports import iso
+from tinymlaas.services.campaigns import installation_entry
+from tinymlaas.services.context import Context
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
 
 __all__ = [
     "TELEMETRY_SAMPLED",
-    "TELEMETRY_SAMPLES_KEPT",
+    "DeviceDetail",
     "DeviceEventKind",
-    "FleetService",
+    "DeviceView",
+    "as_utc",
     "device_history",
     "device_telemetry",
     "device_view",
@@ -54,52 +35,6 @@ __all__ = [
     "show_device",
     "tag_device",
 ]
-
-_log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-RUNTIME = Path(26241, 0)
-DEVICE = Path(3, 0)
-SOFTWARE = Path(9, 0)
-
-# Resource ids of what each object reports, under the names the product uses for them.
-_CAPABILITIES = {
-    0: "runtime",
-    1: "runtime_version",
-    2: "ops",
-    3: "arena_bytes_available",
-    4: "slot_flash_bytes",
-    5: "accelerator",
-}
-_TELEMETRY = {
-    10: "inference_count",
-    11: "mean_latency_ms",
-    12: "p95_latency_ms",
-    13: "last_result",
-    14: "confidence_histogram",
-    15: "inference_rate_hz",
-}
-_RUNTIME_BOARD = 6
-_IDENTITY = {
-    0: "manufacturer",
-    1: "model_number",
-    2: "serial_number",
-    3: "firmware_version",
-    17: "device_type",
-    18: "hardware_version",
-    19: "software_version",
-}
-_MODEL_NUMBER = 1
-REPORT_READ_ATTEMPTS = 3  # reads of each reported object after a registration, before giving up
-_INSTALLED = {
-    0: "name",
-    1: "version",
-    7: "update_state",
-    9: "update_result",
-    12: "activated",
-    16: "status_reason",
-}
 
 
 class DeviceEventKind(StrEnum):
@@ -125,58 +60,67 @@ class DeviceEventKind(StrEnum):
 # The telemetry figures kept over time; the confidence histogram and last result are kept only as
 # last reported.
 TELEMETRY_SAMPLED = ("inference_count", "mean_latency_ms", "p95_latency_ms")
-# Telemetry samples kept per device, newest first: four hours at the agent's default 5 s interval.
-TELEMETRY_SAMPLES_KEPT = 2880
-# A device notifies each observed telemetry resource on its own, all within moments of each other;
-# figures arriving within this many seconds of a sample that lacks them join it, so a sample holds
-# one report round.
-_SAMPLE_ROUND_S = 1.0
 _NOT_EVENTS = (DeviceEventKind.TELEMETRY.value,)
 
 
-def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with its time zone; SQLite hands stored times back without one, and they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _named(resources: dict[int, Any], names: dict[int, str]) -> dict[str, Any]:
-    return {name: resources[rid] for rid, name in names.items() if rid in resources}
+class DeviceView(BaseModel):
+    """A device as it last reported, as the CLI, the API and the dashboard show it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    endpoint: str
+    id: str
+    board: str | None
+    online: bool
+    address: str | None
+    lifetime_s: int | None
+    lwm2m_version: str | None
+    objects: list[str]
+    registered_at: str | None
+    last_seen: str | None
+    model: str | None
+    last_result: str | None
+    capabilities: dict[str, Any]
+    identity: dict[str, Any]
+    installed: dict[str, Any]
+    telemetry: dict[str, Any]
+    tags: list[str]
 
 
-def _installed(resources: dict[int, Any]) -> dict[str, Any]:
-    installed = _named(resources, _INSTALLED)
-    if "update_state" in installed:
-        installed["update_state_text"] = code_name(UpdateState, installed["update_state"])
-    if "update_result" in installed:
-        installed["update_result_text"] = code_name(UpdateResult, installed["update_result"])
-    return installed
+class DeviceDetail(DeviceView):
+    events: list[dict[str, Any]] = Field(description="Latest first.")
 
 
-def device_view(row: DeviceRow) -> dict[str, Any]:
-    """A device as the CLI and API render it."""
+def device_view(row: DeviceRow) -> DeviceView:
     installed = row.installed
-    return {
-        "endpoint": row.endpoint,
-        "id": row.id,
-        "board": row.board_id,
-        "online": row.online,
-        "address": row.address,
-        "lifetime_s": row.lifetime,
-        "lwm2m_version": row.lwm2m_version,
-        "objects": row.objects,
-        "registered_at": iso(row.registered_at),
-        "last_seen": iso(row.last_seen),
-        "model": (
+    return DeviceView(
+        endpoint=row.endpoint,
+        id=row.id,
+        board=row.board_id,
+        online=row.online,
+        address=row.address,
+        lifetime_s=row.lifetime,
+        lwm2m_version=row.lwm2m_version,
+        objects=row.objects,
+        registered_at=iso(row.registered_at),
+        last_seen=iso(row.last_seen),
+        model=(
             f"{installed.get('name', '?')} {installed.get('version', '?')}"
             if installed.get("name") or installed.get("version")
             else None
         ),
-        "last_result": installed.get("update_result_text"),
-        "capabilities": row.capabilities,
-        "identity": row.identity,
-        "installed": installed,
-        "telemetry": row.telemetry,
-        "tags": row.tags,
-    }
+        last_result=installed.get("update_result_text"),
+        capabilities=row.capabilities,
+        identity=row.identity,
+        installed=installed,
+        telemetry=row.telemetry,
+        tags=row.tags,
+    )
 
 
 def event_view(row: DeviceEventRow) -> dict[str, Any]:
@@ -196,7 +140,7 @@ def list_devices(
     online: bool | None = None,
     tag: str | None = None,
     model: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DeviceView]:
     """Known devices by endpoint name, online or not; each filter given narrows the list.
 
     ``model`` matches the installed package the device reports, by name or as ``name:version``.
@@ -212,13 +156,13 @@ def list_devices(
         ]
 
 
-def show_device(context: Context, endpoint: str, events: int = 20) -> dict[str, Any]:
+def show_device(context: Context, endpoint: str, events: int = 20) -> DeviceDetail:
     """One device with its latest ``events``, newest first; NotFound names the known endpoints."""
     with context.session() as session:
         repository = DeviceRepository(session)
         view = device_view(repository.device(endpoint))
-        view["events"] = [event_view(row) for row in repository.events(endpoint, events, exclude=_NOT_EVENTS)]
-        return view
+        kept = repository.events(endpoint, events, exclude=_NOT_EVENTS)
+        return DeviceDetail(**dict(view), events=[event_view(row) for row in kept])
 
 
 def _sample_view(row: DeviceEventRow) -> dict[str, Any]:
@@ -237,7 +181,7 @@ def device_telemetry(context: Context, endpoint: str, samples: int = 500) -> dic
             "online": row.online,
             "last_seen": iso(row.last_seen),
             "capabilities": row.capabilities,
-            "installed": device_view(row)["installed"],
+            "installed": row.installed,
             "telemetry": row.telemetry,
             "samples": [_sample_view(sample) for sample in reversed(kept)],
         }
@@ -248,10 +192,6 @@ def fleet_telemetry(context: Context, since: datetime) -> list[dict[str, Any]]:
     with context.session() as session:
         rows = DeviceRepository(session).events_since(DeviceEventKind.TELEMETRY.value, since)
         return [{"endpoint": row.endpoint, **_sample_view(row)} for row in rows]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def device_history(
@@ -266,11 +206,11 @@ def device_history(
         repository.device(endpoint)  # NotFound names the known endpoints
         events = repository.events(endpoint, offset + limit, exclude=_NOT_EVENTS)
         total = repository.count_events(endpoint, exclude=_NOT_EVENTS)
-        entries = [(_aware(row.at), {"source": "event", **event_view(row)}) for row in events]
+        entries = [(as_utc(row.at), {"source": "event", **event_view(row)}) for row in events]
         for installation, campaign in CampaignRepository(session).installations_of(endpoint):
             entries.append(
                 (
-                    _aware(installation.updated_at),
+                    as_utc(installation.updated_at),
                     {"source": "installation", **installation_entry(installation, campaign)},
                 )
             )
@@ -279,351 +219,7 @@ def device_history(
     return [entry for _, entry in entries[offset : offset + limit]], total
 
 
-def tag_device(context: Context, endpoint: str, tags: list[str]) -> dict[str, Any]:
+def tag_device(context: Context, endpoint: str, tags: list[str]) -> DeviceView:
     """Replace a device's tags (labels an operator groups devices by, e.g. for rollout waves)."""
     with context.session() as session:
         return device_view(DeviceRepository(session).set_tags(endpoint, tags))
-
-
-class FleetService:
-    """An ``Lwm2mServer`` wired to the device tables. Create one with ``start``, end it with ``stop``."""
-
-    server: Lwm2mServer
-
-    def __init__(self, context: Context, clock: Clock) -> None:
-        self.context = context
-        self._clock = clock
-        self._write_lock = asyncio.Lock()
-        # The background read of each device's reports, by endpoint, so a newer registration replaces it.
-        self._reading: dict[str, asyncio.Task[None]] = {}
-        self._campaigns: asyncio.Task[None] | None = None
-        # Registration Updates stored after the device got its answer; awaited before the server stops.
-        self._pending_updates: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    async def start(
-        cls,
-        context: Context,
-        host: str = "127.0.0.1",
-        port: int = DEFAULT_PORT,
-        *,
-        clock: Clock = time.time,
-        presence_interval: float = 1.0,
-        request_timeout: float = DEFAULT_TIMEOUT,
-        campaign_interval: float = 0.5,
-        install_timeout: float = 120.0,
-    ) -> FleetService:
-        """Open the database, set devices left online by an earlier process offline, listen, run campaigns.
-
-        Registrations do not survive the process that held them, so a device still marked online from
-        an earlier run is offline until it registers again. Campaigns pass every ``campaign_interval``
-        seconds; an installation with no progress for ``install_timeout`` seconds fails.
-        """
-        fleet = cls(context, clock)
-        await fleet._write(fleet._reset_presence, "server restarted")
-        fleet.server = await Lwm2mServer.start(
-            host,
-            port,
-            clock=clock,
-            presence_interval=presence_interval,
-            request_timeout=request_timeout,
-            on_registered=fleet._on_registered,
-            on_updated=fleet._on_updated,
-            on_deregistered=fleet._on_deregistered,
-            on_offline=fleet._on_offline,
-            resources={COLLECT_ROOT: SampleCollector(DatasetService(context), fleet._write).handle},
-        )
-        runner = CampaignRunner(
-            context,
-            fleet.server,
-            fleet._write,
-            clock=clock,
-            interval=campaign_interval,
-            install_timeout=install_timeout,
-        )
-        fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
-        return fleet
-
-    @property
-    def uri(self) -> str:
-        """``coap://host:port`` of the bound address: the ``--server`` agents on this host use."""
-        return self.server.uri
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    async def stop(self) -> None:
-        """Stop campaigns and report reads, stop the server, and set the devices it had registered offline."""
-        if self._campaigns is not None:
-            self._campaigns.cancel()
-            await asyncio.gather(self._campaigns, return_exceptions=True)
-        for task in list(self._reading.values()):
-            task.cancel()
-        await asyncio.gather(*self._reading.values(), return_exceptions=True)
-        await asyncio.gather(*self._pending_updates, return_exceptions=True)
-        await self.server.stop()
-        await self._write(self._reset_presence, "server stopped")
-
-    async def _write(self, work: Callable[..., T], *args: Any) -> T:
-        async with self._write_lock:
-            return await asyncio.to_thread(work, *args)
-
-    def _now(self) -> datetime:
-        return _at(self._clock())
-
-    # Listeners: the registration interface awaits them before it answers the device.
-
-    async def _on_registered(self, registration: Registration) -> None:
-        await self._write(self._store_registration, registration)
-        previous = self._reading.pop(registration.endpoint, None)
-        if previous is not None:
-            previous.cancel()
-        task = asyncio.create_task(
-            self._read_reports(registration.endpoint), name=f"read reports of {registration.endpoint}"
-        )
-        self._reading[registration.endpoint] = task
-        task.add_done_callback(lambda done: self._forget_reading(registration.endpoint, done))
-
-    def _forget_reading(self, endpoint: str, task: asyncio.Task[None]) -> None:
-        if self._reading.get(endpoint) is task:
-            del self._reading[endpoint]
-
-    async def _on_updated(self, registration: Registration) -> None:
-        # Updates are the most frequent request of a fleet; during a rollout the writer is busy with
-        # campaign records, and a device left waiting for that would time out its Update. The row only
-        # refreshes the last-seen time, so the answer goes first and the store follows in order.
-        task = asyncio.create_task(self._write(self._store_update, registration))
-        self._pending_updates.add(task)
-        task.add_done_callback(self._pending_updates.discard)
-
-    async def _on_deregistered(self, registration: Registration) -> None:
-        current = self.server.store.get_by_endpoint(registration.endpoint)
-        # The registration interface reports a re-Register as the old registration's end first.
-        reason = "re-registered" if current is not None else "deregister"
-        if current is None:
-            self._stop_reading(registration.endpoint)
-        await self._write(self._store_gone, registration, DeviceEventKind.DEREGISTERED, reason)
-
-    async def _on_offline(self, registration: Registration) -> None:
-        self._stop_reading(registration.endpoint)
-        await self._write(self._store_gone, registration, DeviceEventKind.OFFLINE, "lifetime expired")
-
-    def _stop_reading(self, endpoint: str) -> None:
-        task = self._reading.pop(endpoint, None)
-        if task is not None:
-            task.cancel()
-
-    async def _read_reports(self, endpoint: str) -> None:
-        """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; observe telemetry."""
-        answers: dict[Path, dict[int, Any]] = {}
-        for path in (RUNTIME, DEVICE, SOFTWARE):
-            for attempt in range(1, REPORT_READ_ATTEMPTS + 1):
-                try:
-                    answers[path] = resources(await self.server.devices.read(endpoint, path))
-                    break
-                except TinymlaasError as exc:
-                    # A lost datagram on a lossy link must not leave the device without capabilities
-                    # (and so refused by every campaign) until it registers again; a 4.04 is final.
-                    if attempt == REPORT_READ_ATTEMPTS or not isinstance(exc, PeerUnreachable):
-                        await self._write(self._store_read_failure, endpoint, path, exc.detail)
-                        break
-                    await asyncio.sleep(attempt)
-        await self._write(self._store_reports, endpoint, answers)
-        if SOFTWARE in answers:
-            await self._observe_software(endpoint)
-        if RUNTIME not in answers:
-            return
-
-        async def on_values(values: dict[Path, Value]) -> None:
-            await self._write(self._store_runtime, endpoint, resources(values))
-
-        # The telemetry resources the device reported are observed one by one: the whole instance also
-        # lists every supported op, too large on a LiteRT device for one (non block-wise) notification.
-        for resource_id in (r for r in _TELEMETRY if r in answers[RUNTIME]):
-            path = Path(RUNTIME.object_id, RUNTIME.instance_id, resource_id)
-            try:
-                await self.server.devices.observe(endpoint, path, on_values)
-            except TinymlaasError as exc:
-                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
-
-    async def _observe_software(self, endpoint: str) -> None:
-        """Follow Update State and Update Result, so the device row shows each install as it happens.
-
-        A change re-reads the whole Object 9 instance: the installed package's name and version change
-        together with the state, and a notification carries only the resource that changed.
-        """
-
-        async def on_change(_values: dict[Path, Value]) -> None:
-            try:
-                software = resources(await self.server.devices.read(endpoint, SOFTWARE))
-            except TinymlaasError as exc:
-                await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
-                return
-            await self._write(self._store_installed, endpoint, software)
-
-        for resource_id in (7, 9):
-            path = Path(SOFTWARE.object_id, SOFTWARE.instance_id, resource_id)
-            try:
-                await self.server.devices.observe(endpoint, path, on_change)
-            except TinymlaasError as exc:
-                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
-
-    # Database work, run in a worker thread by ``_write``.
-
-    def _store_installed(self, endpoint: str, software: dict[int, Any]) -> None:
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            row = repository.find(endpoint)
-            if row is None:
-                return
-            row.last_seen = self._now()
-            repository.set_reported(endpoint, installed=_installed(software))
-
-    def _reset_presence(self, reason: str) -> None:
-        now = self._now()
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            for endpoint in repository.mark_all_offline():
-                repository.record_event(endpoint, DeviceEventKind.OFFLINE, {"reason": reason}, at=now)
-
-    def _store_registration(self, registration: Registration) -> None:
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            repository.upsert_registration(
-                registration.endpoint,
-                new_id=new_id("dev"),
-                registration_id=registration.registration_id,
-                address=registration.address,
-                lifetime=registration.lifetime,
-                lwm2m_version=registration.lwm2m_version,
-                objects=[str(path) for path in registration.objects],
-                registered_at=_at(registration.registered_at),
-            )
-            repository.record_event(
-                registration.endpoint,
-                DeviceEventKind.REGISTERED,
-                {
-                    "registration_id": registration.registration_id,
-                    "address": registration.address,
-                    "lifetime_s": registration.lifetime,
-                    "objects": [str(path) for path in registration.objects],
-                },
-                at=_at(registration.registered_at),
-            )
-
-    def _store_update(self, registration: Registration) -> None:
-        at = _at(registration.updated_at)
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            row = repository.find(registration.endpoint)
-            if row is None:  # the row was deleted under a live registration; nothing to update
-                return
-            changed = {
-                key: value
-                for key, value, before in (
-                    ("address", registration.address, row.address),
-                    ("lifetime_s", registration.lifetime, row.lifetime),
-                )
-                if value != before
-            }
-            repository.seen(
-                registration.endpoint, at, address=registration.address, lifetime=registration.lifetime
-            )
-            if changed:
-                repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
-
-    def _store_gone(self, registration: Registration, kind: DeviceEventKind, reason: str) -> None:
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            row = repository.find(registration.endpoint)
-            if row is None:
-                return
-            # A re-Register has already stored the new registration: the device stays online.
-            if row.registration_id == registration.registration_id:
-                row.online = False
-            repository.record_event(
-                registration.endpoint,
-                kind,
-                {"reason": reason, "registration_id": registration.registration_id},
-                at=self._now(),
-            )
-
-    def _store_read_failure(self, endpoint: str, path: Path, error: str) -> None:
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            if repository.find(endpoint) is not None:
-                repository.record_event(
-                    endpoint, DeviceEventKind.READ_FAILED, {"path": str(path), "error": error}, at=self._now()
-                )
-
-    def _store_reports(self, endpoint: str, answers: dict[Path, dict[int, Any]]) -> None:
-        if not answers:  # every read failed and has its own event already
-            return
-        runtime, device, software = answers.get(RUNTIME), answers.get(DEVICE), answers.get(SOFTWARE)
-        board = None
-        if runtime is not None and isinstance(runtime.get(_RUNTIME_BOARD), str):
-            board = runtime[_RUNTIME_BOARD]
-        elif device is not None and isinstance(device.get(_MODEL_NUMBER), str):
-            board = device[_MODEL_NUMBER]
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            if repository.find(endpoint) is None:
-                return
-            repository.set_reported(
-                endpoint,
-                board_id=board,
-                capabilities=None if runtime is None else _named(runtime, _CAPABILITIES),
-                telemetry=None if runtime is None else _named(runtime, _TELEMETRY),
-                identity=None if device is None else _named(device, _IDENTITY),
-                installed=None if software is None else _installed(software),
-            )
-            if runtime is not None:
-                self._sample(repository, endpoint, _named(runtime, _TELEMETRY))
-            repository.record_event(
-                endpoint,
-                DeviceEventKind.REPORTED,
-                {"board": board, "objects": [str(path) for path in answers]},
-                at=self._now(),
-            )
-
-    def _store_runtime(self, endpoint: str, runtime: dict[int, Any]) -> None:
-        """A notification from the observed runtime instance: fresh telemetry, and proof of life.
-
-        Merged into what is stored, so a notification carrying only the changed resources loses nothing.
-        """
-        with self.context.session() as session:
-            repository = DeviceRepository(session)
-            row = repository.find(endpoint)
-            if row is None:
-                return
-            row.last_seen = self._now()
-            reported = _named(runtime, _TELEMETRY)
-            repository.set_reported(
-                endpoint,
-                capabilities={**row.capabilities, **_named(runtime, _CAPABILITIES)},
-                telemetry={**row.telemetry, **reported},
-            )
-            self._sample(repository, endpoint, reported)
-
-    def _sample(self, repository: DeviceRepository, endpoint: str, reported: dict[str, Any]) -> None:
-        """Keep the sampled figures of one report, joining the sample of the same report round."""
-        figures = {
-            name: reported[name]
-            for name in TELEMETRY_SAMPLED
-            if isinstance(reported.get(name), int | float) and not isinstance(reported[name], bool)
-        }
-        if not figures:
-            return
-        now = self._now()
-        kind = DeviceEventKind.TELEMETRY
-        latest = next(iter(repository.events(endpoint, 1, kinds=[kind.value])), None)
-        if (
-            latest is not None
-            and abs((now - _aware(latest.at)).total_seconds()) <= _SAMPLE_ROUND_S
-            and not figures.keys() & latest.detail.keys()
-        ):
-            latest.detail = {**latest.detail, **figures}
-            return
-        repository.record_event(endpoint, kind, figures, at=now)
-        repository.trim_events(endpoint, kind.value, TELEMETRY_SAMPLES_KEPT)

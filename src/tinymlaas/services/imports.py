@@ -23,7 +23,10 @@ from tinymlaas.squeeze.variants import Evaluation, Progress, assess, no_progress
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModelRow, TrainingRunRow
 
-__all__ = ["import_model"]
+__all__ = ["MODEL_SUFFIXES", "import_model"]
+
+# A TFLite flatbuffer or a Keras v3 archive.
+MODEL_SUFFIXES = (".tflite", ".keras")
 
 
 def import_model(
@@ -39,7 +42,7 @@ def import_model(
     if path.stat().st_size > ctx.settings.max_import_bytes:
         raise InvalidInput(f"{path}: larger than the import limit of {ctx.settings.max_import_bytes} bytes")
     suffix = path.suffix.lower()
-    if suffix not in (".tflite", ".keras"):
+    if suffix not in MODEL_SUFFIXES:
         raise UnsupportedModel(f"{path}: unknown model format {suffix!r}; import a .tflite or a .keras file")
     data = path.read_bytes()
     loaded = None

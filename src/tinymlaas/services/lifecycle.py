@@ -7,8 +7,9 @@ a user would take by hand.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from typing import Any
 
 from tinymlaas.errors import InvalidInput
@@ -20,7 +21,19 @@ from tinymlaas.services.training import train_model
 from tinymlaas.squeeze.variants import Progress, no_progress
 from tinymlaas.training.trainer import EpochCallback
 
-__all__ = ["run_lifecycle"]
+__all__ = ["LifecyclePhase", "PhaseCallback", "run_lifecycle"]
+
+
+class LifecyclePhase(Enum):
+    """The lifecycle's phases, in the order it runs them; a single-step job runs one of them."""
+
+    SNAPSHOT = "snapshot"
+    TRAIN = "train"
+    SQUEEZE = "squeeze"
+    COMPILE = "compile"
+
+
+PhaseCallback = Callable[[LifecyclePhase], None]
 
 
 def run_lifecycle(
@@ -33,28 +46,37 @@ def run_lifecycle(
     seed: int | None = None,
     on_epoch: EpochCallback | None = None,
     progress: Progress = no_progress,
+    on_phase: PhaseCallback | None = None,
 ) -> dict[str, Any]:
-    """Run the offline lifecycle; returns the report documented for ``lifecycle run --json``."""
+    """Run the offline lifecycle; returns the report documented for ``lifecycle run --json``.
+
+    ``on_phase`` is told as each phase starts, for a caller that records phases as data; without it
+    the start of a phase is a progress line ("train …").
+    """
     if not boards:
         raise InvalidInput("give at least one board (see 'tinymlaas boards list')")
     board_profiles = [ctx.catalog.board(b) for b in boards]  # unknown boards fail before any work
     timings: dict[str, float] = {}
 
+    announce = on_phase or (lambda started: progress(f"{started.value} …"))
+
     @contextmanager
-    def phase(name: str) -> Iterator[None]:
-        progress(f"{name} …")
+    def phase(which: LifecyclePhase) -> Iterator[None]:
+        announce(which)
         started = time.perf_counter()
         yield
-        timings[name] = round(time.perf_counter() - started, 3)
+        timings[which.value] = round(time.perf_counter() - started, 3)
 
-    with phase("snapshot"):
+    with phase(LifecyclePhase.SNAPSHOT):
         snapshot = DatasetService(ctx).snapshot(dataset)
-    with phase("train"):
-        model = train_model(ctx, dataset, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch)
-    with phase("squeeze"):
+    with phase(LifecyclePhase.TRAIN):
+        model = train_model(
+            ctx, dataset, snapshot=snapshot, arch=arch, epochs=epochs, seed=seed, on_epoch=on_epoch
+        )
+    with phase(LifecyclePhase.SQUEEZE):
         variants = squeeze_model(ctx, model["id"], progress=progress)
     rows = []
-    with phase("compile"):
+    with phase(LifecyclePhase.COMPILE):
         for board in board_profiles:
             for variant in variants:
                 module = compile_module(ctx, variant["id"], board.id)

@@ -5,14 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.services.context import Context
 from tinymlaas.services.imports import import_model
-from tinymlaas.services.views import model_view, module_view, run_view, variant_view
+from tinymlaas.services.squeezing import squeeze_refusal
+from tinymlaas.services.views import (
+    ModelSummary,
+    ModuleView,
+    VariantView,
+    model_view,
+    module_view,
+    run_view,
+    variant_view,
+)
 from tinymlaas.storage.repositories import ModelRepository
+from tinymlaas.storage.tables import ModelRow, TrainingRunRow, VariantRow
 
 __all__ = [
+    "ModelDetail",
     "import_uploaded_model",
+    "list_model_details",
     "list_models",
     "show_model",
     "show_variant",
@@ -21,24 +35,44 @@ __all__ = [
 ]
 
 
+class ModelDetail(ModelSummary):
+    """A model with its lineage: the run it came from, its variants and the modules compiled from them."""
+
+    spec: dict[str, Any] | None
+    run: dict[str, Any] | None
+    variants: list[VariantView] = Field(description="Oldest first.")
+    modules: list[ModuleView] = Field(description="Oldest first; a later compile for a board supersedes.")
+    squeezable: bool = Field(description="Whether a squeeze job for it would be accepted.")
+
+
+def _detail(model: ModelRow, run: TrainingRunRow | None, variants: list[VariantRow]) -> ModelDetail:
+    modules = sorted((m for v in variants for m in v.modules), key=lambda m: m.created_at)
+    return ModelDetail(
+        **dict(ModelSummary.of(model)),
+        spec=model.spec,
+        run=run_view(run) if run else None,
+        variants=[VariantView.of(v) for v in variants],
+        modules=[ModuleView.of(m) for m in modules],
+        squeezable=squeeze_refusal(model) is None,
+    )
+
+
 def list_models(ctx: Context) -> list[dict[str, Any]]:
     with ctx.session() as session:
         return [model_view(r) for r in ModelRepository(session).models()]
 
 
-def show_model(ctx: Context, ref: str) -> dict[str, Any]:
+def list_model_details(ctx: Context) -> list[ModelDetail]:
+    """Every model as ``show_model`` gives it, by name and version, read in one session."""
+    with ctx.session() as session:
+        return [_detail(m, m.run, m.variants) for m in ModelRepository(session).models_with_lineage()]
+
+
+def show_model(ctx: Context, ref: str) -> ModelDetail:
     with ctx.session() as session:
         repo = ModelRepository(session)
         model = repo.model(ref)
-        variants = repo.variants(model.id)
-        run = repo.run(model.training_run_id) if model.training_run_id else None
-        return {
-            **model_view(model),
-            "spec": model.spec,
-            "run": run_view(run) if run else None,
-            "variants": [variant_view(v) for v in variants],
-            "modules": [module_view(m) for m in repo.modules([v.id for v in variants])],
-        }
+        return _detail(model, model.run, model.variants)
 
 
 def show_variant(ctx: Context, variant_id: str) -> dict[str, Any]:

@@ -186,5 +186,5 @@ def module_download(ctx: Context, module_id: str, *, signed: bool = True) -> tup
             f"module {module_id} does not fit {board} ({'; '.join(reasons)}), so no device is sent a "
             "signed package of it; ask for the unsigned module instead"
         )
-    key = load_or_create_signing_key(ctx.settings.data_dir / "keys")
+    key = load_or_create_signing_key(ctx.settings.keys_dir)
     return f"{module_id}-{board}-signed.zip", sign_package(ctx.blobs.get(blob), key)

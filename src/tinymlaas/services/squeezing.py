@@ -14,9 +14,22 @@ from tinymlaas.services.views import variant_view
 from tinymlaas.squeeze.convert import Quantization
 from tinymlaas.squeeze.variants import Evaluation, Progress, SqueezedVariant, no_progress, squeeze
 from tinymlaas.storage.repositories import ModelRepository
-from tinymlaas.storage.tables import VariantRow
+from tinymlaas.storage.tables import ModelRow, VariantRow
 
-__all__ = ["squeeze_model", "store_variant"]
+__all__ = ["squeeze_model", "squeeze_refusal", "store_variant"]
+
+
+def squeeze_refusal(model: ModelRow) -> str | None:
+    """Why ``model`` cannot be squeezed, or None when it can.
+
+    Squeezing needs the Keras weights (an imported .tflite is a variant already) and the dataset
+    snapshot of a training run, to calibrate int8 with and to score every variant on.
+    """
+    if model.keras_blob is None:
+        return f"model {model.name}:{model.version} was imported as .tflite; it is already a variant"
+    if model.training_run_id is None:
+        return f"model {model.id} has no dataset to calibrate int8 with and score on"
+    return None
 
 
 def squeeze_model(
@@ -35,13 +48,10 @@ def squeeze_model(
     with ctx.session() as session:
         repo = ModelRepository(session)
         model = repo.model(model_ref)
-        if model.keras_blob is None:
-            raise InvalidInput(
-                f"model {model.name}:{model.version} was imported as .tflite; it is already a variant"
-            )
-        if model.training_run_id is None:
-            raise InvalidInput(f"model {model.id} has no dataset to calibrate int8 with and score on")
-        run = repo.run(model.training_run_id)
+        refusal = squeeze_refusal(model)
+        if refusal is not None:
+            raise InvalidInput(refusal)
+        run = repo.run(str(model.training_run_id))
         snapshot_id, seed = run.snapshot_id, run.recipe["seed"]
     loaded = DatasetService(ctx).load(snapshot_id, seed=seed)
     variants = squeeze(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tinymlaas.errors import InvalidInput
 from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService, spec_to_dict
@@ -20,16 +21,23 @@ def train_model(
     ctx: Context,
     dataset: str,
     *,
+    snapshot: str | None = None,
     arch: str | None = None,
     epochs: int | None = None,
     seed: int | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> dict[str, Any]:
-    """Snapshot ``dataset``, train on its split, store run + model; returns the model view."""
+    """Train on ``snapshot`` of ``dataset`` (a fresh one when not given), store run + model.
+
+    A caller that already froze the dataset passes that snapshot, so what it reports is exactly
+    what the model learnt from, even when samples arrived since. Returns the model view.
+    """
     datasets = DatasetService(ctx)
     seed = ctx.settings.seed if seed is None else seed
-    snapshot_id = datasets.snapshot(dataset)
+    snapshot_id = datasets.snapshot(dataset) if snapshot is None else snapshot
     loaded = datasets.load(snapshot_id, seed=seed)
+    if loaded.dataset != dataset:
+        raise InvalidInput(f"snapshot {snapshot_id} is of dataset {loaded.dataset!r}, not {dataset!r}")
     recipe = default_recipe(loaded.spec, arch=arch, epochs=epochs, seed=seed)
     started = time.perf_counter()
     result = train(loaded.spec, loaded.arrays, recipe, on_epoch)

@@ -1,12 +1,22 @@
-"""Rows to plain, JSON-ready dicts: the one shape the CLI (and later the API) render."""
+"""Rows to the one shape the CLI, the API and the dashboard render: typed views, or their JSON-ready dicts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
 from tinymlaas.storage.tables import ModelRow, ModuleRow, TrainingRunRow, VariantRow
 
-__all__ = ["model_view", "module_view", "run_view", "variant_view"]
+__all__ = [
+    "ModelSummary",
+    "ModuleView",
+    "VariantView",
+    "model_view",
+    "module_view",
+    "run_view",
+    "variant_view",
+]
 
 
 def run_view(row: TrainingRunRow) -> dict[str, Any]:
@@ -22,47 +32,116 @@ def run_view(row: TrainingRunRow) -> dict[str, Any]:
     }
 
 
+class ModelSummary(BaseModel):
+    """A model version and where it came from, without its variants."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    version: int
+    origin: str
+    arch: str
+    params: int
+    training_run: str | None
+    float_metric: dict[str, Any] | None
+    source_file: str
+    created_at: str
+
+    @classmethod
+    def of(cls, row: ModelRow) -> ModelSummary:
+        return cls(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            origin=row.origin,
+            arch=row.arch,
+            params=row.params,
+            training_run=row.training_run_id,
+            float_metric=row.float_metric,
+            source_file=row.source_file,
+            created_at=row.created_at.isoformat(),
+        )
+
+
 def model_view(row: ModelRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "version": row.version,
-        "origin": row.origin,
-        "arch": row.arch,
-        "params": row.params,
-        "training_run": row.training_run_id,
-        "float_metric": row.float_metric,
-        "source_file": row.source_file,
-        "created_at": row.created_at.isoformat(),
-    }
+    return ModelSummary.of(row).model_dump()
+
+
+class VariantView(BaseModel):
+    """A model converted to one quantization, with the figures measured on it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    model: str
+    quantization: str = Field(description="float32, float16 or int8.")
+    size_bytes: int
+    arena_bytes: int | None = Field(description="The tensor arena TFLM needed, as measured.")
+    ops: list[str]
+    params: int
+    macs: int
+    metrics: dict[str, Any] = Field(description="Runtime -> its score on the test split, measured in it.")
+    runtime_errors: dict[str, str] = Field(description="Runtime -> why it cannot run this variant.")
+    evaluated_on: str | None = Field(description="The snapshot the metrics were measured on.")
+
+    @classmethod
+    def of(cls, row: VariantRow) -> VariantView:
+        return cls(
+            id=row.id,
+            model=row.model_id,
+            quantization=row.quantization,
+            size_bytes=row.size_bytes,
+            arena_bytes=row.arena_bytes,
+            ops=row.info["ops"],
+            params=sum(layer["params"] for layer in row.info["layers"]),
+            macs=sum(layer["macs"] for layer in row.info["layers"]),
+            metrics=row.metrics,
+            runtime_errors=row.runtime_errors,
+            evaluated_on=row.evaluated_on,
+        )
+
+
+class ModuleView(BaseModel):
+    """A variant compiled for one board, with what it needs and whether that fits."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    variant: str
+    board: str
+    compiler: str
+    runtime: str
+    flash_bytes: int | None = Field(description="Flash the module needs: model, runtime code and kernels.")
+    ram_bytes: int | None = Field(description="RAM the module needs; None when it was never measured.")
+    fits: bool
+    reasons: list[str] = Field(description="Every reason it does not fit or was refused.")
+    package: str | None = Field(description="sha256 of the unsigned module zip; None when refused.")
+
+    @classmethod
+    def of(cls, row: ModuleRow) -> ModuleView:
+        return cls(
+            id=row.id,
+            variant=row.variant_id,
+            board=row.board_id,
+            compiler=row.compiler,
+            runtime=row.runtime,
+            flash_bytes=row.flash_bytes,
+            ram_bytes=row.ram_bytes,
+            fits=row.fits,
+            reasons=row.reasons,
+            package=row.package_blob,
+        )
+
+    @computed_field(description="Whether a campaign may send it: it fits its board and was packaged.")
+    @property
+    def deployable(self) -> bool:
+        return self.fits and self.package is not None
 
 
 def variant_view(row: VariantRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "model": row.model_id,
-        "quantization": row.quantization,
-        "size_bytes": row.size_bytes,
-        "arena_bytes": row.arena_bytes,
-        "ops": row.info["ops"],
-        "params": sum(layer["params"] for layer in row.info["layers"]),
-        "macs": sum(layer["macs"] for layer in row.info["layers"]),
-        "metrics": row.metrics,
-        "runtime_errors": row.runtime_errors,
-        "evaluated_on": row.evaluated_on,
-    }
+    return VariantView.of(row).model_dump()
 
 
 def module_view(row: ModuleRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "variant": row.variant_id,
-        "board": row.board_id,
-        "compiler": row.compiler,
-        "runtime": row.runtime,
-        "flash_bytes": row.flash_bytes,
-        "ram_bytes": row.ram_bytes,
-        "fits": row.fits,
-        "reasons": row.reasons,
-        "package": row.package_blob,
-    }
+    return ModuleView.of(row).model_dump(exclude={"deployable"})

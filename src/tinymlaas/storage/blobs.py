@@ -7,11 +7,10 @@ blob under a valid name; identical content is stored once.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from tinymlaas.errors import NotFound, RuntimeFailure
+from tinymlaas.files import write_atomic
 
 __all__ = ["BlobStore"]
 
@@ -31,16 +30,7 @@ class BlobStore:
         if path.exists():
             return digest
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data)
         return digest
 
     def get(self, digest: str) -> bytes:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "ApiTokenRow",
@@ -161,6 +161,10 @@ class ModelRow(Base):
     source_file: Mapped[str] = mapped_column(String(1024), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
+    # Read-only paths for loading a model's lineage in one go; rows are added through their own ids.
+    run: Mapped[TrainingRunRow | None] = relationship(viewonly=True)
+    variants: Mapped[list[VariantRow]] = relationship(viewonly=True, order_by="VariantRow.created_at")
+
 
 class VariantRow(Base):
     __tablename__ = "variants"
@@ -178,6 +182,8 @@ class VariantRow(Base):
     selftests: Mapped[dict[str, Any]]  # runtime -> self-test vectors
     evaluated_on: Mapped[str | None] = mapped_column(ForeignKey("snapshots.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    modules: Mapped[list[ModuleRow]] = relationship(viewonly=True, order_by="ModuleRow.created_at")
 
 
 class ModuleRow(Base):
@@ -281,6 +287,12 @@ class JobRow(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0.0 to 1.0
     message: Mapped[str] = mapped_column(String(1024), default="")  # the latest progress line
+    # Where the job stands, as data: the lifecycle phase it runs (a single-step job runs one), the
+    # pipeline step that phase works on, and the last epoch trained of those planned.
+    phase: Mapped[str | None] = mapped_column(String(16))
+    step: Mapped[str | None] = mapped_column(String(16))
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    epochs: Mapped[int | None] = mapped_column(Integer)
     log: Mapped[str] = mapped_column(Text, default="")  # newline-terminated lines, appended
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(4096))

@@ -2,7 +2,8 @@
 
 ``mount_dashboard`` adds every page router, the static files, plotly.js from the installed ``plotly``
 package (so the dashboard needs no internet and no Node build), and the handlers that turn a missing
-login into a redirect and a missing permission into a 403 page.
+login into a redirect, a missing permission into a 403 page, and a service error on a page into an
+error page with its status.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from tinymlaas.errors import TinymlaasError
 from tinymlaas.web import cost, datasets, deployments, devices, fleet, login, models, pipeline, training
-from tinymlaas.web.deps import Forbidden, LoginRequired, render
+from tinymlaas.web.deps import Forbidden, LoginRequired, error_page, render
 
 __all__ = ["PAGE_ROUTERS", "mount_dashboard"]
+
+_API_PATHS = ("/api/", "/openapi.json", "/docs", "/redoc")
 
 PAGE_ROUTERS = (
     login.router,
@@ -51,3 +55,14 @@ def mount_dashboard(app: FastAPI) -> None:
     @app.exception_handler(Forbidden)
     def _forbidden(request: Request, exc: Forbidden) -> Response:
         return render(request, "error.html", exc.session, 403, title="Not allowed", detail=str(exc))
+
+    # The API's handler (RFC 9457 problem details) keeps every path under /api; pages get an HTML page.
+    api_handler = app.exception_handlers.get(TinymlaasError)
+
+    async def _product_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TinymlaasError)
+        if api_handler is not None and request.url.path.startswith(_API_PATHS):
+            return await api_handler(request, exc)
+        return error_page(request, exc)
+
+    app.add_exception_handler(TinymlaasError, _product_error)

@@ -1,7 +1,8 @@
-"""What the Deployments pages show, worked out from the services' campaign, model and preview views.
+"""What the Deployments pages show, laid out from the services' campaign, model and preview views.
 
-Pure functions over plain dicts: a campaign's stages with their devices, whether a page is still live,
-the modules a rollout can choose from, and the wizard's plan fields read from a form.
+Pure functions: a campaign's stages with their devices, the modules a rollout can choose from, how
+each installation state reads, and the wizard's plan fields read from a form. Whether a campaign can
+still change or be cancelled is the service's verdict, not decided here.
 """
 
 from __future__ import annotations
@@ -10,40 +11,43 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from tinymlaas.deploy.campaigns import CampaignPlan
+from tinymlaas.deploy.campaigns import CampaignPlan, CampaignState, InstallationState
 from tinymlaas.errors import InvalidInput
+from tinymlaas.services.campaigns import CampaignView, InstallationView
+from tinymlaas.services.fleet_health import ALERT_STATES
+from tinymlaas.services.models import ModelDetail
 
-__all__ = ["IN_FLIGHT_STATES", "campaign_active", "campaign_stages", "module_choices", "parse_plan"]
+__all__ = ["HISTORY_TONES", "INSTALLATION_TONES", "campaign_stages", "module_choices", "parse_plan"]
 
-# Installation states where the device is still working on the update.
-IN_FLIGHT_STATES = ("sent", "downloading", "installing")
-# Campaign states in which the runner still sends or reverts.
-_ACTIVE_CAMPAIGN_STATES = ("running", "rolling_back")
+_I = InstallationState
+
+# How an installation state reads on a campaign's page, as the CSS class of its cell.
+INSTALLATION_TONES = {
+    **dict.fromkeys((_I.FAILED.value, _I.ROLLBACK_FAILED.value), "bad"),
+    **dict.fromkeys((_I.REFUSED.value, _I.ROLLED_BACK.value, _I.CANCELLED.value), "warn"),
+    _I.SUCCEEDED.value: "ok",
+}
+# In a device's update history, every installation that needs attention or was refused stands out.
+HISTORY_TONES = dict.fromkeys((*(state.value for state in ALERT_STATES), _I.REFUSED.value), "warn")
 
 
-def campaign_active(campaign: dict[str, Any]) -> bool:
-    """Whether the campaign's page can still change: the runner works on it or a device is in flight."""
-    return campaign["state"] in _ACTIVE_CAMPAIGN_STATES or any(
-        i["state"] in IN_FLIGHT_STATES for i in campaign["installations"]
-    )
-
-
-def _duration_s(installation: dict[str, Any]) -> float | None:
-    if not installation["started_at"] or not installation["finished_at"]:
+def _duration_s(installation: InstallationView) -> float | None:
+    if not installation.started_at or not installation.finished_at:
         return None
-    started = datetime.fromisoformat(installation["started_at"])
-    return (datetime.fromisoformat(installation["finished_at"]) - started).total_seconds()
+    started = datetime.fromisoformat(installation.started_at)
+    return (datetime.fromisoformat(installation.finished_at) - started).total_seconds()
 
 
 def _stage_status(index: int, current: int, state: str) -> str:
+    running = state == CampaignState.RUNNING.value
     if index < current:
         return "done"
     if index == current:
-        return "sending" if state == "running" else state
-    return "waiting" if state == "running" else "not reached"
+        return "sending" if running else state
+    return "waiting" if running else "not reached"
 
 
-def campaign_stages(campaign: dict[str, Any]) -> list[dict[str, Any]]:
+def campaign_stages(campaign: CampaignView) -> list[dict[str, Any]]:
     """Each stage of the rollout with its devices (in rollout order), their states and timings.
 
     A stage is ``done`` once the campaign moved past it; the stage the campaign stands at is
@@ -51,21 +55,21 @@ def campaign_stages(campaign: dict[str, Any]) -> list[dict[str, Any]]:
     later stages are ``waiting``, or ``not reached`` once the campaign stopped. The devices of a stage
     are those its cumulative percentage adds to the earlier stages.
     """
-    installations = campaign["installations"]
+    installations = campaign.installations
     plan = CampaignPlan(
-        tuple(campaign["stages"]), campaign["max_failures"], tuple(i["endpoint"] for i in installations)
+        tuple(campaign.stages), campaign.max_failures, tuple(i.endpoint for i in installations)
     )
-    current = campaign["stage"] - 1
+    current = campaign.stage - 1
     stages = []
     start = 0
     for index, percent in enumerate(plan.stages):
         end = plan.stage_size(index)
-        members = [{**i, "duration_s": _duration_s(i)} for i in installations[start:end]]
+        members = [{**i.model_dump(), "duration_s": _duration_s(i)} for i in installations[start:end]]
         stages.append(
             {
                 "number": index + 1,
                 "percent": percent,
-                "status": _stage_status(index, current, campaign["state"]),
+                "status": _stage_status(index, current, campaign.state),
                 "counts": dict(Counter(i["state"] for i in members)),
                 "installations": members,
             }
@@ -74,29 +78,21 @@ def campaign_stages(campaign: dict[str, Any]) -> list[dict[str, Any]]:
     return stages
 
 
-def module_choices(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def module_choices(models: list[ModelDetail]) -> list[dict[str, Any]]:
     """Every compiled module with the model and variant it came from, newest model first.
 
-    ``models`` are ``show_model`` views. A module offered for a rollout must have a package and fit
-    its board; the others are listed too, with the reasons they cannot be chosen.
+    A module offered for a rollout must be deployable; the others are listed too, with the reasons
+    they cannot be chosen.
     """
     choices = []
-    for model in sorted(models, key=lambda m: m["created_at"], reverse=True):
-        variants = {v["id"]: v for v in model["variants"]}
-        for module in model["modules"]:
-            variant = variants.get(module["variant"], {})
+    for model in sorted(models, key=lambda m: m.created_at, reverse=True):
+        quantizations = {v.id: v.quantization for v in model.variants}
+        for module in model.modules:
             choices.append(
                 {
-                    "id": module["id"],
-                    "model": f"{model['name']} v{model['version']}",
-                    "quantization": variant.get("quantization", "?"),
-                    "board": module["board"],
-                    "runtime": module["runtime"],
-                    "flash_bytes": module["flash_bytes"],
-                    "ram_bytes": module["ram_bytes"],
-                    "fits": module["fits"],
-                    "reasons": module["reasons"],
-                    "deployable": bool(module["fits"] and module["package"]),
+                    **module.model_dump(),
+                    "model": f"{model.name} v{model.version}",
+                    "quantization": quantizations.get(module.variant, "?"),
                 }
             )
     return choices

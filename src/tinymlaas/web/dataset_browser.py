@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tinymlaas.api.uploads import receive
 from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.httpio.uploads import receive
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
@@ -51,7 +51,7 @@ async def received(
     """The uploaded file, size-limited and safely named, as the REST API receives uploads."""
     if upload is None:
         raise InvalidInput("choose a file to upload")
-    work_dir = context.settings.data_dir / "uploads"
+    work_dir = context.settings.uploads_dir
     async with receive(
         upload, limit=context.settings.max_upload_bytes, work_dir=work_dir, suffixes=suffixes
     ) as path:
@@ -70,10 +70,7 @@ def _browser(
     status: int = 200,
 ) -> HTMLResponse:
     service = DatasetService(context)
-    try:
-        summary = service.show(name)
-    except NotFound as exc:
-        return render(request, "error.html", session, 404, title="Not found", detail=exc.detail)
+    summary = service.show(name)
     filters = {"label": view.label, "unlabelled": view.unlabelled, "origin": view.origin}
     try:
         found = list_samples(context, name, **filters, limit=PAGE_SIZE, offset=view.offset)

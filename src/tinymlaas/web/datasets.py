@@ -14,7 +14,7 @@ from tinymlaas.data.generators import GENERATORS
 from tinymlaas.data.types import Task
 from tinymlaas.errors import InvalidInput, TinymlaasError
 from tinymlaas.services.context import Context
-from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.datasets import IMPORT_SUFFIXES, DatasetService
 from tinymlaas.web import dataset_browser
 from tinymlaas.web.dataset_browser import Reader, Writer, received, refused
 from tinymlaas.web.dataset_views import dataset_row
@@ -25,8 +25,6 @@ from tinymlaas.web.sessions import DashboardSession
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-
-_IMPORT_SUFFIXES = (".zip", ".csv", ".npz")
 
 
 def _whole(text: str | None, what: str) -> int | None:
@@ -98,7 +96,7 @@ async def import_dataset_submit(
     try:
         if task and task not in {t.value for t in Task}:
             raise InvalidInput(f"task {task!r} is not one of {', '.join(t.value for t in Task)}")
-        async with received(context, file, _IMPORT_SUFFIXES) as path:
+        async with received(context, file, IMPORT_SUFFIXES) as path:
             await run_in_threadpool(
                 DatasetService(context).import_file,
                 name,

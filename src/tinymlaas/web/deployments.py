@@ -13,12 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.deploy.campaigns import InstallationState
+from tinymlaas.errors import InvalidInput, TinymlaasError
 from tinymlaas.services import campaigns as service
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
-from tinymlaas.services.models import list_models, show_model
-from tinymlaas.web.campaign_summary import campaign_active, campaign_stages, module_choices, parse_plan
+from tinymlaas.services.models import list_model_details
+from tinymlaas.web.campaign_summary import INSTALLATION_TONES, campaign_stages, module_choices, parse_plan
 from tinymlaas.web.deps import ContextDep, Viewer, needs, render
 from tinymlaas.web.sessions import DashboardSession
 
@@ -42,15 +43,15 @@ def _list_page(
     status: int = 200,
 ) -> HTMLResponse:
     campaigns = service.list_campaigns(context)
-    models = [show_model(context, m["id"]) for m in list_models(context)]
     return render(
         request,
         "deployments.html",
         session,
         status,
         campaigns=campaigns,
-        live=any(campaign_active(c) for c in campaigns),
-        modules=module_choices(models),
+        live=any(c.active or c.in_flight for c in campaigns),
+        modules=module_choices(list_model_details(context)),
+        refused=InstallationState.REFUSED.value,
         wizard=wizard,
         preview=preview,
         error=error,
@@ -97,7 +98,7 @@ def campaign_launch_form(
         campaign = service.create_campaign(context, module, selector, *parse_plan(stages, max_failures))
     except TinymlaasError as exc:
         return _list_page(request, context, session, wizard, error=exc.detail, status=exc.http_status)
-    return RedirectResponse(f"/deployments/{campaign['id']}", status_code=303)
+    return RedirectResponse(f"/deployments/{campaign.id}", status_code=303)
 
 
 def _campaign_page(
@@ -109,10 +110,7 @@ def _campaign_page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    try:
-        campaign = service.show_campaign(context, campaign_id)
-    except NotFound as exc:
-        return render(request, "error.html", session, 404, title="No such campaign", detail=exc.detail)
+    campaign = service.show_campaign(context, campaign_id)
     return render(
         request,
         "campaign.html",
@@ -120,7 +118,8 @@ def _campaign_page(
         status,
         campaign=campaign,
         stages=campaign_stages(campaign),
-        live=campaign_active(campaign),
+        tones=INSTALLATION_TONES,
+        live=campaign.active or campaign.in_flight,
         error=error,
     )
 

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from tinymlaas.errors import TinymlaasError
 from tinymlaas.jobs import Executor
 from tinymlaas.services.auth import PERMISSIONS, Permission, Role, list_tokens
 from tinymlaas.services.context import Context
@@ -28,6 +29,7 @@ __all__ = [
     "LoginRequired",
     "Viewer",
     "can",
+    "error_page",
     "needs",
     "render",
     "templates",
@@ -71,7 +73,9 @@ ExecutorDep = Annotated[Executor | None, Depends(_executor)]
 
 def _session(request: Request, context: ContextDep) -> DashboardSession:
     """The logged-in session, if its cookie is valid and its token still exists unrevoked."""
-    session = open_session(request.cookies.get(SESSION_COOKIE), session_key(context.settings.data_dir))
+    session = open_session(
+        request.cookies.get(SESSION_COOKIE), session_key(context.settings.session_key_file)
+    )
     if session is not None:
         live = any(t["id"] == session.token_id and not t["revoked"] for t in list_tokens(context))
         if live and Permission.DASHBOARDS_READ in PERMISSIONS[Role(session.role)]:
@@ -96,6 +100,15 @@ def needs(permission: Permission) -> Callable[..., DashboardSession]:
         return session
 
     return check
+
+
+def error_page(request: Request, exc: TinymlaasError) -> HTMLResponse:
+    """A service error a page did not handle itself, with its status; the menu shows if logged in."""
+    try:
+        session: DashboardSession | None = _session(request, _context(request))
+    except LoginRequired:
+        session = None
+    return render(request, "error.html", session, exc.http_status, title=exc.title, detail=exc.detail)
 
 
 def render(

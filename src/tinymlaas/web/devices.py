@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from tinymlaas.errors import NotFound
 from tinymlaas.services.campaigns import device_installations
 from tinymlaas.services.fleet import device_telemetry, list_devices, show_device
+from tinymlaas.web.campaign_summary import HISTORY_TONES
 from tinymlaas.web.deps import ContextDep, Viewer, render
 from tinymlaas.web.summaries import confidence_chart, count_chart, filter_choices, latency_chart
 
@@ -60,10 +60,7 @@ def devices_page(
 @router.get("/devices/{endpoint}", response_class=HTMLResponse)
 def device_page(request: Request, context: ContextDep, session: Viewer, endpoint: str) -> HTMLResponse:
     """One device: what it can run, what it runs, how it performs, and what happened to it."""
-    try:
-        device = show_device(context, endpoint, _EVENTS_SHOWN)
-    except NotFound as exc:
-        return render(request, "error.html", session, 404, title="No such device", detail=exc.detail)
+    device = show_device(context, endpoint, _EVENTS_SHOWN)
     samples = device_telemetry(context, endpoint, _SAMPLES_CHARTED)["samples"]
     return render(
         request,
@@ -71,8 +68,9 @@ def device_page(request: Request, context: ContextDep, session: Viewer, endpoint
         session,
         device=device,
         updates=device_installations(context, endpoint),
+        tones=HISTORY_TONES,
         count_chart=count_chart(samples),
         latency_chart=latency_chart(samples),
-        confidence_chart=confidence_chart(device["telemetry"]),
+        confidence_chart=confidence_chart(device.telemetry),
         samples=len(samples),
     )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tinymlaas.services.campaigns import list_campaigns
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import fleet_telemetry, list_devices
+from tinymlaas.services.fleet import list_devices
+from tinymlaas.services.fleet_health import ACTIVITY_WINDOW, fleet_health
 from tinymlaas.web.deps import ContextDep, Viewer, render
-from tinymlaas.web.summaries import ACTIVITY_WINDOW, fleet_summary
+from tinymlaas.web.summaries import fleet_summary
 
 __all__ = ["router"]
 
@@ -20,9 +19,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _fleet(context: Context) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    samples = fleet_telemetry(context, now - ACTIVITY_WINDOW)
-    return fleet_summary(list_devices(context), list_campaigns(context), samples, now)
+    return fleet_summary(list_devices(context), fleet_health(context))
 
 
 @router.get("/", response_class=HTMLResponse)

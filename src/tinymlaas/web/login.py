@@ -45,7 +45,7 @@ def login(
     response = RedirectResponse(safe_next(next_path), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        sign(session, session_key(context.settings.data_dir)),
+        sign(session, session_key(context.settings.session_key_file)),
         max_age=SESSION_TTL_S,
         httponly=True,
         samesite="lax",

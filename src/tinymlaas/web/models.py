@@ -9,14 +9,21 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tinymlaas.api.uploads import receive
-from tinymlaas.errors import NotFound, TinymlaasError
+from tinymlaas.errors import TinymlaasError
+from tinymlaas.httpio.uploads import receive
 from tinymlaas.jobs import JobKind
+from tinymlaas.jobs.requests import request_job
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.job_requests import request_job
-from tinymlaas.services.models import import_uploaded_model, list_models, show_model, show_variant
+from tinymlaas.services.imports import MODEL_SUFFIXES
+from tinymlaas.services.models import (
+    ModelDetail,
+    import_uploaded_model,
+    list_model_details,
+    show_model,
+    show_variant,
+)
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, needs, render
 from tinymlaas.web.model_summaries import Usable, fit_figure, metric_figures, model_section, size_figure
 from tinymlaas.web.sessions import DashboardSession
@@ -27,15 +34,12 @@ router = APIRouter(include_in_schema=False)
 
 Writer = Annotated[DashboardSession, Depends(needs(Permission.MODELS_WRITE))]
 
-# What the import service reads: a TFLite flatbuffer or a Keras v3 archive.
-_MODEL_SUFFIXES = (".tflite", ".keras")
-
 
 def _usable(context: Context) -> Usable:
     return {b.id: (b.usable_flash_bytes, b.usable_ram_bytes) for b in context.catalog.boards.values()}
 
 
-def _page_values(context: Context, models: list[dict[str, Any]]) -> dict[str, Any]:
+def _page_values(context: Context, models: list[ModelDetail]) -> dict[str, Any]:
     usable = _usable(context)
     return {
         "sections": [model_section(m, usable) for m in models],
@@ -45,15 +49,15 @@ def _page_values(context: Context, models: list[dict[str, Any]]) -> dict[str, An
             "metrics": metric_figures(models),
             "fit": fit_figure(models, usable),
         },
-        "has_variants": any(m["variants"] for m in models),
-        "has_modules": any(m["modules"] for m in models),
+        "has_variants": any(m.variants for m in models),
+        "has_modules": any(m.modules for m in models),
     }
 
 
 def _models_page(
     request: Request, context: Context, session: DashboardSession, status: int = 200, **values: Any
 ) -> HTMLResponse:
-    models = [show_model(context, m["id"]) for m in reversed(list_models(context))]
+    models = list(reversed(list_model_details(context)))
     datasets = [d.name for d in DatasetService(context).list()]
     return render(
         request, "models.html", session, status, datasets=datasets, **_page_values(context, models), **values
@@ -63,10 +67,7 @@ def _models_page(
 def _model_page(
     request: Request, context: Context, session: DashboardSession, ref: str, status: int = 200, **values: Any
 ) -> HTMLResponse:
-    try:
-        model = show_model(context, ref)
-    except NotFound as exc:
-        return render(request, "error.html", session, 404, title="Not found", detail=exc.detail)
+    model = show_model(context, ref)
     return render(request, "models_model.html", session, status, **_page_values(context, [model]), **values)
 
 
@@ -95,8 +96,8 @@ async def import_model_form(
         async with receive(
             file,
             limit=settings.max_upload_bytes,
-            work_dir=settings.data_dir / "uploads",
-            suffixes=_MODEL_SUFFIXES,
+            work_dir=settings.uploads_dir,
+            suffixes=MODEL_SUFFIXES,
         ) as path:
             model = await run_in_threadpool(
                 import_uploaded_model, context, path, name=name or None, dataset=dataset or None
@@ -115,7 +116,7 @@ def squeeze_model_form(
     """Queue a squeeze job (all three quantizations) and follow it on its job page."""
     try:
         model = show_model(context, ref)
-        job = request_job(context, JobKind.SQUEEZE, {"model": model["id"]}, executor=executor)
+        job = request_job(context, JobKind.SQUEEZE, {"model": model.id}, executor=executor)
     except TinymlaasError as exc:
         return _model_page(request, context, session, ref, exc.http_status, error=exc.detail)
     return RedirectResponse(f"/training/jobs/{job['id']}", status_code=303)
@@ -132,10 +133,7 @@ def compile_variant_form(
     runtime: Annotated[str, Form()] = "",
 ) -> Response:
     """Queue a compile job for one board and follow it on its job page."""
-    try:
-        model_id = show_variant(context, variant_id)["model"]
-    except NotFound as exc:
-        return render(request, "error.html", session, 404, title="Not found", detail=exc.detail)
+    model_id = show_variant(context, variant_id)["model"]
     params = {"variant": variant_id, "board": board, "runtime": runtime or None}
     try:
         job = request_job(context, JobKind.COMPILE, params, executor=executor)

@@ -14,16 +14,14 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tinymlaas.data.generators import GENERATORS
-from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
+from tinymlaas.errors import InvalidInput, TinymlaasError
+from tinymlaas.jobs.pipeline import find_dry_run, stored_pipeline
+from tinymlaas.jobs.service import submit_job
+from tinymlaas.jobs.states import JobKind
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.campaigns import list_campaigns
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.fleet import list_devices
-from tinymlaas.services.jobs import list_jobs, show_job, submit_job
-from tinymlaas.services.models import list_models, show_model
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, needs, render
-from tinymlaas.web.pipeline_summary import dry_run_steps, dry_run_verdicts, job_active, pipeline_steps
 from tinymlaas.web.sessions import DashboardSession
 
 __all__ = ["router"]
@@ -33,14 +31,6 @@ router = APIRouter(include_in_schema=False)
 Scientist = Annotated[DashboardSession, Depends(needs(Permission.TRAINING_WRITE))]
 
 _DEFAULT_FORM = {"generator": "gestures", "samples": "", "epochs": "10"}
-
-
-def _dataset(context: Context, name: str) -> dict[str, Any] | None:
-    try:
-        summary = DatasetService(context).show(name)
-    except NotFound:
-        return None
-    return {"name": summary.name, "samples": summary.sample_count}
 
 
 def _page(
@@ -53,38 +43,17 @@ def _page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    datasets = [
-        {
-            "samples": d.sample_count,
-            "unlabelled": d.unlabelled,
-            "collected": d.collected,
-            "snapshots": len(d.snapshots),
-        }
-        for d in DatasetService(context).list()
-    ]
-    models = [show_model(context, m["id"]) for m in list_models(context)]
-    jobs = list_jobs(context, state="running") + list_jobs(context, state="queued")
-    latest = list_jobs(context, kind="lifecycle", limit=1)
-    job = None
-    if job_id:
-        try:
-            job = show_job(context, job_id)
-        except NotFound as exc:
-            error, status = exc.detail, 404
-    elif latest:
-        job = show_job(context, latest[0]["id"])
-    if job is not None and job["kind"] != "lifecycle":
-        error, status, job = f"job {job['id']} is a {job['kind']} job, not a dry run", 422, None
+    pipeline = stored_pipeline(context)
+    try:
+        pipeline.dry_run = find_dry_run(context, job_id)
+    except TinymlaasError as exc:
+        error, status = exc.detail, exc.http_status
     return render(
         request,
         "pipeline.html",
         session,
         status,
-        steps=pipeline_steps(datasets, models, list_campaigns(context), list_devices(context), jobs),
-        job=job,
-        job_steps=dry_run_steps(job, _dataset(context, job["params"]["dataset"])) if job else [],
-        verdicts=dry_run_verdicts(job) if job else [],
-        live=job_active(job) or bool(jobs),
+        pipeline=pipeline,
         generators=sorted(GENERATORS),
         boards=sorted(context.catalog.boards),
         form=form,
@@ -137,7 +106,7 @@ def start_dry_run(
         name = f"dry-run-{generator}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
         DatasetService(context).generate(name, generator, samples=count, seed=context.settings.seed)
         params = {"dataset": name, "boards": chosen, "epochs": epoch_limit}
-        job = submit_job(context, "lifecycle", params, executor=executor)
+        job = submit_job(context, JobKind.LIFECYCLE, params, executor=executor)
     except TinymlaasError as exc:
         return _page(request, context, session, None, form=form, error=exc.detail, status=exc.http_status)
     return RedirectResponse(f"/pipeline?job={job['id']}", status_code=303)

@@ -24,7 +24,6 @@ __all__ = ["SESSION_COOKIE", "SESSION_TTL_S", "DashboardSession", "open_session"
 
 SESSION_COOKIE = "tinymlaas_session"
 SESSION_TTL_S = 12 * 3600  # a working day; then the person logs in again
-_KEY_FILE = "dashboard-session.key"
 _KEY_BYTES = 32
 
 
@@ -47,10 +46,9 @@ def _unb64(text: str) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def session_key(data_dir: Path) -> bytes:
-    """The signing key under ``data_dir``, made on first use and readable by the server's user only."""
-    path = data_dir / _KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+def session_key(path: Path) -> bytes:
+    """The signing key at ``path``, made on first use and readable by the server's user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

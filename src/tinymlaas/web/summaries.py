@@ -1,32 +1,28 @@
-"""What the dashboard pages show, worked out from the services' device and campaign views.
+"""What the Fleet and Devices pages show, laid out from the services' device views and fleet health.
 
-Pure functions over the plain dicts ``services.fleet`` and ``services.campaigns`` return, so the
-numbers on a page and in its JSON poll are computed once, from stored device reports only. Chart
-specs are Plotly figure dicts (``data`` + ``layout``) the browser draws with plotly.js.
+Pure functions, so the numbers on a page and in its JSON poll are computed once, from stored device
+reports only; which devices need attention is decided by ``services.fleet_health``. Chart specs are
+Plotly figure dicts (``data`` + ``layout``) the browser draws with plotly.js.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from tinymlaas.services.fleet import DeviceView
+from tinymlaas.services.fleet_health import FleetHealth
+
 __all__ = [
-    "ACTIVITY_WINDOW",
-    "ALERT_STATES",
+    "activity_chart",
     "confidence_chart",
     "count_chart",
     "filter_choices",
     "fleet_summary",
-    "inference_activity",
     "latency_chart",
 ]
 
-# How far back the fleet's inference activity chart reaches.
-ACTIVITY_WINDOW = timedelta(hours=1)
-
-# Installation states that need someone's attention: the device did not end up on the intended model.
-ALERT_STATES = ("failed", "rolled_back", "rollback_failed")
 _NO_BOARD = "unknown"  # a device that has not reported its board yet
 _NO_MODEL = "none"  # a device that has not reported an installed model
 
@@ -58,78 +54,24 @@ def _over_time(traces: list[dict[str, Any]], title: str, y_title: str) -> dict[s
     }
 
 
-def _silent(device: dict[str, Any], now: datetime) -> bool:
-    """Online on record, but not heard from within the lifetime it promised to update in."""
-    if not device["online"] or not device["last_seen"] or not device["lifetime_s"]:
-        return False
-    return datetime.fromisoformat(device["last_seen"]) + timedelta(seconds=device["lifetime_s"]) < now
-
-
-def _alerts(
-    devices: list[dict[str, Any]], campaigns: list[dict[str, Any]], now: datetime
-) -> list[dict[str, Any]]:
-    alerts = [
-        {
-            "kind": installation["state"],
-            "endpoint": installation["endpoint"],
-            "campaign": campaign["id"],
-            "detail": installation["update_result_text"] or "",
-            "at": installation["finished_at"],
-        }
-        for campaign in campaigns
-        for installation in campaign["installations"]
-        if installation["state"] in ALERT_STATES
-    ]
-    alerts += [
-        {"kind": "offline", "endpoint": d["endpoint"], "campaign": None, "detail": "", "at": d["last_seen"]}
-        for d in devices
-        if not d["online"]
-    ]
-    alerts += [
-        {
-            "kind": "silent",
-            "endpoint": d["endpoint"],
-            "campaign": None,
-            "detail": f"no word within its {d['lifetime_s']} s lifetime",
-            "at": d["last_seen"],
-        }
-        for d in devices
-        if _silent(d, now)
-    ]
-    return alerts
-
-
-def inference_activity(
-    samples: list[dict[str, Any]], since: datetime, now: datetime
-) -> dict[str, Any] | None:
-    """Inferences per minute across the fleet, from how each device's reported count grew.
-
-    ``samples`` are telemetry samples oldest first, taken from ``since`` to ``now``, the span the time
-    axis shows. A device's first sample in the window is only its
-    baseline; a count lower than the one before means the counter restarted (a new model), so all of
-    it is new. None when no device reported a count twice.
-    """
-    last: dict[str, int] = {}
-    per_minute: Counter[str] = Counter()
-    for sample in samples:
-        count = sample["inference_count"]
-        if not isinstance(count, int) or sample["at"] is None:
-            continue
-        before = last.get(sample["endpoint"])
-        last[sample["endpoint"]] = count
-        if before is not None:
-            minute = datetime.fromisoformat(sample["at"]).strftime("%Y-%m-%d %H:%M")
-            per_minute[minute] += count - before if count >= before else count
-    if not per_minute:
+def activity_chart(health: FleetHealth) -> dict[str, Any] | None:
+    """The fleet's inferences per minute as bars over the span the health covers; None before any."""
+    if not health.activity:
         return None
-    minutes = sorted(per_minute)
     figure = _over_time(
-        [{"x": minutes, "y": [per_minute[m] for m in minutes], "name": "fleet"}],
+        [
+            {
+                "x": [point.minute for point in health.activity],
+                "y": [point.inferences for point in health.activity],
+                "name": "fleet",
+            }
+        ],
         "Inferences per minute, whole fleet",
         "inferences",
     )
     figure["data"][0].update(type="bar")
-    figure["layout"]["xaxis"]["range"] = [f"{moment:%Y-%m-%d %H:%M:%S}" for moment in (since, now)]
+    span = (datetime.fromisoformat(health.since), datetime.fromisoformat(health.at))
+    figure["layout"]["xaxis"]["range"] = [f"{moment:%Y-%m-%d %H:%M:%S}" for moment in span]
     return figure
 
 
@@ -155,18 +97,10 @@ def latency_chart(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
     return _over_time(traces, "Inference latency", "ms") if traces else None
 
 
-def fleet_summary(
-    devices: list[dict[str, Any]],
-    campaigns: list[dict[str, Any]],
-    samples: list[dict[str, Any]],
-    now: datetime,
-) -> dict[str, Any]:
-    """Counts, devices by board and model version, alerts, and inference activity.
-
-    ``samples`` are the fleet's telemetry samples since ``now - ACTIVITY_WINDOW``, oldest first.
-    """
+def fleet_summary(devices: list[DeviceView], health: FleetHealth) -> dict[str, Any]:
+    """Counts, devices by board and model version, alerts, and inference activity."""
     groups: Counter[tuple[str, str, bool]] = Counter(
-        (d["board"] or _NO_BOARD, d["model"] or _NO_MODEL, bool(d["online"])) for d in devices
+        (d.board or _NO_BOARD, d.model or _NO_MODEL, d.online) for d in devices
     )
     by_board_model = [
         {
@@ -179,28 +113,27 @@ def fleet_summary(
         for board, model in sorted({(board, model) for board, model, _ in groups})
     ]
     # Only devices that reported an inference count are charted: a missing report is not a zero.
-    reported = [d for d in devices if isinstance(d["telemetry"].get("inference_count"), int | float)]
-    online = sum(1 for d in devices if d["online"])
+    reported = [d for d in devices if isinstance(d.telemetry.get("inference_count"), int | float)]
     return {
-        "counts": {"devices": len(devices), "online": online, "offline": len(devices) - online},
+        "counts": {"devices": health.devices, "online": health.online, "offline": health.offline},
         "by_board_model": by_board_model,
         "devices": [
             {
-                "endpoint": d["endpoint"],
-                "board": d["board"],
-                "online": d["online"],
-                "model": d["model"],
-                "last_result": d["last_result"],
-                "last_seen": d["last_seen"],
-                "inference_count": d["telemetry"].get("inference_count"),
+                "endpoint": d.endpoint,
+                "board": d.board,
+                "online": d.online,
+                "model": d.model,
+                "last_result": d.last_result,
+                "last_seen": d.last_seen,
+                "inference_count": d.telemetry.get("inference_count"),
             }
             for d in devices
         ],
-        "alerts": _alerts(devices, campaigns, now),
-        "activity_chart": inference_activity(samples, now - ACTIVITY_WINDOW, now),
+        "alerts": [alert.model_dump() for alert in health.alerts],
+        "activity_chart": activity_chart(health),
         "inferences_chart": _bar(
-            [d["endpoint"] for d in reported],
-            [d["telemetry"]["inference_count"] for d in reported],
+            [d.endpoint for d in reported],
+            [d.telemetry["inference_count"] for d in reported],
             "Inferences per device",
             "device",
             "inferences since the model started",
@@ -218,16 +151,16 @@ def confidence_chart(telemetry: dict[str, Any]) -> dict[str, Any] | None:
     return _bar(labels, histogram, "Top-class confidence", "confidence", "inferences")
 
 
-def filter_choices(devices: list[dict[str, Any]]) -> dict[str, list[str]]:
+def filter_choices(devices: list[DeviceView]) -> dict[str, list[str]]:
     """The boards, tags and installed models (name:version) the fleet's devices reported, for filters."""
     return {
-        "boards": sorted({d["board"] for d in devices if d["board"]}),
-        "tags": sorted({tag for d in devices for tag in d["tags"]}),
+        "boards": sorted({d.board for d in devices if d.board}),
+        "tags": sorted({tag for d in devices for tag in d.tags}),
         "models": sorted(
             {
-                f"{d['installed']['name']}:{d['installed'].get('version', '')}".rstrip(":")
+                f"{d.installed['name']}:{d.installed.get('version', '')}".rstrip(":")
                 for d in devices
-                if d["installed"].get("name")
+                if d.installed.get("name")
             }
         ),
     }

@@ -9,11 +9,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
 from tinymlaas.jobs import JobKind
+from tinymlaas.jobs.requests import JOB_PERMISSIONS, request_job
+from tinymlaas.jobs.service import cancel_job, list_jobs, show_job
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.job_requests import JOB_PERMISSIONS, request_job
-from tinymlaas.services.jobs import cancel_job, list_jobs, show_job
 from tinymlaas.services.runs import architectures, list_runs, show_run
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, can, needs, render
 from tinymlaas.web.sessions import DashboardSession

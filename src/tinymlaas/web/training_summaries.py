@@ -8,21 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinymlaas.formatting import fmt_metric
+
 __all__ = ["ACTIVE_STATES", "confusion_figure", "curve_figures", "fmt_metric", "job_outcome"]
 
 ACTIVE_STATES = ("queued", "running")  # a job in one of these still changes: its page keeps polling
 
 _LAYOUT = {"margin": {"t": 40, "r": 10, "b": 50, "l": 60}, "height": 320, "legend": {"orientation": "h"}}
-
-
-def fmt_metric(metric: dict[str, Any] | None) -> str:
-    """``accuracy 91.2 %`` or ``mse 0.0123``; a dash when nothing was measured."""
-    if not metric or metric.get("value") is None:
-        return "—"
-    value = float(metric["value"])
-    if metric["name"] == "accuracy":
-        return f"accuracy {value:.1%}".replace("%", " %")
-    return f"{metric['name']} {value:.4g}"
 
 
 def _curve(history: dict[str, list[float]], keys: list[str], title: str, y_title: str) -> dict[str, Any]:

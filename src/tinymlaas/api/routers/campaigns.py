@@ -29,8 +29,10 @@ def list_campaigns(
     state: Annotated[str | None, Query(description="Only campaigns in this state, e.g. running.")] = None,
 ) -> CampaignsPublic:
     """Every campaign, newest first."""
-    campaigns = [c for c in service.list_campaigns(context) if state is None or c["state"] == state]
-    return CampaignsPublic(data=[CampaignPublic(**c) for c in page(campaigns, paging)], count=len(campaigns))
+    campaigns = [c for c in service.list_campaigns(context) if state is None or c.state == state]
+    return CampaignsPublic(
+        data=[CampaignPublic.model_validate(c) for c in page(campaigns, paging)], count=len(campaigns)
+    )
 
 
 @router.get("/preview", response_model=CampaignPreviewPublic)
@@ -54,24 +56,24 @@ def preview_campaign(
 @router.get("/{campaign_id}", response_model=CampaignPublic)
 def show_campaign(context: ContextDep, _token: Reader, campaign_id: str) -> CampaignPublic:
     """One campaign with every target's installation, in rollout order."""
-    return CampaignPublic(**service.show_campaign(context, campaign_id))
+    return CampaignPublic.model_validate(service.show_campaign(context, campaign_id))
 
 
 @router.post("", response_model=CampaignPublic, status_code=201)
 def create_campaign(context: ContextDep, _token: Writer, body: CampaignCreate) -> CampaignPublic:
     """Plan a rollout; 422 with every reason if the compatibility gate refuses every target."""
-    return CampaignPublic(
-        **service.create_campaign(context, body.module, body.selector, body.stages, body.max_failures)
+    return CampaignPublic.model_validate(
+        service.create_campaign(context, body.module, body.selector, body.stages, body.max_failures)
     )
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignPublic)
 def cancel_campaign(context: ContextDep, _token: Writer, campaign_id: str) -> CampaignPublic:
     """Stop sending; devices already in flight still report their outcome."""
-    return CampaignPublic(**service.cancel_campaign(context, campaign_id))
+    return CampaignPublic.model_validate(service.cancel_campaign(context, campaign_id))
 
 
 @router.post("/{campaign_id}/rollback", response_model=CampaignPublic)
 def rollback_campaign(context: ContextDep, _token: Writer, campaign_id: str) -> CampaignPublic:
     """Put every device that took the module back on its previous model."""
-    return CampaignPublic(**service.rollback_campaign(context, campaign_id))
+    return CampaignPublic.model_validate(service.rollback_campaign(context, campaign_id))

@@ -10,17 +10,22 @@ from fastapi.concurrency import run_in_threadpool
 from tinymlaas.api.deps import ContextDep, Page, page, require
 from tinymlaas.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic, Problem
 from tinymlaas.api.schemas.datasets import DatasetImportPublic, SnapshotPublic, SnapshotsPublic
-from tinymlaas.api.uploads import receive
 from tinymlaas.data.types import Task
+from tinymlaas.httpio.uploads import receive
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.datasets import DatasetService, DatasetSummary, SnapshotSummary, spec_to_dict
+from tinymlaas.services.datasets import (
+    IMPORT_SUFFIXES,
+    DatasetService,
+    DatasetSummary,
+    SnapshotSummary,
+    spec_to_dict,
+)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 Reader = Annotated[dict[str, Any], Depends(require(Permission.DATASETS_READ))]
 Writer = Annotated[dict[str, Any], Depends(require(Permission.DATASETS_WRITE))]
 
-IMPORT_SUFFIXES = (".zip", ".csv", ".npz")
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {
         "model": Problem,
@@ -91,7 +96,7 @@ async def import_dataset(
     async with receive(
         file,
         limit=context.settings.max_upload_bytes,
-        work_dir=context.settings.data_dir / "uploads",
+        work_dir=context.settings.uploads_dir,
         suffixes=IMPORT_SUFFIXES,
     ) as path:
         report = await run_in_threadpool(

@@ -34,7 +34,9 @@ def list_devices(
 ) -> DevicesPublic:
     """Every known device by endpoint name, online or not; each filter given narrows the list."""
     devices = list_device_views(context, board=board, online=online, tag=tag, model=model)
-    return DevicesPublic(data=[DevicePublic(**d) for d in page(devices, paging)], count=len(devices))
+    return DevicesPublic(
+        data=[DevicePublic.model_validate(d) for d in page(devices, paging)], count=len(devices)
+    )
 
 
 @router.get("/{endpoint}", response_model=DeviceDetailPublic)
@@ -45,7 +47,7 @@ def show_device(
     events: Annotated[int, Query(ge=0, le=1000, description="How many latest events to include.")] = 20,
 ) -> DeviceDetailPublic:
     """One device with its latest events."""
-    return DeviceDetailPublic(**show_device_view(context, endpoint, events))
+    return DeviceDetailPublic.model_validate(show_device_view(context, endpoint, events))
 
 
 @router.get("/{endpoint}/telemetry", response_model=DeviceTelemetryPublic)

@@ -11,10 +11,9 @@ from fastapi import APIRouter, Depends, Query
 
 from tinymlaas.api.deps import ContextDep, ExecutorDep, Page, authenticated, authorize, require
 from tinymlaas.api.schemas.jobs import JobCreate, JobDetailPublic, JobPublic, JobsPublic
-from tinymlaas.jobs import JobKind, JobState
-from tinymlaas.services import jobs as service
+from tinymlaas.jobs import JobKind, JobState, service
+from tinymlaas.jobs.requests import JOB_PERMISSIONS, request_job
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.job_requests import JOB_PERMISSIONS, request_job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -13,10 +13,11 @@ from tinymlaas.api.schemas import ModelDetailPublic, ModelPublic, ModelsPublic, 
 from tinymlaas.api.schemas.jobs import JobPublic
 from tinymlaas.api.schemas.models import ModelImportedPublic, SqueezeCreate
 from tinymlaas.api.schemas.variants import VariantPublic, VariantsPublic
-from tinymlaas.api.uploads import receive
+from tinymlaas.httpio.uploads import receive
 from tinymlaas.jobs import JobKind
+from tinymlaas.jobs.requests import request_job
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.job_requests import request_job
+from tinymlaas.services.imports import MODEL_SUFFIXES
 from tinymlaas.services.models import import_uploaded_model
 from tinymlaas.services.models import list_models as list_model_views
 from tinymlaas.services.models import show_model as show_model_view
@@ -25,9 +26,6 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 Reader = Annotated[dict[str, Any], Depends(require(Permission.MODELS_READ))]
 Writer = Annotated[dict[str, Any], Depends(require(Permission.MODELS_WRITE))]
-
-# What ``import_model`` reads: a TFLite flatbuffer or a Keras v3 archive.
-MODEL_SUFFIXES = (".tflite", ".keras")
 
 _UPLOAD_PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
@@ -50,7 +48,7 @@ def list_models(
 @router.get("/{ref}", response_model=ModelDetailPublic)
 def show_model(context: ContextDep, _token: Reader, ref: str) -> ModelDetailPublic:
     """One model (by id, or as the CLI names it) with its training run, variants and modules."""
-    return ModelDetailPublic(**show_model_view(context, ref))
+    return ModelDetailPublic.model_validate(show_model_view(context, ref))
 
 
 @router.get("/{ref}/variants", response_model=VariantsPublic)
@@ -58,8 +56,10 @@ def list_model_variants(
     context: ContextDep, _token: Reader, ref: str, paging: Annotated[Page, Depends()]
 ) -> VariantsPublic:
     """The model's variants, oldest first, each with its size, arena and metric measured per runtime."""
-    variants = show_model_view(context, ref)["variants"]
-    return VariantsPublic(data=[VariantPublic(**v) for v in page(variants, paging)], count=len(variants))
+    variants = show_model_view(context, ref).variants
+    return VariantsPublic(
+        data=[VariantPublic.model_validate(v) for v in page(variants, paging)], count=len(variants)
+    )
 
 
 @router.post("/{ref}/squeeze", response_model=JobPublic, status_code=202)
@@ -76,7 +76,7 @@ def squeeze_model(
     already a variant) or an unknown quantization.
     """
     model = show_model_view(context, ref)
-    params: dict[str, Any] = {"model": model["id"]}
+    params: dict[str, Any] = {"model": model.id}
     if body is not None and body.quantizations is not None:
         params["quantizations"] = body.quantizations
     return JobPublic(**request_job(context, JobKind.SQUEEZE, params, executor=executor))
@@ -100,7 +100,7 @@ async def import_model(
     """
     settings = context.settings
     async with receive(
-        file, limit=settings.max_upload_bytes, work_dir=settings.data_dir / "uploads", suffixes=MODEL_SUFFIXES
+        file, limit=settings.max_upload_bytes, work_dir=settings.uploads_dir, suffixes=MODEL_SUFFIXES
     ) as path:
         model = await run_in_threadpool(import_uploaded_model, context, path, name=name, dataset=dataset)
     return ModelImportedPublic(**model)

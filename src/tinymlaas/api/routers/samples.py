@@ -18,7 +18,7 @@ from tinymlaas.api.schemas.datasets import (
     SamplePublic,
     SamplesPublic,
 )
-from tinymlaas.api.uploads import receive
+from tinymlaas.httpio.uploads import receive
 from tinymlaas.services import samples as service
 
 router = APIRouter(prefix="/datasets/{name}", tags=["samples"])
@@ -104,7 +104,7 @@ async def upload_sample(
     async with receive(
         file,
         limit=context.settings.max_upload_bytes,
-        work_dir=context.settings.data_dir / "uploads",
+        work_dir=context.settings.uploads_dir,
         suffixes=service.UPLOAD_SUFFIXES,
     ) as path:
         view = await run_in_threadpool(service.upload_sample, context, name, path, label=label)

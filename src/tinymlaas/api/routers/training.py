@@ -15,9 +15,9 @@ from tinymlaas.api.schemas.training import (
     TrainingRunsPublic,
 )
 from tinymlaas.jobs import JobKind
+from tinymlaas.jobs.requests import request_job
 from tinymlaas.services import runs
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.job_requests import request_job
 
 router = APIRouter(prefix="/training-runs", tags=["training"])
 

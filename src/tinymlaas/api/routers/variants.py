@@ -11,8 +11,8 @@ from tinymlaas.api.deps import ContextDep, ExecutorDep, require
 from tinymlaas.api.schemas.jobs import JobPublic
 from tinymlaas.api.schemas.variants import CompileCreate, VariantDetailPublic
 from tinymlaas.jobs import JobKind
+from tinymlaas.jobs.requests import request_job
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.job_requests import request_job
 from tinymlaas.services.models import variant_detail, variant_tflite
 
 router = APIRouter(prefix="/variants", tags=["models"])

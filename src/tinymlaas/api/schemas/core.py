@@ -10,6 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tinymlaas.api.schemas.variants import VariantPublic
+from tinymlaas.services.campaigns import CampaignView, InstallationView
+from tinymlaas.services.fleet import DeviceDetail, DeviceView
+from tinymlaas.services.models import ModelDetail
+from tinymlaas.services.views import ModelSummary
+
 __all__ = [
     "BoardPublic",
     "BoardsPublic",
@@ -94,24 +100,14 @@ class DatasetsPublic(BaseModel):
     count: int
 
 
-class ModelPublic(BaseModel):
-    id: str
-    name: str
-    version: int
-    origin: str
-    arch: str
-    params: int
-    training_run: str | None
-    float_metric: dict[str, Any] | None
-    source_file: str
-    created_at: str
+class ModelPublic(ModelSummary):
+    """A model version, as the service gives it."""
 
 
-class ModelDetailPublic(ModelPublic):
-    spec: dict[str, Any] | None
-    run: dict[str, Any] | None
-    variants: list[dict[str, Any]]
-    modules: list[dict[str, Any]]
+class ModelDetailPublic(ModelDetail):
+    """A model with its run, variants and modules, as the service gives it."""
+
+    variants: list[VariantPublic] = Field(description="Oldest first.")
 
 
 class ModelsPublic(BaseModel):
@@ -119,28 +115,12 @@ class ModelsPublic(BaseModel):
     count: int
 
 
-class DevicePublic(BaseModel):
-    endpoint: str
-    id: str
-    board: str | None
-    online: bool
-    address: str | None
-    lifetime_s: int | None
-    lwm2m_version: str | None
-    objects: list[str]
-    registered_at: str | None
-    last_seen: str | None
-    model: str | None
-    last_result: str | None
-    capabilities: dict[str, Any]
-    identity: dict[str, Any]
-    installed: dict[str, Any]
-    telemetry: dict[str, Any]
-    tags: list[str]
+class DevicePublic(DeviceView):
+    """A device as it last reported, as the service gives it."""
 
 
-class DeviceDetailPublic(DevicePublic):
-    events: list[dict[str, Any]] = Field(description="Latest first.")
+class DeviceDetailPublic(DeviceDetail):
+    """A device with its latest events, as the service gives it."""
 
 
 class DevicesPublic(BaseModel):
@@ -159,30 +139,13 @@ class CampaignCreate(BaseModel):
     max_failures: int | float = Field(0, description="A count, or a fraction of the targets.")
 
 
-class InstallationPublic(BaseModel):
-    endpoint: str
-    state: str
-    update_result: int | None
-    update_result_text: str | None
-    detail: dict[str, Any]
-    started_at: str | None
-    finished_at: str | None
+class InstallationPublic(InstallationView):
+    """One target's installation, as the service reports it."""
 
 
-class CampaignPublic(BaseModel):
-    id: str
-    module: str
-    selector: str
-    state: str
-    stage: int = Field(description="1-based.")
-    stages: list[int]
-    max_failures: int | float
-    targets: int
-    done: bool
-    percent_done: float
-    counts: dict[str, int]
-    created_at: str | None
-    updated_at: str | None
+class CampaignPublic(CampaignView):
+    """A campaign, as the service reports it, verdicts included."""
+
     installations: list[InstallationPublic]
 
 

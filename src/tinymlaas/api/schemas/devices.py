@@ -10,10 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tinymlaas.services.fleet_health import FleetHealth
+
 __all__ = [
     "DeviceHistoryEntryPublic",
     "DeviceHistoryPublic",
     "DeviceTelemetryPublic",
+    "FleetHealthPublic",
     "TelemetrySamplePublic",
 ]
 
@@ -61,3 +64,7 @@ class DeviceHistoryEntryPublic(BaseModel):
 class DeviceHistoryPublic(BaseModel):
     data: list[DeviceHistoryEntryPublic]
     count: int
+
+
+class FleetHealthPublic(FleetHealth):
+    """The fleet's health, as the service works it out from stored reports."""

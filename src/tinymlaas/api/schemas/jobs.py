@@ -32,6 +32,16 @@ class JobPublic(BaseModel):
     params: dict[str, Any]
     progress: float = Field(description="0.0 to 1.0.")
     message: str = Field(description="The latest progress line.")
+    phase: str | None = Field(
+        default=None, description="The phase running or last run: snapshot, train, squeeze or compile."
+    )
+    step: str | None = Field(
+        default=None, description="The pipeline step that phase works on: label, train, squeeze or compile."
+    )
+    epoch: int | None = Field(default=None, description="The last epoch trained, counted from 1.")
+    epochs: int | None = Field(
+        default=None, description="The epochs planned (early stopping may end sooner)."
+    )
     result: dict[str, Any] | None = Field(description="What the job produced, once it succeeded.")
     error: str | None
     worker_pid: int | None

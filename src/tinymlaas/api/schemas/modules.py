@@ -7,21 +7,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tinymlaas.api.schemas.training import RunModelPublic
+from tinymlaas.services.views import ModuleView
 
 __all__ = ["FitCheckPublic", "FitReportPublic", "ModuleDetailPublic", "ModulePublic", "ModulesPublic"]
 
 
-class ModulePublic(BaseModel):
-    id: str
-    variant: str
-    board: str
-    compiler: str
-    runtime: str
-    flash_bytes: int | None = Field(description="Flash the module needs: model, runtime code and kernels.")
-    ram_bytes: int | None = Field(description="RAM the module needs; None when it was never measured.")
-    fits: bool
-    reasons: list[str] = Field(description="Every reason it does not fit or was refused.")
-    package: str | None = Field(description="sha256 of the unsigned module zip; None when refused.")
+class ModulePublic(ModuleView):
     model: RunModelPublic
     quantization: str
     created_at: str | None

@@ -6,21 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tinymlaas.services.views import VariantView
+
 __all__ = ["CompileCreate", "VariantDetailPublic", "VariantPublic", "VariantsPublic"]
 
 
-class VariantPublic(BaseModel):
-    id: str
-    model: str
-    quantization: str = Field(description="float32, float16 or int8.")
-    size_bytes: int
-    arena_bytes: int | None = Field(description="The tensor arena TFLM needed, as measured.")
-    ops: list[str]
-    params: int
-    macs: int
-    metrics: dict[str, Any] = Field(description="Runtime -> its score on the test split, measured in it.")
-    runtime_errors: dict[str, str] = Field(description="Runtime -> why it cannot run this variant.")
-    evaluated_on: str | None = Field(description="The snapshot the metrics were measured on.")
+class VariantPublic(VariantView):
+    """A variant, as the service gives it."""
 
 
 class VariantDetailPublic(VariantPublic):

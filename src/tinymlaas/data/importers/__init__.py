@@ -10,10 +10,12 @@ from tinymlaas.data.importers.npz import import_npz
 from tinymlaas.data.types import DatasetSpec, ImportedData, Task
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["FORMATS", "import_csv", "import_folder", "import_npz", "import_path"]
+__all__ = ["FILE_SUFFIXES", "FORMATS", "import_csv", "import_folder", "import_npz", "import_path"]
 
 FORMATS = ("folder", "csv", "npz")
 _FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz"}
+# The single files ``import_path`` tells the format of by name; a folder has no suffix.
+FILE_SUFFIXES = tuple(_FORMAT_BY_SUFFIX)
 
 
 def import_path(

@@ -40,7 +40,7 @@ class ContentFormat(IntEnum):
     OCTET_STREAM = 42
     SENML_JSON = 110
     SENML_CBOR = 112
-    # OMA TLV: kept for peers that only speak LwM2M 1.0; not implemented (DESIGN.md §4: only if needed).
+    # OMA TLV: kept for peers that only speak LwM2M 1.0; not implemented until such a peer needs it.
     LWM2M_TLV = 11542
 
 

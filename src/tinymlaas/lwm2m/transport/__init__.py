@@ -1,4 +1,4 @@
-"""The CoAP transport: the only package that imports aiocoap (DESIGN.md §6).
+"""The CoAP transport: the only package that imports aiocoap (docs/ARCHITECTURE.md, Layers).
 
 Callers see frozen ``CoapRequest``/``CoapResponse`` values and a ``CoapEndpoint`` that serves one handler
 for every path, sends requests, observes peers and notifies its own observers.

@@ -1,9 +1,9 @@
 """CoAP over UDP on aiocoap, behind a small surface of frozen request and response values.
 
-This is the one module of the product that imports aiocoap (DESIGN.md §6), so the LwM2M server and the
-device agent stay testable without sockets and the CoAP stack can be swapped in one place. aiocoap stops
-at CoAP; the LwM2M layer above it is written by hand because no maintained Python LwM2M server library
-exists.
+This is the one module of the product that imports aiocoap (docs/ARCHITECTURE.md, Layers), so the
+LwM2M server and the device agent stay testable without sockets and the CoAP stack can be swapped in one
+place. aiocoap stops at CoAP; the LwM2M layer above it is written by hand because no maintained Python
+LwM2M server library exists.
 
 One ``CoapEndpoint`` is both a server and a client on the same UDP socket. LwM2M needs that: a device
 registers from the socket it serves on, and the server reaches the device at the address the registration

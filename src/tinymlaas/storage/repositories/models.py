@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.storage.tables import (
@@ -51,6 +51,18 @@ class ModelRepository:
 
     def models(self) -> list[ModelRow]:
         return list(self.session.scalars(select(ModelRow).order_by(ModelRow.name, ModelRow.version)))
+
+    def models_with_lineage(self) -> list[ModelRow]:
+        """``models`` with their runs, variants and modules, loaded by a few IN queries, not one per model."""
+        query = (
+            select(ModelRow)
+            .options(
+                selectinload(ModelRow.run),
+                selectinload(ModelRow.variants).selectinload(VariantRow.modules),
+            )
+            .order_by(ModelRow.name, ModelRow.version)
+        )
+        return list(self.session.scalars(query))
 
     def next_version(self, name: str) -> int:
         return (self.session.scalar(select(func.max(ModelRow.version)).where(ModelRow.name == name)) or 0) + 1

@@ -1,6 +1,7 @@
 """The HTTP side of a server process: REST API, dashboard and job executor on one uvicorn server.
 
-``serve`` and ``demo`` both run it inside their own event loop beside the LwM2M server.
+``serve`` and ``demo`` both run it inside their own event loop beside the LwM2M server, and say
+themselves what the executor recovered at start-up: this module prints nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from tinymlaas.api.app import create_app
-from tinymlaas.cli._shared import err_console
 from tinymlaas.errors import Conflict
-from tinymlaas.jobs import LocalProcessExecutor
+from tinymlaas.jobs import LocalProcessExecutor, Recovered
+from tinymlaas.server.app import create_app
 from tinymlaas.services.context import Context
 
 __all__ = ["HttpServer"]
@@ -52,17 +52,11 @@ class HttpServer:
         self.server: _EmbeddedServer | None = None
         self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> Recovered:
+        """Start the executor, then serve; the caller tells what became of a previous server's jobs."""
         self.executor = LocalProcessExecutor(
             self.context.settings, max_workers=self.context.settings.job_workers
         )
-        recovered = self.executor.recovered
-        if recovered.failed or recovered.queued:
-            err_console.print(
-                f"jobs left by the last server: {len(recovered.failed)} marked failed, "
-                f"{len(recovered.queued)} queued again",
-                style="dim",
-            )
         app = create_app(self.context, self.executor)
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
         self.server = _EmbeddedServer(config)
@@ -72,6 +66,7 @@ class HttpServer:
                 await self.task  # startup failed: raise its error here
                 raise Conflict(f"the HTTP server on {self.url} stopped while starting")
             await asyncio.sleep(0.01)
+        return self.executor.recovered
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -1,6 +1,6 @@
 """Jobs asked for over HTTP: what a job names is checked before it is queued.
 
-``submit_job`` checks only the shape of the parameters; a dataset, model, variant or board that does
+``parse_params`` checks only the shape of the parameters; a dataset, model, variant or board that does
 not exist would otherwise surface minutes later as a failed job. Here every name is looked up first,
 so the caller is told at once which field is wrong, and nothing is queued.
 """
@@ -13,12 +13,19 @@ from typing import Any
 from tinymlaas.compilers.registry import compiler_for
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.jobs.executor import Executor
-from tinymlaas.jobs.runners import check_params
+from tinymlaas.jobs.params import (
+    CompileParams,
+    JobParams,
+    LifecycleParams,
+    SqueezeParams,
+    TrainParams,
+    parse_params,
+)
+from tinymlaas.jobs.service import submit_job
 from tinymlaas.jobs.states import JobKind
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.jobs import submit_job
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.training.zoo import ARCHITECTURES
 
@@ -41,13 +48,13 @@ def _kind(kind: str | JobKind) -> JobKind:
         raise InvalidInput(f"unknown job kind {kind!r} (known: {known})") from None
 
 
-def _training(ctx: Context, params: Mapping[str, Any]) -> None:
-    name = params["dataset"]
+def _training(ctx: Context, params: TrainParams | LifecycleParams) -> None:
+    name = params.dataset
     try:
         spec = DatasetService(ctx).show(name).spec
     except NotFound:
         raise InvalidInput(f"dataset: there is no dataset {name!r}") from None
-    arch = params.get("arch")
+    arch = params.arch
     if arch is not None:
         if arch not in ARCHITECTURES:
             raise InvalidInput(f"arch: no architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -56,7 +63,7 @@ def _training(ctx: Context, params: Mapping[str, Any]) -> None:
                 f"arch: {arch} takes inputs of rank {ARCHITECTURES[arch]}, the samples of {name!r} have "
                 f"shape {list(spec.input_shape)}"
             )
-    if params.get("epochs") is not None and params["epochs"] < 1:
+    if params.epochs is not None and params.epochs < 1:
         raise InvalidInput("epochs: train for at least one epoch")
 
 
@@ -83,28 +90,30 @@ def _squeezable(ctx: Context, ref: str) -> None:
             )
 
 
-def _compilable(ctx: Context, params: Mapping[str, Any]) -> None:
+def _compilable(ctx: Context, params: CompileParams) -> None:
     with ctx.session() as session:
         try:
-            ModelRepository(session).variant(params["variant"])
+            ModelRepository(session).variant(params.variant)
         except NotFound:
-            raise InvalidInput(f"variant: there is no variant {params['variant']!r}") from None
-    _boards(ctx, [params["board"]], "board")
-    compiler_for(ctx.catalog.board(params["board"]), params.get("runtime"))
+            raise InvalidInput(f"variant: there is no variant {params.variant!r}") from None
+    _boards(ctx, [params.board], "board")
+    compiler_for(ctx.catalog.board(params.board), params.runtime)
 
 
-def check_job(ctx: Context, kind: str | JobKind, params: Mapping[str, Any]) -> tuple[JobKind, dict[str, Any]]:
+def check_job(ctx: Context, kind: str | JobKind, params: Mapping[str, Any]) -> tuple[JobKind, JobParams]:
     """The job's kind and parameters once all they name exists; else InvalidInput naming the field."""
     job_kind = _kind(kind)
-    checked = check_params(job_kind, params)
-    if job_kind in (JobKind.TRAIN, JobKind.LIFECYCLE):
-        _training(ctx, checked)
-    if job_kind is JobKind.LIFECYCLE:
-        _boards(ctx, checked["boards"])
-    if job_kind is JobKind.SQUEEZE:
-        _squeezable(ctx, checked["model"])
-    if job_kind is JobKind.COMPILE:
-        _compilable(ctx, checked)
+    checked = parse_params(job_kind, params)
+    match checked:
+        case TrainParams():
+            _training(ctx, checked)
+        case LifecycleParams():
+            _training(ctx, checked)
+            _boards(ctx, checked.boards)
+        case SqueezeParams():
+            _squeezable(ctx, checked.model)
+        case CompileParams():
+            _compilable(ctx, checked)
     return job_kind, checked
 
 

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.jobs.executor import Executor
+from tinymlaas.jobs.params import PARAMS, JobParams, parse_params
 from tinymlaas.jobs.records import move
-from tinymlaas.jobs.runners import check_params
 from tinymlaas.jobs.states import JobKind, JobState
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import JobRepository
@@ -42,6 +42,10 @@ def job_view(row: JobRow, *, log: bool = False) -> dict[str, Any]:
         "params": row.params,
         "progress": row.progress,
         "message": row.message,
+        "phase": row.phase,
+        "step": row.step,
+        "epoch": row.epoch,
+        "epochs": row.epochs,
         "result": row.result,
         "error": row.error,
         "worker_pid": row.worker_pid,
@@ -56,17 +60,28 @@ def job_view(row: JobRow, *, log: bool = False) -> dict[str, Any]:
 
 
 def submit_job(
-    ctx: Context, kind: str | JobKind, params: Mapping[str, Any], *, executor: Executor | None = None
+    ctx: Context,
+    kind: str | JobKind,
+    params: Mapping[str, Any] | JobParams,
+    *,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Check the parameters, record the job QUEUED and hand it to ``executor`` if there is one."""
+    """Record the job QUEUED and hand it to ``executor`` if there is one.
+
+    Plain ``params`` are validated here; a ``JobParams`` was validated when it was made.
+    """
     job_kind = _enum(JobKind, kind, "kind")
-    checked = check_params(job_kind, params)
+    checked = params if isinstance(params, JobParams) else parse_params(job_kind, params)
+    if not isinstance(checked, PARAMS[job_kind]):
+        raise InvalidInput(
+            f"a {job_kind.value} job takes {PARAMS[job_kind].__name__}, not {type(params).__name__}"
+        )
     with ctx.session() as session:
         row = JobRepository(session).add(
             JobRow(
                 id=new_id("job"),
                 kind=job_kind.value,
-                params=checked,
+                params=checked.stored(),
                 state=JobState.QUEUED.value,
                 progress=0.0,
                 message="queued",

@@ -1,6 +1,6 @@
 """The fleet half of the demo: a server, emulated devices on several boards, and every deployment outcome.
 
-It goes through the same services an operator uses (``FleetService``, ``create_campaign``,
+It goes through the same server and services an operator uses (``FleetService``, ``create_campaign``,
 ``show_device``) and runs real agents (TFLM on MCU boards, LiteRT on Linux boards) over CoAP on
 loopback, so every figure it hands back is what a device reported over LwM2M. In order it shows:
 
@@ -25,11 +25,13 @@ from typing import Any
 
 from tinymlaas.agent.fleet import Fleet, spawn_fleet
 from tinymlaas.agent.sensors import GestureStream
+from tinymlaas.deploy.campaigns import CampaignState, InstallationState
 from tinymlaas.deploy.signing import load_or_create_signing_key
 from tinymlaas.errors import InvalidInput, RuntimeFailure
-from tinymlaas.services.campaigns import create_campaign, show_campaign
+from tinymlaas.server.fleet import FleetService
+from tinymlaas.services.campaigns import CampaignView, create_campaign, show_campaign
 from tinymlaas.services.context import Context, new_id
-from tinymlaas.services.fleet import FleetService, list_devices
+from tinymlaas.services.fleet import DeviceView, list_devices
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModuleRow
 
@@ -86,29 +88,30 @@ def _broken_copy(ctx: Context, module_id: str) -> str:
         return copy_id
 
 
-async def _finished(ctx: Context, campaign_id: str, timeout: float, say: Say) -> dict[str, Any]:
+async def _finished(ctx: Context, campaign_id: str, timeout: float, say: Say) -> CampaignView:
     """Wait until the campaign stops running; RuntimeFailure names the devices still going at timeout."""
     deadline = time.monotonic() + timeout
     shown = -1
     while True:
         campaign = await asyncio.to_thread(show_campaign, ctx, campaign_id)
-        if campaign["done"] != shown:
-            shown = campaign["done"]
+        if campaign.done != shown:
+            shown = campaign.done
             say("progress", campaign)
-        if campaign["state"] != "running":
+        if campaign.state != CampaignState.RUNNING.value:
             return campaign
         if time.monotonic() > deadline:
-            waiting = [i["endpoint"] for i in campaign["installations"] if i["state"] not in ("succeeded",)]
+            succeeded = InstallationState.SUCCEEDED.value
+            waiting = [i.endpoint for i in campaign.installations if i.state != succeeded]
             raise RuntimeFailure(f"campaign {campaign_id} still running after {timeout:g} s: {waiting}")
         await asyncio.sleep(0.5)
 
 
-async def _reported(ctx: Context, endpoints: set[str], timeout: float) -> list[dict[str, Any]]:
+async def _reported(ctx: Context, endpoints: set[str], timeout: float) -> list[DeviceView]:
     """Wait until every endpoint is online and reported its runtime; the devices as stored."""
     deadline = time.monotonic() + timeout
     while True:
-        devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d["endpoint"] in endpoints]
-        ready = {d["endpoint"] for d in devices if d["online"] and d["capabilities"].get("runtime")}
+        devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d.endpoint in endpoints]
+        ready = {d.endpoint for d in devices if d.online and d.capabilities.get("runtime")}
         if ready == endpoints:
             return devices
         if time.monotonic() > deadline:
@@ -116,10 +119,12 @@ async def _reported(ctx: Context, endpoints: set[str], timeout: float) -> list[d
         await asyncio.sleep(0.25)
 
 
-async def _deploy(ctx: Context, module: str, selector: str, timeout: float, say: Say, **plan: Any) -> dict:
+async def _deploy(
+    ctx: Context, module: str, selector: str, timeout: float, say: Say, **plan: Any
+) -> CampaignView:
     campaign = create_campaign(ctx, module, selector, **plan)
     say("campaign", campaign)
-    return await _finished(ctx, campaign["id"], timeout, say)
+    return await _finished(ctx, campaign.id, timeout, say)
 
 
 async def run_fleet_demo(
@@ -133,7 +138,7 @@ async def run_fleet_demo(
     say: Say,
     timeout: float = 180.0,
     hold: Callable[[], Awaitable[None]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DeviceView]:
     """Run the fleet story for two lifecycle reports of one model (``first`` then ``second`` version).
 
     ``say(kind, data)`` hears each step as it happens: ``server``, ``devices``, ``refused``,
@@ -146,7 +151,7 @@ async def run_fleet_demo(
     v1 = {board: fitting_module(first, board) for board in boards}
     v2 = {board: fitting_module(second, board) for board in boards}
     shutil.rmtree(state_dir, ignore_errors=True)  # every demo starts with factory-fresh devices
-    key = load_or_create_signing_key(ctx.settings.data_dir / "keys")
+    key = load_or_create_signing_key(ctx.settings.keys_dir)
     fleet_service = await FleetService.start(
         ctx, ctx.settings.coap_host, 0, campaign_interval=0.2, install_timeout=60
     )
@@ -186,7 +191,7 @@ async def run_fleet_demo(
         for board in boards:
             await _deploy(ctx, v2[board]["module"], f"board:{board}", timeout, say, stages=(50, 100))
         await asyncio.sleep(1.5)  # one more telemetry report from each device on the new model
-        devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d["endpoint"] in endpoints]
+        devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d.endpoint in endpoints]
         say("devices", devices)
         if hold is not None:
             await hold()

@@ -1,0 +1,345 @@
+"""The campaign runner: the part of ``serve`` that carries stored campaigns out on the devices.
+
+It sends each stage's Package URI, polls object 9 of the devices in flight, and stores every change at
+once; on a campaign rolling back it executes Uninstall (/9/0/6) on each device that took the module.
+Campaigns are planned, cancelled and rolled back by ``services.campaigns`` from any process; the runner
+keeps no state of its own, and each change re-reads the campaign in the same transaction, so a
+restarted server continues where the last one stopped and a ``campaigns cancel`` is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tinymlaas.deploy.campaigns import (
+    ACTIVE_CAMPAIGN_STATES,
+    Campaign,
+    CampaignState,
+    InstallationState,
+    installation_state_for,
+)
+from tinymlaas.deploy.package import sign_package
+from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.errors import Conflict, TinymlaasError
+from tinymlaas.lwm2m.core import Path, UpdateResult, UpdateState, Value
+from tinymlaas.lwm2m.server import Clock, DeviceRequestFailed, Lwm2mServer
+from tinymlaas.lwm2m.transport import PeerUnreachable
+from tinymlaas.services._reports import iso, resources
+from tinymlaas.services.campaigns import campaign_value, store_campaign
+from tinymlaas.services.context import Context
+from tinymlaas.storage.repositories import CampaignRepository, ModelRepository
+
+__all__ = ["CampaignRunner", "Write"]
+
+_log = logging.getLogger(__name__)
+
+# Runs database work off the event loop, one piece at a time, and returns what it returned.
+Write = Callable[..., Awaitable[Any]]
+
+SOFTWARE = Path(9, 0)
+PACKAGE_URI = Path(9, 0, 3)
+UNINSTALL = Path(9, 0, 6)
+_NAME, _VERSION, _STATE, _RESULT, _STATUS_REASON = 0, 1, 7, 9, 16
+_IN_FLIGHT = (InstallationState.SENT, InstallationState.DOWNLOADING, InstallationState.INSTALLING)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What one runner pass needs of a campaign, read in one transaction."""
+
+    campaign: Campaign
+    module_id: str
+    package_blob: str
+    manifest: dict[str, Any]
+    last_progress: dict[str, datetime]
+    details: dict[str, dict[str, Any]]
+
+
+class CampaignRunner:
+    """Drives every campaign that has something to send or a device in flight, every ``interval`` seconds.
+
+    ``write`` runs database work off the event loop, one piece at a time (FleetService's writer), so
+    the runner's changes and the fleet's device reports are stored in order.
+    """
+
+    def __init__(
+        self,
+        context: Context,
+        server: Lwm2mServer,
+        write: Write,
+        *,
+        clock: Clock,
+        interval: float = 0.5,
+        install_timeout: float = 120.0,
+        concurrency: int = 32,
+    ) -> None:
+        self.context = context
+        self.server = server
+        self._write = write
+        self._clock = clock
+        self.interval = interval
+        self.install_timeout = install_timeout
+        self.concurrency = concurrency
+        # Tokens published by this process; the server's package store does not outlive it.
+        self._published: set[str] = set()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def run(self) -> None:
+        """Run passes until cancelled; a failing pass is logged and the next one tries again."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("campaign pass failed")
+            await asyncio.sleep(self.interval)
+
+    async def run_once(self) -> None:
+        for work in await self._write(self._load):
+            await self._advance(work)
+
+    def _load(self) -> list[_Work]:
+        in_flight = [state.value for state in _IN_FLIGHT]
+        with self.context.session() as session:
+            repository = CampaignRepository(session)
+            active = [state.value for state in ACTIVE_CAMPAIGN_STATES]
+            ids = {row.id for row in repository.campaigns(active)}
+            ids |= set(repository.campaigns_with_installations_in(in_flight))
+            found = []
+            for campaign_id in sorted(ids):
+                row = repository.campaign(campaign_id)
+                installations = repository.installations(campaign_id)
+                module = ModelRepository(session).module(row.module_id)
+                if module.package_blob is None or module.manifest is None:
+                    continue
+                found.append(
+                    _Work(
+                        campaign=campaign_value(row, installations),
+                        module_id=row.module_id,
+                        package_blob=module.package_blob,
+                        manifest=dict(module.manifest),
+                        last_progress={
+                            e: i.updated_at if i.updated_at.tzinfo else i.updated_at.replace(tzinfo=UTC)
+                            for e, i in installations.items()
+                        },
+                        details={e: dict(i.detail) for e, i in installations.items()},
+                    )
+                )
+            return found
+
+    def _online(self, endpoint: str) -> bool:
+        return self.server.store.get_by_endpoint(endpoint) is not None
+
+    async def _advance(self, work: _Work) -> None:
+        """One pass over a campaign: send, revert and poll, up to ``concurrency`` devices at a time.
+
+        Devices answer in a round trip each, and a slow or silent one (a lossy link, a device busy
+        self-testing) must not hold up the rest of the fleet behind it.
+        """
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def each(step: Callable[[_Work, str], Awaitable[None]], endpoints: Sequence[str]) -> None:
+            async def one(endpoint: str) -> None:
+                async with gate:
+                    await step(work, endpoint)
+
+            await asyncio.gather(*(one(endpoint) for endpoint in endpoints))
+
+        batch = [e for e in work.campaign.next_batch() if self._online(e)]
+        if batch:
+            await self._package_uri(work)  # signed and published once, before the sends need it
+            await each(self._send, batch)
+        if work.campaign.state is CampaignState.ROLLING_BACK:
+            succeeded = work.campaign.endpoints(InstallationState.SUCCEEDED)
+            await each(self._revert, [e for e in succeeded if self._online(e)])
+        await each(self._poll, [e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT])
+
+    async def _package_uri(self, work: _Work) -> str:
+        token = f"{work.campaign.id}.{work.module_id}"
+        if token not in self._published:
+            data = await asyncio.to_thread(self._signed_package, work.package_blob)
+            self.server.publish(token, data)
+            self._published.add(token)
+        return f"{self.server.uri}/pkg/{token}"
+
+    def _signed_package(self, blob: str) -> bytes:
+        key = load_or_create_signing_key(self.context.settings.keys_dir)
+        return sign_package(self.context.blobs.get(blob), key)
+
+    async def _send(self, work: _Work, endpoint: str) -> None:
+        """Write the Package URI; the device downloads, verifies, installs and self-tests on its own."""
+        uri = await self._package_uri(work)
+        try:
+            await self.server.devices.write(endpoint, PACKAGE_URI, uri)
+        except TinymlaasError as exc:
+            await self._write(self._record, work.campaign.id, endpoint, InstallationState.SENT, None, {})
+            await self._write(
+                self._record,
+                work.campaign.id,
+                endpoint,
+                InstallationState.FAILED,
+                None,
+                {"error": f"writing the package URI failed: {exc.detail}"},
+            )
+            return
+        await self._write(
+            self._record, work.campaign.id, endpoint, InstallationState.SENT, None, {"package_uri": uri}
+        )
+
+    async def _poll(self, work: _Work, endpoint: str) -> None:
+        """Read object 9; record news, or FAILED once the device reported no progress for the timeout.
+
+        Progress is a new state or a new Status Reason: the agent counts received bytes there while it
+        downloads, so a slow link is told apart from a dead one.
+        """
+        current = work.campaign.installations[endpoint]
+        news: InstallationState | None = None
+        result: int | None = None
+        detail: dict[str, Any] = {}
+        if self._online(endpoint):
+            try:
+                software = resources(await self.server.devices.read(endpoint, SOFTWARE))
+            except TinymlaasError as exc:
+                _log.info("reading object 9 of %s failed: %s", endpoint, exc.detail)
+            else:
+                news, result, detail = _reported(software, work.manifest)
+        if news is not None and news is not current:
+            await self._write(self._record, work.campaign.id, endpoint, news, result, detail)
+            return
+        reason = detail.get("status_reason")
+        if reason and reason != work.details[endpoint].get("status_reason"):
+            # Same state, new Status Reason (bytes received so far): slow, not stalled.
+            await self._write(self._note, work.campaign.id, endpoint, {"status_reason": reason})
+            return
+        stalled = (self._now() - work.last_progress[endpoint]).total_seconds()
+        if stalled > self.install_timeout:
+            await self._write(
+                self._record,
+                work.campaign.id,
+                endpoint,
+                InstallationState.FAILED,
+                result,
+                {"error": f"no progress for {stalled:.0f} s (timeout {self.install_timeout:g} s)"},
+            )
+
+    async def _revert(self, work: _Work, endpoint: str) -> None:
+        """Uninstall the campaign's module on one device; an unreachable or busy device is tried again.
+
+        A device that runs another model already is ROLLED_BACK if this runner asked it to uninstall
+        (the answer was lost), else ROLLBACK_FAILED: something else replaced the module and it is left.
+        """
+        expected = _module_label(work.manifest)
+        try:
+            running = _running_label(resources(await self.server.devices.read(endpoint, SOFTWARE)))
+            if running != expected and "rollback_requested" not in work.details[endpoint]:
+                error = (
+                    f"the device runs {_label(running)} now, not this campaign's module; it is left as it is"
+                )
+                await self._write(
+                    self._record,
+                    work.campaign.id,
+                    endpoint,
+                    InstallationState.ROLLBACK_FAILED,
+                    None,
+                    {"error": error},
+                )
+                return
+            if running == expected:
+                requested = {"rollback_requested": iso(self._now())}
+                await self._write(self._note, work.campaign.id, endpoint, requested)
+                await self.server.devices.execute(endpoint, UNINSTALL)
+                running = _running_label(resources(await self.server.devices.read(endpoint, SOFTWARE)))
+        except PeerUnreachable as exc:
+            _log.info("rollback of %s waits: %s", endpoint, exc.detail)
+            return
+        except DeviceRequestFailed as exc:
+            if exc.code == "5.03":  # an update is under way on the device; it ends on its own
+                return
+            failed = InstallationState.ROLLBACK_FAILED
+            await self._write(self._record, work.campaign.id, endpoint, failed, None, {"error": exc.detail})
+            return
+        if running == expected:
+            error = "the device still reports this campaign's model after Uninstall"
+            failed = InstallationState.ROLLBACK_FAILED
+            await self._write(self._record, work.campaign.id, endpoint, failed, None, {"error": error})
+            return
+        reverted = InstallationState.ROLLED_BACK
+        detail = {"rolled_back_to": _label(running)}
+        await self._write(self._record, work.campaign.id, endpoint, reverted, None, detail)
+
+    def _note(self, campaign_id: str, endpoint: str, detail: dict[str, Any]) -> None:
+        """Add to one installation's detail without changing its state; it counts as progress."""
+        with self.context.session() as session:
+            installation = CampaignRepository(session).installations(campaign_id)[endpoint]
+            installation.detail = {**installation.detail, **detail}
+            installation.updated_at = self._now()
+
+    def _record(
+        self,
+        campaign_id: str,
+        endpoint: str,
+        state: InstallationState,
+        update_result: int | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Apply one device's move to the campaign as stored now; a move it no longer takes is dropped."""
+        now = self._now()
+        with self.context.session() as session:
+            repository = CampaignRepository(session)
+            row = repository.campaign(campaign_id)
+            installations = repository.installations(campaign_id)
+            try:
+                campaign = campaign_value(row, installations).record(endpoint, state)
+            except Conflict as exc:
+                _log.info("campaign %s: %s", campaign_id, exc.detail)
+                return
+            store_campaign(row, installations, campaign, now)
+            installation = installations[endpoint]
+            if update_result is not None:
+                installation.update_result = update_result
+            if detail:
+                installation.detail = {**installation.detail, **detail}
+
+
+def _reported(
+    software: dict[int, Value], manifest: dict[str, Any]
+) -> tuple[InstallationState | None, int | None, dict[str, Any]]:
+    """What object 9 says about this campaign's package: (state or None, Update Result, detail).
+
+    INSTALLED counts only when the installed name and version are the module's, so a device still
+    reporting its previous model right after the write is not taken for a success.
+    """
+    try:
+        state = UpdateState(int(software[_STATE]))  # type: ignore[arg-type]
+        result = UpdateResult(int(software[_RESULT]))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        return None, None, {}
+    news = installation_state_for(state, result)
+    if news is InstallationState.SUCCEEDED and _running_label(software) != _module_label(manifest):
+        return None, int(result), {}
+    reason = software.get(_STATUS_REASON)
+    return news, int(result), {"status_reason": reason} if reason else {}
+
+
+def _module_label(manifest: dict[str, Any]) -> tuple[str, str]:
+    """(name, version) a device reports in object 9 while it runs the module of ``manifest``."""
+    model = manifest.get("model", {})
+    return str(model.get("name") or model.get("id") or ""), str(model.get("version", ""))
+
+
+def _running_label(software: dict[int, Any]) -> tuple[str, str]:
+    """(name, version) of the model object 9 says is installed."""
+    return str(software.get(_NAME, "")), str(software.get(_VERSION, ""))
+
+
+def _label(name_version: tuple[str, str]) -> str:
+    name, version = name_version
+    return f"{name} v{version}" if name else "no model"

@@ -1,0 +1,450 @@
+"""The fleet host: an LwM2M server whose registrations and device reports land in the database.
+
+When a device registers, the server first records it online, answers its Register, and only then reads
+what it reports (TinyML Runtime 26241/0, Device 3/0, Software Management 9/0) in a background task: a
+device that does not answer, or lacks an object, costs a ``read_failed`` event, never its registration.
+The TinyML Runtime telemetry resources are then observed so they stay current without polling; each
+report's inference count and latencies are also kept as a telemetry sample (a bounded number per
+device), so the dashboard can chart them over time from what devices said rather than from guesses.
+The same process runs update campaigns (``server.campaigns.CampaignRunner``) against its devices,
+and takes the sensor samples devices upload into datasets (``services.collect``, at ``/dc/<dataset>``).
+What is stored is read back by ``services.fleet``, with or without a server running.
+
+Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
+events are stored in the order they happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from tinymlaas.data.upload import COLLECT_ROOT
+from tinymlaas.errors import TinymlaasError
+from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
+from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
+from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
+from tinymlaas.server.campaigns import CampaignRunner
+from tinymlaas.services._reports import code_name, resources
+from tinymlaas.services.collect import SampleCollector
+from tinymlaas.services.context import Context, new_id
+from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.fleet import TELEMETRY_SAMPLED, DeviceEventKind, as_utc
+from tinymlaas.storage.repositories import DeviceRepository
+
+__all__ = ["TELEMETRY_SAMPLES_KEPT", "FleetService"]
+
+T = TypeVar("T")
+
+RUNTIME = Path(26241, 0)
+DEVICE = Path(3, 0)
+SOFTWARE = Path(9, 0)
+
+# Resource ids of what each object reports, under the names the product uses for them.
+_CAPABILITIES = {
+    0: "runtime",
+    1: "runtime_version",
+    2: "ops",
+    3: "arena_bytes_available",
+    4: "slot_flash_bytes",
+    5: "accelerator",
+}
+_TELEMETRY = {
+    10: "inference_count",
+    11: "mean_latency_ms",
+    12: "p95_latency_ms",
+    13: "last_result",
+    14: "confidence_histogram",
+    15: "inference_rate_hz",
+}
+_RUNTIME_BOARD = 6
+_IDENTITY = {
+    0: "manufacturer",
+    1: "model_number",
+    2: "serial_number",
+    3: "firmware_version",
+    17: "device_type",
+    18: "hardware_version",
+    19: "software_version",
+}
+_MODEL_NUMBER = 1
+REPORT_READ_ATTEMPTS = 3  # reads of each reported object after a registration, before giving up
+_INSTALLED = {
+    0: "name",
+    1: "version",
+    7: "update_state",
+    9: "update_result",
+    12: "activated",
+    16: "status_reason",
+}
+
+# Telemetry samples kept per device, newest first: four hours at the agent's default 5 s interval.
+TELEMETRY_SAMPLES_KEPT = 2880
+# A device notifies each observed telemetry resource on its own, all within moments of each other;
+# figures arriving within this many seconds of a sample that lacks them join it, so a sample holds
+# one report round.
+_SAMPLE_ROUND_S = 1.0
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _named(resources: dict[int, Any], names: dict[int, str]) -> dict[str, Any]:
+    return {name: resources[rid] for rid, name in names.items() if rid in resources}
+
+
+def _installed(resources: dict[int, Any]) -> dict[str, Any]:
+    installed = _named(resources, _INSTALLED)
+    if "update_state" in installed:
+        installed["update_state_text"] = code_name(UpdateState, installed["update_state"])
+    if "update_result" in installed:
+        installed["update_result_text"] = code_name(UpdateResult, installed["update_result"])
+    return installed
+
+
+class FleetService:
+    """An ``Lwm2mServer`` wired to the device tables. Create one with ``start``, end it with ``stop``."""
+
+    server: Lwm2mServer
+
+    def __init__(self, context: Context, clock: Clock) -> None:
+        self.context = context
+        self._clock = clock
+        self._write_lock = asyncio.Lock()
+        # The background read of each device's reports, by endpoint, so a newer registration replaces it.
+        self._reading: dict[str, asyncio.Task[None]] = {}
+        self._campaigns: asyncio.Task[None] | None = None
+        # Registration Updates stored after the device got its answer; awaited before the server stops.
+        self._pending_updates: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def start(
+        cls,
+        context: Context,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        clock: Clock = time.time,
+        presence_interval: float = 1.0,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        campaign_interval: float = 0.5,
+        install_timeout: float = 120.0,
+    ) -> FleetService:
+        """Open the database, set devices left online by an earlier process offline, listen, run campaigns.
+
+        Registrations do not survive the process that held them, so a device still marked online from
+        an earlier run is offline until it registers again. Campaigns pass every ``campaign_interval``
+        seconds; an installation with no progress for ``install_timeout`` seconds fails.
+        """
+        fleet = cls(context, clock)
+        await fleet._write(fleet._reset_presence, "server restarted")
+        fleet.server = await Lwm2mServer.start(
+            host,
+            port,
+            clock=clock,
+            presence_interval=presence_interval,
+            request_timeout=request_timeout,
+            on_registered=fleet._on_registered,
+            on_updated=fleet._on_updated,
+            on_deregistered=fleet._on_deregistered,
+            on_offline=fleet._on_offline,
+            resources={COLLECT_ROOT: SampleCollector(DatasetService(context), fleet._write).handle},
+        )
+        runner = CampaignRunner(
+            context,
+            fleet.server,
+            fleet._write,
+            clock=clock,
+            interval=campaign_interval,
+            install_timeout=install_timeout,
+        )
+        fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
+        return fleet
+
+    @property
+    def uri(self) -> str:
+        """``coap://host:port`` of the bound address: the ``--server`` agents on this host use."""
+        return self.server.uri
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        """Stop campaigns and report reads, stop the server, and set the devices it had registered offline."""
+        if self._campaigns is not None:
+            self._campaigns.cancel()
+            await asyncio.gather(self._campaigns, return_exceptions=True)
+        for task in list(self._reading.values()):
+            task.cancel()
+        await asyncio.gather(*self._reading.values(), return_exceptions=True)
+        await asyncio.gather(*self._pending_updates, return_exceptions=True)
+        await self.server.stop()
+        await self._write(self._reset_presence, "server stopped")
+
+    async def _write(self, work: Callable[..., T], *args: Any) -> T:
+        async with self._write_lock:
+            return await asyncio.to_thread(work, *args)
+
+    def _now(self) -> datetime:
+        return _at(self._clock())
+
+    # Listeners: the registration interface awaits them before it answers the device.
+
+    async def _on_registered(self, registration: Registration) -> None:
+        await self._write(self._store_registration, registration)
+        previous = self._reading.pop(registration.endpoint, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(
+            self._read_reports(registration.endpoint), name=f"read reports of {registration.endpoint}"
+        )
+        self._reading[registration.endpoint] = task
+        task.add_done_callback(lambda done: self._forget_reading(registration.endpoint, done))
+
+    def _forget_reading(self, endpoint: str, task: asyncio.Task[None]) -> None:
+        if self._reading.get(endpoint) is task:
+            del self._reading[endpoint]
+
+    async def _on_updated(self, registration: Registration) -> None:
+        # Updates are the most frequent request of a fleet; during a rollout the writer is busy with
+        # campaign records, and a device left waiting for that would time out its Update. The row only
+        # refreshes the last-seen time, so the answer goes first and the store follows in order.
+        task = asyncio.create_task(self._write(self._store_update, registration))
+        self._pending_updates.add(task)
+        task.add_done_callback(self._pending_updates.discard)
+
+    async def _on_deregistered(self, registration: Registration) -> None:
+        current = self.server.store.get_by_endpoint(registration.endpoint)
+        # The registration interface reports a re-Register as the old registration's end first.
+        reason = "re-registered" if current is not None else "deregister"
+        if current is None:
+            self._stop_reading(registration.endpoint)
+        await self._write(self._store_gone, registration, DeviceEventKind.DEREGISTERED, reason)
+
+    async def _on_offline(self, registration: Registration) -> None:
+        self._stop_reading(registration.endpoint)
+        await self._write(self._store_gone, registration, DeviceEventKind.OFFLINE, "lifetime expired")
+
+    def _stop_reading(self, endpoint: str) -> None:
+        task = self._reading.pop(endpoint, None)
+        if task is not None:
+            task.cancel()
+
+    async def _read_reports(self, endpoint: str) -> None:
+        """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; observe telemetry."""
+        answers: dict[Path, dict[int, Any]] = {}
+        for path in (RUNTIME, DEVICE, SOFTWARE):
+            for attempt in range(1, REPORT_READ_ATTEMPTS + 1):
+                try:
+                    answers[path] = resources(await self.server.devices.read(endpoint, path))
+                    break
+                except TinymlaasError as exc:
+                    # A lost datagram on a lossy link must not leave the device without capabilities
+                    # (and so refused by every campaign) until it registers again; a 4.04 is final.
+                    if attempt == REPORT_READ_ATTEMPTS or not isinstance(exc, PeerUnreachable):
+                        await self._write(self._store_read_failure, endpoint, path, exc.detail)
+                        break
+                    await asyncio.sleep(attempt)
+        await self._write(self._store_reports, endpoint, answers)
+        if SOFTWARE in answers:
+            await self._observe_software(endpoint)
+        if RUNTIME not in answers:
+            return
+
+        async def on_values(values: dict[Path, Value]) -> None:
+            await self._write(self._store_runtime, endpoint, resources(values))
+
+        # The telemetry resources the device reported are observed one by one: the whole instance also
+        # lists every supported op, too large on a LiteRT device for one (non block-wise) notification.
+        for resource_id in (r for r in _TELEMETRY if r in answers[RUNTIME]):
+            path = Path(RUNTIME.object_id, RUNTIME.instance_id, resource_id)
+            try:
+                await self.server.devices.observe(endpoint, path, on_values)
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
+
+    async def _observe_software(self, endpoint: str) -> None:
+        """Follow Update State and Update Result, so the device row shows each install as it happens.
+
+        A change re-reads the whole Object 9 instance: the installed package's name and version change
+        together with the state, and a notification carries only the resource that changed.
+        """
+
+        async def on_change(_values: dict[Path, Value]) -> None:
+            try:
+                software = resources(await self.server.devices.read(endpoint, SOFTWARE))
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
+                return
+            await self._write(self._store_installed, endpoint, software)
+
+        for resource_id in (7, 9):
+            path = Path(SOFTWARE.object_id, SOFTWARE.instance_id, resource_id)
+            try:
+                await self.server.devices.observe(endpoint, path, on_change)
+            except TinymlaasError as exc:
+                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
+
+    # Database work, run in a worker thread by ``_write``.
+
+    def _store_installed(self, endpoint: str, software: dict[int, Any]) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(endpoint)
+            if row is None:
+                return
+            row.last_seen = self._now()
+            repository.set_reported(endpoint, installed=_installed(software))
+
+    def _reset_presence(self, reason: str) -> None:
+        now = self._now()
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            for endpoint in repository.mark_all_offline():
+                repository.record_event(endpoint, DeviceEventKind.OFFLINE, {"reason": reason}, at=now)
+
+    def _store_registration(self, registration: Registration) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            repository.upsert_registration(
+                registration.endpoint,
+                new_id=new_id("dev"),
+                registration_id=registration.registration_id,
+                address=registration.address,
+                lifetime=registration.lifetime,
+                lwm2m_version=registration.lwm2m_version,
+                objects=[str(path) for path in registration.objects],
+                registered_at=_at(registration.registered_at),
+            )
+            repository.record_event(
+                registration.endpoint,
+                DeviceEventKind.REGISTERED,
+                {
+                    "registration_id": registration.registration_id,
+                    "address": registration.address,
+                    "lifetime_s": registration.lifetime,
+                    "objects": [str(path) for path in registration.objects],
+                },
+                at=_at(registration.registered_at),
+            )
+
+    def _store_update(self, registration: Registration) -> None:
+        at = _at(registration.updated_at)
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(registration.endpoint)
+            if row is None:  # the row was deleted under a live registration; nothing to update
+                return
+            changed = {
+                key: value
+                for key, value, before in (
+                    ("address", registration.address, row.address),
+                    ("lifetime_s", registration.lifetime, row.lifetime),
+                )
+                if value != before
+            }
+            repository.seen(
+                registration.endpoint, at, address=registration.address, lifetime=registration.lifetime
+            )
+            if changed:
+                repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
+
+    def _store_gone(self, registration: Registration, kind: DeviceEventKind, reason: str) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(registration.endpoint)
+            if row is None:
+                return
+            # A re-Register has already stored the new registration: the device stays online.
+            if row.registration_id == registration.registration_id:
+                row.online = False
+            repository.record_event(
+                registration.endpoint,
+                kind,
+                {"reason": reason, "registration_id": registration.registration_id},
+                at=self._now(),
+            )
+
+    def _store_read_failure(self, endpoint: str, path: Path, error: str) -> None:
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            if repository.find(endpoint) is not None:
+                repository.record_event(
+                    endpoint, DeviceEventKind.READ_FAILED, {"path": str(path), "error": error}, at=self._now()
+                )
+
+    def _store_reports(self, endpoint: str, answers: dict[Path, dict[int, Any]]) -> None:
+        if not answers:  # every read failed and has its own event already
+            return
+        runtime, device, software = answers.get(RUNTIME), answers.get(DEVICE), answers.get(SOFTWARE)
+        board = None
+        if runtime is not None and isinstance(runtime.get(_RUNTIME_BOARD), str):
+            board = runtime[_RUNTIME_BOARD]
+        elif device is not None and isinstance(device.get(_MODEL_NUMBER), str):
+            board = device[_MODEL_NUMBER]
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            if repository.find(endpoint) is None:
+                return
+            repository.set_reported(
+                endpoint,
+                board_id=board,
+                capabilities=None if runtime is None else _named(runtime, _CAPABILITIES),
+                telemetry=None if runtime is None else _named(runtime, _TELEMETRY),
+                identity=None if device is None else _named(device, _IDENTITY),
+                installed=None if software is None else _installed(software),
+            )
+            if runtime is not None:
+                self._sample(repository, endpoint, _named(runtime, _TELEMETRY))
+            repository.record_event(
+                endpoint,
+                DeviceEventKind.REPORTED,
+                {"board": board, "objects": [str(path) for path in answers]},
+                at=self._now(),
+            )
+
+    def _store_runtime(self, endpoint: str, runtime: dict[int, Any]) -> None:
+        """A notification from the observed runtime instance: fresh telemetry, and proof of life.
+
+        Merged into what is stored, so a notification carrying only the changed resources loses nothing.
+        """
+        with self.context.session() as session:
+            repository = DeviceRepository(session)
+            row = repository.find(endpoint)
+            if row is None:
+                return
+            row.last_seen = self._now()
+            reported = _named(runtime, _TELEMETRY)
+            repository.set_reported(
+                endpoint,
+                capabilities={**row.capabilities, **_named(runtime, _CAPABILITIES)},
+                telemetry={**row.telemetry, **reported},
+            )
+            self._sample(repository, endpoint, reported)
+
+    def _sample(self, repository: DeviceRepository, endpoint: str, reported: dict[str, Any]) -> None:
+        """Keep the sampled figures of one report, joining the sample of the same report round."""
+        figures = {
+            name: reported[name]
+            for name in TELEMETRY_SAMPLED
+            if isinstance(reported.get(name), int | float) and not isinstance(reported[name], bool)
+        }
+        if not figures:
+            return
+        now = self._now()
+        kind = DeviceEventKind.TELEMETRY
+        latest = next(iter(repository.events(endpoint, 1, kinds=[kind.value])), None)
+        if (
+            latest is not None
+            and abs((now - as_utc(latest.at)).total_seconds()) <= _SAMPLE_ROUND_S
+            and not figures.keys() & latest.detail.keys()
+        ):
+            latest.detail = {**latest.detail, **figures}
+            return
+        repository.record_event(endpoint, kind, figures, at=now)
+        repository.trim_events(endpoint, kind.value, TELEMETRY_SAMPLES_KEPT)
