@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+import pytest
 from typer.testing import CliRunner
 
+from helpers.seeding import add_campaign, add_model_chain, register_device
+from helpers.servers import serve
 from tinymlaas.cli.app import app
 from tinymlaas.services.auth import Role
+from tinymlaas.services.context import Context
+from tinymlaas.settings import Settings
+from tinymlaas.storage.repositories import DeviceRepository
 
 
 def test_fleet_health_names_offline_devices_and_needs_a_token(api, problem) -> None:
@@ -23,12 +30,32 @@ def test_fleet_health_names_offline_devices_and_needs_a_token(api, problem) -> N
     problem(api.client.get("/fleet/health"), 401)
 
 
-def test_campaigns_carry_the_verdicts_of_their_state(api) -> None:
-    campaign = api.client.get("/campaigns/cmp_seed", headers=api.auth(Role.VIEWER)).json()
-    assert campaign["state"] == "running"
-    assert (campaign["can_cancel"], campaign["can_rollback"], campaign["active"]) == (True, True, True)
-    assert campaign["in_flight"] is False
-    assert [i["in_flight"] for i in campaign["installations"]] == [False]
+@pytest.mark.parametrize(
+    ("state", "verdicts"),
+    [
+        ("running", (True, True, True)),
+        ("completed", (False, True, False)),
+        ("rolled_back", (False, False, False)),
+    ],
+)
+def test_campaigns_carry_the_verdicts_of_their_state(tmp_path, state, verdicts) -> None:
+    """can_cancel, can_rollback and active follow the campaign's transition table, on its own store."""
+    context = Context(Settings(data_dir=tmp_path / "data"))
+    now = datetime.now(UTC)
+    with context.session() as session:
+        add_model_chain(session, model_id="mdl_v", variant_id="var_v", module_id="mod_v", board="pico")
+        register_device(DeviceRepository(session), "dev-v", now)
+        add_campaign(
+            session, campaign_id="cmp_v", module_id="mod_v", selector="board:pico", endpoint="dev-v",
+            state=state, installation="sent" if state == "running" else "succeeded", at=now,
+        )  # fmt: skip
+    with serve(context) as api:
+        campaign = api.client.get("/campaigns/cmp_v", headers=api.auth(Role.VIEWER)).json()
+    assert campaign["state"] == state
+    assert (campaign["can_cancel"], campaign["can_rollback"], campaign["active"]) == verdicts
+    in_flight = state == "running"
+    assert campaign["in_flight"] is in_flight
+    assert [i["in_flight"] for i in campaign["installations"]] == [in_flight]
 
 
 def test_cli_devices_health_prints_the_same_health(api) -> None:
