@@ -14,7 +14,7 @@ from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.jobs.executor import Executor
 from tinymlaas.jobs.params import PARAMS, JobParams, parse_params
 from tinymlaas.jobs.records import move
-from tinymlaas.jobs.states import JobKind, JobState
+from tinymlaas.jobs.states import TERMINAL_STATES, JobKind, JobState
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import JobRepository
 from tinymlaas.storage.tables import JobRow
@@ -39,6 +39,9 @@ def job_view(row: JobRow, *, log: bool = False) -> dict[str, Any]:
         "id": row.id,
         "kind": row.kind,
         "state": row.state,
+        # Verdicts from the state table, so pages and clients never list state names themselves.
+        "active": JobState(row.state) not in TERMINAL_STATES,
+        "failed": row.state == JobState.FAILED.value,
         "params": row.params,
         "progress": row.progress,
         "message": row.message,

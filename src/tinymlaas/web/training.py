@@ -18,7 +18,7 @@ from tinymlaas.services.runs import architectures, list_runs, show_run
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, can, needs, render
 from tinymlaas.web.sessions import DashboardSession
 from tinymlaas.web.training_summaries import (
-    ACTIVE_STATES,
+    JOB_STYLE,
     confusion_figure,
     curve_figures,
     fmt_metric,
@@ -39,7 +39,8 @@ def _overview(context: Context) -> dict[str, Any]:
         "datasets": DatasetService(context).list(),
         "architectures": architectures(),
         "jobs": jobs,
-        "active": any(j["state"] in ACTIVE_STATES for j in jobs),
+        "active": any(j["active"] for j in jobs),
+        "job_style": JOB_STYLE,
         "runs": list_runs(context),
         "fmt_metric": fmt_metric,
     }
@@ -111,7 +112,8 @@ def _job_page(
         session,
         status,
         job=job,
-        active=job["state"] in ACTIVE_STATES,
+        active=job["active"],
+        job_style=JOB_STYLE,
         outcome=job_outcome(job),
         may_cancel=can(session, JOB_PERMISSIONS[JobKind(job["kind"])]),
         error=error,

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from tinymlaas.formatting import fmt_metric
+from tinymlaas.jobs.states import JobState
 
-__all__ = ["ACTIVE_STATES", "confusion_figure", "curve_figures", "fmt_metric", "job_outcome"]
+__all__ = ["JOB_STYLE", "confusion_figure", "curve_figures", "fmt_metric", "job_outcome"]
 
-ACTIVE_STATES = ("queued", "running")  # a job in one of these still changes: its page keeps polling
+JOB_STYLE = {JobState.SUCCEEDED.value: "ok", JobState.FAILED.value: "bad", JobState.CANCELLED.value: "muted"}
+"""The CSS class a job's state is shown in; states not named here are shown plain."""
 
 _LAYOUT = {"margin": {"t": 40, "r": 10, "b": 50, "l": 60}, "height": 320, "legend": {"orientation": "h"}}
 

@@ -29,6 +29,8 @@ class JobPublic(BaseModel):
     id: str
     kind: str
     state: str = Field(description="queued, running, succeeded, failed or cancelled.")
+    active: bool = Field(description="Still queued or running: its progress and state will change.")
+    failed: bool = Field(description="Ended in failure; ``error`` says why.")
     params: dict[str, Any]
     progress: float = Field(description="0.0 to 1.0.")
     message: str = Field(description="The latest progress line.")
