@@ -24,6 +24,22 @@ def test_tokens_are_listed_without_secrets(api) -> None:
     assert not any(secret in response.text for secret in api.tokens.values())
 
 
+def test_tokens_page_in_order_without_overlap(api) -> None:
+    for n in range(3):
+        create_token(api.context, Role.VIEWER, f"paged {n}")
+    everything = api.client.get("/tokens", headers=api.auth(Role.ADMIN)).json()
+    total = everything["count"]
+    assert total == len(everything["data"]) >= 3
+    pages = []
+    for offset in range(0, total, 2):
+        body = api.client.get(f"/tokens?limit=2&offset={offset}", headers=api.auth(Role.ADMIN)).json()
+        assert body["count"] == total and len(body["data"]) <= 2
+        pages.extend(t["id"] for t in body["data"])
+    assert pages == [t["id"] for t in everything["data"]]
+    past = api.client.get(f"/tokens?limit=2&offset={total}", headers=api.auth(Role.ADMIN)).json()
+    assert past == {"data": [], "count": total}
+
+
 def test_a_made_token_works_at_once_and_its_secret_is_shown_once(api) -> None:
     made = api.client.post("/tokens", json={"role": "operator", "name": "ci"}, headers=api.auth(Role.ADMIN))
     assert made.status_code == 201, made.text

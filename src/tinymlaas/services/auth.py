@@ -32,6 +32,7 @@ __all__ = [
     "parse_role",
     "revoke_token",
     "token_view",
+    "tokens_page",
 ]
 
 # Secrets start with this, so a leaked one is recognisable by secret scanners and in logs.
@@ -128,8 +129,18 @@ def create_token(ctx: Context, role: Role | str, name: str = "") -> tuple[dict[s
 
 
 def list_tokens(ctx: Context) -> list[dict[str, Any]]:
+    """Every token, oldest first, revoked ones included."""
+    return tokens_page(ctx)[0]
+
+
+def tokens_page(
+    ctx: Context, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``list_tokens`` and how many tokens there are in all, paged in SQL so a page
+    never loads the whole table."""
     with ctx.session() as session:
-        return [token_view(row) for row in TokenRepository(session).tokens()]
+        repository = TokenRepository(session)
+        return [token_view(row) for row in repository.tokens(limit=limit, offset=offset)], repository.count()
 
 
 def revoke_token(ctx: Context, token_id: str) -> dict[str, Any]:

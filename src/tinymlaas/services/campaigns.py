@@ -43,6 +43,7 @@ __all__ = [
     "CampaignView",
     "InstallationView",
     "campaign_value",
+    "campaigns_page",
     "cancel_campaign",
     "create_campaign",
     "device_installations",
@@ -346,9 +347,22 @@ def device_installations(ctx: Context, endpoint: str) -> list[dict[str, Any]]:
 
 def list_campaigns(ctx: Context) -> list[CampaignView]:
     """Every campaign, newest first."""
+    return campaigns_page(ctx)[0]
+
+
+def campaigns_page(
+    ctx: Context, *, state: str | None = None, limit: int | None = None, offset: int = 0
+) -> tuple[list[CampaignView], int]:
+    """One page of the campaigns (only those in ``state`` if given) and how many there are in all.
+
+    Filtered and paged in SQL, so a page reads only its own campaigns' installations.
+    """
+    states = None if state is None else [state]
     with ctx.session() as session:
         repository = CampaignRepository(session)
-        return [_campaign_view(row, repository.installations(row.id)) for row in repository.campaigns()]
+        rows = repository.campaigns(states, limit=limit, offset=offset)
+        views = [_campaign_view(row, repository.installations(row.id)) for row in rows]
+        return views, repository.count(states)
 
 
 def show_campaign(ctx: Context, campaign_id: str) -> CampaignView:

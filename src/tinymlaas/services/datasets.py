@@ -343,9 +343,16 @@ class DatasetService:
             return CollectOutcome(name, sample.id, stored=stored, dataset_created=created)
 
     def list(self) -> list[DatasetSummary]:
+        """Every dataset by name."""
+        return self.list_page()[0]
+
+    def list_page(self, *, limit: int | None = None, offset: int = 0) -> tuple[list[DatasetSummary], int]:
+        """One page of ``list`` and how many datasets there are: paged in SQL, so only the page's
+        datasets have their samples counted."""
         with self.ctx.session() as session:
-            names = DatasetRepository(session).names()
-        return [self.show(n) for n in names]
+            repo = DatasetRepository(session)
+            names, count = repo.names(limit=limit, offset=offset), repo.count()
+        return [self.show(n) for n in names], count
 
     def show(self, name: str) -> DatasetSummary:
         with self.ctx.session() as session:
@@ -410,9 +417,17 @@ class DatasetService:
 
     def snapshot_list(self, name: str) -> list[SnapshotSummary]:
         """The dataset's snapshots, oldest first, with the classes and label counts each froze."""
+        return self.snapshot_page(name)[0]
+
+    def snapshot_page(
+        self, name: str, *, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[SnapshotSummary], int]:
+        """One page of ``snapshot_list`` and how many snapshots the dataset has, paged in SQL."""
         with self.ctx.session() as session:
             repo = DatasetRepository(session)
-            return [_snapshot_summary(s, name) for s in repo.snapshots(repo.get(name).id)]
+            dataset_id = repo.get(name).id
+            rows = repo.snapshots(dataset_id, limit=limit, offset=offset)
+            return [_snapshot_summary(s, name) for s in rows], repo.count_snapshots(dataset_id)
 
     def take_snapshot(self, name: str) -> tuple[SnapshotSummary, bool]:
         """``snapshot``, and whether that content is new (False: the same snapshot was taken before)."""

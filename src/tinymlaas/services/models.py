@@ -28,10 +28,12 @@ __all__ = [
     "import_uploaded_model",
     "list_model_details",
     "list_models",
+    "models_page",
     "show_model",
     "show_variant",
     "variant_detail",
     "variant_tflite",
+    "variants_page",
 ]
 
 
@@ -58,8 +60,19 @@ def _detail(model: ModelRow, run: TrainingRunRow | None, variants: list[VariantR
 
 
 def list_models(ctx: Context) -> list[dict[str, Any]]:
+    """Every model version, by name and version."""
+    return models_page(ctx)[0]
+
+
+def models_page(
+    ctx: Context, *, name: str | None = None, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the models (only those named ``name`` if given) and how many there are in all,
+    filtered and paged in SQL."""
     with ctx.session() as session:
-        return [model_view(r) for r in ModelRepository(session).models()]
+        repo = ModelRepository(session)
+        rows = repo.models(name=name, limit=limit, offset=offset)
+        return [model_view(r) for r in rows], repo.count_models(name=name)
 
 
 def list_model_details(ctx: Context) -> list[ModelDetail]:
@@ -73,6 +86,18 @@ def show_model(ctx: Context, ref: str) -> ModelDetail:
         repo = ModelRepository(session)
         model = repo.model(ref)
         return _detail(model, model.run, model.variants)
+
+
+def variants_page(
+    ctx: Context, ref: str, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[VariantView], int]:
+    """One page of the model's variants, oldest first, and how many it has: paged in SQL rather than
+    loading the model's whole lineage as ``show_model`` does."""
+    with ctx.session() as session:
+        repo = ModelRepository(session)
+        model = repo.model(ref)
+        rows = repo.variants(model.id, limit=limit, offset=offset)
+        return [VariantView.of(v) for v in rows], repo.count_variants(model.id)
 
 
 def show_variant(ctx: Context, variant_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from tinymlaas.services.views import module_view
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModuleRow
 
-__all__ = ["fit_report", "list_modules", "module_download", "show_module"]
+__all__ = ["fit_report", "list_modules", "module_download", "modules_page", "show_module"]
 
 
 def _kib(n: int) -> str:
@@ -40,9 +40,25 @@ def _listed(repo: ModelRepository, row: ModuleRow) -> dict[str, Any]:
 
 def list_modules(ctx: Context, *, board: str | None = None, fits: bool | None = None) -> list[dict[str, Any]]:
     """Every compiled module, newest first, with the model and quantization it came from."""
+    return modules_page(ctx, board=board, fits=fits)[0]
+
+
+def modules_page(
+    ctx: Context,
+    *,
+    board: str | None = None,
+    fits: bool | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``list_modules`` and how many modules it lists in all.
+
+    Filtered and paged in SQL, so a page looks up only its own modules' variants and models.
+    """
     with ctx.session() as session:
         repo = ModelRepository(session)
-        return [_listed(repo, row) for row in repo.all_modules(board_id=board, fits=fits)]
+        rows = repo.all_modules(board_id=board, fits=fits, limit=limit, offset=offset)
+        return [_listed(repo, row) for row in rows], repo.count_modules(board_id=board, fits=fits)
 
 
 def show_module(ctx: Context, module_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModelRow, SnapshotRow, TrainingRunRow
 from tinymlaas.training.zoo import ARCHITECTURES
 
-__all__ = ["architectures", "list_runs", "show_run"]
+__all__ = ["architectures", "list_runs", "runs_page", "show_run"]
 
 
 def architectures() -> dict[str, int]:
@@ -47,11 +47,22 @@ def _summary(
 
 def list_runs(ctx: Context) -> list[dict[str, Any]]:
     """Every run, newest first, without the per-epoch history (``show_run`` has it)."""
+    return runs_page(ctx)[0]
+
+
+def runs_page(
+    ctx: Context, *, dataset: str | None = None, limit: int | None = None, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the runs (only those on ``dataset`` if given) and how many there are in all.
+
+    Filtered and paged in SQL, so a page loads only its own runs and their models.
+    """
     with ctx.session() as session:
         repo = ModelRepository(session)
-        rows = repo.runs()
+        rows = repo.runs(dataset=dataset, limit=limit, offset=offset)
         models = repo.models_of_runs([run.id for run, _, _ in rows])
-        return [_summary(run, snapshot, dataset, models.get(run.id)) for run, snapshot, dataset in rows]
+        found = [_summary(run, snapshot, name, models.get(run.id)) for run, snapshot, name in rows]
+        return found, repo.count_runs(dataset=dataset)
 
 
 def show_run(ctx: Context, run_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from tinymlaas.api.deps import ContextDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, Page, require
 from tinymlaas.api.schemas import CampaignCreate, CampaignPublic, CampaignsPublic
 from tinymlaas.api.schemas.campaigns import CampaignPreviewPublic
 from tinymlaas.services import campaigns as service
@@ -29,10 +29,8 @@ def list_campaigns(
     state: Annotated[str | None, Query(description="Only campaigns in this state, e.g. running.")] = None,
 ) -> CampaignsPublic:
     """Every campaign, newest first."""
-    campaigns = [c for c in service.list_campaigns(context) if state is None or c.state == state]
-    return CampaignsPublic(
-        data=[CampaignPublic.model_validate(c) for c in page(campaigns, paging)], count=len(campaigns)
-    )
+    campaigns, count = service.campaigns_page(context, state=state, limit=paging.limit, offset=paging.offset)
+    return CampaignsPublic(data=[CampaignPublic.model_validate(c) for c in campaigns], count=count)
 
 
 @router.get("/preview", response_model=CampaignPreviewPublic)

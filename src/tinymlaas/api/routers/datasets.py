@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from tinymlaas.api.deps import ContextDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, Page, require
 from tinymlaas.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic, Problem
 from tinymlaas.api.schemas.datasets import DatasetImportPublic, SnapshotPublic, SnapshotsPublic
 from tinymlaas.data.types import Task
@@ -52,8 +52,8 @@ def _public(summary: DatasetSummary) -> DatasetPublic:
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(context: ContextDep, _token: Reader, paging: Annotated[Page, Depends()]) -> DatasetsPublic:
     """Every dataset by name, with its sample and label counts."""
-    summaries = DatasetService(context).list()
-    return DatasetsPublic(data=[_public(s) for s in page(summaries, paging)], count=len(summaries))
+    summaries, count = DatasetService(context).list_page(limit=paging.limit, offset=paging.offset)
+    return DatasetsPublic(data=[_public(s) for s in summaries], count=count)
 
 
 @router.get("/{name}", response_model=DatasetPublic)
@@ -123,8 +123,8 @@ def list_snapshots(
     context: ContextDep, _token: Reader, name: str, paging: Annotated[Page, Depends()]
 ) -> SnapshotsPublic:
     """The dataset's snapshots, oldest first: what each froze, ready to train on."""
-    snapshots = DatasetService(context).snapshot_list(name)
-    return SnapshotsPublic(data=[_snapshot(s) for s in page(snapshots, paging)], count=len(snapshots))
+    snapshots, count = DatasetService(context).snapshot_page(name, limit=paging.limit, offset=paging.offset)
+    return SnapshotsPublic(data=[_snapshot(s) for s in snapshots], count=count)
 
 
 @router.post(

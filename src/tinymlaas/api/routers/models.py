@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from tinymlaas.api.deps import ContextDep, ExecutorDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, ExecutorDep, Page, require
 from tinymlaas.api.schemas import ModelDetailPublic, ModelPublic, ModelsPublic, Problem
 from tinymlaas.api.schemas.jobs import JobPublic
 from tinymlaas.api.schemas.models import ModelImportedPublic, SqueezeCreate
@@ -18,8 +18,7 @@ from tinymlaas.jobs import JobKind
 from tinymlaas.jobs.requests import request_job
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.imports import MODEL_SUFFIXES
-from tinymlaas.services.models import import_uploaded_model
-from tinymlaas.services.models import list_models as list_model_views
+from tinymlaas.services.models import import_uploaded_model, models_page, variants_page
 from tinymlaas.services.models import show_model as show_model_view
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -41,8 +40,8 @@ def list_models(
     context: ContextDep, _token: Reader, paging: Annotated[Page, Depends()], name: str | None = None
 ) -> ModelsPublic:
     """Every model version, optionally only those named ``name``."""
-    models = [m for m in list_model_views(context) if name is None or m["name"] == name]
-    return ModelsPublic(data=[ModelPublic(**m) for m in page(models, paging)], count=len(models))
+    models, count = models_page(context, name=name, limit=paging.limit, offset=paging.offset)
+    return ModelsPublic(data=[ModelPublic(**m) for m in models], count=count)
 
 
 @router.get("/{ref}", response_model=ModelDetailPublic)
@@ -56,10 +55,8 @@ def list_model_variants(
     context: ContextDep, _token: Reader, ref: str, paging: Annotated[Page, Depends()]
 ) -> VariantsPublic:
     """The model's variants, oldest first, each with its size, arena and metric measured per runtime."""
-    variants = show_model_view(context, ref).variants
-    return VariantsPublic(
-        data=[VariantPublic.model_validate(v) for v in page(variants, paging)], count=len(variants)
-    )
+    variants, count = variants_page(context, ref, limit=paging.limit, offset=paging.offset)
+    return VariantsPublic(data=[VariantPublic.model_validate(v) for v in variants], count=count)
 
 
 @router.post("/{ref}/squeeze", response_model=JobPublic, status_code=202)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from tinymlaas.api.deps import ContextDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, Page, require
 from tinymlaas.api.schemas.modules import FitReportPublic, ModuleDetailPublic, ModulePublic, ModulesPublic
 from tinymlaas.services import modules as service
 from tinymlaas.services.auth import Permission
@@ -28,8 +28,10 @@ def list_modules(
     fits: Annotated[bool | None, Query(description="Only modules that fit (true) or not (false).")] = None,
 ) -> ModulesPublic:
     """Every compiled module, newest first, with its flash and RAM needs and fit verdict."""
-    found = service.list_modules(context, board=board, fits=fits)
-    return ModulesPublic(data=[ModulePublic(**m) for m in page(found, paging)], count=len(found))
+    found, count = service.modules_page(
+        context, board=board, fits=fits, limit=paging.limit, offset=paging.offset
+    )
+    return ModulesPublic(data=[ModulePublic(**m) for m in found], count=count)
 
 
 @router.get("/{module_id}", response_model=ModuleDetailPublic)

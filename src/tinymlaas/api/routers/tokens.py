@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from tinymlaas.api.deps import ContextDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, Page, require
 from tinymlaas.api.schemas.tokens import TokenCreate, TokenCreatedPublic, TokenPublic, TokensPublic
 from tinymlaas.services import auth
 from tinymlaas.services.auth import Permission
@@ -20,8 +20,8 @@ Writer = Annotated[dict[str, Any], Depends(require(Permission.TOKENS_WRITE))]
 @router.get("", response_model=TokensPublic)
 def list_tokens(context: ContextDep, _token: Reader, paging: Annotated[Page, Depends()]) -> TokensPublic:
     """Every token, oldest first, revoked ones included; secrets are never stored, so never shown."""
-    tokens = auth.list_tokens(context)
-    return TokensPublic(data=[TokenPublic(**t) for t in page(tokens, paging)], count=len(tokens))
+    tokens, count = auth.tokens_page(context, limit=paging.limit, offset=paging.offset)
+    return TokensPublic(data=[TokenPublic(**t) for t in tokens], count=count)
 
 
 @router.post("", response_model=TokenCreatedPublic, status_code=201)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from tinymlaas.api.deps import ContextDep, ExecutorDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, ExecutorDep, Page, require
 from tinymlaas.api.schemas.jobs import JobPublic
 from tinymlaas.api.schemas.training import (
     TrainingRunCreate,
@@ -33,8 +33,8 @@ def list_training_runs(
     dataset: str | None = None,
 ) -> TrainingRunsPublic:
     """Every training run, newest first, optionally only those on ``dataset``."""
-    found = [r for r in runs.list_runs(context) if dataset is None or r["dataset"] == dataset]
-    return TrainingRunsPublic(data=[TrainingRunPublic(**r) for r in page(found, paging)], count=len(found))
+    found, count = runs.runs_page(context, dataset=dataset, limit=paging.limit, offset=paging.offset)
+    return TrainingRunsPublic(data=[TrainingRunPublic(**r) for r in found], count=count)
 
 
 @router.get("/{run_id}", response_model=TrainingRunDetailPublic)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import NotFound
@@ -30,12 +30,21 @@ class CampaignRepository:
             raise NotFound(f"no campaign {campaign_id!r} (see 'campaigns list')")
         return row
 
-    def campaigns(self, states: Iterable[str] | None = None) -> list[CampaignRow]:
-        """Newest first, optionally only those in ``states``."""
-        query = select(CampaignRow).order_by(CampaignRow.created_at.desc())
+    def campaigns(
+        self, states: Iterable[str] | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> list[CampaignRow]:
+        """Newest first (id breaks ties so pages never overlap), optionally only those in ``states``."""
+        query = select(CampaignRow).order_by(CampaignRow.created_at.desc(), CampaignRow.id)
         if states is not None:
             query = query.where(CampaignRow.state.in_(list(states)))
-        return list(self.session.scalars(query))
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count(self, states: Iterable[str] | None = None) -> int:
+        """How many campaigns ``campaigns`` would list without paging."""
+        query = select(func.count()).select_from(CampaignRow)
+        if states is not None:
+            query = query.where(CampaignRow.state.in_(list(states)))
+        return self.session.scalar(query) or 0
 
     def installations(self, campaign_id: str) -> dict[str, InstallationRow]:
         """Endpoint -> installation row of one campaign."""

@@ -56,8 +56,13 @@ class DatasetRepository:
             raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names()) or 'none'}")
         return row
 
-    def names(self) -> list[str]:
-        return list(self.session.scalars(select(DatasetRow.name).order_by(DatasetRow.name)))
+    def names(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
+        """By name; names are unique, so pages never overlap."""
+        query = select(DatasetRow.name).order_by(DatasetRow.name)
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(DatasetRow)) or 0
 
     def add(self, row: DatasetRow) -> DatasetRow:
         if self.find(row.name) is not None:
@@ -120,14 +125,18 @@ class DatasetRepository:
         )
         return [Member(*row) for row in rows]
 
-    def snapshots(self, dataset_id: str) -> list[SnapshotRow]:
-        return list(
-            self.session.scalars(
-                select(SnapshotRow)
-                .where(SnapshotRow.dataset_id == dataset_id)
-                .order_by(SnapshotRow.created_at)
-            )
+    def snapshots(self, dataset_id: str, *, limit: int | None = None, offset: int = 0) -> list[SnapshotRow]:
+        """Oldest first; id breaks ties so pages never overlap."""
+        query = (
+            select(SnapshotRow)
+            .where(SnapshotRow.dataset_id == dataset_id)
+            .order_by(SnapshotRow.created_at, SnapshotRow.id)
         )
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count_snapshots(self, dataset_id: str) -> int:
+        query = select(func.count()).select_from(SnapshotRow).where(SnapshotRow.dataset_id == dataset_id)
+        return self.session.scalar(query) or 0
 
     def get_snapshot(self, snapshot_id: str) -> SnapshotRow:
         row = self.session.get(SnapshotRow, snapshot_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from tinymlaas.errors import InvalidInput, NotFound
@@ -49,8 +49,19 @@ class ModelRepository:
             raise NotFound(f"no model {ref!r} (give a model id, a name, or name:version)")
         return row
 
-    def models(self) -> list[ModelRow]:
-        return list(self.session.scalars(select(ModelRow).order_by(ModelRow.name, ModelRow.version)))
+    def models(self, *, name: str | None = None, limit: int | None = None, offset: int = 0) -> list[ModelRow]:
+        """By name and version (id breaks any tie so pages never overlap), optionally only ``name``."""
+        query = select(ModelRow).order_by(ModelRow.name, ModelRow.version, ModelRow.id)
+        if name is not None:
+            query = query.where(ModelRow.name == name)
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count_models(self, *, name: str | None = None) -> int:
+        """How many models ``models`` would list for ``name`` without paging."""
+        query = select(func.count()).select_from(ModelRow)
+        if name is not None:
+            query = query.where(ModelRow.name == name)
+        return self.session.scalar(query) or 0
 
     def models_with_lineage(self) -> list[ModelRow]:
         """``models`` with their runs, variants and modules, loaded by a few IN queries, not one per model."""
@@ -77,8 +88,16 @@ class ModelRepository:
             raise NotFound(f"no training run {run_id!r} (see the training runs list)")
         return row
 
-    def runs(self, run_id: str | None = None) -> list[tuple[TrainingRunRow, SnapshotRow, str]]:
-        """Every run (or only ``run_id``), newest first, with its snapshot and that snapshot's dataset."""
+    def runs(
+        self,
+        run_id: str | None = None,
+        *,
+        dataset: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple[TrainingRunRow, SnapshotRow, str]]:
+        """Every run (or only ``run_id``, or those on ``dataset``), newest first, with its snapshot and
+        that snapshot's dataset."""
         query = (
             select(TrainingRunRow, SnapshotRow, DatasetRow.name)
             .join(SnapshotRow, TrainingRunRow.snapshot_id == SnapshotRow.id)
@@ -87,7 +106,22 @@ class ModelRepository:
         )
         if run_id is not None:
             query = query.where(TrainingRunRow.id == run_id)
-        return [(run, snapshot, name) for run, snapshot, name in self.session.execute(query)]
+        if dataset is not None:
+            query = query.where(DatasetRow.name == dataset)
+        rows = self.session.execute(query.offset(offset).limit(limit))
+        return [(run, snapshot, name) for run, snapshot, name in rows]
+
+    def count_runs(self, *, dataset: str | None = None) -> int:
+        """How many runs ``runs`` would list for ``dataset`` without paging."""
+        query = (
+            select(func.count())
+            .select_from(TrainingRunRow)
+            .join(SnapshotRow, TrainingRunRow.snapshot_id == SnapshotRow.id)
+            .join(DatasetRow, SnapshotRow.dataset_id == DatasetRow.id)
+        )
+        if dataset is not None:
+            query = query.where(DatasetRow.name == dataset)
+        return self.session.scalar(query) or 0
 
     def models_of_runs(self, run_ids: Sequence[str]) -> dict[str, ModelRow]:
         """Run id -> the model it produced, for the runs that produced one."""
@@ -100,12 +134,18 @@ class ModelRepository:
             raise NotFound(f"no variant {variant_id!r} (see 'tinymlaas models show MODEL')")
         return row
 
-    def variants(self, model_id: str) -> list[VariantRow]:
-        return list(
-            self.session.scalars(
-                select(VariantRow).where(VariantRow.model_id == model_id).order_by(VariantRow.created_at)
-            )
+    def variants(self, model_id: str, *, limit: int | None = None, offset: int = 0) -> list[VariantRow]:
+        """Oldest first, as ``ModelRow.variants`` lists them; id breaks ties so pages never overlap."""
+        query = (
+            select(VariantRow)
+            .where(VariantRow.model_id == model_id)
+            .order_by(VariantRow.created_at, VariantRow.id)
         )
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count_variants(self, model_id: str) -> int:
+        query = select(func.count()).select_from(VariantRow).where(VariantRow.model_id == model_id)
+        return self.session.scalar(query) or 0
 
     def module(self, module_id: str) -> ModuleRow:
         row = self.session.get(ModuleRow, module_id)
@@ -113,14 +153,23 @@ class ModelRepository:
             raise NotFound(f"no module {module_id!r}")
         return row
 
-    def all_modules(self, *, board_id: str | None = None, fits: bool | None = None) -> list[ModuleRow]:
+    def all_modules(
+        self,
+        *,
+        board_id: str | None = None,
+        fits: bool | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ModuleRow]:
         """Every module, newest first, optionally only those for ``board_id`` or with that verdict."""
         query = select(ModuleRow).order_by(ModuleRow.created_at.desc(), ModuleRow.id)
-        if board_id is not None:
-            query = query.where(ModuleRow.board_id == board_id)
-        if fits is not None:
-            query = query.where(ModuleRow.fits == fits)
-        return list(self.session.scalars(query))
+        query = query.where(*_module_filter(board_id, fits))
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def count_modules(self, *, board_id: str | None = None, fits: bool | None = None) -> int:
+        """How many modules ``all_modules`` would list with these filters without paging."""
+        query = select(func.count()).select_from(ModuleRow).where(*_module_filter(board_id, fits))
+        return self.session.scalar(query) or 0
 
     def modules(self, variant_ids: Sequence[str]) -> list[ModuleRow]:
         return list(
@@ -128,3 +177,13 @@ class ModelRepository:
                 select(ModuleRow).where(ModuleRow.variant_id.in_(variant_ids)).order_by(ModuleRow.created_at)
             )
         )
+
+
+def _module_filter(board_id: str | None, fits: bool | None) -> list[ColumnElement[bool]]:
+    """The conditions ``all_modules`` and ``count_modules`` share, so a count always matches its list."""
+    conditions: list[ColumnElement[bool]] = []
+    if board_id is not None:
+        conditions.append(ModuleRow.board_id == board_id)
+    if fits is not None:
+        conditions.append(ModuleRow.fits == fits)
+    return conditions

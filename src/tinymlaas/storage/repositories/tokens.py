@@ -25,6 +25,7 @@ class TokenRepository:
     def by_hash(self, secret_sha256: str) -> ApiTokenRow | None:
         return self.session.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_sha256 == secret_sha256))
 
-    def tokens(self) -> list[ApiTokenRow]:
-        """Oldest first, so the first admin token heads the list."""
-        return list(self.session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.created_at)))
+    def tokens(self, *, limit: int | None = None, offset: int = 0) -> list[ApiTokenRow]:
+        """Oldest first, so the first admin token heads the list; id breaks ties so pages never overlap."""
+        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.id)
+        return list(self.session.scalars(query.offset(offset).limit(limit)))
