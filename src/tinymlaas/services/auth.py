@@ -31,6 +31,7 @@ __all__ = [
     "list_tokens",
     "parse_role",
     "revoke_token",
+    "token_is_live",
     "token_view",
     "tokens_page",
 ]
@@ -131,6 +132,13 @@ def create_token(ctx: Context, role: Role | str, name: str = "") -> tuple[dict[s
 def list_tokens(ctx: Context) -> list[dict[str, Any]]:
     """Every token, oldest first, revoked ones included."""
     return tokens_page(ctx)[0]
+
+
+def token_is_live(ctx: Context, token_id: str) -> bool:
+    """Whether a token exists and is not revoked: checked on every dashboard request, so one row is read."""
+    with ctx.session() as session:
+        row = session.get(ApiTokenRow, token_id)
+        return row is not None and not row.revoked
 
 
 def tokens_page(

@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.jobs import Executor
-from tinymlaas.services.auth import PERMISSIONS, Permission, Role, list_tokens
+from tinymlaas.services.auth import PERMISSIONS, Permission, Role, token_is_live
 from tinymlaas.services.context import Context
 from tinymlaas.web.sessions import SESSION_COOKIE, DashboardSession, open_session, session_key
 
@@ -77,7 +77,7 @@ def _session(request: Request, context: ContextDep) -> DashboardSession:
         request.cookies.get(SESSION_COOKIE), session_key(context.settings.session_key_file)
     )
     if session is not None:
-        live = any(t["id"] == session.token_id and not t["revoked"] for t in list_tokens(context))
+        live = token_is_live(context, session.token_id)
         if live and Permission.DASHBOARDS_READ in PERMISSIONS[Role(session.role)]:
             return session
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
