@@ -10,8 +10,9 @@ export TINYMLAAS_DATA_DIR ?= $(CURDIR)/.data
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@command -v g++ >/dev/null && command -v coap-client-notls >/dev/null && command -v chromium >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin chromium)
+	@command -v g++ >/dev/null && command -v coap-client-notls >/dev/null && command -v chromium >/dev/null \
+		&& command -v autoreconf >/dev/null && command -v libtoolize >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin chromium autoconf automake libtool)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"

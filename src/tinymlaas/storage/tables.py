@@ -27,10 +27,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "ApiTokenRow",
+    "AuditEventRow",
     "Base",
     "CampaignRow",
     "CollectedSampleRow",
+    "DashboardSessionRow",
     "DatasetRow",
+    "DeviceCredentialRow",
     "DeviceEventRow",
     "DeviceRow",
     "InstallationRow",
@@ -67,6 +70,9 @@ class DatasetRow(Base):
     input_shape: Mapped[list[Any]]
     labels: Mapped[list[Any]]
     description: Mapped[str] = mapped_column(String(1024), default="")
+    # What devices may say about their samples: "accept" keeps a label a device sends, "unlabelled"
+    # stores field data without one, so labels in that dataset come from people only.
+    field_labels: Mapped[str] = mapped_column(String(16), default="accept", server_default="accept")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -240,7 +246,7 @@ class DeviceEventRow(Base):
     # An integer key keeps events in the order they were recorded, even within one clock tick.
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     endpoint: Mapped[str] = mapped_column(ForeignKey("devices.endpoint", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]]
 
@@ -315,3 +321,51 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # None: never
+
+
+class DeviceCredentialRow(Base):
+    """A provisioned device: the DTLS PSK identity and key bound to one LwM2M endpoint name.
+
+    The key is kept as is because DTLS-PSK needs the same secret on both ends; it never leaves the
+    server after provisioning printed it once. ``revoked_at`` ends the device's access without losing
+    which endpoint the identity belonged to.
+    """
+
+    __tablename__ = "device_credentials"
+
+    endpoint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    identity: Mapped[str] = mapped_column(String(128), unique=True)
+    psk: Mapped[bytes] = mapped_column(LargeBinary)
+    board_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DashboardSessionRow(Base):
+    """A dashboard login, kept server-side so logout and token revocation end it at once.
+
+    ``id`` is the sha256 of the secret in the person's cookie; the secret itself is not stored.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEventRow(Base):
+    """Who changed what, when: one row per state-changing request, whoever made it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    actor: Mapped[str] = mapped_column(String(160))  # "token <name> (<id>)", "device <endpoint>", "cli"
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]]
