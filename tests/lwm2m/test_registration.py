@@ -30,16 +30,22 @@ def test_query_defaults() -> None:
 
 
 def test_query_from_coap_options_and_from_a_string_agree() -> None:
-    options = ["ep=urn:dev:nano33%201", "lt=300", "lwm2m=1.1", "b=US", "sms=+358401234567", "Q"]
+    options = ["ep=urn:dev:nano33-1", "lt=300", "lwm2m=1.1", "b=US", "sms=%2B358401234567", "Q"]
     from_options = parse_registration_query(options)
-    assert from_options.endpoint == "urn:dev:nano33%201"  # CoAP options arrive decoded: no second pass
+    assert from_options.sms == "%2B358401234567"  # CoAP options arrive decoded: no second pass
     from_string = parse_registration_query(
-        "ep=urn:dev:nano33%201&lt=300&lwm2m=1.1&b=US&sms=%2B358401234567&Q"
+        "ep=urn%3Adev%3Anano33-1&lt=300&lwm2m=1.1&b=US&sms=%2B358401234567&Q"
     )
-    assert from_string.endpoint == "urn:dev:nano33 1"
+    assert from_string.endpoint == from_options.endpoint == "urn:dev:nano33-1"
     assert from_string.sms == "+358401234567"
     assert (from_string.lifetime, from_string.lwm2m_version, from_string.binding) == (300, "1.1", "US")
     assert from_options.queue_mode and from_string.queue_mode
+
+
+@pytest.mark.parametrize("name", ["a b", "nul\x00", "line\nbreak", "<script>", "../up", "", "x" * 129])
+def test_endpoint_names_that_would_break_a_uri_a_log_or_a_page_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput, match="endpoint name"):
+        parse_registration_query([f"ep={name}"])
 
 
 def test_lwm2m_1_0_queue_mode_in_the_binding() -> None:

@@ -39,16 +39,26 @@ from tinymlaas.lwm2m.core.registration import (
     parse_registration_query,
     parse_update_query,
 )
+from tinymlaas.lwm2m.core.security import (
+    CREDENTIALS_FILE,
+    PSK_BYTES,
+    DeviceCredentials,
+    SecurityMode,
+    check_endpoint_name,
+)
 from tinymlaas.lwm2m.core.senml import ContentFormat, Record, decode, decode_records, encode, encode_records
 
 __all__ = [
     "CONNECTIVITY_MONITORING",
+    "CREDENTIALS_FILE",
     "DEVICE",
     "OBJECTS",
+    "PSK_BYTES",
     "SOFTWARE_MANAGEMENT",
     "TINYML_RUNTIME",
     "TRANSITIONS",
     "ContentFormat",
+    "DeviceCredentials",
     "InMemoryRegistrationStore",
     "Link",
     "ObjectDef",
@@ -62,10 +72,12 @@ __all__ = [
     "RegistrationUpdate",
     "ResourceDef",
     "ResourceType",
+    "SecurityMode",
     "UpdateResult",
     "UpdateState",
     "Value",
     "can_transition",
+    "check_endpoint_name",
     "coerce_value",
     "decode",
     "decode_records",

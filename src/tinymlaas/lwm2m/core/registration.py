@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.lwm2m.core.paths import Path
+from tinymlaas.lwm2m.core.security import check_endpoint_name
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -105,6 +106,7 @@ def parse_registration_query(query: str | Iterable[str]) -> RegistrationRequest:
     endpoint = _text(items, "ep")
     if endpoint is None:
         raise InvalidInput("registration query: the endpoint name 'ep' is missing")
+    check_endpoint_name(endpoint)
     version = _text(items, "lwm2m") or "1.0"
     if version not in SUPPORTED_VERSIONS:
         raise InvalidInput(f"registration query: LwM2M version {version!r} is not one of 1.0, 1.1")

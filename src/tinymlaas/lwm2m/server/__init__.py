@@ -9,13 +9,22 @@ from tinymlaas.lwm2m.server.client_requests import (
     DeviceRequestFailed,
     ValuesCallback,
 )
-from tinymlaas.lwm2m.server.registrations import REGISTRATION_ROOT, Clock, Listener, RegistrationInterface
-from tinymlaas.lwm2m.server.server import DEFAULT_PORT, PACKAGE_ROOT, Lwm2mServer
+from tinymlaas.lwm2m.server.registrations import (
+    REGISTRATION_ROOT,
+    Authorizer,
+    Clock,
+    Listener,
+    RegistrationInterface,
+    same_peer,
+)
+from tinymlaas.lwm2m.server.server import DEFAULT_PORT, DEFAULT_SECURE_PORT, PACKAGE_ROOT, Lwm2mServer
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_SECURE_PORT",
     "PACKAGE_ROOT",
     "REGISTRATION_ROOT",
+    "Authorizer",
     "ClientRequests",
     "Clock",
     "DeviceObservation",
@@ -24,4 +33,5 @@ __all__ = [
     "Lwm2mServer",
     "RegistrationInterface",
     "ValuesCallback",
+    "same_peer",
 ]

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.errors import Forbidden, InvalidInput, NotFound
 from tinymlaas.lwm2m.core import (
     ContentFormat,
     Registration,
@@ -28,7 +28,7 @@ from tinymlaas.lwm2m.core import (
 from tinymlaas.lwm2m.core.paths import Path
 from tinymlaas.lwm2m.transport import CoapRequest, CoapResponse
 
-__all__ = ["REGISTRATION_ROOT", "Clock", "Listener", "RegistrationInterface"]
+__all__ = ["REGISTRATION_ROOT", "Authorizer", "Clock", "Listener", "RegistrationInterface", "same_peer"]
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +36,18 @@ REGISTRATION_ROOT = "rd"  # Register goes to /rd; the server hands out /rd/<id> 
 
 Clock = Callable[[], float]
 Listener = Callable[[Registration], Awaitable[None] | None]
+# Decides whether ``request`` may act for the endpoint it names; raises Forbidden when not.
+Authorizer = Callable[[CoapRequest, str], None]
+
+
+def same_peer(request: CoapRequest, endpoint: str) -> None:
+    """The rule every server keeps: a request proven to come from one endpoint acts only for that one.
+
+    Over NoSec (``peer`` None) nothing is proven; the server's own ``Authorizer`` decides what it allows
+    there, and ``Lwm2mServer`` refuses NoSec outright unless it was started to accept it.
+    """
+    if request.peer is not None and request.peer != endpoint:
+        raise Forbidden(f"this client is authenticated as {request.peer!r}, not {endpoint!r}")
 
 
 def _new_id() -> str:
@@ -84,8 +96,10 @@ class RegistrationInterface:
         on_updated: Listener | None = None,
         on_deregistered: Listener | None = None,
         on_offline: Listener | None = None,
+        authorize: Authorizer = same_peer,
     ) -> None:
         self.store = store
+        self._authorize = authorize
         self.clock = clock
         self._new_id = new_id
         self.on_registered = on_registered
@@ -101,13 +115,18 @@ class RegistrationInterface:
             case ("POST", (registration_id,)):
                 return await self._update(registration_id, request)
             case ("DELETE", (registration_id,)):
-                return await self._deregister(registration_id)
+                return await self._deregister(registration_id, request)
             case (_, () | (_,)):
                 return CoapResponse("4.05", f"{request.method} is not allowed on {request.uri_path}".encode())
         raise NotFound(f"{request.uri_path}: no such registration resource")
 
+    def _check(self, request: CoapRequest, endpoint: str) -> None:
+        same_peer(request, endpoint)
+        self._authorize(request, endpoint)
+
     async def _register(self, request: CoapRequest) -> CoapResponse:
         query = parse_registration_query(request.query)
+        self._check(request, query.endpoint)
         registration = Registration.from_request(
             query,
             registration_id=self._new_id(),
@@ -125,6 +144,7 @@ class RegistrationInterface:
         current = self.store.get(registration_id)
         if current is None:
             raise NotFound(f"registration {registration_id!r} does not exist")
+        self._check(request, current.endpoint)
         update = parse_update_query(request.query)
         objects = _objects(request) if request.payload else None
         registration = current.with_update(self.clock(), update, objects=objects, address=request.remote)
@@ -132,7 +152,11 @@ class RegistrationInterface:
         await _call(self.on_updated, registration, "updated")
         return CoapResponse("2.04")
 
-    async def _deregister(self, registration_id: str) -> CoapResponse:
+    async def _deregister(self, registration_id: str, request: CoapRequest) -> CoapResponse:
+        current = self.store.get(registration_id)
+        if current is None:
+            raise NotFound(f"registration {registration_id!r} does not exist")
+        self._check(request, current.endpoint)
         registration = self.store.remove(registration_id)
         await _call(self.on_deregistered, registration, "deregistered")
         return CoapResponse("2.02")

@@ -5,6 +5,11 @@ device needs only CoAP: it gets a Package URI in object 9 and pulls it block-wis
 address it registered with. Tokens are unguessable names chosen by the deploy layer; unpublishing one
 makes later blocks of an interrupted download answer 4.04.
 
+A package is the operator's model and the token travels in clear over NoSec, so a package is served
+only to the endpoints it was published for, and anyone else gets 4.03: under DTLS the endpoint the
+security layer authenticated (``CoapRequest.peer``); over NoSec, where that is all there is to go on,
+a request from the address one of those endpoints is registered from.
+
 Other resources on the same endpoint (sample upload at ``/dc/...``, say) are mounted by the layer that
 owns them, by their first path segment, so this package needs no database to serve them.
 """
@@ -16,9 +21,10 @@ import contextlib
 import inspect
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.errors import Forbidden, InvalidInput, NotFound
 from tinymlaas.lwm2m.core import (
     OBJECTS,
     ContentFormat,
@@ -28,14 +34,35 @@ from tinymlaas.lwm2m.core import (
     RegistrationStore,
 )
 from tinymlaas.lwm2m.server.client_requests import ClientRequests
-from tinymlaas.lwm2m.server.registrations import REGISTRATION_ROOT, Clock, Listener, RegistrationInterface
-from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, CoapEndpoint, CoapRequest, CoapResponse, Handler
+from tinymlaas.lwm2m.server.registrations import (
+    REGISTRATION_ROOT,
+    Authorizer,
+    Clock,
+    Listener,
+    RegistrationInterface,
+    same_peer,
+)
+from tinymlaas.lwm2m.transport import (
+    DEFAULT_TIMEOUT,
+    CoapEndpoint,
+    CoapRequest,
+    CoapResponse,
+    Handler,
+    PskLookup,
+)
 
-__all__ = ["DEFAULT_PORT", "PACKAGE_ROOT", "Lwm2mServer"]
+__all__ = ["DEFAULT_PORT", "DEFAULT_SECURE_PORT", "PACKAGE_ROOT", "Lwm2mServer"]
 
 DEFAULT_PORT = 5683  # IANA "coap"
+DEFAULT_SECURE_PORT = 5684  # IANA "coaps"
 PACKAGE_ROOT = "pkg"
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,128}")  # URI-unreserved, so a token is one path segment as is
+
+
+@dataclass(frozen=True)
+class _Package:
+    data: bytes
+    endpoints: frozenset[str]
 
 
 class Lwm2mServer:
@@ -53,7 +80,7 @@ class Lwm2mServer:
 
     def __init__(self, registrations: RegistrationInterface) -> None:
         self.registrations = registrations
-        self._packages: dict[str, bytes] = {}
+        self._packages: dict[str, _Package] = {}
         self._mounted: dict[str, Handler] = {}
 
     @classmethod
@@ -72,23 +99,36 @@ class Lwm2mServer:
         on_deregistered: Listener | None = None,
         on_offline: Listener | None = None,
         resources: Mapping[str, Handler] | None = None,
+        psk_lookup: PskLookup | None = None,
+        nosec_port: int | None = None,
+        authorize: Authorizer = same_peer,
     ) -> Lwm2mServer:
         """Bind and start the presence check (every ``presence_interval`` seconds of real time).
 
         ``resources`` are mounted (see ``mount``) before the socket opens, so no request finds them missing.
+        With ``psk_lookup`` the server speaks DTLS-PSK (coaps://) on ``port`` and, only when
+        ``nosec_port`` is given, plain CoAP there too; without it, plain CoAP on ``port``. ``authorize``
+        decides, beyond "a DTLS identity acts only for its own endpoint", who may register, update and
+        de-register.
         """
         registrations = RegistrationInterface(
             store if store is not None else InMemoryRegistrationStore(),
             clock=clock,
             on_registered=on_registered,
             on_updated=on_updated,
+            authorize=authorize,
         )
         server = cls(registrations)
         for root, handler in (resources or {}).items():
             server.mount(root, handler)
         registrations.on_deregistered = server._released_then(on_deregistered)
         registrations.on_offline = server._released_then(on_offline)
-        server._coap = await CoapEndpoint.bind(host, port, server._handle)
+        if psk_lookup is None:
+            server._coap = await CoapEndpoint.bind(host, port, server._handle)
+        else:
+            server._coap = await CoapEndpoint.bind_secure(
+                host, port, server._handle, psk_lookup, nosec_port=nosec_port
+            )
         server.devices = ClientRequests(
             server._coap, registrations.store, objects=objects, timeout=request_timeout
         )
@@ -115,18 +155,30 @@ class Lwm2mServer:
 
     @property
     def uri(self) -> str:
-        """``coap://host:port`` of the bound address, the ``--server`` value agents on this host use."""
+        """``coap[s]://host:port`` of the bound address, the ``--server`` value agents on this host use."""
         return self._coap.uri
+
+    @property
+    def nosec_uri(self) -> str | None:
+        """The plain CoAP address of a secured server that also accepts NoSec, else None."""
+        return self._coap.nosec_uri
 
     @property
     def store(self) -> RegistrationStore:
         return self.registrations.store
 
-    def publish(self, token: str, data: bytes) -> str:
-        """Serve ``data`` at ``/pkg/<token>`` (replacing what was there) and return that path."""
+    def publish(self, token: str, data: bytes, *, endpoints: Iterable[str]) -> str:
+        """Serve ``data`` at ``/pkg/<token>`` to ``endpoints`` only (replacing what was there); the path.
+
+        The endpoints need not be registered yet: each request is checked against the registrations
+        as they stand when it arrives.
+        """
         if not _TOKEN.fullmatch(token):
             raise InvalidInput(f"package token {token!r} must be 1-128 of A-Z a-z 0-9 . _ ~ -")
-        self._packages[token] = bytes(data)
+        allowed = frozenset(endpoints)
+        if not allowed:
+            raise InvalidInput(f"package {token!r} is published for no endpoint, so no device could fetch it")
+        self._packages[token] = _Package(bytes(data), allowed)
         return f"/{PACKAGE_ROOT}/{token}"
 
     def mount(self, root: str, handler: Handler) -> None:
@@ -152,14 +204,32 @@ class Lwm2mServer:
         if root == PACKAGE_ROOT and len(request.path) == 2:
             if request.method != "GET":
                 return CoapResponse("4.05", b"packages are read-only")
-            data = self._packages.get(request.path[1])
-            if data is None:
+            package = self._packages.get(request.path[1])
+            if package is None:
                 raise NotFound(f"package {request.path[1]!r} is not published")
-            return CoapResponse("2.05", data, ContentFormat.OCTET_STREAM)
+            self._check_fetcher(request, package.endpoints)
+            return CoapResponse("2.05", package.data, ContentFormat.OCTET_STREAM)
         mounted = self._mounted.get(root)
         if mounted is not None:
             return await mounted(request)
         raise NotFound(f"{request.uri_path}: not an LwM2M server resource")
+
+    def _check_fetcher(self, request: CoapRequest, endpoints: frozenset[str]) -> None:
+        """Forbidden unless ``request`` comes from one of ``endpoints``; the answer names no endpoint."""
+        token = request.path[1]
+        if request.peer is not None:
+            if request.peer not in endpoints:
+                raise Forbidden(f"package {token!r} is not published for endpoint {request.peer!r}")
+            return
+        store = self.registrations.store
+        for endpoint in endpoints:
+            registration = store.get_by_endpoint(endpoint)
+            if registration is not None and registration.address == request.remote:
+                return
+        raise Forbidden(
+            f"package {token!r} is served only to the devices it was published for, and no such device "
+            f"is registered from {request.remote or 'an unknown address'} (NoSec: the address is checked)"
+        )
 
     async def stop(self) -> None:
         """Stop presence checks, cancel observations and release the socket."""

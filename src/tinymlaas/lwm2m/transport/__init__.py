@@ -13,6 +13,8 @@ from tinymlaas.lwm2m.transport.coap import (
     NotificationCallback,
     Observation,
     PeerUnreachable,
+    PskLookup,
+    same_origin,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "NotificationCallback",
     "Observation",
     "PeerUnreachable",
+    "PskLookup",
+    "same_origin",
 ]

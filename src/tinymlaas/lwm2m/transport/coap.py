@@ -9,6 +9,15 @@ One ``CoapEndpoint`` is both a server and a client on the same UDP socket. LwM2M
 registers from the socket it serves on, and the server reaches the device at the address the registration
 came from, so both directions must share one port (NAT bindings included).
 
+Security is DTLS 1.2 with pre-shared keys (LwM2M's PSK mode), aiocoap's tinydtls transports. A server
+endpoint (``bind_secure``) answers coaps:// handshakes, looks each PSK identity up through a callback and
+hands every request on with ``peer``, the endpoint name that identity is bound to; a client endpoint
+(``connect_secure``) keeps one DTLS session to its server and serves the server's requests over it. The
+server reaches a device over the session the device opened, as LwM2M asks (the device is behind NAT, it
+speaks first); aiocoap's DTLS server refuses to send on such a session unless told the session is its
+own, which ``_DtlsServerInterface`` does, and it tracks sessions without a bound, which its socket pool
+adds.
+
 Block-wise transfer (RFC 7959) is aiocoap's: a response larger than one block is cut into Block2 blocks
 for the peer, and ``request`` reassembles a block-wise response before returning it. ``request_block``
 asks for one block by number instead, so a client that kept the blocks it has can resume a transfer
@@ -25,12 +34,22 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiocoap
 from aiocoap import error as coap_error
 from aiocoap import resource
+from aiocoap.credentials import DTLS
+from aiocoap.numbers import COAP_PORT, COAPS_PORT
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption
+from aiocoap.transports.tinydtls import MessageInterfaceTinyDTLS
+from aiocoap.transports.tinydtls_server import (
+    MessageInterfaceTinyDTLSServer,
+    _AddressDTLS,
+    _DatagramServerSocketSimpleDTLS,
+)
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from tinymlaas.errors import InvalidInput, TinymlaasError
 
@@ -45,6 +64,8 @@ __all__ = [
     "NotificationCallback",
     "Observation",
     "PeerUnreachable",
+    "PskLookup",
+    "same_origin",
 ]
 
 _log = logging.getLogger(__name__)
@@ -75,7 +96,9 @@ class CoapRequest:
     """A request as a handler sees it: decoded options, the whole payload, and who sent it.
 
     ``remote`` is the peer's base URI (``coap://127.0.0.1:56830``): a server that stores it can send
-    requests back to the peer by appending a path.
+    requests back to the peer by appending a path. ``peer`` is who the security layer proved the sender
+    to be (the LwM2M endpoint name a DTLS PSK identity is bound to); None over NoSec, where the remote
+    address is all there is and anyone can claim it.
     """
 
     method: str
@@ -86,6 +109,7 @@ class CoapRequest:
     accept: int | None = None
     observe: int | None = None
     remote: str = ""
+    peer: str | None = None
 
     @property
     def uri_path(self) -> str:
@@ -142,6 +166,70 @@ class CoapBlock:
 
 Handler = Callable[[CoapRequest], Awaitable[CoapResponse]]
 NotificationCallback = Callable[[CoapResponse], Awaitable[None] | None]
+# A PSK identity as the client sent it -> (the key, the endpoint name it is bound to), None when unknown.
+PskLookup = Callable[[str], tuple[bytes, str] | None]
+
+MAX_DTLS_PEERS = 10_000  # DTLS sessions a server keeps; past it the least recently heard one is closed
+
+
+def _origin(uri: str) -> tuple[str, str, int]:
+    parts = urlsplit(uri)
+    default = COAPS_PORT if parts.scheme == "coaps" else COAP_PORT
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def same_origin(a: str, b: str) -> bool:
+    """True when two CoAP URIs name the same scheme, host and port (default ports filled in)."""
+    return _origin(a) == _origin(b)
+
+
+class _PskStore:
+    """The object aiocoap's DTLS server asks for keys: ``find_dtls_psk(identity) -> (key, claims)``.
+
+    The claim is the endpoint name, which aiocoap then reports as the session's authenticated claim.
+    """
+
+    def __init__(self, lookup: PskLookup) -> None:
+        self._lookup = lookup
+
+    def find_dtls_psk(self, identity: bytes) -> tuple[bytes, str]:
+        try:
+            name = identity.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KeyError(identity) from None
+        found = self._lookup(name)
+        if found is None:
+            _log.info("DTLS handshake under unknown PSK identity %r refused", name[:64])
+            raise KeyError(name)
+        return found
+
+
+class _DtlsServerSocket(_DatagramServerSocketSimpleDTLS):
+    """aiocoap's DTLS server socket, with the bound on sessions its pool defines but never applies."""
+
+    def datagram_received(self, data: bytes, sockaddr: Any) -> None:
+        if sockaddr not in self._connections:
+            self._maybe_purge_sockets()
+        super().datagram_received(data, sockaddr)
+
+
+class _DtlsServerInterface(MessageInterfaceTinyDTLSServer):
+    """aiocoap's DTLS server on exactly the port given, able to send requests on its own sessions."""
+
+    _default_port = COAP_PORT  # aiocoap adds (COAPS_PORT - this) to the port it is given
+    _serversocket = _DtlsServerSocket
+
+    async def recognize_remote(self, remote: Any) -> bool:
+        return isinstance(remote, _AddressDTLS) and remote._protocol is self._pool
+
+    def session(self, host: str, port: int) -> Any:
+        """The live DTLS session with ``host:port``, None when there is none."""
+        connections = self._pool._connections
+        return connections.get((host, port)) or connections.get((host, port, 0, 0))
+
+    @property
+    def port(self) -> int:
+        return int(self._pool._transport.get_extra_info("socket").getsockname()[1])
 
 
 def _parse_code(text: str) -> Code:
@@ -176,6 +264,8 @@ def _to_message(response: CoapResponse) -> aiocoap.Message:
 
 
 def _to_request(message: aiocoap.Message) -> CoapRequest:
+    claims = getattr(message.remote, "authenticated_claims", None) or ()
+    peer = next((claim for claim in claims if isinstance(claim, str)), None)
     return CoapRequest(
         method=str(message.code.name),
         path=tuple(message.opt.uri_path),
@@ -185,6 +275,7 @@ def _to_request(message: aiocoap.Message) -> CoapRequest:
         accept=None if message.opt.accept is None else int(message.opt.accept),
         observe=message.opt.observe,
         remote=message.remote.uri_base,
+        peer=peer,
     )
 
 
@@ -291,23 +382,111 @@ class CoapEndpoint:
     Notifications are not split into blocks, so observed representations should fit one datagram.
     """
 
-    def __init__(self, context: aiocoap.Context, dispatcher: _Dispatcher, host: str, port: int) -> None:
+    def __init__(
+        self,
+        context: aiocoap.Context,
+        dispatcher: _Dispatcher,
+        host: str,
+        port: int,
+        *,
+        scheme: str = "coap",
+        dtls_server: _DtlsServerInterface | None = None,
+        nosec_port: int | None = None,
+    ) -> None:
         self._context = context
         self._dispatcher = dispatcher
         self._host = host
         self._port = port
+        self._scheme = scheme
+        self._dtls_server = dtls_server
+        self._nosec_port = nosec_port
         self._observations: set[Observation] = set()
+        # A client's DTLS session to its server lives only while something holds it (aiocoap keeps it
+        # weakly); holding it here keeps the address the server knows this device by.
+        self._server_session: Any = None
 
     @classmethod
     async def bind(
         cls, host: str = "127.0.0.1", port: int = 0, handler: Handler | None = None
     ) -> CoapEndpoint:
-        """Listen on ``host:port`` (port 0 picks a free one); without a handler every path is 4.04."""
+        """Listen on ``host:port`` without security (port 0 picks a free one); no handler: all 4.04."""
         dispatcher = _Dispatcher(handler or _not_found)
         context = await aiocoap.Context.create_server_context(
             dispatcher, bind=(host, port), transports=["udp6"]
         )
         return cls(context, dispatcher, host, _bound_port(context))
+
+    @classmethod
+    async def bind_secure(
+        cls,
+        host: str,
+        port: int,
+        handler: Handler,
+        psk_lookup: PskLookup,
+        *,
+        nosec_port: int | None = None,
+        max_peers: int = MAX_DTLS_PEERS,
+    ) -> CoapEndpoint:
+        """Serve coaps:// (DTLS-PSK) on ``host:port``, and plain coap:// on ``nosec_port`` if given.
+
+        aiocoap builds its contexts from transport names, and a name gives its stock DTLS server; this
+        assembles the context from the transports themselves (aiocoap's own way inside
+        ``create_server_context``) so the server is ``_DtlsServerInterface``.
+        """
+        dispatcher = _Dispatcher(handler)
+        loop = asyncio.get_running_loop()
+        context = aiocoap.Context(loop=loop, serversite=dispatcher, loggername="coap-server")
+        if nosec_port is not None:
+            await context._append_tokenmanaged_messagemanaged_transport(
+                lambda manager: MessageInterfaceUDP6.create_server_transport_endpoint(
+                    manager, log=context.log, loop=loop, bind=(host, nosec_port), multicast=[]
+                )
+            )
+        servers: list[_DtlsServerInterface] = []
+
+        async def dtls(manager: Any) -> _DtlsServerInterface:
+            server = await _DtlsServerInterface.create_server(
+                (host, port), manager, log=context.log, loop=loop, server_credentials=_PskStore(psk_lookup)
+            )
+            server._pool.max_sockets = max_peers
+            servers.append(server)
+            return server
+
+        await context._append_tokenmanaged_messagemanaged_transport(dtls)
+        bound_nosec = _bound_port(context) if nosec_port is not None else None
+        return cls(
+            context,
+            dispatcher,
+            host,
+            servers[0].port,
+            scheme="coaps",
+            dtls_server=servers[0],
+            nosec_port=bound_nosec,
+        )
+
+    @classmethod
+    async def connect_secure(
+        cls, server_uri: str, identity: str, key: bytes, handler: Handler
+    ) -> CoapEndpoint:
+        """A client of the coaps:// server at ``server_uri`` under a PSK, serving its requests too.
+
+        There is no listening socket: the only way in is the DTLS session this endpoint opens to the
+        server, so nothing but the server holding the same key can ask this endpoint anything.
+        """
+        scheme, host, port = _origin(server_uri)
+        if scheme != "coaps" or not host:
+            raise InvalidInput(f"a DTLS client needs a coaps://host[:port] server, not {server_uri!r}")
+        dispatcher = _Dispatcher(handler)
+        loop = asyncio.get_running_loop()
+        context = aiocoap.Context(loop=loop, serversite=dispatcher, loggername="coap-client")
+        await context._append_tokenmanaged_messagemanaged_transport(
+            lambda manager: MessageInterfaceTinyDTLS.create_client_transport_endpoint(
+                manager, log=context.log, loop=loop
+            )
+        )
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        context.client_credentials[f"coaps://{netloc}/*"] = DTLS(psk=key, client_identity=identity.encode())
+        return cls(context, dispatcher, host, 0, scheme="coaps")
 
     @property
     def port(self) -> int:
@@ -315,9 +494,33 @@ class CoapEndpoint:
 
     @property
     def uri(self) -> str:
-        """``coap://host:port`` of this endpoint, for peers on the bound address."""
+        """``coap://host:port`` (``coaps://`` when secured) of this endpoint, for peers on its address."""
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"coap://{host}:{self._port}"
+        return f"{self._scheme}://{host}:{self._port}"
+
+    @property
+    def nosec_uri(self) -> str | None:
+        """The plain coap:// address a secured server also answers on, None when it does not."""
+        if self._nosec_port is None:
+            return None
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"coap://{host}:{self._nosec_port}"
+
+    def _route(self, message: aiocoap.Message, uri: str) -> None:
+        """Send a server's request to a device over the DTLS session the device opened."""
+        if self._dtls_server is None:
+            return
+        scheme, host, port = _origin(uri)
+        if scheme != "coaps":
+            return
+        session = self._dtls_server.session(host, port)
+        if session is None:
+            raise PeerUnreachable(f"{uri}: no DTLS session with this peer (it opens one when it registers)")
+        message.remote = session
+
+    def _hold(self, answer: aiocoap.Message) -> None:
+        if self._dtls_server is None and self._scheme == "coaps":
+            self._server_session = answer.remote
 
     def _message(
         self,
@@ -357,6 +560,7 @@ class CoapEndpoint:
         ``timeout`` seconds, which covers every block of a block-wise transfer.
         """
         message = self._message(method, uri, payload, content_format, accept, query)
+        self._route(message, uri)
         pending = self._context.request(message)
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
@@ -364,6 +568,7 @@ class CoapEndpoint:
             raise PeerUnreachable(f"{method.upper()} {uri}: no response within {timeout} s") from None
         except coap_error.Error as exc:
             raise PeerUnreachable(f"{method.upper()} {uri}: {exc}") from None
+        self._hold(answer)
         return _to_response(answer)
 
     async def request_block(
@@ -377,6 +582,7 @@ class CoapEndpoint:
             raise InvalidInput(f"Block2 number {num} and size exponent {szx}: need num >= 0 and szx 0..6")
         message = self._message("GET", uri, b"", None, None, ())
         message.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+        self._route(message, uri)
         pending = self._context.request(message, handle_blockwise=False)
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
@@ -384,6 +590,7 @@ class CoapEndpoint:
             raise PeerUnreachable(f"GET {uri} block {num}: no response within {timeout} s") from None
         except coap_error.Error as exc:
             raise PeerUnreachable(f"GET {uri} block {num}: {exc}") from None
+        self._hold(answer)
         block = answer.opt.block2
         if block is None:
             return CoapBlock(_to_response(answer), 0, False, szx)
@@ -406,6 +613,7 @@ class CoapEndpoint:
         """
         message = self._message("GET", uri, b"", None, accept, query)
         message.opt.observe = 0
+        self._route(message, uri)
         pending = self._context.request(message)
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
@@ -436,6 +644,7 @@ class CoapEndpoint:
         for observation in list(self._observations):
             observation.cancel()
         self._observations.clear()
+        self._server_session = None
         await self._context.shutdown()
 
 
