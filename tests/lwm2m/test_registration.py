@@ -42,7 +42,7 @@ def test_query_from_coap_options_and_from_a_string_agree() -> None:
     assert from_options.queue_mode and from_string.queue_mode
 
 
-@pytest.mark.parametrize("name", ["a b", "nul\x00", "line\nbreak", "<script>", "../up", "", "x" * 129])
+@pytest.mark.parametrize("name", ["a b", "nul\x00", "line\nbreak", "<script>", "../up", "x" * 129])
 def test_endpoint_names_that_would_break_a_uri_a_log_or_a_page_are_refused(name: str) -> None:
     with pytest.raises(InvalidInput, match="endpoint name"):
         parse_registration_query([f"ep={name}"])
