@@ -1,9 +1,13 @@
 """The device agent's LwM2M client: registration, and the wiring of everything else a device does.
 
-One ``Agent`` is one device. It binds a CoAP endpoint, registers with the LwM2M server (``/rd``) and keeps
-the registration alive with Updates at half the lifetime. Requests go to the dispatcher, which serves
-``/3/0``, ``/4/0``, ``/9/0`` and ``/26241/0`` through one provider per object (``agent.objects``); updates
-are the ``Updater``'s. Slots, update state and download progress live in ``state_dir`` across restarts.
+One ``Agent`` is one device. It opens a CoAP endpoint, registers with the LwM2M server (``/rd``) and keeps
+the registration alive with Updates at half the lifetime. Against a ``coaps://`` server it proves itself
+with the PSK provisioned into its state directory (the Security object, ``lwm2m.core.DeviceCredentials``)
+and has no listening socket at all: its one DTLS session to the server is the only way in. Either way it
+answers only requests that come from its server, never from another address. Requests go to the
+dispatcher, which serves ``/3/0``, ``/4/0``, ``/9/0`` and ``/26241/0`` through one provider per object
+(``agent.objects``); updates are the ``Updater``'s. Slots, update state and download progress live in
+``state_dir`` across restarts.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from tinymlaas.agent.uploader import OUTBOX_DIR, Collection, CollectStats, Sampl
 from tinymlaas.catalog.board import Board, BoardClass
 from tinymlaas.deploy.signing import load_public_key
 from tinymlaas.errors import InvalidInput
-from tinymlaas.lwm2m.core import ContentFormat, Path, format_links
-from tinymlaas.lwm2m.transport import CoapEndpoint, PeerUnreachable
+from tinymlaas.lwm2m.core import ContentFormat, DeviceCredentials, Path, format_links
+from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse, PeerUnreachable, same_origin
 from tinymlaas.lwm2m.transport.coap import CoapBlock
 
 __all__ = ["DEFAULT_RATE_HZ", "Agent"]
@@ -72,8 +76,8 @@ class Agent:
         on_event: EventCallback | None,
     ) -> None:
         parts = urlsplit(server_uri)
-        if parts.scheme != "coap" or not parts.hostname:
-            raise InvalidInput(f"The server URI {server_uri!r} is not coap://host[:port]")
+        if parts.scheme not in ("coap", "coaps") or not parts.hostname:
+            raise InvalidInput(f"The server URI {server_uri!r} is not coap[s]://host[:port]")
         if lifetime < 1:
             raise InvalidInput(f"A registration lifetime is at least 1 s, got {lifetime}")
         if not board.runtimes:
@@ -137,6 +141,7 @@ class Agent:
         request_timeout: float = 10.0,
         on_event: EventCallback | None = None,
         collect: Collection | None = None,
+        credentials: DeviceCredentials | None = None,
     ) -> Agent:
         """Bind, register (returning once the first attempt is answered or failed), and resume any update.
 
@@ -144,6 +149,7 @@ class Agent:
         installed. ``sensor`` feeds the inference loop at ``rate_hz``; without one the agent runs no
         inference. An unreachable server is retried in the background with growing pauses. ``collect``
         uploads sensor windows into a dataset on the server (``tinymlaas.agent.uploader``), model or none.
+        A ``coaps://`` server needs ``credentials``, or credentials provisioned into ``state_dir``.
         """
         agent = cls(
             board,
@@ -171,7 +177,7 @@ class Agent:
                 on_event=agent._emit,
             )
             inference.on_window = agent._uploader.offer
-        agent._coap = await CoapEndpoint.bind(agent._host, 0, agent._dispatcher.handle)
+        agent._coap = await agent._open(credentials)
         if agent._uploader is not None:
             agent._spawn(agent._uploader.run(agent._coap), "uploads")
         agent._spawn(agent._keep_registered(), "registration")
@@ -204,6 +210,30 @@ class Agent:
             self._location = None
             await self._emit("deregistered", f"{self.endpoint} de-registered")
         await self._coap.close()
+
+    async def _open(self, credentials: DeviceCredentials | None) -> CoapEndpoint:
+        if urlsplit(self.server_uri).scheme == "coap":
+            return await CoapEndpoint.bind(self._host, 0, self._from_server)
+        credentials = credentials or DeviceCredentials.load(self.state_dir)
+        if credentials is None:
+            raise InvalidInput(
+                f"{self.endpoint} has no credentials for {self.server_uri}: provision it first with "
+                f"'tinymlaas devices provision {self.endpoint} --board {self.board.id} "
+                f"--state-dir {self.state_dir}'"
+            )
+        if credentials.endpoint != self.endpoint:
+            raise InvalidInput(
+                f"the credentials in {self.state_dir} are {credentials.endpoint!r}'s, not {self.endpoint!r}'s"
+            )
+        return await CoapEndpoint.connect_secure(
+            self.server_uri, credentials.identity, credentials.key, self._from_server
+        )
+
+    async def _from_server(self, request: CoapRequest) -> CoapResponse:
+        """Serve the LwM2M server's requests and nobody else's: a client obeys its own server only."""
+        if not same_origin(request.remote, self.server_uri):
+            return CoapResponse("4.03", f"{self.endpoint} takes requests from its LwM2M server only".encode())
+        return await self._dispatcher.handle(request)
 
     @property
     def tracker(self) -> UpdateTracker:

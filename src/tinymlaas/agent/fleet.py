@@ -30,11 +30,13 @@ from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.agent.uploader import Collection
 from tinymlaas.catalog.board import Board
 from tinymlaas.errors import InvalidInput
+from tinymlaas.lwm2m.core import DeviceCredentials
 from tinymlaas.lwm2m.linkemu import LinkProfile, LinkStats, UdpLinkEmulator, link_profile
 
 __all__ = ["COAP_PORT", "MAX_CONCURRENT_STARTS", "Fleet", "FleetEventCallback", "spawn_fleet"]
 
 COAP_PORT = 5683
+COAPS_PORT = 5684
 MAX_CONCURRENT_STARTS = 20  # agents registering (or de-registering) at the same time
 
 FleetEventCallback = Callable[[str, AgentEvent], Awaitable[None] | None]
@@ -66,11 +68,15 @@ class Fleet:
         return {endpoint: relay.stats for endpoint, relay in self.links.items()}
 
 
+def _default_port(scheme: str) -> int:
+    return COAPS_PORT if scheme == "coaps" else COAP_PORT
+
+
 def _upstream(server_uri: str) -> tuple[str, int]:
     parts = urlsplit(server_uri)
-    if parts.scheme != "coap" or not parts.hostname:
-        raise InvalidInput(f"The server URI {server_uri!r} is not coap://host[:port]")
-    return parts.hostname, parts.port or COAP_PORT
+    if parts.scheme not in ("coap", "coaps") or not parts.hostname:
+        raise InvalidInput(f"The server URI {server_uri!r} is not coap[s]://host[:port]")
+    return parts.hostname, parts.port or _default_port(parts.scheme)
 
 
 def _agent_behind_link(upstream: tuple[str, int]) -> type[Agent]:
@@ -81,7 +87,7 @@ def _agent_behind_link(upstream: tuple[str, int]) -> type[Agent]:
 
         def _package_uri(self, uri: str) -> str:
             parts = urlsplit(uri)
-            if parts.scheme == "coap" and (parts.hostname, parts.port or COAP_PORT) == self.server:
+            if (parts.hostname, parts.port or _default_port(parts.scheme)) == self.server:
                 return parts._replace(netloc=urlsplit(self.server_uri).netloc).geturl()
             return uri
 
@@ -103,12 +109,14 @@ async def spawn_fleet(
     lifetime: int = 60,
     on_event: FleetEventCallback | None = None,
     collect: Collection | None = None,
+    credentials: Callable[[str], DeviceCredentials] | None = None,
 ) -> Fleet:
     """Start ``count`` agents for ``board`` and return once each has had its first registration attempt.
 
     ``sensor_factory(i)`` gives agent ``i`` its input (none when absent); ``on_event`` hears every agent's
     events with the endpoint name first. ``link`` is a profile name or a profile of one's own (see
     ``link_profile``). With ``collect`` every agent uploads its windows, through an outbox of its own.
+    A ``coaps://`` server needs ``credentials(endpoint)``: the provisioned key of each agent.
     If any agent fails to start, the ones started are stopped again.
     """
     if count < 1:
@@ -129,7 +137,7 @@ async def spawn_fleet(
             uri = server_uri
             if profile is not None:
                 relay = await UdpLinkEmulator.start(upstream, profile, seed=seed + index)
-                uri = f"coap://127.0.0.1:{relay.port}"
+                uri = f"{urlsplit(server_uri).scheme}://127.0.0.1:{relay.port}"
             try:
                 agent = await agent_class.start(
                     board,
@@ -142,6 +150,7 @@ async def spawn_fleet(
                     rate_hz=rate_hz,
                     on_event=forward,
                     collect=collect,
+                    credentials=credentials(endpoint) if credentials is not None else None,
                 )
             except BaseException:
                 if relay is not None:

@@ -45,6 +45,7 @@ from tinymlaas.lwm2m.core.security import (
     DeviceCredentials,
     SecurityMode,
     check_endpoint_name,
+    new_psk,
 )
 from tinymlaas.lwm2m.core.senml import ContentFormat, Record, decode, decode_records, encode, encode_records
 
@@ -85,6 +86,7 @@ __all__ = [
     "encode_records",
     "format_links",
     "format_text",
+    "new_psk",
     "object_paths",
     "object_versions",
     "parse_links",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import string
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -29,10 +31,15 @@ __all__ = [
     "DeviceCredentials",
     "SecurityMode",
     "check_endpoint_name",
+    "new_psk",
 ]
 
 CREDENTIALS_FILE = "security.json"  # in the agent's state directory, 0600
-PSK_BYTES = 16  # 128-bit keys, what TLS_PSK_WITH_AES_128_CCM_8 (the LwM2M baseline suite) uses
+# A key is 16 characters from letters and digits (95 bits): 16 bytes is the longest PSK the DTLS stack
+# (tinydtls) takes, and characters a person can type are what libcoap's ``-k`` accepts, so the text shown
+# at provisioning is the key itself, with no second encoding to get wrong.
+PSK_BYTES = 16
+PSK_ALPHABET = string.ascii_letters + string.digits
 _ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")  # URNs (urn:imei:...) too
 
 
@@ -54,6 +61,11 @@ def check_endpoint_name(name: str) -> None:
         )
 
 
+def new_psk() -> bytes:
+    """A fresh key, uniformly drawn from ``PSK_ALPHABET``."""
+    return "".join(secrets.choice(PSK_ALPHABET) for _ in range(PSK_BYTES)).encode()
+
+
 @dataclass(frozen=True)
 class DeviceCredentials:
     """One Security object instance: the server a device talks to and how it proves itself there."""
@@ -72,8 +84,8 @@ class DeviceCredentials:
             raise InvalidInput(f"a PSK device talks to a coaps:// server, not {self.server_uri!r}")
         if not self.identity or len(self.identity.encode()) > 128:
             raise InvalidInput("a PSK identity is 1-128 bytes")
-        if len(self.key) < PSK_BYTES:
-            raise InvalidInput(f"a PSK is at least {PSK_BYTES} bytes, got {len(self.key)}")
+        if len(self.key) != PSK_BYTES or not self.key.isascii() or not self.key.decode().isprintable():
+            raise InvalidInput(f"a PSK is {PSK_BYTES} printable ASCII characters")
 
     def to_json(self) -> bytes:
         """The file's content, keyed by the object 0 resources they are."""
@@ -83,7 +95,7 @@ class DeviceCredentials:
                 "server_uri": self.server_uri,  # 0/x/0
                 "security_mode": int(self.mode),  # 0/x/2
                 "psk_identity": self.identity,  # 0/x/3
-                "secret_key": self.key.hex(),  # 0/x/5
+                "secret_key": self.key.decode(),  # 0/x/5
             },
             indent=2,
         ).encode()
@@ -108,8 +120,8 @@ class DeviceCredentials:
                 endpoint=str(data["endpoint"]),
                 server_uri=str(data["server_uri"]),
                 identity=str(data["psk_identity"]),
-                key=bytes.fromhex(str(data["secret_key"])),
+                key=str(data["secret_key"]).encode(),
                 mode=SecurityMode(int(data["security_mode"])),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, UnicodeError) as exc:
             raise InvalidInput(f"{path}: not a device's security credentials ({exc})") from None

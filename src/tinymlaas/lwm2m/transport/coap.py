@@ -197,7 +197,11 @@ class _PskStore:
             name = identity.decode("utf-8")
         except UnicodeDecodeError:
             raise KeyError(identity) from None
-        found = self._lookup(name)
+        try:
+            found = self._lookup(name)
+        except Exception:
+            _log.exception("DTLS PSK lookup for %r failed", name[:64])
+            raise KeyError(name) from None
         if found is None:
             _log.info("DTLS handshake under unknown PSK identity %r refused", name[:64])
             raise KeyError(name)
