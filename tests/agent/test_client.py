@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from helpers.packages import signed
 from tinymlaas.agent import Agent, AgentEvent, GestureStream, UpdateResult, UpdateState
 from tinymlaas.catalog import load_catalog
 from tinymlaas.compilers.base import MANIFEST_NAME
-from tinymlaas.deploy import SigningKey, sign_package
+from tinymlaas.deploy import SigningKey
 from tinymlaas.lwm2m.core import ContentFormat, Path
 from tinymlaas.lwm2m.server import Lwm2mServer
 
@@ -63,7 +64,9 @@ class Rig:
         self.endpoint = endpoint
 
     def publish(self, token: str, package: bytes, key: SigningKey | None = None) -> str:
-        return self.server.uri + self.server.publish(token, sign_package(package, key or self.key))
+        return self.server.uri + self.server.publish(
+            token, signed(package, key or self.key), endpoints=[self.endpoint]
+        )
 
     async def read(self, path: str, accept: int = ContentFormat.SENML_CBOR):
         values = await self.server.devices.read(self.endpoint, path, accept=accept)
@@ -178,15 +181,15 @@ def test_a_package_signed_with_another_key_is_refused(tmp_path, key, packages):
 
 def test_a_package_altered_after_signing_is_refused(tmp_path, key, packages):
     async def body(rig: Rig) -> None:
-        signed = sign_package(packages[("tflm", 1)].zip, key)
-        with zipfile.ZipFile(io.BytesIO(signed)) as archive:
+        package = signed(packages[("tflm", 1)].zip, key)
+        with zipfile.ZipFile(io.BytesIO(package)) as archive:
             members = {name: archive.read(name) for name in archive.namelist()}
         members["manifest.sig"] = bytes([members["manifest.sig"][0] ^ 1]) + members["manifest.sig"][1:]
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             for name, data in members.items():
                 archive.writestr(name, data)
-        uri = rig.server.uri + rig.server.publish("tampered", buffer.getvalue())
+        uri = rig.server.uri + rig.server.publish("tampered", buffer.getvalue(), endpoints=[rig.endpoint])
         await rig.update(uri, UpdateState.INITIAL, UpdateResult.INTEGRITY_CHECK_FAILURE)
         assert rig.agent.slots.active() is None
 
@@ -264,12 +267,12 @@ def test_the_inference_rate_is_writable(tmp_path, key):
 
 
 def test_an_interrupted_download_resumes_after_a_restart(tmp_path, key, packages):
-    package = sign_package(packages[("tflm", 1)].zip, key)
+    package = signed(packages[("tflm", 1)].zip, key)
     assert len(package) > 3 * 1024  # several 1 KiB blocks
 
     async def scenario() -> None:
         server = await Lwm2mServer.start("127.0.0.1", 0, request_timeout=5)
-        uri = server.uri + server.publish("v1", package)
+        uri = server.uri + server.publish("v1", package, endpoints=["dev-tflm"])
         reached = asyncio.Event()
 
         async def cut_power_at_block_two(event: AgentEvent) -> None:

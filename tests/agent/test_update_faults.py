@@ -20,17 +20,19 @@ from typing import Any
 import aiocoap
 import pytest
 
+from helpers.packages import signed
 from tinymlaas.agent import Agent, GestureStream, Installer, UpdateResult, UpdateState
 from tinymlaas.agent.slots import CRASH_ENV
 from tinymlaas.agent.update import UpdateTracker
 from tinymlaas.catalog import load_catalog
-from tinymlaas.deploy import SigningKey, sign_package
+from tinymlaas.deploy import SigningKey
 from tinymlaas.lwm2m.core import ContentFormat, Path
 from tinymlaas.lwm2m.linkemu import LinkProfile, LinkStats, UdpLinkEmulator
 from tinymlaas.lwm2m.server import Lwm2mServer
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import show_device
+from tinymlaas.services.provisioning import provision_device
 from tinymlaas.settings import Settings
 
 from .conftest import MCU_BOARD, Package
@@ -113,7 +115,7 @@ def test_an_update_over_a_lossy_or_duplicating_link_installs_and_runs(
     profile: LinkProfile,
     seed: int,
 ) -> None:
-    package = sign_package(packages[("tflm", 1)].zip, key)
+    package = signed(packages[("tflm", 1)].zip, key)
     blocks = -(-len(package) // BLOCK)
     assert blocks >= 10
 
@@ -138,7 +140,7 @@ def test_an_update_over_a_lossy_or_duplicating_link_installs_and_runs(
 
             before = link.stats
             # The agent reaches the server through its link, so the Package URI names the link's end.
-            uri = f"coap://127.0.0.1:{link.port}" + server.publish("v1", package)
+            uri = f"coap://127.0.0.1:{link.port}" + server.publish("v1", package, endpoints=["dev-link"])
             await server.devices.write("dev-link", "/9/0/3", uri)
             await until(lambda: agent.tracker.state is UpdateState.INSTALLED, 30, "INSTALLED")
             faults = _faults(before, link.stats)
@@ -282,7 +284,7 @@ SLOW = LinkProfile("slow", latency_ms=40, jitter_ms=0, bandwidth_bps=32_000, los
 def test_an_agent_killed_mid_download_resumes_where_it_stopped(
     tmp_path: FsPath, key: SigningKey, public_key_file: FsPath, packages: dict[tuple[str, int], Package]
 ) -> None:
-    package = sign_package(packages[("tflm", 1)].zip, key)
+    package = signed(packages[("tflm", 1)].zip, key)
     blocks = -(-len(package) // BLOCK)
     assert blocks >= 10
     state_dir = tmp_path / "state"
@@ -300,7 +302,8 @@ def test_an_agent_killed_mid_download_resumes_where_it_stopped(
         second: CliAgent | None = None
         try:
             registration = await _registered_anew(server, "dev-cut", first, None)
-            uri = server_uri + server.publish("v1", package)  # through the link, as the agent sees the server
+            # Through the link, as the agent sees the server.
+            uri = server_uri + server.publish("v1", package, endpoints=["dev-cut"])
             await server.devices.write("dev-cut", "/9/0/3", uri)
 
             def partway() -> bool:
@@ -360,7 +363,7 @@ def test_an_agent_killed_before_confirm_boots_the_confirmed_model_and_finishes_t
         old = packages[("tflm", previous)]
         assert _board_installer(state_dir).install_verified(old.manifest, old.files).installed
     new_version = 2 if previous is not None else 1
-    package = sign_package(packages[("tflm", new_version)].zip, key)
+    package = signed(packages[("tflm", new_version)].zip, key)
     old_slot, new_slot = ("a", "b") if previous is not None else (None, "a")
     options = {"endpoint": "dev-crash", "state_dir": state_dir, "public_key": public_key_file}
 
@@ -372,7 +375,7 @@ def test_an_agent_killed_before_confirm_boots_the_confirmed_model_and_finishes_t
         restarted: CliAgent | None = None
         try:
             registration = await _registered_anew(server, "dev-crash", crashing, None)
-            uri = server.uri + server.publish("new", package)
+            uri = server.uri + server.publish("new", package, endpoints=["dev-crash"])
             await server.devices.write("dev-crash", "/9/0/3", uri)
             assert await crashing.wait(20) == 137, crashing.output()
 
@@ -399,7 +402,14 @@ def test_an_agent_killed_before_confirm_boots_the_confirmed_model_and_finishes_t
             slots = _read_json(state_dir / "state.json")
             assert (slots["confirmed"], slots["trial"], slots["previous"]) == (new_slot, None, old_slot)
 
-            # The same package offered again goes through once more, into the other slot.
+            # The same package offered again is no newer than the one confirmed: refused as a replay.
+            await server.devices.write("dev-crash", "/9/0/3", uri)
+            software = await _software_settles(server, "dev-crash", restarted, UpdateState.INITIAL)
+            assert software[9] == UpdateResult.INTEGRITY_CHECK_FAILURE, software
+            assert "replay or downgrade" in software[16]
+            # Signed anew it goes through once more, into the other slot.
+            again = signed(packages[("tflm", new_version)].zip, key)
+            uri = server.uri + server.publish("new-again", again, endpoints=["dev-crash"])
             await server.devices.write("dev-crash", "/9/0/3", uri)
             software = await _software_settles(server, "dev-crash", restarted, UpdateState.INSTALLED)
             assert (software[1], software[9]) == (str(new_version), UpdateResult.INSTALLED)
@@ -458,6 +468,7 @@ def test_a_package_altered_after_signing_is_refused_and_the_running_model_keeps_
     async def scenario() -> None:
         fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=5)
         board = load_catalog().board(MCU_BOARD)
+        provision_device(context, endpoint, board.id, state_dir=tmp_path / "state")
         agent = await Agent.start(
             board,
             endpoint,
@@ -469,14 +480,14 @@ def test_a_package_altered_after_signing_is_refused_and_the_running_model_keeps_
             telemetry_interval=0.2,
         )
         try:
-            good = fleet.server.publish("v1", sign_package(packages[("tflm", 1)].zip, key))
+            good = fleet.server.publish("v1", signed(packages[("tflm", 1)].zip, key), endpoints=[endpoint])
             await until(lambda: device().capabilities.get("runtime") == "tflm", 10, "reports read")
             await fleet.server.devices.write(endpoint, "/9/0/3", fleet.uri + good)
             await until(lambda: device().installed.get("update_state") == UpdateState.INSTALLED, 15)
             await until(lambda: inferences() > 0, 10, "telemetry from the first model")
 
-            tampered = _altered(sign_package(packages[("tflm", 2)].zip, key), member)
-            path = fleet.server.publish("v2-tampered", tampered)
+            tampered = _altered(signed(packages[("tflm", 2)].zip, key), member)
+            path = fleet.server.publish("v2-tampered", tampered, endpoints=[endpoint])
             await fleet.server.devices.write(endpoint, "/9/0/3", fleet.uri + path)
             await until(
                 lambda: device().installed["update_result"] == UpdateResult.INTEGRITY_CHECK_FAILURE,

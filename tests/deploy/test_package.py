@@ -22,7 +22,7 @@ from tinymlaas.deploy.package import (
     sign_package,
     verify_package,
 )
-from tinymlaas.deploy.signing import SigningKey
+from tinymlaas.deploy.signing import SigningKey, verify_signature
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.core import UpdateResult
 
@@ -33,9 +33,11 @@ FILES = {
     "src/model_data.h": b"extern const unsigned char g_model[];\n",
 }
 KEY = SigningKey.generate()
+SEQUENCE = 1_700_000_000_000_000  # microseconds, as the server issues them
 
 
-def _manifest(files):
+def _module_manifest(files):
+    """The manifest as the compiler writes it; signing adds the sequence (``_manifest``)."""
     return {
         "schema": 1,
         "model": {"id": "m-1", "name": "gestures", "version": 3, "variant": "v-1", "quantization": "int8"},
@@ -56,6 +58,11 @@ def _manifest(files):
         "created_at": "2024-01-01T00:00:00+00:00",
         "lineage": {},
     }
+
+
+def _manifest(files):
+    """The manifest as a device receives it: the module's plus the sequence the server signed in."""
+    return {**_module_manifest(files), "sequence": SEQUENCE}
 
 
 def _zip(entries):
@@ -99,33 +106,49 @@ def _rejected(package, result, match, *, key=KEY, max_bytes=LIMIT):
 
 @pytest.fixture(scope="module")
 def module():
-    return CompiledModule(files=dict(FILES), manifest=_manifest(FILES))
+    return CompiledModule(files=dict(FILES), manifest=_module_manifest(FILES))
 
 
 @pytest.fixture(scope="module")
 def package(module):
-    return sign_package(module.to_zip(), KEY)
+    return sign_package(module.to_zip(), KEY, sequence=SEQUENCE)
 
 
 def test_a_signed_module_verifies_to_its_files_and_manifest(module, package):
     verified = verify_package(package, KEY.public_key_bytes(), max_bytes=LIMIT)
     assert dict(verified.files) == FILES
-    assert dict(verified.manifest) == module.manifest
+    assert dict(verified.manifest) == {**module.manifest, "sequence": SEQUENCE}
     names = zipfile.ZipFile(io.BytesIO(package)).namelist()
     assert names == sorted([*FILES, MANIFEST_NAME, SIGNATURE_NAME])
 
 
-def test_the_signature_covers_the_module_manifest_bytes_unchanged(module, package):
-    with (
-        zipfile.ZipFile(io.BytesIO(module.to_zip())) as original,
-        zipfile.ZipFile(io.BytesIO(package)) as signed,
-    ):
-        assert signed.read(MANIFEST_NAME) == original.read(MANIFEST_NAME)
-        assert len(signed.read(SIGNATURE_NAME)) == 64
+def test_the_signature_covers_the_module_manifest_and_the_sequence(module, package):
+    with zipfile.ZipFile(io.BytesIO(package)) as signed:
+        manifest_bytes, signature = signed.read(MANIFEST_NAME), signed.read(SIGNATURE_NAME)
+    assert json.loads(manifest_bytes) == {**module.manifest, "sequence": SEQUENCE}
+    assert len(signature) == 64
+    assert verify_signature(KEY.public_key_bytes(), manifest_bytes, signature)
 
 
-def test_signing_is_deterministic(module, package):
-    assert sign_package(module.to_zip(), KEY) == package
+def test_signing_is_deterministic_for_one_sequence(module, package):
+    assert sign_package(module.to_zip(), KEY, sequence=SEQUENCE) == package
+    resigned = verify_package(
+        sign_package(module.to_zip(), KEY, sequence=SEQUENCE + 1), KEY.public_key_bytes(), max_bytes=LIMIT
+    )
+    assert resigned.manifest["sequence"] == SEQUENCE + 1
+
+
+@pytest.mark.parametrize("sequence", [0, -5, True, "9"])
+def test_the_server_refuses_to_sign_without_a_positive_integer_sequence(module, sequence):
+    with pytest.raises(InvalidInput, match="positive integer"):
+        sign_package(module.to_zip(), KEY, sequence=sequence)
+
+
+def test_a_package_signed_without_a_sequence_is_unsupported():
+    rejection = _rejected(
+        _signed(_module_manifest(FILES), FILES), UpdateResult.UNSUPPORTED_PACKAGE_TYPE, "field 'sequence'"
+    )
+    assert "signed before devices refused replays" in rejection.detail
 
 
 def test_a_package_over_the_limit_is_not_enough_storage(package):
@@ -243,7 +266,9 @@ def _without(path):
     return manifest
 
 
-@pytest.mark.parametrize("path", ["model", "model.id", "model.version", "board", "runtime", "files"])
+@pytest.mark.parametrize(
+    "path", ["model", "model.id", "model.version", "board", "runtime", "files", "sequence"]
+)
 def test_a_manifest_missing_a_required_field_is_unsupported(path):
     _rejected(_signed(_without(path), FILES), UpdateResult.UNSUPPORTED_PACKAGE_TYPE, f"field '{path}'")
 
@@ -257,6 +282,9 @@ def test_a_manifest_missing_a_required_field_is_unsupported(path):
         ({"files": {"manifest.sig": {"sha256": "0" * 64, "size": 64}}}, "reserved"),
         ({"files": {"model.tflite": {"sha256": "XYZ", "size": 1}}}, "sha256"),
         ({"files": {"model.tflite": {"sha256": "0" * 64, "size": -1}}}, "size"),
+        ({"sequence": 0}, "field 'sequence'"),
+        ({"sequence": True}, "field 'sequence'"),
+        ({"sequence": "12"}, "field 'sequence'"),
     ],
 )
 def test_a_manifest_with_a_bad_field_is_unsupported(change, match):
@@ -296,12 +324,12 @@ def test_a_file_with_the_wrong_digest_fails_integrity():
 def test_the_server_refuses_to_sign_a_module_whose_files_do_not_match_its_manifest(module):
     stale = CompiledModule(files={**FILES, "model.tflite": b"retrained"}, manifest=module.manifest)
     with pytest.raises(PackageRejected, match=re.escape("'model.tflite' is 9 bytes")):
-        sign_package(stale.to_zip(), KEY)
+        sign_package(stale.to_zip(), KEY, sequence=SEQUENCE)
 
 
 def test_the_server_refuses_to_sign_twice(package):
     with pytest.raises(PackageRejected, match=re.escape("already contains manifest.sig")):
-        sign_package(package, KEY)
+        sign_package(package, KEY, sequence=SEQUENCE)
 
 
 def test_a_public_key_of_the_wrong_size_is_a_provisioning_error(package):

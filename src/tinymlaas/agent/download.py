@@ -145,6 +145,10 @@ async def _fetch_block(request_block: RequestBlock, uri: str, num: int, szx: int
         code = block.response.code
         if code == "4.04":
             raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri}: the server has no such package")
+        if code == "4.03":
+            # The package exists but is not this device's to fetch: a URI it should not have been given.
+            reason = block.response.diagnostic or "no reason given"
+            raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri}: the server refuses this device ({reason})")
         if code != "4.08" and not block.response.success:
             raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{uri} block {num}: the server answered {code}")
         return block
@@ -163,8 +167,8 @@ async def download_package(
     """
     uri = download.uri or ""
     parts = urlsplit(uri)
-    if parts.scheme != "coap" or not parts.hostname:
-        raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri!r} is not a coap:// URI")
+    if parts.scheme not in ("coap", "coaps") or not parts.hostname:
+        raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri!r} is not a coap:// or coaps:// URI")
     primed = False
     while not download.complete:
         num = download.offset >> (download.szx + 4)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tinymlaas.agent.runtime import SelfTestReport, load_model, self_test
+from tinymlaas.agent.sequences import ConfirmedSequences
 from tinymlaas.agent.slots import SlotInfo, SlotStore, crash_point, verify_files
 from tinymlaas.agent.update import UpdateResult, UpdateState, UpdateTracker
 from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
@@ -71,9 +72,15 @@ class Installer:
     def __init__(self, state_dir: Path, *, arena_limit_bytes: int | None, slot_flash_bytes: int) -> None:
         self.slots = SlotStore(state_dir)
         self.tracker = UpdateTracker(state_dir)
+        self.sequences = ConfirmedSequences(state_dir)
         self.arena_limit_bytes = arena_limit_bytes
         self.slot_flash_bytes = slot_flash_bytes
         self._finish_interrupted_confirm()
+        # A power cut between confirming a slot and recording its sequence must not reopen the door
+        # to replays: after the boot the active slot is a confirmed one, so record it again.
+        active = self.slots.active()
+        if active is not None:
+            self.sequences.confirmed(active.manifest)
 
     def _finish_interrupted_confirm(self) -> None:
         # A power cut between confirming the slot and recording INSTALLED must not make the server
@@ -183,5 +190,6 @@ class Installer:
         crash_point("before-confirm")
         self.slots.confirm()
         crash_point("after-confirm")
+        self.sequences.confirmed(manifest)
         self.tracker.move(UpdateState.INSTALLED, UpdateResult.INSTALLED, detail=report.detail)
         return InstallOutcome(True, UpdateResult.INSTALLED, slot, report.detail, report)

@@ -1,15 +1,18 @@
 """Over-the-air model updates: Object 9's state machine carried from Package URI to a running model.
 
-Writing a ``coap://`` Package URI starts DOWNLOAD_STARTED and the package download
+Writing a ``coap://`` or ``coaps://`` Package URI starts DOWNLOAD_STARTED and the package download
 (``tinymlaas.agent.download``); then DOWNLOADED; the signature and every file are checked against the
-provisioned public key (``verify_package``; a rejection goes back to INITIAL with its Update Result);
-DELIVERED; and the agent installs right away, into the inactive A/B slot with a self-test
-(``Installer``): INSTALLED with result 2, or DELIVERED with result 58 while the previous model keeps
-running. Executing Install on a DELIVERED package installs it again (after a failure, say); on an
-INSTALLED one it changes nothing. Uninstall goes back to the model that ran before the last update,
-after its self-test passes again; the state stays INSTALLED, now with that model's name and version (a
-campaign rollback). Update state and download progress survive restarts, and a restarted agent carries
-an unfinished update on from where it stood. The states are those of ``docs/ARCHITECTURE.md``.
+provisioned public key (``verify_package``), then the board the package was built for (54, unsupported
+package type, for another board) and its sequence (53, it fails verification, when it is no newer than
+the newest this device confirmed: ``agent.sequences``); a rejection goes back to INITIAL with its Update
+Result and the reason as Status Reason; DELIVERED; and the agent installs right away, into the
+inactive A/B slot with a self-test (``Installer``): INSTALLED with result 2, or DELIVERED with result
+58 while the previous model keeps running. Executing Install on a DELIVERED package installs it again
+(after a failure, say); on an INSTALLED one it changes nothing. Uninstall goes back to the model that
+ran before the last update, after its self-test passes again; the state stays INSTALLED, now with that
+model's name and version (a campaign rollback). Update state and download progress survive restarts,
+and a restarted agent carries an unfinished update on from where it stood. The states are those of
+``docs/ARCHITECTURE.md``.
 """
 
 from __future__ import annotations
@@ -215,6 +218,15 @@ class Updater:
                 UpdateResult.UNSUPPORTED_PACKAGE_TYPE,
                 f"the package targets {runtime!r}; {board.id} runs {', '.join(board.runtimes)}",
             )
+        built_for = verified.manifest.get("board")
+        if built_for != board.id:
+            raise UpdateFailed(
+                UpdateResult.UNSUPPORTED_PACKAGE_TYPE,
+                f"refused: the package was built for board {built_for!r}, this device is a {board.id}",
+            )
+        refusal = self._installer.sequences.refusal(verified.manifest)
+        if refusal is not None:
+            raise UpdateFailed(UpdateResult.INTEGRITY_CHECK_FAILURE, refusal)
         return verified
 
     async def _install(self, verified: VerifiedPackage) -> None:

@@ -141,6 +141,8 @@ CAMPAIGN_TRANSITIONS: Mapping[CampaignState, frozenset[CampaignState]] = Mapping
 
 # The states in which the campaign runner still has work: sending stages, or reverting devices.
 ACTIVE_CAMPAIGN_STATES = frozenset({_C.RUNNING, _C.ROLLING_BACK})
+# Installations whose device may still fetch the package: told where it is, or fetching it now.
+_FETCHING_INSTALLATION_STATES = frozenset({_I.SENT, _I.DOWNLOADING})
 
 # What a device can report once it was sent the package, whatever the campaign does meanwhile.
 _DEVICE_REPORTS = frozenset({_I.DOWNLOADING, _I.INSTALLING, _I.SUCCEEDED, _I.FAILED})
@@ -259,6 +261,17 @@ class Campaign:
             raise InvalidInput(f"Campaign {self.id}: stage {self.current_stage} is not in the plan")
         ordered = {target: installations[target] for target in self.plan.targets}
         object.__setattr__(self, "installations", MappingProxyType(ordered))
+
+    @property
+    def serves_package(self) -> bool:
+        """Whether a device may still fetch the package: the campaign is sending, or a device it sent
+        to has not finished downloading (a halt or a cancel lets those finish).
+
+        Once False nothing of this campaign fetches it again, so the package can be withdrawn.
+        """
+        return self.state is _C.RUNNING or any(
+            s in _FETCHING_INSTALLATION_STATES for s in self.installations.values()
+        )
 
     def endpoints(self, state: InstallationState) -> tuple[str, ...]:
         """Endpoints whose installation is in ``state``, in rollout order."""

@@ -1,10 +1,16 @@
 """Signed model packages: what travels to a device and what a device checks before installing.
 
-A package is a zip holding the module's files, its ``manifest.json`` byte for byte as the compiler
-wrote it, and ``manifest.sig``, the raw 64-byte Ed25519 signature over those exact bytes. The signature
-covers only the manifest, and the manifest pins every file by size and sha256, so a device that checks
-both installs exactly what the server signed and nothing else; timestamps and other zip bookkeeping are
-deliberately left unsigned.
+A package is a zip holding the module's files, its ``manifest.json``, and ``manifest.sig``, the raw
+64-byte Ed25519 signature over those exact bytes. The signature covers only the manifest, and the
+manifest pins every file by size and sha256, so a device that checks both installs exactly what the
+server signed and nothing else; timestamps and other zip bookkeeping are deliberately left unsigned.
+
+The signed manifest is the compiler's plus one field the server adds when it signs: ``sequence``, a
+number that only grows per model line (``model_line``: the model's name). A validly signed package
+stays valid forever, so without it anyone who kept an old package could replay it onto a device and
+downgrade it; with it a device refuses every package not newer than the newest it confirmed, and an
+operator who wants an older model back signs it again and gets a higher sequence. ``board``, the board
+the module was built for, was already in the compiler's manifest and so is signed as well.
 
 Every rejection raises ``PackageRejected`` with the LwM2M Object 9 Update Result the agent reports:
 ``NOT_ENOUGH_STORAGE`` when it is too big, ``INTEGRITY_CHECK_FAILURE`` when bytes do not verify (corrupt zip,
@@ -35,14 +41,17 @@ from tinymlaas.lwm2m.core import UpdateResult
 
 __all__ = [
     "MANIFEST_NAME",
+    "SEQUENCE_FIELD",
     "SIGNATURE_NAME",
     "PackageRejected",
     "VerifiedPackage",
+    "model_line",
     "sign_package",
     "verify_package",
 ]
 
 SIGNATURE_NAME = "manifest.sig"
+SEQUENCE_FIELD = "sequence"
 _RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 # Fixed entry timestamp and attributes so signing the same module always yields the same bytes.
 _ZIP_EPOCH = (2020, 1, 1, 0, 0, 0)
@@ -94,12 +103,28 @@ class VerifiedPackage:
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
 
 
-def sign_package(module_zip: bytes, key: SigningKey) -> bytes:
-    """Turn a module zip (``CompiledModule.to_zip()``) into a signed package.
+def model_line(manifest: Mapping[str, Any]) -> str:
+    """The line of models a sequence counts within: every version of one model shares it, so a device
+    on version 3 refuses an old package of version 2 but not a freshly signed one."""
+    model = manifest.get("model")
+    if not isinstance(model, Mapping):
+        raise InvalidInput("the manifest has no 'model' object, so it belongs to no model line")
+    line = model.get("name") or model.get("id")
+    if not _is_nonempty_str(line):
+        raise InvalidInput("the manifest's model has neither a name nor an id to name its model line")
+    return str(line)
+
+
+def sign_package(module_zip: bytes, key: SigningKey, *, sequence: int) -> bytes:
+    """Turn a module zip (``CompiledModule.to_zip()``) into a signed package carrying ``sequence``.
 
     The module is checked exactly as a device would check it first, so the server never signs a
-    package that every device would then reject.
+    package that every device would then reject. ``sequence`` must be higher than any the server
+    signed before for this model line (``signing.issue_sequence``), or devices that took a later
+    package refuse this one.
     """
+    if not _is_sequence(sequence):
+        raise InvalidInput(f"a package sequence is a positive integer, got {sequence!r}")
     members = _read_archive(module_zip, max_bytes=None)
     if SIGNATURE_NAME in members:
         raise PackageRejected(
@@ -109,7 +134,10 @@ def sign_package(module_zip: bytes, key: SigningKey) -> bytes:
     manifest_bytes = members.pop(MANIFEST_NAME, None)
     if manifest_bytes is None:
         raise PackageRejected(f"module zip has no {MANIFEST_NAME}", UpdateResult.UNSUPPORTED_PACKAGE_TYPE)
-    _check_files(_parse_manifest(manifest_bytes), members)
+    manifest = _parse_manifest(manifest_bytes)
+    _check_files(manifest, members)
+    manifest[SEQUENCE_FIELD] = sequence
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
     entries = {**members, MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: key.sign(manifest_bytes)}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -150,6 +178,11 @@ def verify_package(package: bytes, public_key_raw: bytes, *, max_bytes: int) -> 
             UpdateResult.INTEGRITY_CHECK_FAILURE,
         )
     manifest = _parse_manifest(manifest_bytes)
+    if not _is_sequence(manifest.get(SEQUENCE_FIELD)):
+        raise _malformed(
+            f"field {SEQUENCE_FIELD!r} is missing or not a positive integer; the server adds it when it "
+            "signs, so this package was signed before devices refused replays, or by hand"
+        )
     _check_files(manifest, members)
     return VerifiedPackage(manifest=manifest, files=members)
 
@@ -292,6 +325,10 @@ def _parse_manifest(data: bytes) -> dict[str, Any]:
 
 def _is_nonempty_str(value: object) -> bool:
     return isinstance(value, str) and bool(value)
+
+
+def _is_sequence(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _check_files(manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> None:

@@ -9,13 +9,19 @@ On disk, in the key directory:
 - ``server_ed25519.pem`` — the private key, PKCS#8 PEM, unencrypted, mode 0600.
 - ``server_ed25519.pub`` — the public key as 64 lowercase hex characters and a newline: short enough
   to paste into an agent's provisioning, and what ``load_public_key`` reads back.
+- ``package_sequences.json`` — the last package sequence issued per model line (``issue_sequence``),
+  beside the key because together they decide which packages devices accept; and its lock file.
 """
 
 from __future__ import annotations
 
 import binascii
 import contextlib
+import fcntl
+import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +30,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from tinymlaas.errors import InvalidInput
-from tinymlaas.files import write_atomic
+from tinymlaas.files import make_private_dir, write_atomic, write_json_atomic
 
 __all__ = [
     "PRIVATE_KEY_NAME",
     "PUBLIC_KEY_NAME",
     "PUBLIC_KEY_SIZE",
+    "SEQUENCES_NAME",
     "SIGNATURE_SIZE",
     "SigningKey",
+    "issue_sequence",
     "load_or_create_signing_key",
     "load_public_key",
     "verify_signature",
@@ -41,6 +49,8 @@ PRIVATE_KEY_NAME = "server_ed25519.pem"
 PUBLIC_KEY_NAME = "server_ed25519.pub"
 PUBLIC_KEY_SIZE = 32  # bytes, raw Ed25519 public key
 SIGNATURE_SIZE = 64  # bytes, raw Ed25519 signature
+SEQUENCES_NAME = "package_sequences.json"
+_SEQUENCES_LOCK_NAME = "package_sequences.lock"
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,7 @@ def load_or_create_signing_key(directory: Path) -> SigningKey:
     file is derived from it and rewritten when missing or stale.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dir(directory)
     private_path = directory / PRIVATE_KEY_NAME
     if private_path.exists():
         key = SigningKey.from_pem(private_path.read_bytes())
@@ -149,3 +159,43 @@ def verify_signature(public_key_raw: bytes, data: bytes, signature: bytes) -> bo
     except InvalidSignature:
         return False
     return True
+
+
+def issue_sequence(directory: Path, line: str, *, clock: Callable[[], int] = time.time_ns) -> int:
+    """The sequence for the next package of model line ``line``: higher than any issued for it before.
+
+    It is the signing time in microseconds, raised to one above the last sequence issued for the line
+    when the clock reads lower (it stepped back, or two signings fell in one microsecond). The time
+    keeps sequences growing even if ``directory`` is restored from an old backup; the record keeps
+    them growing when the clock does not. A lock file serialises signings in every process and thread
+    that shares ``directory``, so two of them never issue the same number.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / SEQUENCES_NAME
+    with open(directory / _SEQUENCES_LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        issued = _issued_sequences(path)
+        sequence = max(clock() // 1000, issued.get(line, 0) + 1)
+        write_json_atomic(path, {**issued, line: sequence})
+    return sequence
+
+
+def _issued_sequences(path: Path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    try:
+        issued = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InvalidInput(
+            f"package sequence record {path} cannot be read ({error}); removing it lets sequences "
+            "follow the signing clock alone"
+        ) from error
+    if not isinstance(issued, dict) or not all(
+        isinstance(value, int) and not isinstance(value, bool) for value in issued.values()
+    ):
+        raise InvalidInput(
+            f"package sequence record {path} is not an object of model line -> integer; removing it "
+            "lets sequences follow the signing clock alone"
+        )
+    return issued

@@ -1,7 +1,10 @@
 """The campaign runner: the part of ``serve`` that carries stored campaigns out on the devices.
 
 It sends each stage's Package URI, polls object 9 of the devices in flight, and stores every change at
-once; on a campaign rolling back it executes Uninstall (/9/0/6) on each device that took the module.
+once; on a campaign rolling back it executes Uninstall (/9/0/6) on each device that took the module,
+which puts the device back on the slot it confirmed before, so no package is sent and the devices'
+refusal of older packages (``sequence`` in ``deploy.package``) does not stand in the way. The signed
+package is served only to the campaign's targets and withdrawn once none of them can fetch it any more.
 Campaigns are planned, cancelled and rolled back by ``services.campaigns`` from any process; the runner
 keeps no state of its own, and each change re-reads the campaign in the same transaction, so a
 restarted server continues where the last one stopped and a ``campaigns cancel`` is never overwritten.
@@ -23,8 +26,8 @@ from tinymlaas.deploy.campaigns import (
     InstallationState,
     installation_state_for,
 )
-from tinymlaas.deploy.package import sign_package
-from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.deploy.package import model_line, sign_package
+from tinymlaas.deploy.signing import issue_sequence, load_or_create_signing_key
 from tinymlaas.errors import Conflict, TinymlaasError
 from tinymlaas.lwm2m.core import Path, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import Clock, DeviceRequestFailed, Lwm2mServer
@@ -85,8 +88,9 @@ class CampaignRunner:
         self.interval = interval
         self.install_timeout = install_timeout
         self.concurrency = concurrency
-        # Tokens published by this process; the server's package store does not outlive it.
-        self._published: set[str] = set()
+        # Campaign id -> token of its package, published by this process; the server's package store
+        # does not outlive it.
+        self._published: dict[str, str] = {}
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -103,8 +107,12 @@ class CampaignRunner:
             await asyncio.sleep(self.interval)
 
     async def run_once(self) -> None:
-        for work in await self._write(self._load):
+        found = await self._write(self._load)
+        for work in found:
             await self._advance(work)
+        serving = {work.campaign.id for work in found if work.campaign.serves_package}
+        for campaign_id in set(self._published) - serving:
+            self.server.unpublish(self._published.pop(campaign_id))
 
     def _load(self) -> list[_Work]:
         in_flight = [state.value for state in _IN_FLIGHT]
@@ -155,28 +163,41 @@ class CampaignRunner:
 
         batch = [e for e in work.campaign.next_batch() if self._online(e)]
         if batch:
-            await self._package_uri(work)  # signed and published once, before the sends need it
+            await self._package_path(work)  # signed and published once, before the sends need it
             await each(self._send, batch)
         if work.campaign.state is CampaignState.ROLLING_BACK:
             succeeded = work.campaign.endpoints(InstallationState.SUCCEEDED)
             await each(self._revert, [e for e in succeeded if self._online(e)])
         await each(self._poll, [e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT])
 
-    async def _package_uri(self, work: _Work) -> str:
+    async def _package_path(self, work: _Work) -> str:
         token = f"{work.campaign.id}.{work.module_id}"
-        if token not in self._published:
-            data = await asyncio.to_thread(self._signed_package, work.package_blob)
-            self.server.publish(token, data)
-            self._published.add(token)
-        return f"{self.server.uri}/pkg/{token}"
+        if work.campaign.id not in self._published:
+            data = await asyncio.to_thread(self._signed_package, work.package_blob, work.manifest)
+            self.server.publish(token, data, endpoints=work.campaign.plan.targets)
+            self._published[work.campaign.id] = token
+        return f"/pkg/{token}"
 
-    def _signed_package(self, blob: str) -> bytes:
-        key = load_or_create_signing_key(self.context.settings.keys_dir)
-        return sign_package(self.context.blobs.get(blob), key)
+    def _package_uri(self, endpoint: str, path: str) -> str:
+        """The package on the port the device registered through: a device that registered over plain
+        CoAP (development mode) has no DTLS session to fetch it with."""
+        registration = self.server.store.get_by_endpoint(endpoint)
+        address = registration.address if registration is not None else None
+        nosec = self.server.nosec_uri
+        if nosec is not None and address is not None and address.startswith("coap:"):
+            return nosec + path
+        return self.server.uri + path
+
+    def _signed_package(self, blob: str, manifest: dict[str, Any]) -> bytes:
+        """Signed with a fresh sequence, so a re-deployed older model is newer than what devices run."""
+        keys_dir = self.context.settings.keys_dir
+        key = load_or_create_signing_key(keys_dir)
+        sequence = issue_sequence(keys_dir, model_line(manifest))
+        return sign_package(self.context.blobs.get(blob), key, sequence=sequence)
 
     async def _send(self, work: _Work, endpoint: str) -> None:
         """Write the Package URI; the device downloads, verifies, installs and self-tests on its own."""
-        uri = await self._package_uri(work)
+        uri = self._package_uri(endpoint, await self._package_path(work))
         try:
             await self.server.devices.write(endpoint, PACKAGE_URI, uri)
         except TinymlaasError as exc:

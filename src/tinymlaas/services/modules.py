@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from tinymlaas.catalog.board import Board, RuntimeProfile
-from tinymlaas.deploy.package import sign_package
-from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.deploy.package import model_line, sign_package
+from tinymlaas.deploy.signing import issue_sequence, load_or_create_signing_key
 from tinymlaas.errors import Conflict, NotFound
 from tinymlaas.services._reports import iso
 from tinymlaas.services.context import Context
@@ -193,6 +193,7 @@ def module_download(ctx: Context, module_id: str, *, signed: bool = True) -> tup
     with ctx.session() as session:
         row = ModelRepository(session).module(module_id)
         blob, fits, board, reasons = row.package_blob, row.fits, row.board_id, list(row.reasons)
+        manifest = dict(row.manifest or {})
     if blob is None:
         raise Conflict(f"module {module_id} has no package: {'; '.join(reasons) or 'none was built'}")
     if not signed:
@@ -203,4 +204,5 @@ def module_download(ctx: Context, module_id: str, *, signed: bool = True) -> tup
             "signed package of it; ask for the unsigned module instead"
         )
     key = load_or_create_signing_key(ctx.settings.keys_dir)
-    return f"{module_id}-{board}-signed.zip", sign_package(ctx.blobs.get(blob), key)
+    sequence = issue_sequence(ctx.settings.keys_dir, model_line(manifest))
+    return f"{module_id}-{board}-signed.zip", sign_package(ctx.blobs.get(blob), key, sequence=sequence)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 from pathlib import Path
 
 from tinymlaas.agent import Agent
@@ -62,19 +63,38 @@ def test_libcoap_registers_and_deregisters() -> None:
     run(scenario)
 
 
-def test_libcoap_downloads_a_published_package_block_wise(tmp_path: Path) -> None:
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_libcoap_downloads_a_package_published_for_it_block_wise(tmp_path: Path) -> None:
     async def scenario() -> None:
         server = await Lwm2mServer.start("127.0.0.1", 0)
         try:
-            path = server.publish("pkg-1.0", PACKAGE)
+            # Over NoSec the package goes to the address its endpoint registered from, so the client
+            # registers and downloads from one fixed local port.
+            port = str(_free_udp_port())
+            registered = await coap_client(
+                "-p", port, "-m", "post", "-e", "</3/0>", "-v", "6",
+                f"coap://127.0.0.1:{server.port}/rd?ep=libcoap-dev&lt=60&lwm2m=1.1",
+            )  # fmt: skip
+            assert "2.01" in registered
+            path = server.publish("pkg-1.0", PACKAGE, endpoints=["libcoap-dev"])
             assert path == "/pkg/pkg-1.0"
             target = tmp_path / "package.bin"
-            output = await coap_client("-v", "6", "-o", str(target), f"coap://127.0.0.1:{server.port}{path}")
+            output = await coap_client(
+                "-p", port, "-v", "6", "-o", str(target), f"coap://127.0.0.1:{server.port}{path}"
+            )
             assert "Block2" in output
             assert target.read_bytes() == PACKAGE
 
+            stranger = await coap_client(f"coap://127.0.0.1:{server.port}{path}")
+            assert "4.03" in stranger and "served only to the devices it was published for" in stranger
+
             server.unpublish("pkg-1.0")
-            gone = await coap_client(f"coap://127.0.0.1:{server.port}{path}")
+            gone = await coap_client("-p", port, f"coap://127.0.0.1:{server.port}{path}")
             assert "4.04" in gone
         finally:
             await server.stop()
@@ -94,16 +114,19 @@ def _senml_json(text: str) -> dict[str, object]:
 
 
 def test_libcoap_reads_discovers_and_writes_on_our_agent(tmp_path: Path) -> None:
+    """libcoap stands in for the agent's LwM2M server: it sends from the port the agent was told the
+    server has, as the agent answers nobody else (a stranger's port is checked below)."""
     board = load_catalog().board("nano33ble")
+    server_port = str(_free_udp_port())
 
     async def scenario() -> None:
-        server = await Lwm2mServer.start("127.0.0.1", 0)
         agent = await Agent.start(
             board,
             "agent-under-libcoap",
-            server.uri,
+            f"coap://127.0.0.1:{server_port}",
             tmp_path / "state",
             SigningKey.generate().public_key_bytes(),
+            request_timeout=0.5,
         )
         try:
             assert agent.uri.startswith("coap://127.0.0.1:")
@@ -112,8 +135,11 @@ def test_libcoap_reads_discovers_and_writes_on_our_agent(tmp_path: Path) -> None
                 """The client's output and the payload it received."""
                 target = tmp_path / "payload"
                 target.unlink(missing_ok=True)
-                output = await coap_client(*options, "-o", str(target), agent.uri + path)
+                output = await coap_client("-p", server_port, *options, "-o", str(target), agent.uri + path)
                 return output, target.read_text() if target.exists() else ""
+
+            stranger = await coap_client("-o", str(tmp_path / "stranger"), agent.uri + "/3/0/0")
+            assert "4.03" in stranger, stranger
 
             assert (await get("/3/0/0"))[1] == "TinyMLaaS emulator"
             assert (await get("/3/0/1", "-A", "0"))[1] == board.id
@@ -137,7 +163,9 @@ def test_libcoap_reads_discovers_and_writes_on_our_agent(tmp_path: Path) -> None
             assert {"</3/0/0>", "</3/0/1>", "</3/0/2>", "</3/0/4>", "</3/0/11>;dim=1"} <= set(links)
 
             # A Write of the inference rate in plain text, read back.
-            output = await coap_client("-m", "put", "-t", "0", "-e", "2.5", agent.uri + "/26241/0/15")
+            output = await coap_client(
+                "-p", server_port, "-m", "put", "-t", "0", "-e", "2.5", agent.uri + "/26241/0/15"
+            )
             assert "4." not in output and "5." not in output, output
             assert (await get("/26241/0/15"))[1] == "2.5"
 
@@ -145,7 +173,6 @@ def test_libcoap_reads_discovers_and_writes_on_our_agent(tmp_path: Path) -> None
             assert "4.04" in (await get("/5/0"))[0]
             assert "4.04" in (await get("/3/0/999"))[0]
         finally:
-            await agent.stop()
-            await server.stop()
+            await agent.stop(deregister=False)
 
     run(scenario)
