@@ -15,10 +15,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEMP_SUFFIX", "fsync_dir", "write_atomic", "write_json_atomic"]
+__all__ = [
+    "PRIVATE_DIR_MODE",
+    "TEMP_SUFFIX",
+    "fsync_dir",
+    "make_private_dir",
+    "write_atomic",
+    "write_json_atomic",
+]
 
 TEMP_SUFFIX = ".tmp"
 """How every temporary file of ``write_atomic`` ends, so a directory's owner can sweep crash leftovers."""
+
+PRIVATE_DIR_MODE = 0o700
+"""The store holds models, samples, keys and session data: no other local user may list or read it."""
+
+
+def make_private_dir(path: Path) -> Path:
+    """``path`` and every missing directory above it, each created readable by its owner only.
+
+    Directories that already exist keep their mode: the data directory may sit under one the
+    operator chose and shares on purpose.
+    """
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another process made it between the check and here
+        os.chmod(directory, PRIVATE_DIR_MODE)  # exactly 0700, whatever the umask left of it
+    return path
 
 
 def fsync_dir(path: Path) -> None:

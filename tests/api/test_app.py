@@ -8,7 +8,7 @@ from tinymlaas.services.auth import Role, authenticate, list_tokens
 
 OPERATION_IDS = {
     "list_boards", "show_board",
-    "list_datasets", "show_dataset", "create_dataset", "import_dataset",
+    "list_datasets", "show_dataset", "create_dataset", "update_dataset", "import_dataset",
     "list_snapshots", "create_snapshot",
     "list_samples", "show_sample", "show_sample_preview", "upload_sample",
     "set_sample_label", "label_samples",
@@ -19,10 +19,12 @@ OPERATION_IDS = {
     "list_jobs", "show_job", "create_job", "cancel_job",
     "show_pipeline",
     "list_devices", "show_device", "show_device_telemetry", "list_device_history", "fleet_health",
+    "list_provisioned_devices", "provision_a_device", "revoke_a_device",
     "list_campaigns", "show_campaign", "preview_campaign", "create_campaign", "cancel_campaign",
     "rollback_campaign",
     "show_cost_defaults", "estimate_costs",
     "list_tokens", "create_token", "revoke_token",
+    "list_audit_events",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ without training or compiling anything; each builder fills in what no test looks
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -133,12 +135,35 @@ def logged_in_client(
 ) -> Iterator[TestClient]:
     """The whole app in a TestClient holding the session cookie of a person who logged in as ``role``.
 
-    No executor is given, so jobs the pages submit stay queued.
+    Like a browser on a dashboard page, the client sends the dashboard's own Origin and the session's
+    CSRF token (read from the landing page) with every request. No executor is given, so jobs the
+    pages submit stay queued.
     """
     with TestClient(create_app(context)) as client:
-        login = client.post("/login", data={"token": create_token(context, role, name)[1], "next": landing})
-        assert login.status_code == 200, login.text
+        login = log_in(client, create_token(context, role, name)[1], landing)
+        assert login.status_code == 303, login.text
+        assert client.get(landing).status_code == 200
         yield client
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token a rendered dashboard page put into its forms."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "the page has no form carrying a CSRF token"
+    return match.group(1)
+
+
+def log_in(client: httpx.Client, token: str, landing: str = "/") -> httpx.Response:
+    """Log ``client`` in to the dashboard the way a browser on its pages does; the login's response.
+
+    From then on the client sends the dashboard's own Origin and, once logged in, the session's CSRF
+    token (read from a page's forms) with every request, as a browser posting those forms would.
+    """
+    client.headers["Origin"] = f"{client.base_url.scheme}://{client.base_url.netloc.decode()}"
+    response = client.post("/login", data={"token": token, "next": landing}, follow_redirects=False)
+    if response.status_code == 303:
+        client.headers["X-CSRF-Token"] = csrf_token(client.get("/").text)
+    return response
 
 
 @contextmanager

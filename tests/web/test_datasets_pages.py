@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.seeding import serving
+from helpers.seeding import log_in, serving
 from tinymlaas.server.app import create_app
 from tinymlaas.services import samples
 from tinymlaas.services.auth import Role, create_token
@@ -36,7 +36,7 @@ class Site:
     def browser(self, role: Role) -> httpx.Client:
         """A client holding the session cookie of a person logged in with ``role``'s token."""
         client = httpx.Client(base_url=self.base, timeout=30)
-        response = client.post("/login", data={"token": self.tokens[role], "next": "/datasets"})
+        response = log_in(client, self.tokens[role], "/datasets")
         assert response.status_code == 303 and response.headers["location"] == "/datasets"
         return client
 

@@ -125,7 +125,13 @@ def test_check_then_launch_creates_the_campaign(context: Context, operator: Test
     assert texts(page, "preview-verdict") == ["fits", "refused"]
     assert "runtime mismatch" in texts(page, "preview-reasons")[1]
     form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
-    assert form == {"module": "mod_ok", "selector": "pico-1,pi-1", "stages": "50,100", "max_failures": "1"}
+    assert form == {
+        "csrf_token": operator.headers["X-CSRF-Token"],
+        "module": "mod_ok",
+        "selector": "pico-1,pi-1",
+        "stages": "50,100",
+        "max_failures": "1",
+    }
     before = {c.id for c in list_campaigns(context)}
 
     launched = operator.post("/deployments", data=form, follow_redirects=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
+from helpers.seeding import log_in
 from helpers.waiting import wait_for_job
 from tinymlaas.data.generators.gestures import LABELS
 from tinymlaas.jobs import LocalProcessExecutor
@@ -43,9 +44,7 @@ def pages(tmp_path_factory) -> Iterator[Pages]:
         with TestClient(app) as scientist, TestClient(app) as viewer:
             for client, role in ((scientist, Role.DATA_SCIENTIST), (viewer, Role.VIEWER)):
                 secret = create_token(context, role, f"web {role}")[1]
-                assert (
-                    client.post("/login", data={"token": secret}, follow_redirects=False).status_code == 303
-                )
+                assert log_in(client, secret).status_code == 303
             yield Pages(context, scientist, viewer)
     finally:
         executor.shutdown()

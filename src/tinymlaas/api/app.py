@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from tinymlaas import __version__
+from tinymlaas.api.deps import bearer_refusal
 from tinymlaas.api.problems import install_problem_handlers
 from tinymlaas.api.routers import (
+    audit,
     boards,
     campaigns,
     cost,
@@ -18,12 +22,17 @@ from tinymlaas.api.routers import (
     models,
     modules,
     pipeline,
+    provisioning,
     samples,
     tokens,
     training,
     variants,
 )
 from tinymlaas.api.schemas import Problem
+from tinymlaas.httpio.audit import AuditTrail
+from tinymlaas.httpio.bounds import BoundedBodies
+from tinymlaas.httpio.headers import SecurityHeaders
+from tinymlaas.httpio.ratelimit import RateLimit
 from tinymlaas.jobs import Executor
 from tinymlaas.services.context import Context
 
@@ -34,7 +43,7 @@ API_PREFIX = "/api/v1"
 _PROBLEMS: dict[int | str, dict[str, object]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}, "description": text}
     for status, text in (
-        (401, "No API token, or an unknown or revoked one."),
+        (401, "No API token, or an unknown, revoked or expired one."),
         (403, "The token's role may not do this."),
         (404, "No such thing."),
         (409, "Clashes with what is stored."),
@@ -53,21 +62,41 @@ def create_api(context: Context, executor: Executor | None = None) -> FastAPI:
 
     ``server.app.create_app`` mounts the dashboard on it.
     """
+    settings = context.settings
     app = FastAPI(
         title="TinyMLaaS",
         version=__version__,
         summary="Collect, train, squeeze, compile and deploy TinyML models to a fleet of boards.",
         generate_unique_id_function=_operation_id,
+        form_limits={
+            "max_files": settings.max_form_files,
+            "max_fields": settings.max_form_fields,
+            "max_part_size": settings.max_form_part_bytes,
+        },
     )
     app.state.context = context
     app.state.executor = executor
     install_problem_handlers(app)
+    # Added innermost first: bodies are bounded inside the rate limit, and every answer, refusals
+    # included, gets the security headers and its audit event.
+    app.add_middleware(
+        BoundedBodies,
+        body_limit=settings.max_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+        check_bearer=partial(bearer_refusal, context),
+    )
+    app.add_middleware(
+        RateLimit, rate=settings.api_rate_per_s, burst=settings.api_rate_burst, prefix=API_PREFIX
+    )
+    app.add_middleware(SecurityHeaders, api_prefix=API_PREFIX, docs_paths=("/docs", "/redoc"))
+    app.add_middleware(AuditTrail)
     for module in (
         boards,
         datasets,
         samples,
         models,
         devices,
+        provisioning,
         fleet,
         campaigns,
         jobs,
@@ -77,6 +106,7 @@ def create_api(context: Context, executor: Executor | None = None) -> FastAPI:
         modules,
         cost,
         tokens,
+        audit,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=_PROBLEMS)
     return app

@@ -8,7 +8,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tinymlaas.httpio.audit import note_actor
+from tinymlaas.httpio.bounds import BEARER, requires
 from tinymlaas.jobs import Executor
+from tinymlaas.services.audit import token_actor
 from tinymlaas.services.auth import PERMISSIONS, Permission, Role, Unauthenticated, authenticate
 from tinymlaas.services.context import Context
 
@@ -18,6 +21,7 @@ __all__ = [
     "Page",
     "authenticated",
     "authorize",
+    "bearer_refusal",
     "get_context",
     "get_executor",
     "page",
@@ -38,20 +42,34 @@ def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
+def bearer_refusal(context: Context, secret: str) -> str | None:
+    """Why ``secret`` is refused, or None: lets a body be refused before any of it is read."""
+    try:
+        authenticate(context, secret)
+    except Unauthenticated as exc:
+        return str(exc)
+    return None
+
+
+@requires(BEARER)
 def authenticated(
+    request: Request,
     context: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> dict[str, Any]:
     """Any valid token, whatever its role: for a route that can only tell what it needs from the request.
 
-    401 (with a Bearer challenge) when there is no token or it is unknown or revoked.
+    401 (with a Bearer challenge) when there is no token or it is unknown, revoked or expired. The
+    token is named in the request's audit event, a refusal by its role included.
     """
     if credentials is None:
         raise HTTPException(401, "this needs an API token (Authorization: Bearer ...)", _CHALLENGE)
     try:
-        return authenticate(context, credentials.credentials)
+        token = authenticate(context, credentials.credentials)
     except Unauthenticated as exc:
         raise HTTPException(401, str(exc), _CHALLENGE) from exc
+    note_actor(request, token_actor(token["id"], token["name"]), token["role"])
+    return token
 
 
 def authorize(token: dict[str, Any], permission: Permission) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from tinymlaas.cli import (
     agent,
+    audit,
     boards,
     campaigns,
     datasets,
@@ -50,6 +51,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(audit.app, name="audit")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)

@@ -9,6 +9,7 @@ upload never fills the disk; it is answered with 413 and nothing of it is kept.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from fastapi import UploadFile
 
 from tinymlaas.errors import InvalidInput, TooLarge
+from tinymlaas.files import make_private_dir
 
 __all__ = ["receive", "safe_name"]
 
@@ -58,12 +60,12 @@ async def receive(
     name with nothing usable in it.
     """
     name = safe_name(upload.filename, suffixes=suffixes)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(work_dir)
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=work_dir))
     try:
         path = folder / name
         written = 0
-        with path.open("wb") as out:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             while chunk := await upload.read(_CHUNK):
                 written += len(chunk)
                 if written > limit:

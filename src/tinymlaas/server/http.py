@@ -17,6 +17,7 @@ from tinymlaas.errors import Conflict
 from tinymlaas.jobs import LocalProcessExecutor, Recovered
 from tinymlaas.server.app import create_app
 from tinymlaas.services.context import Context
+from tinymlaas.services.sweep import sweep_leftovers
 
 __all__ = ["HttpServer"]
 
@@ -53,7 +54,9 @@ class HttpServer:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> Recovered:
-        """Start the executor, then serve; the caller tells what became of a previous server's jobs."""
+        """Sweep what earlier processes left behind, start the executor, then serve; the caller tells
+        what became of a previous server's jobs. The sweep logs what it removed."""
+        await asyncio.to_thread(sweep_leftovers, self.context)
         self.executor = LocalProcessExecutor(
             self.context.settings, max_workers=self.context.settings.job_workers
         )

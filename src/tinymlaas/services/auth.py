@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -17,21 +18,23 @@ from typing import Any
 from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.services._reports import iso
 from tinymlaas.services.context import Context, new_id
-from tinymlaas.storage.repositories import TokenRepository
+from tinymlaas.storage.repositories import DashboardSessionRepository, TokenRepository
 from tinymlaas.storage.tables import ApiTokenRow
 
 __all__ = [
     "PERMISSIONS",
     "Permission",
     "Role",
+    "TokenExpired",
     "Unauthenticated",
     "authenticate",
     "create_token",
     "ensure_first_admin",
     "list_tokens",
+    "parse_duration",
     "parse_role",
     "revoke_token",
-    "token_is_live",
+    "token_expired",
     "token_view",
     "tokens_page",
 ]
@@ -40,6 +43,10 @@ __all__ = [
 SECRET_PREFIX = "tmls_"
 # How stale ``last_used_at`` may get: refreshing it on every request would make every read a write.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Past this an expiry means nothing but a date the store may not be able to keep.
+_LONGEST_EXPIRY = timedelta(days=100 * 365)
 
 
 class Role(StrEnum):
@@ -67,9 +74,12 @@ class Permission(StrEnum):
     COST_READ = "cost:read"
     TOKENS_READ = "tokens:read"
     TOKENS_WRITE = "tokens:write"
+    AUDIT_READ = "audit:read"
 
 
-_READS = frozenset(p for p in Permission if p.endswith(":read") and not p.startswith("tokens:"))
+# Who holds which token and who did what are for admins alone.
+_ADMIN_READS = {Permission.TOKENS_READ, Permission.AUDIT_READ}
+_READS = frozenset(p for p in Permission if p.endswith(":read") and p not in _ADMIN_READS)
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
@@ -82,6 +92,21 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 class Unauthenticated(Exception):
     """No token, or one that is unknown or revoked: the caller is nobody (HTTP 401)."""
+
+
+class TokenExpired(Unauthenticated):
+    """A token past its ``expires_at``: refused like an unknown one, but saying why, so its holder
+    asks for a new token rather than suspecting a typo."""
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time the store keeps is UTC."""
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def token_expired(row: ApiTokenRow, now: datetime) -> bool:
+    expires = _aware(row.expires_at)
+    return expires is not None and expires <= now
 
 
 def _digest(secret: str) -> str:
@@ -97,6 +122,7 @@ def token_view(row: ApiTokenRow) -> dict[str, Any]:
         "permissions": sorted(PERMISSIONS[Role(row.role)]),
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
+        "expires_at": iso(row.expires_at),
         "revoked": row.revoked,
     }
 
@@ -108,37 +134,65 @@ def parse_role(text: str) -> Role:
         raise InvalidInput(f"no role {text!r}; the roles are {', '.join(r.value for r in Role)}") from None
 
 
-def _insert(repo: TokenRepository, role: Role, name: str) -> tuple[ApiTokenRow, str]:
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``1w2d``: a positive span of weeks, days, hours, minutes and seconds."""
+    cleaned = text.strip().lower()
+    parts = _DURATION.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise InvalidInput(
+            f"{text!r} is not a duration; write a number and a unit, s m h d or w (like 30d or 12h)"
+        )
+    try:
+        span = sum((timedelta(**{_UNITS[unit]: int(number)}) for number, unit in parts), timedelta())
+    except OverflowError:
+        span = _LONGEST_EXPIRY * 2
+    if span <= timedelta():
+        raise InvalidInput(f"the duration {text!r} is not positive")
+    if span > _LONGEST_EXPIRY:
+        raise InvalidInput(
+            f"the duration {text!r} is over {_LONGEST_EXPIRY.days} days; "
+            "for a token that never expires, give no expiry"
+        )
+    return span
+
+
+def _insert(
+    repo: TokenRepository, role: Role, name: str, expires_in: timedelta | None = None
+) -> tuple[ApiTokenRow, str]:
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
     row = ApiTokenRow(
         id=new_id("tok"),
         name=name or role.value,
         role=role.value,
         secret_sha256=_digest(secret),
-        created_at=datetime.now(UTC),
+        created_at=now,
         revoked=False,
+        expires_at=None if expires_in is None else now + expires_in,
     )
     return repo.add(row), secret
 
 
-def create_token(ctx: Context, role: Role | str, name: str = "") -> tuple[dict[str, Any], str]:
-    """A new token and its secret; the caller must hand the secret over now, it cannot be read back."""
+def create_token(
+    ctx: Context, role: Role | str, name: str = "", *, expires_in: timedelta | str | None = None
+) -> tuple[dict[str, Any], str]:
+    """A new token and its secret; the caller must hand the secret over now, it cannot be read back.
+
+    With ``expires_in`` (a span, or text like ``30d``) the token is refused once that much time has
+    passed; without it, it lasts until revoked.
+    """
     role = parse_role(str(role))
+    span = parse_duration(expires_in) if isinstance(expires_in, str) else expires_in
+    if span is not None and span <= timedelta():
+        raise InvalidInput(f"a token must expire in the future, not in {span}")
     with ctx.session() as session:
-        row, secret = _insert(TokenRepository(session), role, name)
+        row, secret = _insert(TokenRepository(session), role, name, span)
         return token_view(row), secret
 
 
 def list_tokens(ctx: Context) -> list[dict[str, Any]]:
     """Every token, oldest first, revoked ones included."""
     return tokens_page(ctx)[0]
-
-
-def token_is_live(ctx: Context, token_id: str) -> bool:
-    """Whether a token exists and is not revoked: checked on every dashboard request, so one row is read."""
-    with ctx.session() as session:
-        row = session.get(ApiTokenRow, token_id)
-        return row is not None and not row.revoked
 
 
 def tokens_page(
@@ -152,7 +206,8 @@ def tokens_page(
 
 
 def revoke_token(ctx: Context, token_id: str) -> dict[str, Any]:
-    """Revoke a token: its secret gets 401 from now on. Revoking a revoked token changes nothing.
+    """Revoke a token: its secret gets 401 from now on and its dashboard sessions end. Revoking a
+    revoked token changes nothing.
 
     The last unrevoked admin token is kept (Conflict): without it nobody could manage tokens over
     HTTP until someone on the server host made a new one.
@@ -168,19 +223,23 @@ def revoke_token(ctx: Context, token_id: str) -> dict[str, Any]:
                 f"token {token_id} is the last unrevoked admin token; make another admin token first"
             )
         row.revoked = True
+        DashboardSessionRepository(session).end_for_token(row.id, datetime.now(UTC))
         return token_view(row)
 
 
 def authenticate(ctx: Context, secret: str) -> dict[str, Any]:
-    """The token ``secret`` belongs to; Unauthenticated if none does or it was revoked."""
+    """The token ``secret`` belongs to; Unauthenticated if none does or it was revoked, TokenExpired
+    once it is past its expiry."""
     digest = _digest(secret)
     now = datetime.now(UTC)
     with ctx.session() as session:
         row = TokenRepository(session).by_hash(digest)
         if row is None or not hmac.compare_digest(row.secret_sha256, digest) or row.revoked:
             raise Unauthenticated("unknown or revoked token")
-        last = row.last_used_at
-        if last is None or (last if last.tzinfo else last.replace(tzinfo=UTC)) < now - _LAST_USED_RESOLUTION:
+        if token_expired(row, now):
+            raise TokenExpired(f"token expired at {iso(row.expires_at)}; ask an admin for a new one")
+        last = _aware(row.last_used_at)
+        if last is None or last < now - _LAST_USED_RESOLUTION:
             row.last_used_at = now
         return token_view(row)
 

@@ -11,6 +11,7 @@ from functools import cached_property
 from sqlalchemy.orm import Session, sessionmaker
 
 from tinymlaas.catalog import Catalog, load_catalog
+from tinymlaas.files import make_private_dir
 from tinymlaas.settings import Settings
 from tinymlaas.storage.blobs import BlobStore
 from tinymlaas.storage.db import open_database
@@ -29,7 +30,7 @@ class Context:
 
     @cached_property
     def _sessions(self) -> sessionmaker[Session]:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.settings.data_dir)
         return open_database(self.settings.resolved_database_url)
 
     @cached_property

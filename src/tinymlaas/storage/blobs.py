@@ -1,16 +1,20 @@
 """Content-addressed blob store: samples, models and packages kept by their SHA-256.
 
 Writes go to a temporary file and are renamed into place, so a crash never leaves a half-written
-blob under a valid name; identical content is stored once.
+blob under a valid name; identical content is stored once. Blobs and their directories are readable
+by the server's user only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from tinymlaas.errors import NotFound, RuntimeFailure
-from tinymlaas.files import write_atomic
+from tinymlaas.files import make_private_dir, write_atomic
 
 __all__ = ["BlobStore"]
 
@@ -27,10 +31,13 @@ class BlobStore:
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         path = self._path(digest)
-        if path.exists():
+        with contextlib.suppress(FileNotFoundError):
+            # Stored already: made fresh again, since the start-up sweep spares recent blobs and this
+            # one is about to be named by a row the sweep may not see yet.
+            os.utime(path)
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
+        make_private_dir(path.parent)
+        write_atomic(path, data, mode=0o600)
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -45,3 +52,16 @@ class BlobStore:
 
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()
+
+    def files(self) -> Iterator[Path]:
+        """Every file under the store, blobs and crash leftovers of ``write_atomic`` alike."""
+        if self.root.is_dir():
+            yield from (path for path in self.root.glob("*/*") if path.is_file())
+
+    @staticmethod
+    def digest_of(path: Path) -> str | None:
+        """The digest a file in the store is named for; None for anything that is not a blob's name."""
+        digest = path.parent.name + path.name
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            return digest
+        return None

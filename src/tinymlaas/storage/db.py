@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from alembic import command
@@ -29,10 +31,20 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _create_private_file(database: str | None) -> None:
+    """Make a new SQLite file readable by its owner only; SQLite gives its WAL and shared-memory files
+    the database file's mode, so the whole store stays private."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def open_database(url: str) -> sessionmaker[Session]:
     """Connect, bring the schema to the newest migration, and return a session factory."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
+        _create_private_file(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
     with engine.begin() as connection:
         config = _alembic_config(engine)

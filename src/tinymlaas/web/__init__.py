@@ -2,8 +2,10 @@
 
 ``mount_dashboard`` adds every page router, the static files, plotly.js from the installed ``plotly``
 package (so the dashboard needs no internet and no Node build), and the handlers that turn a missing
-login into a redirect, a missing permission into a 403 page, and a service error on a page into an
-error page with its status.
+login into a redirect, a missing permission or a refused post into a 403 page, and a service error on
+a page into an error page with its status. Every page's posts are checked for a same-origin sender and
+the session's CSRF token before the page sees them; the login form, which has no session yet, for the
+origin alone.
 """
 
 from __future__ import annotations
@@ -12,13 +14,32 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tinymlaas.errors import TinymlaasError
-from tinymlaas.web import cost, datasets, deployments, devices, fleet, login, models, pipeline, training
-from tinymlaas.web.deps import Forbidden, LoginRequired, error_page, render
+from tinymlaas.web import (
+    audit,
+    cost,
+    datasets,
+    deployments,
+    devices,
+    fleet,
+    login,
+    models,
+    pipeline,
+    training,
+)
+from tinymlaas.web.deps import (
+    Forbidden,
+    LoginRequired,
+    Refused,
+    csrf_protected,
+    error_page,
+    render,
+    same_origin,
+)
 
 __all__ = ["PAGE_ROUTERS", "mount_dashboard"]
 
@@ -34,6 +55,7 @@ PAGE_ROUTERS = (
     pipeline.router,
     training.router,
     models.router,
+    audit.router,
 )
 
 
@@ -44,7 +66,12 @@ def _plotly_js() -> FileResponse:
 
 def mount_dashboard(app: FastAPI) -> None:
     for router in PAGE_ROUTERS:
-        app.include_router(router)
+        checks = (
+            [Depends(same_origin)]
+            if router is login.router
+            else [Depends(same_origin), Depends(csrf_protected)]
+        )
+        app.include_router(router, dependencies=checks)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_api_route("/vendor/plotly.min.js", _plotly_js, include_in_schema=False)
 
@@ -55,6 +82,10 @@ def mount_dashboard(app: FastAPI) -> None:
     @app.exception_handler(Forbidden)
     def _forbidden(request: Request, exc: Forbidden) -> Response:
         return render(request, "error.html", exc.session, 403, title="Not allowed", detail=str(exc))
+
+    @app.exception_handler(Refused)
+    def _refused(request: Request, exc: Refused) -> Response:
+        return render(request, "error.html", exc.session, 403, title="Request refused", detail=str(exc))
 
     # The API's handler (RFC 9457 problem details) keeps every path under /api; pages get an HTML page.
     api_handler = app.exception_handlers.get(TinymlaasError)

@@ -21,7 +21,7 @@ from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
 from tinymlaas.httpio.uploads import receive
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
-from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.datasets import DatasetService, FieldLabels
 from tinymlaas.services.samples import (
     UPLOAD_SUFFIXES,
     Origin,
@@ -186,6 +186,25 @@ def snapshot_submit(
         return RedirectResponse(_back(name, back), status_code=303)
     notice = f"Nothing changed since snapshot {snapshot.id[:12]}; no new snapshot was taken."
     return _browser(request, context, session, name, BrowserView(), notice=notice)
+
+
+@router.post("/datasets/{name}/field-labels", response_model=None)
+def field_labels_submit(
+    request: Request,
+    context: ContextDep,
+    session: Writer,
+    name: str,
+    field_labels: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        if field_labels not in {policy.value for policy in FieldLabels}:
+            choices = ", ".join(policy.value for policy in FieldLabels)
+            raise InvalidInput(f"labels from devices {field_labels!r}: choose one of {choices}")
+        DatasetService(context).set_field_labels(name, FieldLabels(field_labels))
+    except TinymlaasError as exc:
+        return refused(request, context, session, name, back, exc)
+    return RedirectResponse(_back(name, back), status_code=303)
 
 
 @router.post("/datasets/{name}/samples", response_model=None)

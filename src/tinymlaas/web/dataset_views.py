@@ -85,6 +85,7 @@ def dataset_row(summary: DatasetSummary) -> dict[str, Any]:
         "labelled": summary.sample_count - summary.unlabelled,
         "unlabelled": summary.unlabelled,
         "collected": summary.collected,
+        "field_labels": str(summary.field_labels),
         "classes": classes(summary),
         "label_counts": summary.label_counts,
         "snapshots": len(summary.snapshots),

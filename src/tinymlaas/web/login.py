@@ -1,16 +1,18 @@
-"""Log in with an API token, log out: a dashboard session is a signed cookie (``sessions``)."""
+"""Log in with an API token, log out: a dashboard session lives in the store, its secret in a cookie."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tinymlaas.services.auth import Unauthenticated, authenticate
-from tinymlaas.web.deps import ContextDep, render
-from tinymlaas.web.sessions import SESSION_COOKIE, SESSION_TTL_S, DashboardSession, session_key, sign
+from tinymlaas.httpio.audit import note_actor
+from tinymlaas.services.audit import token_actor
+from tinymlaas.services.auth import Unauthenticated
+from tinymlaas.services.sessions import end_session, start_session
+from tinymlaas.web.deps import ContextDep, csrf_protected, render
+from tinymlaas.web.sessions import clear_session_cookie, session_secret, set_session_cookie
 
 __all__ = ["router", "safe_next"]
 
@@ -34,28 +36,25 @@ def login(
     token: Annotated[str, Form()],
     next_path: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
-    """Trade an API token for a session cookie; a bad token gets the form back with why."""
+    """Trade an API token for a session cookie; a bad or expired token gets the form back with why.
+
+    No CSRF token here (nobody is logged in yet to have one): the same-origin check every dashboard
+    post passes keeps another site from logging a visitor in under its own token.
+    """
     try:
-        view = authenticate(context, token.strip())
+        session, secret = start_session(context, token.strip())
     except Unauthenticated as exc:
         return render(request, "login.html", None, 401, next=safe_next(next_path), error=str(exc))
-    session = DashboardSession(
-        token_id=view["id"], name=view["name"], role=view["role"], expires=int(time.time()) + SESSION_TTL_S
-    )
+    note_actor(request, token_actor(session.token_id, session.name), session.role)
     response = RedirectResponse(safe_next(next_path), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        sign(session, session_key(context.settings.session_key_file)),
-        max_age=SESSION_TTL_S,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    set_session_cookie(request, response, secret, session.expires_at)
     return response
 
 
-@router.post("/logout")
-def logout() -> RedirectResponse:
+@router.post("/logout", dependencies=[Depends(csrf_protected)])
+def logout(request: Request, context: ContextDep) -> RedirectResponse:
+    """End the session in the store, so a copy of the cookie kept anywhere is refused from now on."""
+    end_session(context, session_secret(request))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+    clear_session_cookie(request, response)
     return response

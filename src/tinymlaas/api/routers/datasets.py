@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from tinymlaas.api.deps import ContextDep, Page, require
-from tinymlaas.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic, Problem
+from tinymlaas.api.schemas import DatasetCreate, DatasetPublic, DatasetsPublic, DatasetUpdate, Problem
 from tinymlaas.api.schemas.datasets import DatasetImportPublic, SnapshotPublic, SnapshotsPublic
 from tinymlaas.data.types import Task
 from tinymlaas.httpio.uploads import receive
@@ -44,6 +44,7 @@ def _public(summary: DatasetSummary) -> DatasetPublic:
         samples=summary.sample_count,
         unlabelled=summary.unlabelled,
         collected=summary.collected,
+        field_labels=summary.field_labels,
         label_counts=summary.label_counts,
         snapshots=summary.snapshots,
     )
@@ -67,8 +68,16 @@ def create_dataset(context: ContextDep, _token: Writer, body: DatasetCreate) -> 
     """A new dataset filled by a built-in generator; 409 if the name is taken."""
     service = DatasetService(context)
     seed = context.settings.seed if body.seed is None else body.seed
-    service.generate(body.name, body.generator, samples=body.samples, seed=seed)
+    service.generate(
+        body.name, body.generator, samples=body.samples, seed=seed, field_labels=body.field_labels
+    )
     return _public(service.show(body.name))
+
+
+@router.patch("/{name}", response_model=DatasetPublic)
+def update_dataset(context: ContextDep, _token: Writer, name: str, body: DatasetUpdate) -> DatasetPublic:
+    """Change whether the dataset keeps the labels devices send; samples already stored keep theirs."""
+    return _public(DatasetService(context).set_field_labels(name, body.field_labels))
 
 
 @router.post(

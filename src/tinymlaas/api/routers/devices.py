@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from tinymlaas.api.deps import ContextDep, Page, page, require
+from tinymlaas.api.deps import ContextDep, Page, require
 from tinymlaas.api.schemas import DeviceDetailPublic, DevicePublic, DevicesPublic
 from tinymlaas.api.schemas.devices import DeviceHistoryEntryPublic, DeviceHistoryPublic, DeviceTelemetryPublic
 from tinymlaas.services.auth import Permission
-from tinymlaas.services.fleet import device_history, device_telemetry
-from tinymlaas.services.fleet import list_devices as list_device_views
+from tinymlaas.services.fleet import device_history, device_telemetry, list_devices_page
 from tinymlaas.services.fleet import show_device as show_device_view
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -33,10 +32,10 @@ def list_devices(
     ] = None,
 ) -> DevicesPublic:
     """Every known device by endpoint name, online or not; each filter given narrows the list."""
-    devices = list_device_views(context, board=board, online=online, tag=tag, model=model)
-    return DevicesPublic(
-        data=[DevicePublic.model_validate(d) for d in page(devices, paging)], count=len(devices)
+    devices, count = list_devices_page(
+        context, board=board, online=online, tag=tag, model=model, limit=paging.limit, offset=paging.offset
     )
+    return DevicesPublic(data=[DevicePublic.model_validate(d) for d in devices], count=count)
 
 
 @router.get("/{endpoint}", response_model=DeviceDetailPublic)

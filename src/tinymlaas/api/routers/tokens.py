@@ -27,7 +27,7 @@ def list_tokens(context: ContextDep, _token: Reader, paging: Annotated[Page, Dep
 @router.post("", response_model=TokenCreatedPublic, status_code=201)
 def create_token(context: ContextDep, _token: Writer, body: TokenCreate) -> TokenCreatedPublic:
     """Make a token for a role. Its secret is in this response only: hand it over now."""
-    token, secret = auth.create_token(context, body.role, body.name)
+    token, secret = auth.create_token(context, body.role, body.name, expires_in=body.expires_in)
     return TokenCreatedPublic(**token, secret=secret)
 
 

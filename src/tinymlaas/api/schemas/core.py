@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from tinymlaas.api.schemas.variants import VariantPublic
 from tinymlaas.services.campaigns import CampaignView, InstallationView
+from tinymlaas.services.datasets import FieldLabels
 from tinymlaas.services.fleet import DeviceDetail, DeviceView
 from tinymlaas.services.models import ModelDetail
 from tinymlaas.services.views import ModelSummary
@@ -24,6 +25,7 @@ __all__ = [
     "CampaignsPublic",
     "DatasetCreate",
     "DatasetPublic",
+    "DatasetUpdate",
     "DatasetsPublic",
     "DeviceDetailPublic",
     "DevicePublic",
@@ -71,6 +73,12 @@ class BoardsPublic(BaseModel):
     count: int
 
 
+_FIELD_LABELS = (
+    "What becomes of the labels devices send: accept keeps them, unlabelled drops them "
+    "(field samples are stored unlabelled, for people to label)."
+)
+
+
 class DatasetCreate(BaseModel):
     """A new dataset filled by a built-in generator."""
 
@@ -78,6 +86,13 @@ class DatasetCreate(BaseModel):
     generator: str = Field(examples=["sine"], description="sine, gestures or digits.")
     samples: int | None = Field(None, ge=1, le=100_000, description="Default: the generator's own.")
     seed: int | None = Field(None, description="Default: the server's configured seed.")
+    field_labels: FieldLabels = Field(FieldLabels.ACCEPT, description=_FIELD_LABELS)
+
+
+class DatasetUpdate(BaseModel):
+    """What can change of a dataset after it was made."""
+
+    field_labels: FieldLabels = Field(description=_FIELD_LABELS)
 
 
 class DatasetPublic(BaseModel):
@@ -91,6 +106,7 @@ class DatasetPublic(BaseModel):
     samples: int
     unlabelled: int
     collected: int = Field(description="Samples uploaded by devices.")
+    field_labels: FieldLabels = Field(description=_FIELD_LABELS)
     label_counts: dict[str, int]
     snapshots: list[dict[str, Any]]
 

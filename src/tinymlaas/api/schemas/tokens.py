@@ -12,6 +12,12 @@ __all__ = ["TokenCreate", "TokenCreatedPublic", "TokenPublic", "TokensPublic"]
 class TokenCreate(BaseModel):
     role: Role = Field(description="What the token may do.")
     name: str = Field("", max_length=128, description="A label to tell tokens apart (default: the role).")
+    expires_in: str | None = Field(
+        None,
+        max_length=32,
+        examples=["30d", "12h", "1w"],
+        description="Refuse the token after this long (s, m, h, d or w units); none: until revoked.",
+    )
 
 
 class TokenPublic(BaseModel):
@@ -21,6 +27,7 @@ class TokenPublic(BaseModel):
     permissions: list[str]
     created_at: str | None
     last_used_at: str | None
+    expires_at: str | None = Field(description="When the token stops working; null: never.")
     revoked: bool
 
 

@@ -1,14 +1,22 @@
 """Repositories: the only code that queries the tables, one class per aggregate."""
 
+from tinymlaas.storage.repositories.audit import AuditRepository
+from tinymlaas.storage.repositories.blobs import BlobReferenceRepository
 from tinymlaas.storage.repositories.campaigns import CampaignRepository
+from tinymlaas.storage.repositories.credentials import CredentialRepository
 from tinymlaas.storage.repositories.datasets import DatasetRepository, Member, SampleQuery
 from tinymlaas.storage.repositories.devices import DeviceRepository
 from tinymlaas.storage.repositories.jobs import JobRepository
 from tinymlaas.storage.repositories.models import ModelRepository
+from tinymlaas.storage.repositories.sessions import DashboardSessionRepository
 from tinymlaas.storage.repositories.tokens import TokenRepository
 
 __all__ = [
+    "AuditRepository",
+    "BlobReferenceRepository",
     "CampaignRepository",
+    "CredentialRepository",
+    "DashboardSessionRepository",
     "DatasetRepository",
     "DeviceRepository",
     "JobRepository",

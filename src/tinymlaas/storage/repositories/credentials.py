@@ -23,7 +23,9 @@ class CredentialRepository:
         return self.session.get(DeviceCredentialRow, endpoint)
 
     def by_identity(self, identity: str) -> DeviceCredentialRow | None:
-        return self.session.scalar(select(DeviceCredentialRow).where(DeviceCredentialRow.identity == identity))
+        return self.session.scalar(
+            select(DeviceCredentialRow).where(DeviceCredentialRow.identity == identity)
+        )
 
     def active(self) -> list[DeviceCredentialRow]:
         """Every credential not revoked, for a server to load at start."""

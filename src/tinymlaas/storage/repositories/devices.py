@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, String, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
 
-__all__ = ["DeviceRepository"]
+__all__ = ["DeviceRepository", "check_tag"]
 
 # How many endpoints a NotFound names, so a typo on a large fleet still gives a readable message.
 _KNOWN_SHOWN = 10
+# A device tag: letters, digits and ``. _ : / -``, so a tag filter can look for the quoted tag in the
+# stored JSON list (on SQLite and PostgreSQL alike) and no tag holds a quote, backslash or LIKE wildcard
+# other than ``_``, which is escaped.
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it is a valid device tag; InvalidInput naming what a tag may hold otherwise."""
+    if not tag:
+        raise InvalidInput("a device tag cannot be empty")
+    if not _TAG.fullmatch(tag):
+        raise InvalidInput(
+            f"device tag {tag!r}: 1-64 letters, digits and . _ : / -, starting with a letter or digit"
+        )
+    return tag
 
 
 def _now() -> datetime:
@@ -54,6 +70,39 @@ class DeviceRepository:
         if online is not None:
             query = query.where(DeviceRow.online == online)
         return list(self.session.scalars(query))
+
+    def devices_page(
+        self,
+        *,
+        online: bool | None = None,
+        board: str | None = None,
+        tag: str | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[DeviceRow], int]:
+        """One page of the devices that pass every filter given, by endpoint; and how many pass.
+
+        ``model`` is the installed package the device reports, by name or as ``name:version``.
+        """
+        conditions: list[Any] = []
+        if online is not None:
+            conditions.append(DeviceRow.online == online)
+        if board is not None:
+            conditions.append(DeviceRow.board_id == board)
+        if tag is not None:
+            quoted = '"' + check_tag(tag).replace("_", "\\_") + '"'
+            conditions.append(cast(DeviceRow.tags, String).like(f"%{quoted}%", escape="\\"))
+        if model is not None:
+            name, _, version = model.partition(":")
+            conditions.append(DeviceRow.installed["name"].as_string() == name)
+            if version:
+                conditions.append(cast(DeviceRow.installed["version"].as_string(), String) == version)
+        query = select(DeviceRow).where(*conditions).order_by(DeviceRow.endpoint).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        count = self.session.scalar(select(func.count(DeviceRow.id)).where(*conditions)) or 0
+        return list(self.session.scalars(query)), count
 
     def upsert_registration(
         self,
@@ -152,9 +201,7 @@ class DeviceRepository:
 
     def set_tags(self, endpoint: str, tags: Iterable[str]) -> DeviceRow:
         """Replace the device's tags (operator labels for grouping, e.g. campaign waves); kept sorted."""
-        cleaned = sorted({tag.strip() for tag in tags})
-        if any(not tag for tag in cleaned):
-            raise InvalidInput("a device tag cannot be empty")
+        cleaned = sorted({check_tag(tag.strip()) for tag in tags})
         row = self.device(endpoint)
         row.tags = cleaned
         return row
@@ -201,6 +248,11 @@ class DeviceRepository:
                     DeviceEventRow.id < oldest_kept,
                 )
             )
+
+    def delete_events_before(self, before: datetime) -> int:
+        """Delete every device's events (telemetry samples included) recorded before ``before``; how many."""
+        result = self.session.execute(delete(DeviceEventRow).where(DeviceEventRow.at < before))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def events_since(self, kind: str, since: datetime) -> list[DeviceEventRow]:
         """Every device's events of ``kind`` recorded at or after ``since``, oldest first."""
