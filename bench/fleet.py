@@ -130,8 +130,9 @@ def _build(store: Path, dataset: str, board: str) -> Build:
     row = rows[0]
     context = Context(Settings(data_dir=store))
     unsigned = module_package(context, row["module"])
-    # The key `serve` would create on first start; it finds this one and signs with it.
-    signed = sign_package(unsigned, load_or_create_signing_key(store / "keys"))
+    # The key `serve` would create on first start; it finds this one and signs with it. This copy is
+    # only weighed: the campaign signs its own, with the next sequence of the model line.
+    signed = sign_package(unsigned, load_or_create_signing_key(store / "keys"), sequence=1)
     low, high = PACKAGE_BYTES
     if not low <= len(signed) <= high:
         raise BenchFailed(f"the signed package weighs {len(signed)} bytes, outside {low}..{high}")
@@ -203,9 +204,11 @@ class Processes:
 
     running: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=dict)
 
-    def start(self, name: str, args: list[str], store: Path, log: Path) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, args: list[str], store: Path, log: Path, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         out = log.open("wb")
-        env = {**os.environ, "TINYMLAAS_DATA_DIR": str(store), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "TINYMLAAS_DATA_DIR": str(store), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         process = subprocess.Popen(
             [*CLI, *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
@@ -262,7 +265,7 @@ def _wait_for_server(process: subprocess.Popen[bytes], log: Path, timeout: float
 
 def _ready_devices(context: Context) -> int:
     """Devices online that reported their TinyML Runtime object, as the compatibility gate needs."""
-    return sum(1 for d in list_devices(context) if d["online"] and "runtime" in d["capabilities"])
+    return sum(1 for d in _devices(context) if d["online"] and "runtime" in d["capabilities"])
 
 
 def _link_totals(log: Path) -> dict[str, int]:
@@ -345,10 +348,10 @@ def _installation_summary(campaign: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scenario(
-    loss: float, args: argparse.Namespace, build: Build, work: Path, procs: Processes
+    security: str, loss: float, args: argparse.Namespace, build: Build, work: Path, procs: Processes
 ) -> dict[str, Any]:
-    tag = f"loss {100 * loss:g} %:"
-    scenario_dir = work / f"loss-{loss:g}"
+    tag = f"{security}, loss {100 * loss:g} %:"
+    scenario_dir = work / f"{security}-loss-{loss:g}"
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)
     store = scenario_dir / "store"
@@ -357,17 +360,24 @@ def _scenario(
     port = _free_udp_port()
     server_log, fleet_log = scenario_dir / "serve.log", scenario_dir / "fleet.log"
 
-    server = procs.start("serve", ["serve", "--coap-port", str(port), "--no-http"], store, server_log)
+    # DTLS: every agent is provisioned by `fleet spawn` into this store before it starts (the keys
+    # are made before the clock for registration starts). NoSec: the development setting, as before.
+    if security == "dtls":
+        listen, env, server_uri = ["--coaps-port", str(port)], {}, f"coaps://127.0.0.1:{port}"
+    else:
+        listen, env = ["--coap-port", str(port)], {"TINYMLAAS_ALLOW_NOSEC": "1"}
+        server_uri = f"coap://127.0.0.1:{port}"
+    server = procs.start("serve", ["serve", *listen, "--no-http"], store, server_log, env)
     server_sampler = ProcessSampler(server.pid)
     server_sampler.start()
     try:
         _wait_for_server(server, server_log, 60)
         spawn = ["fleet", "spawn", "--count", str(args.devices), "--board", args.board]
-        spawn += ["--server", f"coap://127.0.0.1:{port}", "--state-dir", str(scenario_dir / "agents")]
+        spawn += ["--server", server_uri, "--state-dir", str(scenario_dir / "agents")]
         spawn += ["--public-key", str(store / "keys" / PUBLIC_KEY_NAME), "--sensor", "none"]
         spawn += ["--loss", f"{loss:g}", "--seed", str(args.seed)]
         registering = time.monotonic()
-        fleet = procs.start("fleet", spawn, store, fleet_log)
+        fleet = procs.start("fleet", spawn, store, fleet_log, env)
         fleet_sampler = ProcessSampler(fleet.pid)
         fleet_sampler.start()
         try:
@@ -387,6 +397,7 @@ def _scenario(
     sent = links.get("up_received", 0) + links.get("down_received", 0)
     dropped = links.get("up_dropped", 0) + links.get("down_dropped", 0)
     return {
+        "security": security,
         "loss": loss,
         "devices": args.devices,
         **registration,
@@ -401,9 +412,13 @@ def _scenario(
     }
 
 
+def _devices(context: Context) -> list[dict[str, Any]]:
+    return [device.model_dump() for device in list_devices(context)]
+
+
 def _not_ready(context: Context, expected: list[str]) -> dict[str, str]:
     """Why each device that cannot take the update yet is not ready, as the store tells it."""
-    devices = {d["endpoint"]: d for d in list_devices(context)}
+    devices = {d["endpoint"]: d for d in _devices(context)}
     reasons = {}
     for endpoint in expected:
         device = devices.get(endpoint)
@@ -414,7 +429,7 @@ def _not_ready(context: Context, expected: list[str]) -> dict[str, str]:
         elif "runtime" not in device["capabilities"]:
             failed = [
                 e["detail"].get("error", "")
-                for e in show_device(context, endpoint, 20)["events"]
+                for e in show_device(context, endpoint, 20).model_dump()["events"]
                 if e["kind"] == "read_failed" and e["detail"].get("path") == "/26241/0"
             ]
             reasons[endpoint] = failed[0] if failed else "has not reported its TinyML Runtime object"
@@ -477,7 +492,7 @@ def _rollout(
     last_print = 0.0
     timed_out = False
     while True:
-        campaign = show_campaign(context, campaign["id"])
+        campaign = show_campaign(context, campaign["id"]).model_dump()
         now = time.monotonic()
         over = campaign["state"] in CAMPAIGN_OVER and not any(
             i["state"] in UNFINISHED for i in campaign["installations"]
@@ -539,6 +554,7 @@ def _print_table(results: dict[str, Any]) -> None:
         f"{build['signed_package_bytes'] / 1000:.1f} KB signed package, single stage"
     )
     for column in (
+        "security",
         "loss",
         "register s",
         "rollout s",
@@ -562,6 +578,7 @@ def _print_table(results: dict[str, Any]) -> None:
             count = link.get("up_dropped", 0) + link.get("down_dropped", 0)
             dropped = f"{count} ({100 * link['measured_loss']:.1f} %)"
         table.add_row(
+            run["security"],
             f"{100 * run['loss']:g} %",
             _fmt(run["registration_s"])
             if run["registration_s"] is not None
@@ -586,7 +603,9 @@ def _print_table(results: dict[str, Any]) -> None:
     for run in results["scenarios"]:
         for reason, count in run["failure_reasons"].items():
             console.print(
-                f"loss {100 * run['loss']:g} %: {count} x {reason}", highlight=False, soft_wrap=True
+                f"{run['security']}, loss {100 * run['loss']:g} %: {count} x {reason}",
+                highlight=False,
+                soft_wrap=True,
             )
 
 
@@ -597,6 +616,12 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=200, help="Emulated devices in the fleet.")
     parser.add_argument("--loss", default="0,0.1", help="Loss probabilities (each way), comma-separated.")
     parser.add_argument("--timeout", type=float, default=900, help="Seconds a rollout may take.")
+    parser.add_argument(
+        "--security",
+        default="dtls",
+        help="dtls (provisioned devices, the product's way) and/or nosec (plain CoAP, development), "
+        "comma-separated; each runs every --loss figure.",
+    )
     parser.add_argument(
         "--register-timeout",
         type=float,
@@ -627,6 +652,10 @@ def main() -> None:
     if not all(0.0 <= loss < 1.0 for loss in losses):
         parser.error(f"each --loss lies within 0 (inclusive) and 1 (exclusive), got {args.loss!r}")
 
+    securities = [part.strip() for part in args.security.split(",")]
+    if not securities or not set(securities) <= {"dtls", "nosec"}:
+        parser.error(f"--security takes dtls and/or nosec, comma-separated, got {args.security!r}")
+
     procs = Processes()
     with _interruptible(), tempfile.TemporaryDirectory(prefix="tinymlaas-fleet-") as tmp:
         work = args.work_dir or Path(tmp)
@@ -638,7 +667,11 @@ def main() -> None:
                 f"signed {build.signed_package_bytes} bytes",
                 highlight=False,
             )
-            scenarios = [_scenario(loss, args, build, work, procs) for loss in losses]
+            scenarios = [
+                _scenario(security, loss, args, build, work, procs)
+                for security in securities
+                for loss in losses
+            ]
         except BenchFailed as exc:
             console.print(f"[red]benchmark failed:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)

@@ -34,17 +34,39 @@ class Settings(BaseSettings):
     max_import_bytes: int = 512 * 1024 * 1024
     # Largest file accepted over HTTP (dataset imports, samples, models), in bytes; more gets 413.
     max_upload_bytes: int = 64 * 1024 * 1024
+    # Largest HTTP body that is not a multipart upload (JSON, form fields), in bytes; more gets 413.
+    # Checked as bytes arrive, so an oversized body is never held in memory or parsed.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Bounds on one multipart form, so a flood of tiny parts cannot cost more than its size suggests:
+    # files in it, other fields in it, and bytes in one of those other fields.
+    max_form_files: int = Field(default=4, ge=1)
+    max_form_fields: int = Field(default=256, ge=1)
+    max_form_part_bytes: int = Field(default=64 * 1024, ge=1)
+    # Requests one API token may make: a bucket of ``api_rate_burst`` refilled at ``api_rate_per_s``;
+    # an empty bucket is answered 429 with Retry-After. Generous, to stop runaway clients only.
+    api_rate_per_s: float = Field(default=100.0, gt=0)
+    api_rate_burst: int = Field(default=2000, ge=1)
     # Upper bound for the tensor-arena search, in bytes.
     arena_search_max_bytes: int = 64 * 1024 * 1024
     # Where ``serve`` listens for LwM2M devices (CoAP over UDP). Loopback by default: exposing the
     # server to a network is a deliberate choice (``0.0.0.0`` or an interface address).
     coap_host: str = "127.0.0.1"
-    coap_port: int = 5683  # IANA "coap"
+    coaps_port: int = 5684  # IANA "coaps": DTLS-PSK, how provisioned devices talk to the server
+    coap_port: int = 5683  # IANA "coap": plain CoAP, opened only with ``allow_nosec``
     # Where ``serve`` answers the REST API; loopback by default for the same reason as CoAP.
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Background jobs (training, squeezing, compiling) ``serve`` runs at once, each in its own process.
     job_workers: int = Field(default=2, ge=1)
+    # Development only: take LwM2M requests from devices over plain CoAP (NoSec), where the endpoint name
+    # a device claims is all there is to go by. Off, a device must prove who it is over DTLS.
+    allow_nosec: bool = False
+    # Sample uploads one device may make, per second on average and in one burst (a token bucket per
+    # device); more are refused with 4.29 so no single device can flood a dataset.
+    upload_rate_per_s: float = Field(default=10.0, gt=0)
+    upload_burst: int = Field(default=60, ge=1)
+    # Device events and telemetry samples older than this are deleted by the running server.
+    event_retention_days: int = Field(default=30, ge=1)
 
     @property
     def resolved_database_url(self) -> str:
@@ -70,8 +92,3 @@ class Settings(BaseSettings):
     def demo_fleet_dir(self) -> Path:
         """The state directories of the emulated devices ``demo`` starts."""
         return self.data_dir / "demo-fleet"
-
-    @property
-    def session_key_file(self) -> Path:
-        """The key dashboard session cookies are signed with; never leaves the server."""
-        return self.data_dir / "dashboard-session.key"

@@ -15,10 +15,12 @@ from tinymlaas.agent.fleet import spawn_fleet
 from tinymlaas.catalog import load_catalog
 from tinymlaas.deploy import SigningKey
 from tinymlaas.errors import InvalidInput
+from tinymlaas.lwm2m.core import DeviceCredentials
 from tinymlaas.lwm2m.linkemu import link_profile
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import list_devices
+from tinymlaas.services.provisioning import provision_device
 from tinymlaas.settings import Settings
 
 BOARD = "pico"
@@ -39,6 +41,11 @@ async def eventually(check: Callable[[], bool], timeout: float = 8.0) -> None:
             await asyncio.sleep(0.05)
 
 
+def provisioner(context: Context) -> Callable[[str], DeviceCredentials]:
+    """Each agent's key, made as an operator would before its first start."""
+    return lambda endpoint: provision_device(context, endpoint, BOARD)
+
+
 def online(context: Context) -> dict[str, str | None]:
     """Board by endpoint, for the devices online now."""
     return {device.endpoint: device.board for device in list_devices(context) if device.online}
@@ -52,7 +59,12 @@ def test_a_spawned_fleet_registers_every_agent_and_deregisters_on_stop(
         try:
             board = load_catalog().board(BOARD)
             fleet = await spawn_fleet(
-                3, board, service.uri, tmp_path / "agents", SigningKey.generate().public_key_bytes()
+                3,
+                board,
+                service.uri,
+                tmp_path / "agents",
+                SigningKey.generate().public_key_bytes(),
+                credentials=provisioner(context),
             )
             try:
                 assert list(fleet.agents) == ["pico-000", "pico-001", "pico-002"]
@@ -76,7 +88,15 @@ def test_agents_behind_wifi_links_register_through_their_relays(context: Context
             board = load_catalog().board(BOARD)
             key = SigningKey.generate().public_key_bytes()
             fleet = await spawn_fleet(
-                2, board, service.uri, tmp_path, key, prefix="wifi", link="wifi", seed=7
+                2,
+                board,
+                service.uri,
+                tmp_path,
+                key,
+                prefix="wifi",
+                link="wifi",
+                seed=7,
+                credentials=provisioner(context),
             )
             try:
                 assert set(fleet.links) == {"wifi-000", "wifi-001"}
@@ -114,7 +134,15 @@ def test_a_loss_of_ones_own_on_loopback_drops_datagrams_yet_the_agent_registers(
             # Seed 101 loses the first uplink datagram and none of the next few: the registration is
             # retransmitted once, so the test does not wait out a chain of CoAP back-offs.
             fleet = await spawn_fleet(
-                1, board, service.uri, tmp_path, key, prefix="lossy", link=lossy, seed=101
+                1,
+                board,
+                service.uri,
+                tmp_path,
+                key,
+                prefix="lossy",
+                link=lossy,
+                seed=101,
+                credentials=provisioner(context),
             )
             try:
                 await eventually(lambda: online(context) == {"lossy-000": BOARD}, timeout=15)
@@ -137,13 +165,24 @@ def test_a_package_on_the_servers_address_is_downloaded_through_the_agents_relay
         try:
             board = load_catalog().board(BOARD)
             key = SigningKey.generate().public_key_bytes()
-            fleet = await spawn_fleet(1, board, service.uri, tmp_path, key, prefix="ota", link="loopback")
+            fleet = await spawn_fleet(
+                1,
+                board,
+                service.uri,
+                tmp_path,
+                key,
+                prefix="ota",
+                link="loopback",
+                credentials=provisioner(context),
+            )
             try:
                 await eventually(lambda: online(context) == {"ota-000": BOARD})
                 relay = fleet.links["ota-000"]
                 before = relay.stats.downlink.delivered
                 # 32 blocks of 1 KiB that no key signed: the download runs, the check then fails.
-                uri = service.server.uri + service.server.publish("blob", os.urandom(32 * 1024))
+                uri = service.server.uri + service.server.publish(
+                    "blob", os.urandom(32 * 1024), endpoints=["ota-000"]
+                )
                 await service.server.devices.write("ota-000", "/9/0/3", uri)
                 await eventually(lambda: relay.stats.downlink.delivered - before >= 32)
             finally:

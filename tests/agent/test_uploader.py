@@ -54,7 +54,15 @@ def windows(count: int, shape: tuple[int, ...] = (64, 3), seed: int = 0) -> list
 
 @pytest.fixture
 def context(tmp_path: Path) -> Context:
-    return Context(Settings(data_dir=tmp_path / "data"))
+    """A store for a server that takes these NoSec agents' uploads (the development setting)."""
+    context = Context(Settings(data_dir=tmp_path / "data", allow_nosec=True))
+    service = DatasetService(context)
+    for name, kind, shape in (
+        ("field", SampleKind.TIMESERIES, (64, 3)),
+        ("images", SampleKind.IMAGE, (32, 32, 3)),
+    ):
+        service.create(name, DatasetSpec(Task.CLASSIFICATION, kind, shape), open_classes=True)
+    return context
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -115,12 +123,12 @@ def test_labelled_and_unlabelled_windows_land_in_the_dataset(context: Context, t
     labelled, unlabelled = windows(4, seed=1), windows(3, seed=2)
 
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         agents = [
             await start_agent(
-                fleet.uri, tmp_path / "a", Windows(labelled), Collection("field", label="wave"), "a"
+                fleet.nosec_uri, tmp_path / "a", Windows(labelled), Collection("field", label="wave"), "a"
             ),
-            await start_agent(fleet.uri, tmp_path / "b", Windows(unlabelled), Collection("field"), "b"),
+            await start_agent(fleet.nosec_uri, tmp_path / "b", Windows(unlabelled), Collection("field"), "b"),
         ]
         try:
             await eventually(lambda: [a.collect_stats().delivered for a in agents] == [4, 3])
@@ -146,9 +154,9 @@ def test_every_nth_window_is_taken_and_large_ones_arrive_whole(context: Context,
     images = windows(7, shape=(32, 32, 3), seed=3)  # 12 KiB each: block-wise uploads
 
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         agent = await start_agent(
-            fleet.uri, tmp_path, Windows(images), Collection("images", label="cat", every=3)
+            fleet.nosec_uri, tmp_path, Windows(images), Collection("images", label="cat", every=3)
         )
         try:
             await eventually(lambda: agent.collect_stats().delivered == 3)
@@ -185,7 +193,7 @@ def test_samples_wait_on_disk_while_the_server_is_down_and_land_once(
             await eventually(lambda: agent.collect_stats().buffered == 6)
             assert outbox_files(tmp_path) == 6
             assert agent.collect_stats().delivered == 0
-            fleet = await FleetService.start(context, "127.0.0.1", port, request_timeout=3)
+            fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=port, request_timeout=3)
             await eventually(lambda: agent.collect_stats().delivered == 6)
             assert agent.collect_stats().buffered == 0 and outbox_files(tmp_path) == 0
         finally:
@@ -220,7 +228,7 @@ def test_a_full_outbox_drops_the_oldest_and_counts_them(context: Context, tmp_pa
         try:
             await eventually(lambda: agent.collect_stats().taken == 7 and agent.collect_stats().buffered == 3)
             assert agent.collect_stats().dropped == 4
-            fleet = await FleetService.start(context, "127.0.0.1", port, request_timeout=3)
+            fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=port, request_timeout=3)
             await eventually(lambda: agent.collect_stats().delivered == 3)
             assert agent.collect_stats().dropped == 4
         finally:
@@ -248,13 +256,15 @@ def test_a_sample_stored_before_its_answer_was_lost_is_not_stored_again(
     )
 
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         device = await CoapEndpoint.bind("127.0.0.1", 0)
         agent = None
         try:
-            first = await device.request("POST", f"{fleet.uri}/dc/field", sample.encode(), timeout=5)
+            first = await device.request("POST", f"{fleet.nosec_uri}/dc/field", sample.encode(), timeout=5)
             assert first.code == "2.01"
-            agent = await start_agent(fleet.uri, tmp_path, Windows([]), Collection("field", label="wave"))
+            agent = await start_agent(
+                fleet.nosec_uri, tmp_path, Windows([]), Collection("field", label="wave")
+            )
             await eventually(lambda: agent.collect_stats().delivered == 1)
             assert outbox_files(tmp_path) == 0
         finally:
@@ -276,9 +286,9 @@ def test_samples_the_dataset_refuses_are_counted_and_the_dataset_is_unchanged(
     events: list[AgentEvent] = []
 
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         agent = await start_agent(
-            fleet.uri, tmp_path, Windows(windows(3)), Collection("narrow"), events=events
+            fleet.nosec_uri, tmp_path, Windows(windows(3)), Collection("narrow"), events=events
         )
         try:
             await eventually(lambda: agent.collect_stats().rejected == 3)

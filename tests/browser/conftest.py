@@ -58,7 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(data_dir)}
     command = [sys.executable, "-m", "tinymlaas", "serve", "--json", "--http-port", "0"]
     process = subprocess.Popen(
-        [*command, "--coap-port", str(_free_udp_port())],
+        [*command, "--coaps-port", str(_free_udp_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -11,12 +11,14 @@ import sys
 import httpx
 from test_serve import output_until
 
+from helpers.seeding import log_in
+
 FLEET_BOARDS = ("nano33ble", "pico", "rpi4")
 
 
 def _log_in(client: httpx.Client, token: str) -> None:
-    response = client.post("/login", data={"token": token, "next": "/"}, follow_redirects=True)
-    assert response.status_code == 200, response.text
+    response = log_in(client, token)
+    assert response.status_code == 303, response.text
 
 
 def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli) -> None:

@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-COAP_CLIENT = shutil.which("coap-client-notls") or "coap-client-notls (run make setup: Debian libcoap3-bin)"
+COAPS_CLIENT = (
+    shutil.which("coap-client-openssl") or "coap-client-openssl (run make setup: Debian libcoap3-bin)"
+)
 
 
 def free_udp_port() -> int:
@@ -45,26 +47,28 @@ def output_until(process: subprocess.Popen[bytes], text: str, timeout: float) ->
     return seen.decode()
 
 
-def test_serve_registers_a_libcoap_device_and_stops_cleanly(cli) -> None:
+def test_serve_registers_a_provisioned_libcoap_device_over_dtls_and_stops_cleanly(cli) -> None:
     port = free_udp_port()
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    made = cli.json("devices", "provision", "libcoap-dev", "--board", "pico")
     server = subprocess.Popen(
-        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--http-port", "0"],
+        [sys.executable, "-m", "tinymlaas", "serve", "--coaps-port", str(port), "--http-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     )
     try:
         printed = output_until(server, "public key", 30)
-        assert f"coap://127.0.0.1:{port}" in printed
+        assert f"coaps://127.0.0.1:{port}" in printed
         key_file = Path(printed.split("public key: ", 1)[1].splitlines()[0])
         assert key_file.parent == cli.data_dir / "keys"
         assert len(bytes.fromhex(key_file.read_text())) == 32
 
         registered = subprocess.run(
             [
-                COAP_CLIENT, "-B", "5", "-m", "post", "-t", "40", "-e", "</3/0>",
-                f"coap://127.0.0.1:{port}/rd?ep=libcoap-dev&lt=60&lwm2m=1.1",
+                COAPS_CLIENT, "-B", "5", "-m", "post", "-t", "40", "-e", "</3/0>",
+                "-u", made["psk_identity"], "-k", made["psk_key"],
+                f"coaps://127.0.0.1:{port}/rd?ep=libcoap-dev&lt=60&lwm2m=1.1",
             ],
             capture_output=True, text=True, timeout=15, check=True,
         )  # fmt: skip
@@ -97,7 +101,7 @@ def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
     port = free_udp_port()
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--http-port", "0", "--json"],
+        [sys.executable, "-m", "tinymlaas", "serve", "--coaps-port", str(port), "--http-port", "0", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -107,7 +111,8 @@ def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
         http_url = started.pop("http_url")
         admin_token = started.pop("admin_token")
         assert started == {
-            "coap_uri": f"coap://127.0.0.1:{port}",
+            "coap_uri": f"coaps://127.0.0.1:{port}",
+            "nosec_uri": None,
             "public_key": str(cli.data_dir / "keys" / "server_ed25519.pub"),
         }
         assert http_url.startswith("http://127.0.0.1:")
@@ -123,11 +128,40 @@ def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
             server.wait()
 
 
+def test_plain_coap_opens_only_in_development_and_says_so(cli) -> None:
+    port, nosec = free_udp_port(), free_udp_port()
+    env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir), "TINYMLAAS_ALLOW_NOSEC": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "tinymlaas",
+        "serve",
+        "--coaps-port",
+        str(port),
+        "--coap-port",
+        str(nosec),
+    ]
+    server = subprocess.Popen(
+        [*command, "--no-http", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        started = json.loads(output_until(server, "coap_uri", 30))
+        assert started["nosec_uri"] == f"coap://127.0.0.1:{nosec}"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        assert "WARNING: plain CoAP (NoSec) is open" in server.stderr.read().decode()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
 def test_an_agent_prints_json_events_and_deregisters_on_sigterm(cli, tmp_path) -> None:
     port = free_udp_port()
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    cli("devices", "provision", "pico-json", "--board", "pico", "--state-dir", str(tmp_path / "pico"))
     server = subprocess.Popen(
-        [sys.executable, "-m", "tinymlaas", "serve", "--coap-port", str(port), "--http-port", "0", "--json"],
+        [sys.executable, "-m", "tinymlaas", "serve", "--coaps-port", str(port), "--http-port", "0", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -138,7 +172,7 @@ def test_an_agent_prints_json_events_and_deregisters_on_sigterm(cli, tmp_path) -
         agent = subprocess.Popen(
             [
                 sys.executable, "-m", "tinymlaas", "agent", "--board", "pico", "--endpoint", "pico-json",
-                "--server", f"coap://127.0.0.1:{port}", "--state-dir", str(tmp_path / "pico"),
+                "--server", f"coaps://127.0.0.1:{port}", "--state-dir", str(tmp_path / "pico"),
                 "--public-key", key, "--sensor", "none", "--json",
             ],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,

@@ -20,7 +20,7 @@ def _serve(cli) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
     command = [sys.executable, "-m", "tinymlaas", "serve", "--http-port", "0", "--json"]
     return subprocess.Popen(
-        [*command, "--coap-port", str(free_udp_port())],
+        [*command, "--coaps-port", str(free_udp_port())],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

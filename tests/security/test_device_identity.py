@@ -150,6 +150,9 @@ def test_a_registration_id_does_not_let_another_device_move_or_remove_a_registra
 def test_plain_coap_is_closed_unless_opened_and_then_never_for_a_provisioned_name(
     context: Context, tmp_path: Path
 ) -> None:
+    with pytest.raises(InvalidInput, match="allow_nosec"):
+        asyncio.run(FleetService.start(context, "127.0.0.1", 0, nosec_port=0))
+    context = Context(Settings(data_dir=tmp_path / "data", allow_nosec=True))
     provision_device(context, "pico-1", BOARD)
 
     async def scenario() -> None:
@@ -196,7 +199,9 @@ def test_a_revoked_device_can_neither_reconnect_nor_keep_its_registration(
     run(scenario)
 
 
-def test_the_agent_obeys_its_server_only(context: Context, tmp_path: Path) -> None:
+def test_the_agent_obeys_its_server_only(tmp_path: Path) -> None:
+    context = Context(Settings(data_dir=tmp_path / "data", allow_nosec=True))
+
     async def scenario() -> None:
         fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         assert fleet.nosec_uri is not None

@@ -13,10 +13,12 @@ from test_campaigns_runner import _store_modules, _until, modules  # noqa: F401
 from tinymlaas.agent import Agent
 from tinymlaas.catalog import load_catalog
 from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.lwm2m.core import CREDENTIALS_FILE
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.campaigns import create_campaign, rollback_campaign, show_campaign
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import show_device
+from tinymlaas.services.provisioning import provision_device
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModuleRow
 
@@ -32,6 +34,9 @@ def _fleet(context: Context, port: int = 0):
 async def _agents(context: Context, uri: str, state_dir) -> list[Agent]:
     key = load_or_create_signing_key(context.settings.keys_dir)
     board = load_catalog().board("nano33ble")
+    for endpoint in ENDPOINTS:
+        if not (state_dir / endpoint / CREDENTIALS_FILE).exists():
+            provision_device(context, endpoint, board.id, state_dir=state_dir / endpoint)
     return [
         await Agent.start(board, endpoint, uri, state_dir / endpoint, key.public_key_bytes(), lifetime=2)
         for endpoint in ENDPOINTS

@@ -27,6 +27,7 @@ from tinymlaas.services.campaigns import (
 )
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import show_device
+from tinymlaas.services.provisioning import provision_device
 from tinymlaas.storage.repositories import DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import ModelRow, ModuleRow, VariantRow
 
@@ -148,6 +149,7 @@ def test_a_campaign_installs_on_a_real_agent_and_the_gate_and_fit_refuse(context
         fleet = await FleetService.start(
             context, "127.0.0.1", 0, request_timeout=5, campaign_interval=0.1, install_timeout=20
         )
+        provision_device(context, ENDPOINT, "nano33ble", state_dir=tmp_path / "agent")
         agent = await Agent.start(
             load_catalog().board("nano33ble"),
             ENDPOINT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -13,6 +14,14 @@ from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import list_devices, show_device, tag_device
+from tinymlaas.settings import Settings
+
+
+@pytest.fixture
+def context(tmp_path: pathlib.Path) -> Context:
+    """The devices here are test doubles speaking plain CoAP, which the server takes with allow_nosec only."""
+    return Context(Settings(data_dir=tmp_path / "data", allow_nosec=True))
+
 
 RUNTIME_VALUES: dict[Path, object] = {
     Path(26241, 0, 0): "tflm",
@@ -91,10 +100,10 @@ def kinds(context: Context, endpoint: str) -> list[str]:
 
 def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(context: Context) -> None:
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         device = await Device.start({**RUNTIME_VALUES, **DEVICE_VALUES, **SOFTWARE_VALUES})
         try:
-            await device.register(fleet.uri, "kws-1")
+            await device.register(fleet.nosec_uri, "kws-1")
             await eventually(lambda: "reported" in kinds(context, "kws-1"))
             shown = show_device(context, "kws-1")
             assert shown.online is True
@@ -119,7 +128,7 @@ def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(co
             device.coap.notify("/26241/0/10")
             await eventually(lambda: show_device(context, "kws-1").telemetry.get("inference_count") == 8)
 
-            await device.deregister(fleet.uri)
+            await device.deregister(fleet.nosec_uri)
             await eventually(lambda: not show_device(context, "kws-1").online)
             assert kinds(context, "kws-1") == ["registered", "reported", "deregistered"]
             assert show_device(context, "kws-1").capabilities["runtime"] == "tflm"  # kept while away
@@ -133,10 +142,10 @@ def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(co
 
 def test_a_device_without_the_runtime_object_still_registers(context: Context) -> None:
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         device = await Device.start({**DEVICE_VALUES})  # no 26241, no 9: both answer 4.04
         try:
-            await device.register(fleet.uri, "plain")
+            await device.register(fleet.nosec_uri, "plain")
             await eventually(lambda: "reported" in kinds(context, "plain"))
             shown = show_device(context, "plain")
             assert shown.online is True
@@ -159,11 +168,17 @@ def test_a_lapsed_lifetime_marks_the_device_offline(context: Context) -> None:
     async def scenario() -> None:
         now = [1_000_000.0]
         fleet = await FleetService.start(
-            context, "127.0.0.1", 0, clock=lambda: now[0], presence_interval=0.05, request_timeout=3
+            context,
+            "127.0.0.1",
+            0,
+            nosec_port=0,
+            clock=lambda: now[0],
+            presence_interval=0.05,
+            request_timeout=3,
         )
         device = await Device.start(DEVICE_VALUES)
         try:
-            await device.register(fleet.uri, "sleepy")
+            await device.register(fleet.nosec_uri, "sleepy")
             await eventually(lambda: "reported" in kinds(context, "sleepy"))
             now[0] += 61
             await eventually(lambda: not show_device(context, "sleepy").online)
@@ -181,10 +196,10 @@ def test_unknown_devices_are_named_and_tags_are_kept(context: Context) -> None:
         show_device(context, "ghost")
 
     async def scenario() -> None:
-        fleet = await FleetService.start(context, "127.0.0.1", 0, request_timeout=3)
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
         device = await Device.start(DEVICE_VALUES)
         try:
-            await device.register(fleet.uri, "tagged")
+            await device.register(fleet.nosec_uri, "tagged")
         finally:
             await fleet.stop()
             await device.coap.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,14 @@ from tinymlaas.server import fleet as fleet_host
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import device_telemetry, fleet_telemetry, show_device
+from tinymlaas.settings import Settings
+
+
+@pytest.fixture
+def context(tmp_path: pathlib.Path) -> Context:
+    """The devices here are test doubles speaking plain CoAP, which the server takes with allow_nosec only."""
+    return Context(Settings(data_dir=tmp_path / "data", allow_nosec=True))
+
 
 COUNT, MEAN, P95 = (Path(26241, 0, resource) for resource in (10, 11, 12))
 
@@ -28,10 +37,12 @@ def test_each_report_round_is_one_sample_and_old_ones_are_trimmed(
 
     async def scenario() -> None:
         now = [1_000_000.0]
-        fleet = await FleetService.start(context, "127.0.0.1", 0, clock=lambda: now[0], request_timeout=3)
+        fleet = await FleetService.start(
+            context, "127.0.0.1", 0, nosec_port=0, clock=lambda: now[0], request_timeout=3
+        )
         device = await Device.start({**RUNTIME_VALUES, P95: 2.5})
         try:
-            await device.register(fleet.uri, "kws-1")
+            await device.register(fleet.nosec_uri, "kws-1")
             await eventually(lambda: figures(context, "kws-1") == [(7, 1.5, 2.5)])
             for path in (COUNT, MEAN):
                 await eventually(lambda path=path: device.coap.observer_count(str(path)) == 1)

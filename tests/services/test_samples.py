@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.data.upload import SampleUpload
 from tinymlaas.errors import Conflict, InvalidInput, NotFound, TooLarge
 from tinymlaas.services import samples
@@ -85,7 +86,8 @@ def test_labels_must_be_one_of_the_declared_classes(gestures):
 def test_open_classes_take_new_labels_and_regression_takes_none(context):
     service = DatasetService(context)
     upload = SampleUpload("s1", "dev-1", None, np.array([1.0, 2.0], dtype=np.float32), 0.0)
-    assert service.collect("open", upload).dataset_created  # a device's dataset has open classes
+    service.create("open", DatasetSpec(Task.CLASSIFICATION, SampleKind.VECTOR, (2,)), open_classes=True)
+    assert service.collect("open", upload).stored
     sample = samples.list_samples(context, "open").samples[0]
     assert sample["origin"] == "collected"
     assert samples.set_label(context, "open", sample["id"], "brand-new")["label"] == "brand-new"

@@ -5,8 +5,9 @@ label the agent was given or none, the capture time) and goes into the outbox (`
 ``state_dir/outbox``. A second task sends the oldest waiting upload to ``POST /dc/<dataset>`` and
 acknowledges it only after a 2.xx answer:
 
-- no answer, an ICMP refusal, 4.04 (a server without the upload resource) or 5.xx: the upload stays
-  and is sent again after a pause that doubles up to ``max_backoff`` seconds;
+- no answer, an ICMP refusal, 4.04 (a server without the upload resource, or a dataset not created
+  yet), 4.29 (over the server's upload rate) or 5.xx: the upload stays and is sent again after a pause
+  that doubles up to ``max_backoff`` seconds;
 - an answer lost after the server stored the sample: the resend carries the same id, the server
   answers 2.04 and stores nothing, so every sample lands once;
 - any other 4.xx: the server will never take it (a wrong shape, a label the dataset lacks); it leaves
@@ -88,8 +89,9 @@ class CollectStats:
 
 
 def _retryable(response: CoapResponse) -> bool:
-    """Whether a failure can pass: the server may gain the resource, or recover from its own error."""
-    return response.code == "4.04" or response.code.startswith("5.")
+    """Whether a failure can pass: the server may gain the resource or dataset, let the device's upload
+    rate refill, or recover from its own error."""
+    return response.code in ("4.04", "4.29") or response.code.startswith("5.")
 
 
 class SampleUploader:

@@ -93,7 +93,11 @@ def agent(
     ctx: typer.Context,
     board: str = typer.Option(..., "--board", help="Board id to emulate, see 'boards list'."),
     endpoint: str = typer.Option(..., "--endpoint", help="LwM2M endpoint name, unique in the fleet."),
-    server: str = typer.Option("coap://127.0.0.1:5683", "--server", help="The LwM2M server's CoAP URI."),
+    server: str = typer.Option(
+        "coaps://127.0.0.1:5684",
+        "--server",
+        help="The LwM2M server's URI: coaps:// with the key 'devices provision' put in --state-dir.",
+    ),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="Where slots, update state and downloads persist across restarts."
     ),

@@ -1,4 +1,4 @@
-"""``tinymlaas datasets create|import|list|show|snapshot``."""
+"""``tinymlaas datasets create|set|import|list|show|snapshot``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.table import Table
 from tinymlaas.cli._shared import console, get_context, print_json
 from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.errors import InvalidInput
-from tinymlaas.services.datasets import DatasetService, DatasetSummary, spec_to_dict
+from tinymlaas.services.datasets import DatasetService, DatasetSummary, FieldLabels, spec_to_dict
 
 app = typer.Typer(help="Datasets: labelled samples, imports, generators and snapshots.", no_args_is_help=True)
 
@@ -25,6 +25,7 @@ def _summary_dict(summary: DatasetSummary) -> dict[str, Any]:
         "samples": summary.sample_count,
         "unlabelled": summary.unlabelled,
         "collected": summary.collected,
+        "field_labels": str(summary.field_labels),
         "label_counts": summary.label_counts,
         "snapshots": summary.snapshots,
     }
@@ -52,6 +53,12 @@ def create(
     ),
     shape: str | None = typer.Option(None, help="For an empty dataset: input shape, e.g. 64,3."),
     labels: str | None = typer.Option(None, help="For an empty classification dataset: a,b,c."),
+    open_classes: bool = typer.Option(
+        False, "--open-classes", help="For an empty classification dataset: classes are the labels given."
+    ),
+    field_labels: FieldLabels = typer.Option(
+        FieldLabels.ACCEPT, help="Labels devices send: accept them, or store field samples unlabelled."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create a dataset from a generator, or an empty one with a declared spec."""
@@ -59,7 +66,11 @@ def create(
     service = DatasetService(context)
     if generator:
         report = service.generate(
-            name, generator, samples=samples, seed=context.settings.seed if seed is None else seed
+            name,
+            generator,
+            samples=samples,
+            seed=context.settings.seed if seed is None else seed,
+            field_labels=field_labels,
         )
         summary = service.show(name)
     else:
@@ -71,7 +82,7 @@ def create(
             input_shape=_parse_shape(shape),
             labels=tuple(label.strip() for label in labels.split(",")) if labels else (),
         )
-        summary = service.create(name, spec)
+        summary = service.create(name, spec, open_classes=open_classes, field_labels=field_labels)
         report = None
     if as_json:
         print_json(_summary_dict(summary))
@@ -81,6 +92,23 @@ def create(
         f"created dataset [bold]{name}[/]{added}: "
         f"{summary.spec.task}, {summary.spec.kind} {summary.spec.input_shape}"
     )
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Dataset name."),
+    field_labels: FieldLabels = typer.Option(
+        ..., help="Labels devices send: accept them, or store field samples unlabelled."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Change a dataset's policy for the labels devices send; samples already stored keep theirs."""
+    summary = DatasetService(get_context(ctx)).set_field_labels(name, field_labels)
+    if as_json:
+        print_json(_summary_dict(summary))
+        return
+    console.print(f"dataset [bold]{name}[/]: field labels {summary.field_labels}")
 
 
 @app.command("import")
@@ -146,7 +174,7 @@ def show(
     labelled = summary.sample_count - summary.unlabelled
     console.print(
         f"{summary.sample_count} samples: {labelled} labelled, {summary.unlabelled} unlabelled; "
-        f"{summary.collected} collected from devices",
+        f"{summary.collected} collected from devices (labels from devices: {summary.field_labels})",
         highlight=False,
     )
     table = Table(title="samples per label")

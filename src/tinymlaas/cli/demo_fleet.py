@@ -32,6 +32,7 @@ from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.campaigns import CampaignView, create_campaign, show_campaign
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.fleet import DeviceView, list_devices
+from tinymlaas.services.provisioning import provision_device
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModuleRow
 
@@ -169,6 +170,10 @@ async def run_fleet_demo(
                     prefix=f"demo-{board}",
                     sensor_factory=lambda i, seed=index: GestureStream(seed=seed * 100 + i),
                     rate_hz=2.0,
+                    # Factory-fresh devices get fresh keys, as on a production line.
+                    credentials=lambda endpoint, b=board: provision_device(
+                        ctx, endpoint, b, server_uri=fleet_service.uri, rotate=True
+                    ),
                 )
             )
         endpoints = {f"demo-{board}-{i:03d}" for board in boards for i in range(per_board)}

@@ -1,13 +1,20 @@
-"""``tinymlaas devices list|show|tag|health``: what devices reported, readable with no server running."""
+"""``tinymlaas devices list|show|tag|health|provision|revoke|credentials``: devices and their keys.
+
+What devices reported is readable with no server running; provisioning writes the store the server reads.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from tinymlaas.cli._shared import console, fmt_bytes, get_context, print_json
-from tinymlaas.services.fleet import DeviceView, list_devices, show_device, tag_device
+from tinymlaas.lwm2m.core import CREDENTIALS_FILE
+from tinymlaas.services.fleet import DeviceView, list_devices_page, show_device, tag_device
 from tinymlaas.services.fleet_health import fleet_health
+from tinymlaas.services.provisioning import provision_device, provisioned_page, revoke_device
 
 app = typer.Typer(help="Devices: what each one reported, and what happened to it.", no_args_is_help=True)
 
@@ -60,13 +67,20 @@ def devices_table(devices: list[DeviceView], title: str = "Devices", *, presence
 
 
 @app.command("list")
-def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List every known device, online or not."""
-    devices = list_devices(get_context(ctx))
+def list_(
+    ctx: typer.Context,
+    tag: str | None = typer.Option(None, help="Only devices carrying this tag."),
+    limit: int | None = typer.Option(None, min=1, help="At most this many devices (default: all)."),
+    offset: int = typer.Option(0, min=0, help="Skip this many devices first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List known devices by endpoint name, online or not."""
+    devices, count = list_devices_page(get_context(ctx), tag=tag, limit=limit, offset=offset)
     if as_json:
         print_json(devices)
         return
-    console.print(devices_table(devices))
+    shown = "" if len(devices) == count else f" ({len(devices)} of {count} from {offset + 1})"
+    console.print(devices_table(devices, title=f"Devices{shown}"))
 
 
 @app.command("show")
@@ -153,3 +167,82 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
             _when(alert.at),
         )
     console.print(table if report.alerts else "no alerts")
+
+
+@app.command("provision")
+def provision(
+    ctx: typer.Context,
+    endpoint: str = typer.Argument(..., help="The device's LwM2M endpoint name."),
+    board: str = typer.Option(..., "--board", help="Board id the device is, see 'boards list'."),
+    state_dir: Path | None = typer.Option(
+        None,
+        "--state-dir",
+        help="Write the credentials here, for 'tinymlaas agent --state-dir' on this machine.",
+    ),
+    server: str | None = typer.Option(
+        None, "--server", help="The coaps:// URI the device reaches the server at (default: this host's)."
+    ),
+    rotate: bool = typer.Option(False, "--rotate", help="Replace the key of a device provisioned before."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (the key included)."),
+) -> None:
+    """Make a device's DTLS key: the server then takes this endpoint name from that key only.
+
+    The key is shown once (or only written to --state-dir); keep it on the device.
+    """
+    made = provision_device(
+        get_context(ctx), endpoint, board, server_uri=server, state_dir=state_dir, rotate=rotate
+    )
+    if as_json:
+        print_json(
+            {
+                "endpoint": made.endpoint,
+                "server_uri": made.server_uri,
+                "psk_identity": made.identity,
+                "psk_key": made.key.decode(),
+                "written_to": str(state_dir / CREDENTIALS_FILE) if state_dir else None,
+            }
+        )
+        return
+    console.print(f"{made.endpoint} provisioned for {made.server_uri}", highlight=False, soft_wrap=True)
+    if state_dir is not None:
+        console.print(f"credentials written to {state_dir / CREDENTIALS_FILE} (0600)", highlight=False)
+        return
+    console.print(f"PSK identity: {made.identity}", highlight=False)
+    console.print(f"PSK key (shown once, keep it on the device): {made.key.decode()}", highlight=False)
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    endpoint: str = typer.Argument(..., help="The device's LwM2M endpoint name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """End a device's access: its key opens no new DTLS session and its registrations are refused."""
+    revoked = revoke_device(get_context(ctx), endpoint)
+    if as_json:
+        print_json(revoked)
+        return
+    console.print(f"{revoked.endpoint}: key revoked", highlight=False)
+
+
+@app.command("credentials")
+def credentials(
+    ctx: typer.Context,
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Show at most this many."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List provisioned devices (never their keys)."""
+    items, count = provisioned_page(get_context(ctx), limit=limit, offset=offset)
+    if as_json:
+        print_json({"items": items, "count": count})
+        return
+    table = Table(title=f"Provisioned devices ({len(items)} of {count})")
+    for column in ("endpoint", "board", "PSK identity", "provisioned (UTC)", "state"):
+        table.add_column(column)
+    for item in items:
+        state = "active" if item.active else f"revoked {_when(item.revoked_at.isoformat())}"
+        table.add_row(
+            item.endpoint, item.board or "—", item.identity, _when(item.created_at.isoformat()), state
+        )
+    console.print(table)

@@ -15,7 +15,10 @@ from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.cli.agent import parse_collection, parse_sensor
 from tinymlaas.deploy.signing import load_public_key
 from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.lwm2m.core import DeviceCredentials
 from tinymlaas.lwm2m.linkemu import PROFILES, LinkProfile, link_profile
+from tinymlaas.services.context import Context
+from tinymlaas.services.provisioning import provision_device
 
 __all__ = ["app"]
 
@@ -68,12 +71,31 @@ async def _serve(options: dict[str, Any], link: LinkProfile | None) -> None:
             )
 
 
+def _credentials(
+    context: Context, board: str, server: str, state_dir: Path
+) -> Callable[[str], DeviceCredentials]:
+    """Each agent's credentials: those in its state directory, else a key provisioned now."""
+
+    def credentials(endpoint: str) -> DeviceCredentials:
+        own = state_dir / endpoint
+        found = DeviceCredentials.load(own)
+        if found is not None:
+            return found
+        made = provision_device(context, endpoint, board, server_uri=server, state_dir=own)
+        err_console.print(f"{endpoint} provisioned: its key is in {own}", highlight=False, soft_wrap=True)
+        return made
+
+    return credentials
+
+
 @app.command("spawn")
 def spawn(
     ctx: typer.Context,
     count: int = typer.Option(..., "--count", min=1, help="How many agents to run."),
     board: str = typer.Option(..., "--board", help="Board id every agent emulates, see 'boards list'."),
-    server: str = typer.Option("coap://127.0.0.1:5683", "--server", help="The LwM2M server's CoAP URI."),
+    server: str = typer.Option(
+        "coaps://127.0.0.1:5684", "--server", help="The LwM2M server's URI (coaps:// for DTLS)."
+    ),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="Each agent keeps its slots and update state in a sub-directory here."
     ),
@@ -108,10 +130,17 @@ def spawn(
         None, "--label", help="The class the collected windows show; unlabelled without it."
     ),
     collect_every: int = typer.Option(1, "--collect-every", min=1, help="Collect every N-th window."),
+    provision: bool = typer.Option(
+        True,
+        "--provision/--no-provision",
+        help="Give an agent without credentials in its state directory a key from this store "
+        "(the server's, on this machine) before it starts.",
+    ),
 ) -> None:
     """Run COUNT agents until Ctrl-C, printing registrations and installs as they happen."""
+    context = get_context(ctx)
     try:
-        profile = get_context(ctx).catalog.board(board)
+        profile = context.catalog.board(board)
     except NotFound as exc:
         raise InvalidInput(exc.detail) from None
     radio = link_profile(link, loss=loss, duplicate=duplicate)
@@ -127,6 +156,11 @@ def spawn(
         "rate_hz": rate,
         "lifetime": lifetime,
         "collect": parse_collection(collect, label, collect_every),
+        "credentials": (
+            _credentials(context, profile.id, server, state_dir)
+            if provision and server.startswith("coaps://")
+            else None
+        ),
     }
     via = f" over {radio.name}" if radio else ""
     err_console.print(f"{count} x {profile.name} -> {server}{via}; Ctrl-C stops them", highlight=False)

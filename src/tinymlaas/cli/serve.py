@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -24,8 +25,15 @@ def serve(
     coap_host: str | None = typer.Option(
         None, "--coap-host", help="Address to listen on for LwM2M devices (default 127.0.0.1)."
     ),
+    coaps_port: int | None = typer.Option(
+        None, "--coaps-port", min=0, max=65535, help="UDP port for LwM2M over DTLS (default 5684)."
+    ),
     coap_port: int | None = typer.Option(
-        None, "--coap-port", min=0, max=65535, help="UDP port for LwM2M over CoAP (default 5683)."
+        None,
+        "--coap-port",
+        min=0,
+        max=65535,
+        help="UDP port for plain CoAP, opened only with TINYMLAAS_ALLOW_NOSEC=1 (default 5683).",
     ),
     http_host: str | None = typer.Option(
         None, "--http-host", help="Address to serve the REST API on (default 127.0.0.1)."
@@ -44,8 +52,9 @@ def serve(
 ) -> None:
     """Run the LwM2M server, the REST API, the dashboard and the job workers.
 
-    Devices register over CoAP; people log in to the dashboard at / and clients call /api/v1 with a
-    token. On the first start an admin API token is made and printed once; 'tokens create' makes more.
+    Devices register over DTLS with the key 'devices provision' made them; people log in to the
+    dashboard at / and clients call /api/v1 with a token. On the first start an admin API token is
+    made and printed once; 'tokens create' makes more.
     Devices are set offline when the server stops: their registrations lived in this process.
     """
     context = get_context(ctx)
@@ -60,21 +69,42 @@ def serve(
             settings.http_host if http_host is None else http_host,
             settings.http_port if http_port is None else http_port,
         )
-    coap = (
+    coap = Listen(
         settings.coap_host if coap_host is None else coap_host,
-        settings.coap_port if coap_port is None else coap_port,
+        settings.coaps_port if coaps_port is None else coaps_port,
+        (settings.coap_port if coap_port is None else coap_port) if settings.allow_nosec else None,
     )
     asyncio.run(_serve(context, coap, http, keys / PUBLIC_KEY_NAME, as_json))
 
 
+@dataclass(frozen=True)
+class Listen:
+    """Where the LwM2M server listens: DTLS always, plain CoAP only in development."""
+
+    host: str
+    port: int
+    nosec_port: int | None
+
+
 async def _serve(
-    context: Context, coap: tuple[str, int], http: HttpServer | None, public_key: Path, as_json: bool
+    context: Context, coap: Listen, http: HttpServer | None, public_key: Path, as_json: bool
 ) -> None:
-    host, port = coap
     try:
-        fleet = await FleetService.start(context, host, port)
+        fleet = await FleetService.start(context, coap.host, coap.port, nosec_port=coap.nosec_port)
     except OSError as exc:
-        raise Conflict(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        ports = f"{coap.port}" + (f" and {coap.nosec_port}" if coap.nosec_port is not None else "")
+        raise Conflict(
+            f"cannot listen on {coap.host} UDP {ports}: {exc.strerror or exc} "
+            "(another server there? choose others with --coaps-port / --coap-port)"
+        ) from exc
+    if fleet.nosec_uri is not None:
+        err_console.print(
+            f"WARNING: plain CoAP (NoSec) is open on {fleet.nosec_uri}: any device there can claim any "
+            "name that was never provisioned. A development setting: unset TINYMLAAS_ALLOW_NOSEC in the "
+            "field.",
+            style="bold yellow",
+            soft_wrap=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -84,7 +114,7 @@ async def _serve(
         if http is not None:
             print_recovered(await http.start())
             admin_token = ensure_first_admin(context)
-        _announce(fleet.uri, public_key, http, admin_token, as_json)
+        _announce(fleet.uri, fleet.nosec_uri, public_key, http, admin_token, as_json)
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -96,11 +126,17 @@ async def _serve(
 
 
 def _announce(
-    coap_uri: str, public_key: Path, http: HttpServer | None, admin_token: str | None, as_json: bool
+    coap_uri: str,
+    nosec_uri: str | None,
+    public_key: Path,
+    http: HttpServer | None,
+    admin_token: str | None,
+    as_json: bool,
 ) -> None:
     if as_json:
         started = {
             "coap_uri": coap_uri,
+            "nosec_uri": nosec_uri,
             "public_key": str(public_key),
             "http_url": http.url if http else None,
             "admin_token": admin_token,

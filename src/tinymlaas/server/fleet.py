@@ -19,20 +19,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from tinymlaas.data.upload import COLLECT_ROOT
-from tinymlaas.errors import TinymlaasError
+from tinymlaas.errors import InvalidInput, TinymlaasError
 from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
-from tinymlaas.lwm2m.server import DEFAULT_PORT, Clock, Lwm2mServer
+from tinymlaas.lwm2m.server import DEFAULT_SECURE_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
 from tinymlaas.server.campaigns import CampaignRunner
 from tinymlaas.services._reports import code_name, resources
 from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService
-from tinymlaas.services.fleet import TELEMETRY_SAMPLED, DeviceEventKind, as_utc
+from tinymlaas.services.fleet import TELEMETRY_SAMPLED, DeviceEventKind, as_utc, prune_events
+from tinymlaas.services.provisioning import authorize_endpoint, psk_for_identity
 from tinymlaas.storage.repositories import DeviceRepository
 
 __all__ = ["TELEMETRY_SAMPLES_KEPT", "FleetService"]
@@ -81,6 +82,8 @@ _INSTALLED = {
     16: "status_reason",
 }
 
+# Seconds between two deletions of the device events older than ``Settings.event_retention_days``.
+EVENT_PRUNE_INTERVAL_S = 3600.0
 # Telemetry samples kept per device, newest first: four hours at the agent's default 5 s interval.
 TELEMETRY_SAMPLES_KEPT = 2880
 # A device notifies each observed telemetry resource on its own, all within moments of each other;
@@ -118,6 +121,7 @@ class FleetService:
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
         self._campaigns: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         # Registration Updates stored after the device got its answer; awaited before the server stops.
         self._pending_updates: set[asyncio.Task[None]] = set()
 
@@ -126,8 +130,9 @@ class FleetService:
         cls,
         context: Context,
         host: str = "127.0.0.1",
-        port: int = DEFAULT_PORT,
+        port: int = DEFAULT_SECURE_PORT,
         *,
+        nosec_port: int | None = None,
         clock: Clock = time.time,
         presence_interval: float = 1.0,
         request_timeout: float = DEFAULT_TIMEOUT,
@@ -139,7 +144,15 @@ class FleetService:
         Registrations do not survive the process that held them, so a device still marked online from
         an earlier run is offline until it registers again. Campaigns pass every ``campaign_interval``
         seconds; an installation with no progress for ``install_timeout`` seconds fails.
+
+        Devices talk DTLS-PSK on ``port`` under the keys ``services.provisioning`` made; ``nosec_port``
+        (development only) also opens plain CoAP, for devices that were never provisioned.
         """
+        if nosec_port is not None and not context.settings.allow_nosec:
+            raise InvalidInput(
+                "plain CoAP (NoSec) lets any device claim any name; it opens only with the allow_nosec "
+                "development setting (TINYMLAAS_ALLOW_NOSEC=1)"
+            )
         fleet = cls(context, clock)
         await fleet._write(fleet._reset_presence, "server restarted")
         fleet.server = await Lwm2mServer.start(
@@ -153,6 +166,9 @@ class FleetService:
             on_deregistered=fleet._on_deregistered,
             on_offline=fleet._on_offline,
             resources={COLLECT_ROOT: SampleCollector(DatasetService(context), fleet._write).handle},
+            psk_lookup=lambda identity: psk_for_identity(context, identity),
+            nosec_port=nosec_port,
+            authorize=lambda request, endpoint: authorize_endpoint(context, endpoint, request.peer),
         )
         runner = CampaignRunner(
             context,
@@ -163,12 +179,18 @@ class FleetService:
             install_timeout=install_timeout,
         )
         fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
+        fleet._pruning = asyncio.create_task(fleet._prune_events(), name="event pruning")
         return fleet
 
     @property
     def uri(self) -> str:
-        """``coap://host:port`` of the bound address: the ``--server`` agents on this host use."""
+        """``coaps://host:port`` of the bound address: the ``--server`` agents on this host use."""
         return self.server.uri
+
+    @property
+    def nosec_uri(self) -> str | None:
+        """The plain CoAP address unprovisioned development devices use, None unless it was opened."""
+        return self.server.nosec_uri
 
     @property
     def port(self) -> int:
@@ -176,9 +198,10 @@ class FleetService:
 
     async def stop(self) -> None:
         """Stop campaigns and report reads, stop the server, and set the devices it had registered offline."""
-        if self._campaigns is not None:
-            self._campaigns.cancel()
-            await asyncio.gather(self._campaigns, return_exceptions=True)
+        for background in (self._campaigns, self._pruning):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         for task in list(self._reading.values()):
             task.cancel()
         await asyncio.gather(*self._reading.values(), return_exceptions=True)
@@ -192,6 +215,13 @@ class FleetService:
 
     def _now(self) -> datetime:
         return _at(self._clock())
+
+    async def _prune_events(self) -> None:
+        """Delete device events past their retention, once at start and then every hour."""
+        retention = timedelta(days=self.context.settings.event_retention_days)
+        while True:
+            await self._write(prune_events, self.context, self._now() - retention)
+            await asyncio.sleep(EVENT_PRUNE_INTERVAL_S)
 
     # Listeners: the registration interface awaits them before it answers the device.
 

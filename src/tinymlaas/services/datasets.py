@@ -4,6 +4,10 @@ Adding samples is all-or-nothing: the importer validates every file first, blobs
 (content-addressed, so a failed import leaves at most unreferenced blobs), and the rows go in one
 transaction. A sample collected from a device is added alone, once per id the device gave it, and may
 be unlabelled; snapshots (and so training) take only the samples that have a label or target.
+
+Devices only add to datasets an operator created: a device that could create one, or label what it
+sends, could steer what the next model learns. A dataset's field-label policy (``FieldLabels``) says
+whether the labels devices send are kept or dropped, so field data can be kept for people to label.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +39,7 @@ from tinymlaas.data.types import (
     check_dataset_name,
 )
 from tinymlaas.data.upload import SampleUpload
-from tinymlaas.errors import Conflict, InvalidInput
+from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.services._archive import unpack_zip
 from tinymlaas.services._reports import iso
 from tinymlaas.services.context import Context, new_id
@@ -47,6 +52,7 @@ __all__ = [
     "CollectOutcome",
     "DatasetService",
     "DatasetSummary",
+    "FieldLabels",
     "LoadedSnapshot",
     "SnapshotSummary",
     "spec_from_dict",
@@ -56,8 +62,12 @@ __all__ = [
 # What ``DatasetService.import_file`` reads: a zip of class folders, or one file an importer reads.
 IMPORT_SUFFIXES = (".zip", *FILE_SUFFIXES)
 
-# The kind a dataset created by its first collected sample gets, by the sample's rank.
-_KIND_BY_RANK = {1: SampleKind.VECTOR, 2: SampleKind.TIMESERIES, 3: SampleKind.IMAGE}
+
+class FieldLabels(StrEnum):
+    """What a dataset does with the labels devices send with their samples."""
+
+    ACCEPT = "accept"  # kept, as the device sent them
+    UNLABELLED = "unlabelled"  # dropped: field samples are stored unlabelled, for people to label
 
 
 def spec_to_dict(spec: DatasetSpec) -> dict[str, Any]:
@@ -108,15 +118,17 @@ class CollectOutcome:
     dataset: str
     sample_id: str  # the stored sample it is (an identical one stored earlier, or a new one)
     stored: bool  # False: this upload id, or the same content, was already in the dataset
-    dataset_created: bool
+    dropped_label: str | None = None  # the label the device sent, dropped by the dataset's policy
 
     @property
     def detail(self) -> str:
-        if self.dataset_created:
-            return f"created dataset {self.dataset!r} with sample {self.sample_id}"
         if self.stored:
-            return f"stored as {self.sample_id} in {self.dataset!r}"
-        return f"already stored as {self.sample_id} in {self.dataset!r}"
+            text = f"stored as {self.sample_id} in {self.dataset!r}"
+        else:
+            text = f"already stored as {self.sample_id} in {self.dataset!r}"
+        if self.dropped_label is not None:
+            text += f"; label {self.dropped_label!r} dropped: the dataset takes field samples unlabelled"
+        return text
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,7 @@ class DatasetSummary:
     snapshots: list[dict[str, Any]]
     unlabelled: int = 0  # samples without a label (classification) or target (regression)
     collected: int = 0  # samples uploaded by devices, labelled or not
+    field_labels: FieldLabels = FieldLabels.ACCEPT
 
 
 @dataclass(frozen=True)
@@ -156,15 +169,40 @@ class DatasetService:
     def __init__(self, context: Context) -> None:
         self.ctx = context
 
-    def create(self, name: str, spec: DatasetSpec, description: str = "") -> DatasetSummary:
-        """An empty dataset with a fixed spec; samples added later must match it."""
-        if spec.task is Task.CLASSIFICATION and len(spec.labels) < 2:
-            raise InvalidInput("a classification dataset needs at least two class labels (--labels a,b,...)")
+    def create(
+        self,
+        name: str,
+        spec: DatasetSpec,
+        description: str = "",
+        *,
+        open_classes: bool = False,
+        field_labels: FieldLabels = FieldLabels.ACCEPT,
+    ) -> DatasetSummary:
+        """An empty dataset with a fixed spec; samples added later must match it.
+
+        ``open_classes`` makes a classification dataset without declared labels, whose classes are the
+        labels its samples get (what devices collecting field data usually fill); without it a
+        classification dataset declares at least two, so a forgotten ``--labels`` is caught.
+        """
+        if open_classes and (spec.task is not Task.CLASSIFICATION or spec.labels):
+            raise InvalidInput("open classes are for a classification dataset without declared labels")
+        if spec.task is Task.CLASSIFICATION and len(spec.labels) < 2 and not open_classes:
+            raise InvalidInput(
+                "a classification dataset needs at least two class labels (--labels a,b,...), "
+                "or open classes (--open-classes)"
+            )
         with self.ctx.session() as session:
-            self._insert(DatasetRepository(session), name, spec, description)
+            self._insert(DatasetRepository(session), name, spec, description, field_labels)
         return self.show(name)
 
-    def _insert(self, repo: DatasetRepository, name: str, spec: DatasetSpec, description: str) -> DatasetRow:
+    def _insert(
+        self,
+        repo: DatasetRepository,
+        name: str,
+        spec: DatasetSpec,
+        description: str,
+        field_labels: FieldLabels = FieldLabels.ACCEPT,
+    ) -> DatasetRow:
         check_dataset_name(name)
         return repo.add(
             DatasetRow(
@@ -175,13 +213,34 @@ class DatasetService:
                 input_shape=list(spec.input_shape),
                 labels=list(spec.labels),
                 description=description,
+                field_labels=FieldLabels(field_labels).value,
             )
         )
 
-    def generate(self, name: str, generator: str, *, samples: int | None, seed: int) -> AddReport:
+    def set_field_labels(self, name: str, policy: FieldLabels) -> DatasetSummary:
+        """Keep or drop the labels devices send from now on; samples already stored keep theirs."""
+        with self.ctx.session() as session:
+            DatasetRepository(session).get(name).field_labels = FieldLabels(policy).value
+        return self.show(name)
+
+    def generate(
+        self,
+        name: str,
+        generator: str,
+        *,
+        samples: int | None,
+        seed: int,
+        field_labels: FieldLabels = FieldLabels.ACCEPT,
+    ) -> AddReport:
         """A new dataset filled by a built-in generator (``sine``, ``gestures``, ``digits``)."""
         data = generators.generate(generator, samples, seed=seed)
-        return self._add(name, data, create=True, description=f"generated by {generator!r}, seed {seed}")
+        return self._add(
+            name,
+            data,
+            create=True,
+            description=f"generated by {generator!r}, seed {seed}",
+            field_labels=field_labels,
+        )
 
     def import_path(
         self,
@@ -264,11 +323,19 @@ class DatasetService:
             repo.add_samples([sample])
             return sample.id
 
-    def _add(self, name: str, data: ImportedData, *, create: bool, description: str) -> AddReport:
+    def _add(
+        self,
+        name: str,
+        data: ImportedData,
+        *,
+        create: bool,
+        description: str,
+        field_labels: FieldLabels = FieldLabels.ACCEPT,
+    ) -> AddReport:
         digests = [self.ctx.blobs.put(_encode(s.x)) for s in data.samples]
         with self.ctx.session() as session:
             repo = DatasetRepository(session)
-            row = self._insert(repo, name, data.spec, description) if create else repo.get(name)
+            row = self._insert(repo, name, data.spec, description, field_labels) if create else repo.get(name)
             spec = _row_spec(row)
             for sample in data.samples:
                 spec.check_sample(sample, sample.source)
@@ -292,32 +359,31 @@ class DatasetService:
         return AddReport(dataset=name, added=len(new), duplicates=len(data.samples) - len(new))
 
     def collect(self, name: str, upload: SampleUpload) -> CollectOutcome:
-        """Store one sample a device uploaded into ``name``, once per upload id.
+        """Store one sample a device uploaded into ``name``, once per upload id, as ``upload.endpoint``'s.
 
         An id stored before answers with the sample it became and stores nothing, so a device may resend
-        whatever it never saw acknowledged. A dataset that does not exist yet is created from the sample:
-        classification with open classes, the kind its rank implies (1: vector, 2: time series,
-        3: image); create it beforehand (``datasets create``) to fix the spec instead. InvalidInput,
-        with nothing stored, when the sample does not fit the dataset: its shape, NaNs, a label a
-        regression dataset cannot take, or one outside a classification dataset's declared classes.
+        whatever it never saw acknowledged. The dataset must exist: NotFound otherwise, and nothing is
+        created. A dataset that takes field samples unlabelled stores the sample without the label the
+        device sent, and the outcome names the dropped label. InvalidInput, with nothing stored, when the
+        sample does not fit the dataset: its shape, NaNs, a label a regression dataset cannot take, or
+        one outside a classification dataset's declared classes.
         """
         check_dataset_name(name)
         where = f"dataset {name!r}"  # no sample id: one reason reads the same for every sample it refuses
         x = np.asarray(upload.x, dtype=np.float32)
         with self.ctx.session() as session:
             repo = DatasetRepository(session)
+            # Not ``repo.get``: a device is not told which other datasets exist.
             row = repo.find(name)
-            if row is not None:
-                known = repo.collected(row.id, upload.sample_id)
-                if known is not None:
-                    return CollectOutcome(name, known.sample_id, stored=False, dataset_created=False)
-                spec = _row_spec(row)
-            else:
-                spec = _collected_spec(x, where)
-            _check_collected(spec, x, upload.label, where)
-            created = row is None
             if row is None:
-                row = self._insert(repo, name, spec, "collected from devices")
+                raise NotFound(f"no dataset {name!r}: an operator creates it before devices upload to it")
+            known = repo.collected(row.id, upload.sample_id)
+            if known is not None:
+                return CollectOutcome(name, known.sample_id, stored=False)
+            label, dropped = upload.label, None
+            if label is not None and row.field_labels == FieldLabels.UNLABELLED:
+                label, dropped = None, label
+            _check_collected(_row_spec(row), x, label, where)
             digest = self.ctx.blobs.put(_encode(x))
             sample = repo.sample_by_blob(row.id, digest)
             stored = sample is None
@@ -326,7 +392,7 @@ class DatasetService:
                     id=new_id("smp"),
                     dataset_id=row.id,
                     blob=digest,
-                    label=upload.label,
+                    label=label,
                     target=None,
                     source=f"device:{upload.endpoint}",
                 )
@@ -340,7 +406,7 @@ class DatasetService:
                     captured_at=datetime.fromtimestamp(upload.captured_at, UTC),
                 )
             )
-            return CollectOutcome(name, sample.id, stored=stored, dataset_created=created)
+            return CollectOutcome(name, sample.id, stored=stored, dropped_label=dropped)
 
     def list(self) -> list[DatasetSummary]:
         """Every dataset by name."""
@@ -373,6 +439,7 @@ class DatasetService:
                 ],
                 unlabelled=repo.unlabelled_count(row.id, regression=spec.task is Task.REGRESSION),
                 collected=repo.collected_count(row.id),
+                field_labels=FieldLabels(row.field_labels),
             )
 
     def snapshot(self, name: str) -> str:
@@ -485,17 +552,6 @@ def _class_root(folder: Path, labels: tuple[str, ...]) -> Path:
         return folder
     inner = [p for p in entries[0].iterdir() if not p.name.startswith(".")]
     return entries[0] if inner and all(p.is_dir() for p in inner) else folder
-
-
-def _collected_spec(x: np.ndarray, where: str) -> DatasetSpec:
-    """The spec of a dataset that a device's first sample creates."""
-    kind = _KIND_BY_RANK.get(x.ndim)
-    if kind is None:
-        raise InvalidInput(
-            f"{where}: a {x.ndim}-dimensional sample gives no dataset kind to create (1: vector, "
-            "2: time series, 3: image); create the dataset first"
-        )
-    return DatasetSpec(task=Task.CLASSIFICATION, kind=kind, input_shape=tuple(x.shape))
 
 
 def _check_collected(spec: DatasetSpec, x: np.ndarray, label: str | None, where: str) -> None:

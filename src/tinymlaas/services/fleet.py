@@ -32,6 +32,8 @@ __all__ = [
     "event_view",
     "fleet_telemetry",
     "list_devices",
+    "list_devices_page",
+    "prune_events",
     "show_device",
     "tag_device",
 ]
@@ -127,12 +129,6 @@ def event_view(row: DeviceEventRow) -> dict[str, Any]:
     return {"at": iso(row.at), "kind": row.kind, "detail": row.detail}
 
 
-def _runs_model(installed: dict[str, Any], model: str) -> bool:
-    """Whether the reported installed package is ``model``: a name, or ``name:version``."""
-    name, _, version = model.partition(":")
-    return installed.get("name") == name and (not version or str(installed.get("version")) == version)
-
-
 def list_devices(
     context: Context,
     *,
@@ -145,15 +141,27 @@ def list_devices(
 
     ``model`` matches the installed package the device reports, by name or as ``name:version``.
     """
+    return list_devices_page(context, board=board, online=online, tag=tag, model=model)[0]
+
+
+def list_devices_page(
+    context: Context,
+    *,
+    board: str | None = None,
+    online: bool | None = None,
+    tag: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[DeviceView], int]:
+    """One page of ``list_devices`` and how many devices pass the filters, filtered and paged in SQL,
+    so a large fleet costs a page of rows, not all of them. InvalidInput for a tag no device can carry.
+    """
     with context.session() as session:
-        rows = DeviceRepository(session).devices(online=online)
-        return [
-            device_view(row)
-            for row in rows
-            if (board is None or row.board_id == board)
-            and (tag is None or tag in row.tags)
-            and (model is None or _runs_model(row.installed, model))
-        ]
+        rows, count = DeviceRepository(session).devices_page(
+            online=online, board=board, tag=tag, model=model, limit=limit, offset=offset
+        )
+        return [device_view(row) for row in rows], count
 
 
 def show_device(context: Context, endpoint: str, events: int = 20) -> DeviceDetail:
@@ -217,6 +225,16 @@ def device_history(
             total += 1
     entries.sort(key=lambda entry: entry[0], reverse=True)
     return [entry for _, entry in entries[offset : offset + limit]], total
+
+
+def prune_events(context: Context, older_than: datetime) -> int:
+    """Delete the events and telemetry samples recorded before ``older_than``; how many went.
+
+    History is for looking back over weeks, not for ever: kept without end, every device that ever
+    registered (or every name someone registered under) would grow the table without bound.
+    """
+    with context.session() as session:
+        return DeviceRepository(session).delete_events_before(older_than)
 
 
 def tag_device(context: Context, endpoint: str, tags: list[str]) -> DeviceView:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from tinymlaas.errors import Conflict, Forbidden, NotFound
 from tinymlaas.lwm2m.core import DeviceCredentials, check_endpoint_name, new_psk
@@ -39,6 +39,7 @@ class ProvisionedDevice(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
 
+    @computed_field(description="False once revoked.")
     @property
     def active(self) -> bool:
         return self.revoked_at is None

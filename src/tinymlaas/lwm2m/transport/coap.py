@@ -31,6 +31,7 @@ import inspect
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 import aiocoap
 from aiocoap import error as coap_error
 from aiocoap import resource
+from aiocoap.blockwise import Block1Spool, ContinueException, IncompleteException, _extract_block_key
 from aiocoap.credentials import DTLS
 from aiocoap.numbers import COAP_PORT, COAPS_PORT
 from aiocoap.numbers.codes import Code
@@ -170,6 +172,9 @@ NotificationCallback = Callable[[CoapResponse], Awaitable[None] | None]
 PskLookup = Callable[[str], tuple[bytes, str] | None]
 
 MAX_DTLS_PEERS = 10_000  # DTLS sessions a server keeps; past it the least recently heard one is closed
+MAX_BODY_BYTES = (1 << 20) + (64 << 10)  # a reassembled Block1 request: one sample upload and its framing
+MAX_TRANSFERS_PER_PEER = 4  # Block1 transfers one peer may have half-sent at once
+BLOCK1_TIMEOUT_S = 30.0  # a half-sent transfer with no block for this long is dropped, its memory freed
 
 
 def _origin(uri: str) -> tuple[str, str, int]:
@@ -181,6 +186,85 @@ def _origin(uri: str) -> tuple[str, str, int]:
 def same_origin(a: str, b: str) -> bool:
     """True when two CoAP URIs name the same scheme, host and port (default ports filled in)."""
     return _origin(a) == _origin(b)
+
+
+class _BodyTooLarge(coap_error.ConstructionRenderableError):
+    code = Code.REQUEST_ENTITY_TOO_LARGE
+
+
+class _TooManyTransfers(coap_error.ConstructionRenderableError):
+    code = Code.TOO_MANY_REQUESTS
+
+
+@dataclass
+class _Transfer:
+    first: aiocoap.Message
+    data: bytearray
+    peer: Any
+    seen: float
+
+
+class _BoundedBlock1Spool(Block1Spool):
+    """aiocoap's Block1 reassembly (RFC 7959 §2.5) with the bounds it lacks.
+
+    aiocoap keeps every half-sent request for 93 s whatever its size and however many one peer opens,
+    and copies the whole body on each block. Here a transfer stops with 4.13 as soon as its declared
+    (Size1) or received size passes ``max_bytes``, a peer has at most ``max_per_peer`` transfers open
+    (4.29 beyond), one silent for ``timeout`` seconds is dropped, and blocks append in place.
+    """
+
+    def __init__(self, max_bytes: int, max_per_peer: int, timeout: float) -> None:
+        self._max_bytes = max_bytes
+        self._max_per_peer = max_per_peer
+        self._timeout = timeout
+        self._transfers: dict[Any, _Transfer] = {}
+
+    def _expire(self, now: float) -> None:
+        stale = [key for key, transfer in self._transfers.items() if now - transfer.seen > self._timeout]
+        for key in stale:
+            del self._transfers[key]
+
+    def _too_large(self, size: int) -> _BodyTooLarge:
+        return _BodyTooLarge(f"a request body is at most {self._max_bytes} bytes; this one is {size} or more")
+
+    def feed_and_take(self, req: aiocoap.Message) -> aiocoap.Message:
+        block = req.opt.block1
+        if block is None:
+            return req
+        now = time.monotonic()
+        self._expire(now)
+        key = _extract_block_key(req)
+        if block.block_number == 0:
+            declared = req.opt.size1 or 0
+            if max(declared, len(req.payload)) > self._max_bytes:
+                self._transfers.pop(key, None)
+                raise self._too_large(max(declared, len(req.payload)))
+            peer = req.remote.blockwise_key
+            self._transfers.pop(key, None)
+            if sum(transfer.peer == peer for transfer in self._transfers.values()) >= self._max_per_peer:
+                raise _TooManyTransfers(f"at most {self._max_per_peer} block-wise requests at once per peer")
+            transfer = _Transfer(req, bytearray(req.payload), peer, now)
+            self._transfers[key] = transfer
+        else:
+            found = self._transfers.get(key)
+            if found is None or block.start != len(found.data):
+                raise IncompleteException from None
+            transfer = found
+            if len(transfer.data) + len(req.payload) > self._max_bytes:
+                del self._transfers[key]
+                raise self._too_large(len(transfer.data) + len(req.payload))
+            transfer.data += req.payload
+            transfer.seen = now
+        if block.more:
+            raise ContinueException(block)
+        del self._transfers[key]
+        assembled = transfer.first.copy(payload=bytes(transfer.data))
+        assembled.opt.block1 = block  # the response acknowledges the last block, as aiocoap's does
+        return assembled
+
+    def open_transfers(self) -> int:
+        """How many half-sent requests are held now."""
+        return len(self._transfers)
 
 
 class _PskStore:
@@ -294,9 +378,10 @@ class _Dispatcher(resource.ObservableResource, resource.PathCapable):
     routing stays in plain Python where the server and agent can test it without aiocoap.
     """
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         super().__init__()
         self._handler = handler
+        self._block1 = _BoundedBlock1Spool(max_body_bytes, MAX_TRANSFERS_PER_PEER, BLOCK1_TIMEOUT_S)
         self.observers: dict[tuple[str, ...], set[Any]] = {}
 
     async def add_observation(self, request: aiocoap.Message, serverobservation: Any) -> None:
@@ -526,6 +611,18 @@ class CoapEndpoint:
         if self._dtls_server is None and self._scheme == "coaps":
             self._server_session = answer.remote
 
+    def _unreachable(self, detail: str) -> PeerUnreachable:
+        """The error for an unanswered request; a client also drops its DTLS session then.
+
+        A server that restarted lost the session's keys and silently ignores its records, so the
+        only way back is a new handshake, which the next request starts.
+        """
+        if self._dtls_server is None and self._scheme == "coaps":
+            session, self._server_session = self._server_session, None
+            if session is not None:
+                session.shutdown()
+        return PeerUnreachable(detail)
+
     def _message(
         self,
         method: str,
@@ -569,9 +666,9 @@ class CoapEndpoint:
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
         except TimeoutError:
-            raise PeerUnreachable(f"{method.upper()} {uri}: no response within {timeout} s") from None
+            raise self._unreachable(f"{method.upper()} {uri}: no response within {timeout} s") from None
         except coap_error.Error as exc:
-            raise PeerUnreachable(f"{method.upper()} {uri}: {exc}") from None
+            raise self._unreachable(f"{method.upper()} {uri}: {exc}") from None
         self._hold(answer)
         return _to_response(answer)
 
@@ -591,9 +688,9 @@ class CoapEndpoint:
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
         except TimeoutError:
-            raise PeerUnreachable(f"GET {uri} block {num}: no response within {timeout} s") from None
+            raise self._unreachable(f"GET {uri} block {num}: no response within {timeout} s") from None
         except coap_error.Error as exc:
-            raise PeerUnreachable(f"GET {uri} block {num}: {exc}") from None
+            raise self._unreachable(f"GET {uri} block {num}: {exc}") from None
         self._hold(answer)
         block = answer.opt.block2
         if block is None:
@@ -623,9 +720,9 @@ class CoapEndpoint:
             answer = await asyncio.wait_for(pending.response, timeout)
         except TimeoutError:
             pending.observation.cancel()
-            raise PeerUnreachable(f"observe {uri}: no response within {timeout} s") from None
+            raise self._unreachable(f"observe {uri}: no response within {timeout} s") from None
         except coap_error.Error as exc:
-            raise PeerUnreachable(f"observe {uri}: {exc}") from None
+            raise self._unreachable(f"observe {uri}: {exc}") from None
         observation = Observation(pending, _to_response(answer), on_notification)
         if observation.active:
             self._observations.add(observation)
