@@ -612,15 +612,16 @@ class CoapEndpoint:
             self._server_session = answer.remote
 
     def _unreachable(self, detail: str) -> PeerUnreachable:
-        """The error for an unanswered request; a client also drops its DTLS session then.
+        """The error for an unanswered request; a client also lets go of its DTLS session then.
 
         A server that restarted lost the session's keys and silently ignores its records, so the
-        only way back is a new handshake, which the next request starts.
+        only way back is a new handshake, which the next request starts. The old session leaves
+        aiocoap's pool but is not shut here: exchanges still under way on it end on their own.
         """
         if self._dtls_server is None and self._scheme == "coaps":
             session, self._server_session = self._server_session, None
             if session is not None:
-                session.shutdown()
+                session._remove_from_pool()
         return PeerUnreachable(detail)
 
     def _message(
