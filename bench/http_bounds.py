@@ -8,6 +8,11 @@ RSS is sampled (psutil when installed, else ``VmRSS`` in ``/proc/<pid>/status``)
 peak minus the RSS just before. Also recorded: the status, the seconds to the answer and how much of
 the body the client was asked for before the server answered. The goal is a growth under 50 MB.
 
+Then a load of ``--concurrency`` (200) requests at once, ``--rounds`` times: with the admin token
+the server printed, without one, and with a forged one, against the device list, a dataset list and
+a dataset creation with an invalid body. Recorded: the statuses seen and their counts, the seconds per
+round (median), and whether any answer was a 5xx or no answer came (the goal: none).
+
 Writes ``bench/results/http_bounds.json`` (or ``--out``) and prints a table.
 
     python bench/http_bounds.py [--mib 600] [--out PATH]
@@ -16,15 +21,19 @@ Writes ``bench/results/http_bounds.json`` (or ``--out``) and prints a table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -159,6 +168,56 @@ def _cases(total: int) -> list[tuple[str, str, _Body, dict[str, str]]]:
     ]
 
 
+_LOAD_REQUESTS = (
+    ("GET", "/api/v1/devices", None),
+    ("GET", "/api/v1/datasets", None),
+    ("POST", "/api/v1/datasets", {"name": "../bad name", "generator": "nothing"}),
+)
+
+
+async def _load_round(base: str, token: str, concurrency: int) -> list[str]:
+    auth = ({"Authorization": f"Bearer {token}"}, {}, {"Authorization": "Bearer tmls_forged"})
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def one(index: int) -> str:
+            method, path, body = _LOAD_REQUESTS[index % len(_LOAD_REQUESTS)]
+            headers = auth[(index // len(_LOAD_REQUESTS)) % len(auth)]
+            try:
+                answer = await client.request(method, path, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                return f"no answer ({type(exc).__name__})"
+            return str(answer.status_code)
+
+        return list(await asyncio.gather(*(one(index) for index in range(concurrency))))
+
+
+def _load(base: str, token: str, concurrency: int, rounds: int) -> dict[str, Any]:
+    seconds, statuses = [], Counter[str]()
+    for _ in range(rounds):
+        started = time.monotonic()
+        statuses.update(asyncio.run(_load_round(base, token, concurrency)))
+        seconds.append(time.monotonic() - started)
+    bad = sum(n for status, n in statuses.items() if status[0] not in "234")
+    return {
+        "concurrency": concurrency,
+        "rounds": rounds,
+        "round_s_median": round(statistics.median(seconds), 3),
+        "statuses": dict(sorted(statuses.items())),
+        "errors_or_5xx": bad,
+    }
+
+
+def _admin_token(log: Path, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"first admin API token[^:]*: (\S+)", log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        time.sleep(0.2)
+    raise RuntimeError(f"tinymlaas serve printed no admin token:\n{log.read_text()[-3000:]}")
+
+
 def _print_table(results: dict[str, Any]) -> None:
     table = Table(
         title=f"Unauthenticated {results['mib']} MiB bodies: server RSS (goal: growth < {GOAL_MB:g} MB)"
@@ -178,11 +237,21 @@ def _print_table(results: dict[str, Any]) -> None:
     Console().print(table)
     verdict = "met" if results["max_growth_mb"] < GOAL_MB else "MISSED"
     Console().print(f"largest growth {results['max_growth_mb']:.1f} MB: goal {verdict}")
+    load = results["load"]
+    Console().print(
+        f"{load['rounds']} rounds of {load['concurrency']} requests at once: median "
+        f"{load['round_s_median']:.2f} s a round; statuses {load['statuses']}; "
+        f"5xx or no answer: {load['errors_or_5xx']}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--mib", type=int, default=600, help="size of each body in MiB")
+    parser.add_argument("--concurrency", type=int, default=200, help="requests at once in the load")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the load")
     parser.add_argument("--out", type=Path, default=RESULTS / "http_bounds.json")
     args = parser.parse_args()
 
@@ -203,6 +272,7 @@ def main() -> None:
         try:
             _wait_ready(base, server, log)
             runs = [_send(base, server.pid, *case) for case in _cases(args.mib * MIB)]
+            load = _load(base, _admin_token(log), args.concurrency, args.rounds)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             try:
@@ -218,6 +288,7 @@ def main() -> None:
         "goal_growth_mb": GOAL_MB,
         "max_growth_mb": max(run["growth_mb"] for run in runs),
         "runs": runs,
+        "load": load,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
