@@ -88,9 +88,14 @@ def test_the_signed_package_is_what_a_device_verifies(seeded, problem) -> None:
     key = load_or_create_signing_key(api.context.settings.keys_dir)
     package = verify_package(response.content, key.public_key_bytes(), max_bytes=10 * 1024 * 1024)
     assert package.manifest["board"] == "nucleo-l4r5zi"
-    # Signing is deterministic, so a second download is byte for byte the same package.
+    # Each download is signed anew with the next sequence of its model line, so a device that took the
+    # first still takes the second, and would refuse the first again.
     again = api.client.get(f"/modules/{artifacts.fitting_module}/package", headers=api.auth(Role.VIEWER))
-    assert again.content == response.content
+    second = verify_package(again.content, key.public_key_bytes(), max_bytes=10 * 1024 * 1024)
+    assert second.manifest["sequence"] > package.manifest["sequence"]
+    assert {k: v for k, v in second.manifest.items() if k != "sequence"} == {
+        k: v for k, v in package.manifest.items() if k != "sequence"
+    }
 
 
 def test_the_unsigned_module_is_the_stored_bytes_even_when_it_does_not_fit(seeded, problem) -> None:

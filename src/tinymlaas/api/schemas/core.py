@@ -84,7 +84,13 @@ class DatasetCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=128, examples=["sine-demo"])
     generator: str = Field(examples=["sine"], description="sine, gestures or digits.")
-    samples: int | None = Field(None, ge=1, le=100_000, description="Default: the generator's own.")
+    samples: int | None = Field(
+        None,
+        ge=1,
+        le=5_000,
+        description="Default: the generator's own. The request answers once every sample is stored "
+        "(about 0.5 ms each), so it takes at most 5,000; import a file for more.",
+    )
     seed: int | None = Field(None, description="Default: the server's configured seed.")
     field_labels: FieldLabels = Field(FieldLabels.ACCEPT, description=_FIELD_LABELS)
 
