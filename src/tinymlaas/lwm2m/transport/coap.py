@@ -90,6 +90,24 @@ _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "FETCH", "PATCH", "IPATCH"
 os.environ.setdefault("AIOCOAP_REUSE_PORT", "0")
 
 
+class _QuietOnCleanClose(logging.Filter):
+    """Drops two aiocoap warnings that report normal events, not problems.
+
+    "Unhandled alert level 1 code 0" is a peer's close_notify (RFC 6347: a DTLS session ending
+    cleanly, as every agent's does when it stops); the "shutdown sequence mismatch" is an error for a
+    session that aiocoap had already shut, reported once more on the way out.
+    """
+
+    _BENIGN = ("Unhandled alert level 1 code 0", "Internal shutdown sequence mismatch")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self._BENIGN)
+
+
+for _name in ("coap-server", "coap-client"):
+    logging.getLogger(_name).addFilter(_QuietOnCleanClose())
+
+
 class PeerUnreachable(TinymlaasError):
     """The peer did not answer in time or the network refused the datagram (ICMP unreachable)."""
 
