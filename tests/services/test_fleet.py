@@ -209,3 +209,26 @@ def test_unknown_devices_are_named_and_tags_are_kept(context: Context) -> None:
         show_device(context, "ghost")
     assert tag_device(context, "tagged", ["wave-2", "lab", "lab"]).tags == ["lab", "wave-2"]
     assert list_devices(context)[0].tags == ["lab", "wave-2"]
+
+
+def test_an_update_that_carries_a_new_object_list_changes_what_the_server_shows(context: Context) -> None:
+    async def scenario() -> None:
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
+        device = await Device.start(DEVICE_VALUES)
+        try:
+            await device.register(fleet.nosec_uri, "growing")
+            await eventually(lambda: show_device(context, "growing").objects == ["/3/0"])
+            links = format_links([Path(3, 0), Path(4, 0), Path(9, 0)]).encode()
+            location = f"{fleet.nosec_uri}/{'/'.join(device.location)}"
+            answer = await device.coap.request(
+                "POST", location, links, content_format=ContentFormat.LINK_FORMAT, timeout=5
+            )
+            assert answer.code == "2.04", answer
+            await eventually(lambda: show_device(context, "growing").objects == ["/3/0", "/4/0", "/9/0"])
+            updated = [e for e in show_device(context, "growing").events if e["kind"] == "updated"]
+            assert updated[0]["detail"]["objects"] == ["/3/0", "/4/0", "/9/0"]
+        finally:
+            await fleet.stop()
+            await device.coap.close()
+
+    run(scenario)

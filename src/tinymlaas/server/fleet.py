@@ -370,16 +370,22 @@ class FleetService:
             row = repository.find(registration.endpoint)
             if row is None:  # the row was deleted under a live registration; nothing to update
                 return
+            objects = [str(path) for path in registration.objects]
             changed = {
                 key: value
                 for key, value, before in (
                     ("address", registration.address, row.address),
                     ("lifetime_s", registration.lifetime, row.lifetime),
+                    ("objects", objects, row.objects),
                 )
                 if value != before
             }
             repository.seen(
-                registration.endpoint, at, address=registration.address, lifetime=registration.lifetime
+                registration.endpoint,
+                at,
+                address=registration.address,
+                lifetime=registration.lifetime,
+                objects=objects,
             )
             if changed:
                 repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)

@@ -145,9 +145,16 @@ class DeviceRepository:
         return row
 
     def seen(
-        self, endpoint: str, at: datetime, *, address: str | None = None, lifetime: int | None = None
+        self,
+        endpoint: str,
+        at: datetime,
+        *,
+        address: str | None = None,
+        lifetime: int | None = None,
+        objects: Iterable[str] | None = None,
     ) -> DeviceRow:
-        """Record an Update: the device is alive at ``at`` (and may have moved or changed its lifetime)."""
+        """Record an Update: the device is alive at ``at`` (and may have moved, changed its lifetime or
+        sent its object list anew)."""
         row = self.device(endpoint)
         row.online = True
         row.last_seen = at
@@ -155,6 +162,8 @@ class DeviceRepository:
             row.address = address
         if lifetime is not None:
             row.lifetime = lifetime
+        if objects is not None:
+            row.objects = list(objects)
         return row
 
     def mark_offline(self, endpoint: str) -> DeviceRow:
