@@ -194,3 +194,37 @@ def test_an_agent_prints_json_events_and_deregisters_on_sigterm(cli, tmp_path) -
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_fleet_spawn_in_the_background_stops_on_sigint_and_says_each_thing_once(cli, tmp_path) -> None:
+    port = free_udp_port()
+    env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tinymlaas", "serve", "--coaps-port", str(port), "--no-http", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    fleet = None
+    try:
+        key = json.loads(output_until(server, "coap_uri", 30))["public_key"]
+        fleet = subprocess.Popen(
+            [
+                sys.executable, "-m", "tinymlaas", "fleet", "spawn", "--count", "1", "--board", "pico",
+                "--server", f"coaps://127.0.0.1:{port}", "--state-dir", str(tmp_path / "fleet"),
+                "--public-key", key,
+            ],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            # What a shell does to a job started with '&': SIGINT ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )  # fmt: skip
+        printed = output_until(fleet, "registered", 30)
+        assert f"pico-000 registered at coaps://127.0.0.1:{port}/rd/" in printed
+        assert "registered registered" not in printed
+        fleet.send_signal(signal.SIGINT)
+        assert fleet.wait(timeout=20) == 0, fleet.stderr.read()[-2000:].decode()
+        assert "fleet stopped" in fleet.stderr.read().decode()
+        assert cli.json("devices", "show", "pico-000")["online"] is False  # it de-registered
+    finally:
+        for process in (fleet, server):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()

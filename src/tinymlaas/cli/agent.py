@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.deploy.signing import load_public_key
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["agent", "parse_collection", "parse_sensor"]
+__all__ = ["agent", "event_line", "parse_collection", "parse_sensor"]
 
 _PROGRESS_EVERY = 16  # download blocks between progress lines
 
@@ -55,12 +56,27 @@ def parse_collection(dataset: str | None, label: str | None, every: int) -> Coll
     return Collection(dataset, label=label, every=every)
 
 
-def _print_event(event: AgentEvent) -> None:
-    if event.kind == "download" and (event.block or 0) % _PROGRESS_EVERY:
-        return
-    failed = ("registration-failed", "install-failed", "collect-dropped", "collect-rejected")
-    style = "red" if event.kind in failed else "cyan"
-    console.print(f"[{style}]{event.kind}[/] {event.message}", highlight=False, soft_wrap=True)
+def event_line(endpoint: str, event: AgentEvent, style: str) -> str:
+    """The event's kind in colour, then its message without the device's name and the kind again.
+
+    Messages are whole sentences for logs ("pico-1 registered at ..."); a line that already starts
+    with the kind ("registered") would otherwise say it twice.
+    """
+    message = event.message.removeprefix(f"{endpoint} ")
+    if message.startswith(f"{event.kind} "):
+        message = message.removeprefix(event.kind).lstrip()
+    return f"[{style}]{event.kind}[/] {message}"
+
+
+def _printer(endpoint: str) -> Callable[[AgentEvent], None]:
+    def print_event(event: AgentEvent) -> None:
+        if event.kind == "download" and (event.block or 0) % _PROGRESS_EVERY:
+            return
+        failed = ("registration-failed", "install-failed", "collect-dropped", "collect-rejected")
+        style = "red" if event.kind in failed else "cyan"
+        console.print(event_line(endpoint, event, style), highlight=False, soft_wrap=True)
+
+    return print_event
 
 
 def _json_event(event: AgentEvent) -> None:
@@ -72,7 +88,7 @@ def _json_event(event: AgentEvent) -> None:
 
 
 async def _serve(agent_options: dict[str, Any], sensor: SensorSource | None, as_json: bool) -> None:
-    on_event = _json_event if as_json else _print_event
+    on_event = _json_event if as_json else _printer(agent_options["endpoint"])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGTERM (systemd, a supervisor, kill) ends the agent as Ctrl-C does: de-registered, state saved.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import typer
 from tinymlaas.agent import AgentEvent, SensorSource
 from tinymlaas.agent.fleet import spawn_fleet
 from tinymlaas.cli._shared import console, err_console, get_context
-from tinymlaas.cli.agent import parse_collection, parse_sensor
+from tinymlaas.cli.agent import event_line, parse_collection, parse_sensor
 from tinymlaas.deploy.signing import load_public_key
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.lwm2m.core import DeviceCredentials
@@ -42,8 +43,7 @@ def _print_event(endpoint: str, event: AgentEvent) -> None:
     if event.kind not in _SHOWN:
         return
     style = "red" if event.kind.endswith("failed") or event.kind.startswith("collect-") else "cyan"
-    message = event.message.removeprefix(f"{endpoint} ")  # some messages already name the endpoint
-    console.print(f"{endpoint} [{style}]{event.kind}[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"{endpoint} {event_line(endpoint, event, style)}", highlight=False, soft_wrap=True)
 
 
 def _sensor_factory(spec: str) -> Callable[[int], SensorSource | None]:
@@ -55,10 +55,18 @@ def _sensor_factory(spec: str) -> Callable[[int], SensorSource | None]:
 
 
 async def _serve(options: dict[str, Any], link: LinkProfile | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Handlers of its own: a shell starts a background job with SIGINT ignored, and Python then never
+    # turns Ctrl-C (or `kill -INT`) into KeyboardInterrupt; SIGTERM stops the fleet the same way.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     fleet = await spawn_fleet(**options, link=link, on_event=_print_event)
     try:
-        await asyncio.Event().wait()  # runs until Ctrl-C cancels it
+        await stop.wait()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         await fleet.stop()
         for endpoint, stats in fleet.link_stats().items():
             up, down = stats.uplink, stats.downlink
@@ -164,7 +172,5 @@ def spawn(
     }
     via = f" over {radio.name}" if radio else ""
     err_console.print(f"{count} x {profile.name} -> {server}{via}; Ctrl-C stops them", highlight=False)
-    try:
-        asyncio.run(_serve(options, radio))
-    except KeyboardInterrupt:
-        err_console.print("fleet stopped")
+    asyncio.run(_serve(options, radio))
+    err_console.print("fleet stopped")
