@@ -43,6 +43,12 @@ def test_bad_files_get_clear_errors_and_the_store_survives(cli, wine_csv, tmp_pa
     text.write_text("not a model")
     proc = cli("models", "import", str(text), ok=False)
     assert "not a TFLite model" in proc.stderr
+    for name in ("../../evil", "two words", "line\nbreak", "<b>bold</b>"):
+        proc = cli("models", "import", str(broken), "--name", name, ok=False)
+        assert proc.returncode == 1 and "model name" in proc.stderr, (name, proc.stderr)
+    spaced = tmp_path / "my model.tflite"
+    spaced.write_bytes(broken.read_bytes())
+    assert "model name 'my model'" in cli("models", "import", str(spaced), ok=False).stderr
     assert cli.json("datasets", "show", "wine") == before
     assert cli.json("models", "list") == []
 

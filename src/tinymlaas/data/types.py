@@ -22,19 +22,30 @@ __all__ = [
     "SampleKind",
     "Task",
     "check_dataset_name",
+    "check_model_name",
 ]
 
 # Names also travel in URIs (a device uploads to /dc/<name>), so they are one unreserved path segment.
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-def check_dataset_name(name: str) -> None:
-    """InvalidInput unless ``name`` can name a dataset."""
+def _check_name(what: str, name: str) -> None:
     if not _DATASET_NAME.match(name):
         raise InvalidInput(
-            f"dataset name {name!r} must be 1-128 letters, digits, '_', '.' or '-', "
+            f"{what} name {name!r} must be 1-128 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
+
+
+def check_dataset_name(name: str) -> None:
+    """InvalidInput unless ``name`` can name a dataset."""
+    _check_name("dataset", name)
+
+
+def check_model_name(name: str) -> None:
+    """InvalidInput unless ``name`` can name a model: the rule datasets follow, as a trained model is
+    named after its dataset and names appear in URIs, file names and pages alike."""
+    _check_name("model", name)
 
 
 class Task(StrEnum):

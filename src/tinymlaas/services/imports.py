@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinymlaas.data.types import DatasetSpec, Task
+from tinymlaas.data.types import DatasetSpec, Task, check_model_name
 from tinymlaas.errors import InvalidInput, UnsupportedModel
 from tinymlaas.metrics import Metric, score
 from tinymlaas.services import _keras_io
@@ -39,6 +39,7 @@ def import_model(
 ) -> dict[str, Any]:
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
+    check_model_name(name or path.stem)
     if path.stat().st_size > ctx.settings.max_import_bytes:
         raise InvalidInput(f"{path}: larger than the import limit of {ctx.settings.max_import_bytes} bytes")
     suffix = path.suffix.lower()
