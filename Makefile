@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# `make demo DEMO_ARGS="--http-port 8080 --epochs 2"` passes options on to `tinymlaas demo`.
+DEMO_ARGS ?=
+
 demo: setup
-	$(BIN)/tinymlaas demo
+	$(BIN)/tinymlaas demo $(DEMO_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -14,7 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["Settings"]
 
 
+LOCAL_DATA_DIR = ".data"  # what `make demo` and `make test` use, in the repository
+
+
 def _default_data_dir() -> Path:
+    """``./.data`` when the current directory has one (the store ``make demo`` fills), else the user's.
+
+    A person who ran the demo and then types a command in the same directory sees the demo's devices
+    and models rather than an empty store of the same name elsewhere.
+    """
+    local = Path.cwd() / LOCAL_DATA_DIR
+    if local.is_dir():
+        return local
     return Path.home() / ".local" / "share" / "tinymlaas"
 
 

@@ -67,7 +67,7 @@ def root(
     data_dir: Path | None = typer.Option(
         None,
         envvar="TINYMLAAS_DATA_DIR",
-        help="Where the database and blobs live (default ~/.local/share/tinymlaas).",
+        help="Where the database and blobs live (default ./.data if present, else ~/.local/share/tinymlaas).",
     ),
     boards_dir: list[Path] = typer.Option(
         [], "--boards-dir", help="Extra directory of board files (TOML); repeatable."

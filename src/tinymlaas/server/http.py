@@ -45,7 +45,10 @@ class HttpServer:
         try:
             self.sock = socket.create_server((host, port), reuse_port=False)
         except OSError as exc:
-            raise Conflict(f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}") from exc
+            raise Conflict(
+                f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}; choose another port with "
+                "--http-port N (make demo DEMO_ARGS='--http-port N') or TINYMLAAS_HTTP_PORT=N"
+            ) from exc
         bound_host, bound_port = self.sock.getsockname()[:2]
         self.url = f"http://{bound_host}:{bound_port}"
         self.context = context
