@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -31,9 +30,6 @@ from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
 
 __all__ = ["app", "main"]
-
-# TensorFlow's C++ start-up chatter would bury the terminal output; errors still come through.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 app = typer.Typer(
     help="TinyMLaaS: collect, train, squeeze and compile TinyML models for a fleet of boards.",
