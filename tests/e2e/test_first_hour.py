@@ -31,3 +31,14 @@ def test_the_cli_in_the_demos_directory_reads_the_demos_store(tmp_path: Path) ->
     )  # fmt: skip
     assert json.loads(elsewhere.stdout)["items"] == []
     assert (tmp_path / "home" / ".local" / "share" / "tinymlaas").is_dir()
+
+
+def test_tables_written_to_a_file_are_complete(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    env["TINYMLAAS_DATA_DIR"] = str(tmp_path / "data")
+    listed = subprocess.run(
+        [sys.executable, "-m", "tinymlaas", "boards", "list"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "…" not in listed.stdout  # Rich's cut mark: at 80 columns a cell ends in it
+    assert "nucleo-l4r5zi" in listed.stdout

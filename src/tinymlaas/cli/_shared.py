@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,9 +29,20 @@ __all__ = [
     "print_recovered",
 ]
 
-console = Console()
+# Written to a file or a pipe, output has no terminal to fit: Rich would assume 80 columns and cut
+# table cells short ("float…" for both float32 and float16), so a log would lose what it is kept for.
+FILE_WIDTH = 240
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    fits_a_terminal = stream.isatty() or "COLUMNS" in os.environ
+    return Console(stderr=stderr, width=None if fits_a_terminal else FILE_WIDTH)
+
+
+console = _console()
 # Progress and status go to stderr so that ``--json`` output on stdout stays machine-readable.
-err_console = Console(stderr=True)
+err_console = _console(stderr=True)
 
 
 def get_context(ctx: typer.Context) -> Context:
