@@ -36,6 +36,8 @@ def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli)
         token = re.search(r"admin API token \(log in with it\): (tmls_\S+)", printed)[1]
         assert "refused by the compatibility gate" in printed
         assert "runtime mismatch" in printed
+        assert "58 installation failure" in printed  # what the README promises, whole in a log
+        assert "…" not in printed
 
         # While the demo waits, the dashboard shows the fleet the devices report, live.
         with httpx.Client(base_url=url, timeout=30) as client:

@@ -39,6 +39,13 @@ def _when(moment: str | None) -> str:
     return "—" if moment is None else moment[:19].replace("T", " ")
 
 
+def _result(code: int | None, text: str | None) -> str:
+    """Object 9's Update Result as the specification numbers it and in words: ``58 installation failure``."""
+    if code is None:
+        return "—"
+    return f"{code} {(text or '').replace('_', ' ')}".rstrip()
+
+
 def _detail(installation: InstallationView) -> str:
     detail = installation.detail
     parts = list(detail.get("reasons", []))
@@ -65,7 +72,7 @@ def print_campaign(campaign: CampaignView) -> None:
         table.add_row(
             installation.endpoint,
             _styled(installation.state),
-            installation.update_result_text or "—",
+            _result(installation.update_result, installation.update_result_text),
             _detail(installation),
             _when(installation.started_at),
             _when(installation.finished_at),
