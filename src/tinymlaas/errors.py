@@ -14,8 +14,6 @@ __all__ = [
     "RuntimeFailure",
     "TinymlaasError",
     "TooLarge",
-    "TooManyRequests",
-    "Unauthenticated",
     "UnsupportedModel",
 ]
 
@@ -56,32 +54,12 @@ class Conflict(TinymlaasError):
     title = "Conflict"
 
 
-class Unauthenticated(TinymlaasError):
-    """The request carries no proof of who sent it, or a proof that does not hold."""
-
-    http_status = 401
-    coap_code = "4.01"
-    title = "Unauthenticated"
-
-
 class Forbidden(TinymlaasError):
     """The sender is known but may not do this (another device's name, a role too weak)."""
 
     http_status = 403
     coap_code = "4.03"
     title = "Forbidden"
-
-
-class TooManyRequests(TinymlaasError):
-    """The sender is over its rate limit; it may try again after ``retry_after`` seconds."""
-
-    http_status = 429
-    coap_code = "4.29"
-    title = "Too many requests"
-
-    def __init__(self, detail: str, retry_after: float = 1.0) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
 
 
 class TooLarge(InvalidInput):

@@ -17,8 +17,9 @@ from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.data.upload import CBOR_CONTENT_FORMAT, COLLECT_ROOT, SampleUpload
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse
+from tinymlaas.ratelimit import TokenBuckets
 from tinymlaas.server.fleet import FleetService
-from tinymlaas.services.collect import SampleCollector, UploadRate
+from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService, FieldLabels
 from tinymlaas.services.provisioning import provision_device
@@ -237,7 +238,7 @@ def test_a_device_over_its_rate_over_nosec_gets_4_29_from_the_server(tmp_path: P
 
 def test_the_bucket_refills_at_its_rate() -> None:
     now = [0.0]
-    rate = UploadRate(rate=2.0, burst=2, clock=lambda: now[0])
+    rate = TokenBuckets(rate=2.0, burst=2, clock=lambda: now[0])
     assert (rate.take("a"), rate.take("a")) == (0.0, 0.0)
     assert rate.take("a") == pytest.approx(0.5)
     now[0] = 0.5

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -35,10 +34,11 @@ from tinymlaas.data.types import check_dataset_name
 from tinymlaas.data.upload import CBOR_CONTENT_FORMAT, COLLECT_ROOT, MAX_UPLOAD_BYTES, SampleUpload
 from tinymlaas.errors import Forbidden, InvalidInput, NotFound
 from tinymlaas.lwm2m.transport import CoapRequest, CoapResponse
+from tinymlaas.ratelimit import TokenBuckets
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.provisioning import authorize_endpoint
 
-__all__ = ["SampleCollector", "UploadRate", "Writer"]
+__all__ = ["SampleCollector", "Writer"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,35 +49,6 @@ Writer = Callable[..., Awaitable[Any]]  # runs ``work(*args)`` off the event loo
 
 async def _in_thread(work: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(work, *args)
-
-
-class UploadRate:
-    """A token bucket per sender: ``burst`` uploads at once, refilled at ``rate`` per second."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # sender: (tokens, when counted)
-
-    def take(self, sender: str) -> float:
-        """0.0 when ``sender`` may upload now (one token taken), else the seconds until it may."""
-        now = self._clock()
-        tokens, then = self._buckets.get(sender, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        if tokens < 1.0:
-            self._buckets[sender] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        self._buckets[sender] = (tokens - 1.0, now)
-        self._forget_full(now)
-        return 0.0
-
-    def _forget_full(self, now: float) -> None:
-        """Drop the buckets that have refilled, so senders that came once do not add up forever."""
-        if len(self._buckets) < 1024:
-            return
-        refill = self.burst / self.rate
-        self._buckets = {s: b for s, b in self._buckets.items() if now - b[1] < refill}
 
 
 class SampleCollector:
@@ -91,7 +62,7 @@ class SampleCollector:
         self._datasets = datasets
         self._write = write
         self._allow_nosec = settings.allow_nosec
-        self._rate = UploadRate(settings.upload_rate_per_s, settings.upload_burst)
+        self._rate = TokenBuckets(rate=settings.upload_rate_per_s, burst=settings.upload_burst)
 
     async def handle(self, request: CoapRequest) -> CoapResponse:
         if len(request.path) != 2 or request.path[0] != COLLECT_ROOT:

@@ -96,7 +96,7 @@ class RegistrationInterface:
         on_updated: Listener | None = None,
         on_deregistered: Listener | None = None,
         on_offline: Listener | None = None,
-        authorize: Authorizer = same_peer,
+        authorize: Authorizer | None = None,
     ) -> None:
         self.store = store
         self._authorize = authorize
@@ -122,7 +122,8 @@ class RegistrationInterface:
 
     def _check(self, request: CoapRequest, endpoint: str) -> None:
         same_peer(request, endpoint)
-        self._authorize(request, endpoint)
+        if self._authorize is not None:
+            self._authorize(request, endpoint)
 
     async def _register(self, request: CoapRequest) -> CoapResponse:
         query = parse_registration_query(request.query)

@@ -40,7 +40,6 @@ from tinymlaas.lwm2m.server.registrations import (
     Clock,
     Listener,
     RegistrationInterface,
-    same_peer,
 )
 from tinymlaas.lwm2m.transport import (
     DEFAULT_TIMEOUT,
@@ -101,7 +100,7 @@ class Lwm2mServer:
         resources: Mapping[str, Handler] | None = None,
         psk_lookup: PskLookup | None = None,
         nosec_port: int | None = None,
-        authorize: Authorizer = same_peer,
+        authorize: Authorizer | None = None,
     ) -> Lwm2mServer:
         """Bind and start the presence check (every ``presence_interval`` seconds of real time).
 

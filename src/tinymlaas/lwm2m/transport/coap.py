@@ -551,7 +551,6 @@ class CoapEndpoint:
         host: str,
         port: int,
         *,
-        scheme: str = "coap",
         dtls_server: _DtlsServerInterface | None = None,
         dtls_client: MessageInterfaceTinyDTLS | None = None,
         nosec_port: int | None = None,
@@ -560,7 +559,7 @@ class CoapEndpoint:
         self._dispatcher = dispatcher
         self._host = host
         self._port = port
-        self._scheme = scheme
+        self._scheme = "coap" if dtls_server is None and dtls_client is None else "coaps"
         self._dtls_server = dtls_server
         self._nosec_port = nosec_port
         self._dtls_client = dtls_client
@@ -623,7 +622,6 @@ class CoapEndpoint:
             dispatcher,
             host,
             servers[0].port,
-            scheme="coaps",
             dtls_server=servers[0],
             nosec_port=bound_nosec,
         )
@@ -655,7 +653,7 @@ class CoapEndpoint:
         await context._append_tokenmanaged_messagemanaged_transport(dtls)
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         context.client_credentials[f"coaps://{netloc}/*"] = DTLS(psk=key, client_identity=identity.encode())
-        return cls(context, dispatcher, host, 0, scheme="coaps", dtls_client=clients[0])
+        return cls(context, dispatcher, host, 0, dtls_client=clients[0])
 
     @property
     def port(self) -> int:
