@@ -250,7 +250,7 @@ def _wait_for(condition: Any, timeout: float = 10) -> None:
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
 def test_labelling_from_the_keyboard_in_a_browser(site) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     _create(site.browser(Role.DATA_SCIENTIST), "web-keys", "gestures", 6)
     before = samples.list_samples(site.context, "web-keys").samples
@@ -271,8 +271,9 @@ def test_labelling_from_the_keyboard_in_a_browser(site) -> None:
         _wait_for(lambda: label(0) == GESTURES[4])
         page.keyboard.press("0")
         _wait_for(lambda: label(1) is None)
-        assert (
-            page.locator(f"[data-sample='{ids[1]}'] [data-testid=sample-label]").inner_text() == "unlabelled"
+        # The store answers before the page has shown the answer; the page follows within moments.
+        expect(page.locator(f"[data-sample='{ids[1]}'] [data-testid=sample-label]")).to_have_text(
+            "unlabelled"
         )
         page.keyboard.press("j")
         page.keyboard.press("x")
