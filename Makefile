@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Quantization-aware training wraps tf_keras layers. tf_keras declares a dependency on the full
+	# `tensorflow` wheel, which would be installed beside tensorflow-cpu; the two are one package, so
+	# tf_keras (matched to the installed TensorFlow release) and its quantizer go in without deps.
+	$(BIN)/python -m pip install -q --no-deps "tf_keras==$$($(BIN)/python -c 'from importlib.metadata import version; print(*version("tensorflow-cpu").split(".")[:2], sep=".")').*" \
+		"tensorflow-model-optimization>=0.8" "dm-tree>=0.1.8"
 	touch $(STAMP)
 
 # `make demo DEMO_ARGS="--http-port 8080 --epochs 2"` passes options on to `tinymlaas demo`.

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(default=2000, ge=1)
     # Upper bound for the tensor-arena search, in bytes.
     arena_search_max_bytes: int = 64 * 1024 * 1024
+    # A variant whose accuracy as shipped is this many points below the float model's (or whose
+    # interval no longer overlaps it) is ``degraded``: deploy refuses it unless allowed explicitly.
+    degraded_threshold_points: float = Field(default=2.0, ge=0)
+    # Post-training int8 losing more than this many points triggers quantization-aware training.
+    qat_trigger_points: float = Field(default=1.0, ge=0)
     # Where ``serve`` listens for LwM2M devices (CoAP over UDP). Loopback by default: exposing the
     # server to a network is a deliberate choice (``0.0.0.0`` or an interface address).
     coap_host: str = "127.0.0.1"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from PIL import Image
 
 from helpers.seeding import log_in, serving
+from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.server.app import create_app
 from tinymlaas.services import samples
 from tinymlaas.services.auth import Role, create_token
@@ -285,3 +288,51 @@ def test_labelling_from_the_keyboard_in_a_browser(site) -> None:
         _wait_for(lambda: label(2) == label(3) == "circle")
         assert [label(i) for i in (4, 5)] == [s["label"] for s in before[4:]]  # untouched
         browser.close()
+
+
+def test_the_explorer_shows_each_class_and_projects_every_stored_sample(site) -> None:
+    client = site.browser(Role.DATA_SCIENTIST)
+    _create(client, "web-explore", "gestures", 30)
+    cleared = [s["id"] for s in samples.list_samples(site.context, "web-explore").samples[:2]]
+    assert (
+        client.post("/datasets/web-explore/labels", data={"samples": cleared, "clear": "1"}).status_code
+        == 303
+    )
+    stored = {
+        s["id"]: s["label"] for s in samples.list_samples(site.context, "web-explore", limit=1000).samples
+    }
+    summary = DatasetService(site.context).show("web-explore")
+    page = _page(client, "/datasets/web-explore")
+
+    assert page.text("projection-shown") == page.text("projection-total") == str(summary.sample_count)
+    chart = json.loads(page.all("projection")[0]["attrs"]["data-figure"])
+    points = {sample: label for trace in chart["data"] for sample, label in trace["customdata"]}
+    assert points == {sample: label or "" for sample, label in stored.items()}
+    assert [trace["name"] for trace in chart["data"]] == [*sorted(summary.label_counts), "(no label)"]
+
+    classes = page.all("explorer-class")
+    assert [c["attrs"]["data-class"] for c in classes] == [*GESTURES, ""]
+    counts = [int(c["text"]) for c in page.all("explorer-class-count")]
+    assert counts == [summary.label_counts.get(g, 0) for g in GESTURES] + [summary.unlabelled]
+    shown = [s["attrs"]["data-sample"] for s in page.all("explorer-sample")]
+    assert shown and {stored[s] or "" for s in shown} <= {*GESTURES, ""}
+    assert set(cleared) <= set(shown)  # the unlabelled class shows its samples too
+
+
+def test_an_empty_dataset_says_how_to_fill_it_and_times_have_no_microseconds(site) -> None:
+    client = site.browser(Role.DATA_SCIENTIST)
+    DatasetService(site.context).create(
+        "web-empty", DatasetSpec(Task.CLASSIFICATION, SampleKind.VECTOR, (3,), ("a", "b"))
+    )
+    page = _page(client, "/datasets/web-empty")
+    assert "upload one or import a file below" in page.text("samples-empty")
+    assert "at least two samples" in page.text("projection-empty")
+
+    _create(client, "web-times", "sine", 6)
+    assert client.post("/datasets/web-times/snapshots", data={"back": ""}).status_code == 303
+    (snapshot,) = DatasetService(site.context).snapshot_list("web-times")
+    assert snapshot.created_at is not None
+    html_text = client.get("/datasets/web-times").text
+    exact = datetime.fromisoformat(snapshot.created_at).replace(microsecond=0).isoformat()
+    assert f'title="{exact}"' in html_text
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", html_text)

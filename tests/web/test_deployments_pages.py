@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers.pages import texts
+from helpers.pages import figure, texts
 from helpers.seeding import add_campaign, add_module, add_variant, logged_in_client, register_device
+from tinymlaas.deploy.campaigns import InstallationState
 from tinymlaas.services.auth import Role
-from tinymlaas.services.campaigns import list_campaigns, show_campaign
+from tinymlaas.services.campaigns import (
+    campaign_value,
+    create_campaign,
+    list_campaigns,
+    show_campaign,
+    store_campaign,
+)
 from tinymlaas.services.context import Context
+from tinymlaas.services.modules import show_module
 from tinymlaas.settings import Settings
-from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
 
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 CAPS = {
@@ -205,3 +213,97 @@ def test_rollback_through_the_page_starts_reverting(context: Context, operator: 
 def test_an_unknown_campaign_is_404(operator: TestClient) -> None:
     assert operator.get("/deployments/cmp_missing").status_code == 404
     assert operator.post("/deployments/cmp_missing/rollback").status_code == 404
+
+
+def _move(context: Context, campaign_id: str, endpoint: str, state: InstallationState, at: datetime) -> None:
+    """One device's report applied the way the campaign runner applies it."""
+    with context.session() as session:
+        repository = CampaignRepository(session)
+        row = repository.campaign(campaign_id)
+        installations = repository.installations(campaign_id)
+        store_campaign(row, installations, campaign_value(row, installations).record(endpoint, state), at)
+
+
+def _module_name(context: Context, module_id: str) -> str:
+    """What the pages should call a module, read from the stored lineage."""
+    module = show_module(context, module_id)
+    model = module["model"]
+    return f"{model['name']} v{model['version']} · {module['quantization']} · {module['board']}"
+
+
+_MICROSECONDS = re.compile(r"\d{2}:\d{2}:\d{2}\.\d")
+
+
+def test_campaigns_are_listed_by_the_module_s_human_name(context: Context, viewer: TestClient) -> None:
+    page = viewer.get("/deployments").text
+    campaigns = list_campaigns(context)
+    rows = re.findall(
+        r'data-campaign="([^"]+)">.*?data-testid="campaign-module" title="([^"]+)">([^<]+)<', page, re.S
+    )
+    assert [(c, module, name) for c, module, name in rows] == [
+        (c.id, c.module, _module_name(context, c.module)) for c in campaigns
+    ]
+    assert not _MICROSECONDS.search(page)
+    for c in campaigns:
+        assert f'title="{datetime.fromisoformat(c.created_at).replace(microsecond=0).isoformat()}"' in page
+
+
+def test_the_rollout_timeline_counts_the_stored_installations(context: Context, operator: TestClient) -> None:
+    created = create_campaign(context, "mod_ok", "board:pico", (100,), 1)
+    start = datetime.fromisoformat(created.created_at)
+    for seconds, endpoint, state in (
+        (1, "pico-1", InstallationState.SENT),
+        (1, "pico-2", InstallationState.SENT),
+        (2, "pico-1", InstallationState.DOWNLOADING),
+        (3, "pico-1", InstallationState.INSTALLING),
+        (4, "pico-2", InstallationState.DOWNLOADING),
+        (5, "pico-1", InstallationState.SUCCEEDED),
+    ):
+        _move(context, created.id, endpoint, state, start + timedelta(seconds=seconds))
+    stored = show_campaign(context, created.id)
+    with context.session() as session:
+        changes = [
+            (change["at"], change["state"])
+            for installation in CampaignRepository(session).installations(created.id).values()
+            for change in installation.state_changes
+        ]
+    assert sorted(state for _, state in changes) == sorted(
+        ["pending", "pending", "sent", "sent", "downloading", "installing", "downloading", "succeeded"]
+    )
+
+    page = operator.get(f"/deployments/{created.id}").text
+    chart = figure(page, "rollout-timeline")
+    traces = {trace["name"]: trace["y"] for trace in chart["data"]}
+    assert list(traces) == [s.value for s in InstallationState if s.value in {state for _, state in changes}]
+    assert {state: counts[-1] for state, counts in traces.items() if counts[-1]} == stored.counts
+    assert set(texts(page, "timeline-final")) == {f"{state} {n}" for state, n in stored.counts.items()}
+    times = chart["data"][0]["x"]
+    recorded = sorted({datetime.fromisoformat(at).strftime("%Y-%m-%d %H:%M:%S") for at, _ in changes})
+    assert times[: len(recorded)] == recorded
+    # Two seconds in, pico-1 was downloading while pico-2 still waited to report after its send.
+    two = times.index((start + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S"))
+    assert {state: counts[two] for state, counts in traces.items() if counts[two]} == {
+        "sent": 1,
+        "downloading": 1,
+    }
+    assert texts(page, "campaign-module") == [_module_name(context, "mod_ok")]
+    assert not _MICROSECONDS.search(page)
+    assert "." in stored.created_at  # the page had microseconds to drop
+
+
+def test_a_campaign_stored_without_state_changes_is_charted_from_its_timestamps(
+    context: Context, viewer: TestClient
+) -> None:
+    sent, finished = NOW + timedelta(minutes=1), NOW + timedelta(minutes=3)
+    with context.session() as session:
+        add_campaign(
+            session, campaign_id="cmp_before", module_id="mod_ok", selector="pico-1", endpoint="pico-1",
+            state="completed", installation="succeeded", at=NOW, started_at=sent, finished_at=finished,
+        )  # fmt: skip
+    chart = figure(viewer.get("/deployments/cmp_before").text, "rollout-timeline")
+    assert chart["data"][0]["x"] == [t.strftime("%Y-%m-%d %H:%M:%S") for t in (NOW, sent, finished)]
+    assert {trace["name"]: trace["y"] for trace in chart["data"]} == {
+        "pending": [1, 0, 0],
+        "sent": [0, 1, 0],
+        "succeeded": [0, 0, 1],
+    }

@@ -15,9 +15,12 @@ from helpers.seeding import add_campaign, add_model_chain, logged_in_client, reg
 from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
+from tinymlaas.services.fleet import list_devices
 from tinymlaas.services.fleet_health import assess_fleet
+from tinymlaas.services.modules import show_module
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.web.humanize import relative_time
 from tinymlaas.web.summaries import activity_chart
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
@@ -143,7 +146,7 @@ def test_a_device_page_shows_its_capabilities_telemetry_and_history(viewer: Test
     latency = {trace["name"]: trace["y"] for trace in figure(page, "chart-latency")["data"]}
     assert latency == {"mean": [1.25, 1.5, 1.75], "p95": [2.0, 2.5, 3.0]}
     assert figure(page, "chart-confidence")["data"][0]["y"] == [1, 4, 245]
-    assert [e.split()[1] for e in texts(page, "event-row")] == ["registered"]
+    assert texts(page, "event-kind") == ["registered"]
     assert 'id="live" data-poll' in page
 
 
@@ -180,3 +183,35 @@ def test_a_restarted_counter_adds_what_it_counted_since() -> None:
     assert chart is not None and chart["data"][0]["y"] == [40]
     assert [point.inferences for point in health.activity] == [40]
     assert activity_chart(assess_fleet([], [], samples[:1], NOW + timedelta(minutes=5), NOW)) is None
+
+
+def test_the_update_history_names_the_module_by_its_lineage(context: Context, viewer: TestClient) -> None:
+    module = show_module(context, "mod_f")
+    model = module["model"]
+    name = f"{model['name']} v{model['version']} · {module['quantization']} · {module['board']}"
+    page = viewer.get("/devices/kws-2").text
+    assert texts(page, "update-module") == [name]
+    assert 'title="mod_f"' in page
+
+
+def test_times_read_as_relative_with_the_exact_second_in_the_title(
+    context: Context, viewer: TestClient
+) -> None:
+    heard = NOW - timedelta(minutes=10) + timedelta(microseconds=654_321)
+    with context.session() as session:
+        devices = DeviceRepository(session)
+        devices.seen("kws-3", heard)
+        devices.record_event("kws-3", "read_failed", {"path": "/3/0"}, at=heard)
+    (stored,) = [d for d in list_devices(context) if d.endpoint == "kws-3"]
+    assert stored.last_seen is not None and ".654321" in stored.last_seen
+    exact = datetime.fromisoformat(stored.last_seen).replace(microsecond=0).isoformat()
+    for url in ("/devices", "/devices/kws-3"):
+        before = relative_time(stored.last_seen)
+        page = viewer.get(url).text
+        after = relative_time(stored.last_seen)
+        shown = re.findall(
+            rf'<time datetime="{re.escape(exact)}" title="{re.escape(exact)}">([^<]+)</time>', page
+        )
+        assert shown and set(shown) <= {before, after}, (url, shown)
+    for url in ("/", "/devices", "/devices/kws-3", "/devices/kws-2"):
+        assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", viewer.get(url).text), url

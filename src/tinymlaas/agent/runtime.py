@@ -3,7 +3,8 @@
 An MCU-class module runs in TFLM with exactly the tensor arena its firmware would reserve
 (``kTensorArenaSize`` from the bundle's ``model_config.h``), and only if the emulated board has
 that much RAM; a Linux-class module runs in LiteRT. The self-test replays the manifest's vectors
-through the raw tensors, so quantization at the edges cannot hide a difference.
+through the raw tensors, so quantization at the edges cannot hide a difference. Sensor windows reach
+the model through the manifest's input scaling, as the generated firmware applies it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinymlaas.agent.slots import SlotInfo
+from tinymlaas.data.scaling import InputScaling, ScalingMethod
 from tinymlaas.errors import InvalidInput
 from tinymlaas.squeeze.info import TensorInfo
 from tinymlaas.squeeze.runtimes import LiteRtRunner, Runner, TflmRunner
@@ -72,6 +74,7 @@ def load_model(slot: SlotInfo, *, arena_limit_bytes: int | None) -> Runner:
         input_tensor, output_tensor = _tensor(manifest["inputs"][0]), _tensor(manifest["outputs"][0])
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InvalidInput(f"The manifest in slot {slot.slot} does not describe input and output 0") from exc
+    scaling = _scaling(slot, input_tensor)
     try:
         tflite = (slot.path / MODEL_FILE).read_bytes()
     except OSError as exc:
@@ -84,10 +87,25 @@ def load_model(slot: SlotInfo, *, arena_limit_bytes: int | None) -> Runner:
                 f"The model needs a {arena}-byte tensor arena but this board leaves {arena_limit_bytes} "
                 "bytes of RAM for it"
             )
-        return TflmRunner(tflite, input_tensor, output_tensor, arena_bytes=arena)
+        return TflmRunner(tflite, input_tensor, output_tensor, arena_bytes=arena, scaling=scaling)
     if runtime == "litert":
-        return LiteRtRunner(tflite, input_tensor, output_tensor)
+        return LiteRtRunner(tflite, input_tensor, output_tensor, scaling=scaling)
     raise InvalidInput(f"This agent runs tflm and litert modules, not {runtime!r}")
+
+
+def _scaling(slot: SlotInfo, input_tensor: TensorInfo) -> InputScaling:
+    """The manifest's input scaling, checked against input 0 (a manifest without one scales nothing)."""
+    try:
+        scaling = InputScaling.from_dict(slot.manifest.get("input_scaling"))
+    except InvalidInput as exc:
+        raise InvalidInput(f"The manifest in slot {slot.slot}: {exc.detail}") from exc
+    channels = input_tensor.shape[-1] if input_tensor.shape else 1
+    if scaling.method is not ScalingMethod.NONE and scaling.channels != channels:
+        raise InvalidInput(
+            f"The manifest in slot {slot.slot} scales {scaling.channels} input channels; "
+            f"input 0 has {channels}"
+        )
+    return scaling
 
 
 def self_test(runner: Runner, manifest: Mapping[str, Any]) -> SelfTestReport:

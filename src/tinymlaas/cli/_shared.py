@@ -14,7 +14,7 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tinymlaas.formatting import fmt_bytes, fmt_metric
+from tinymlaas.formatting import fmt_bytes, fmt_drop, fmt_metric, variant_label
 from tinymlaas.jobs import Recovered
 from tinymlaas.services.context import Context
 
@@ -27,6 +27,8 @@ __all__ = [
     "get_context",
     "print_json",
     "print_recovered",
+    "quality_cell",
+    "variant_label",
 ]
 
 # Written to a file or a pipe, output has no terminal to fit: Rich would assume 80 columns and cut
@@ -93,3 +95,12 @@ def print_recovered(recovered: Recovered) -> None:
             f"{len(recovered.queued)} queued again",
             style="dim",
         )
+
+
+def quality_cell(variant: dict[str, Any], note: int | None = None) -> str:
+    """The quality verdict against the float model, red when degraded (``note``: its footnote)."""
+    if variant.get("drop") is None:
+        return "—"
+    if variant.get("degraded"):
+        return f"[red]degraded[/] {fmt_drop(variant)}" + (f" \\[{note}]" if note else "")
+    return f"ok {fmt_drop(variant)}"

@@ -11,7 +11,13 @@ from rich.table import Table
 from tinymlaas.cli._shared import console, get_context, print_json
 from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.errors import InvalidInput
-from tinymlaas.services.datasets import DatasetService, DatasetSummary, FieldLabels, spec_to_dict
+from tinymlaas.services.datasets import (
+    DatasetService,
+    DatasetSummary,
+    FieldLabels,
+    ScalingMethod,
+    spec_to_dict,
+)
 
 app = typer.Typer(help="Datasets: labelled samples, imports, generators and snapshots.", no_args_is_help=True)
 
@@ -26,6 +32,7 @@ def _summary_dict(summary: DatasetSummary) -> dict[str, Any]:
         "unlabelled": summary.unlabelled,
         "collected": summary.collected,
         "field_labels": str(summary.field_labels),
+        "input_scaling": str(summary.input_scaling),
         "label_counts": summary.label_counts,
         "snapshots": summary.snapshots,
     }
@@ -98,17 +105,32 @@ def create(
 def set_(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Dataset name."),
-    field_labels: FieldLabels = typer.Option(
-        ..., help="Labels devices send: accept them, or store field samples unlabelled."
+    field_labels: FieldLabels | None = typer.Option(
+        None, help="Labels devices send: accept them, or store field samples unlabelled."
+    ),
+    scaling: ScalingMethod | None = typer.Option(
+        None,
+        help="How models trained from now on scale their inputs, per feature or channel, learnt from "
+        "the train split: standardize (default), minmax, or none.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Change a dataset's policy for the labels devices send; samples already stored keep theirs."""
-    summary = DatasetService(get_context(ctx)).set_field_labels(name, field_labels)
+    """Change a dataset's policy for the labels devices send, or how its models scale their inputs;
+    samples already stored keep their labels and models already trained keep their scaling."""
+    if field_labels is None and scaling is None:
+        raise InvalidInput("give --field-labels or --scaling (or both)")
+    service = DatasetService(get_context(ctx))
+    if field_labels is not None:
+        service.set_field_labels(name, field_labels)
+    if scaling is not None:
+        service.set_input_scaling(name, scaling)
+    summary = service.show(name)
     if as_json:
         print_json(_summary_dict(summary))
         return
-    console.print(f"dataset [bold]{name}[/]: field labels {summary.field_labels}")
+    console.print(
+        f"dataset [bold]{name}[/]: field labels {summary.field_labels}, input scaling {summary.input_scaling}"
+    )
 
 
 @app.command("import")

@@ -37,13 +37,26 @@ def deploy(
     max_failures: str = typer.Option(
         "0", "--max-failures", help="Failures that halt the rollout: a count (2) or a fraction (0.1)."
     ),
+    allow_degraded: bool = typer.Option(
+        False,
+        "--allow-degraded",
+        help="Deploy a module whose accuracy as shipped is worse than its float model's beyond the "
+        "allowed drop (see 'models show'); refused without it.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Deploy a module to devices in stages; devices that cannot run it are refused with the reasons.
 
     The campaign is stored and carried out by 'tinymlaas serve'; follow it with 'campaigns show'.
     """
-    campaign = create_campaign(get_context(ctx), module, to, _stages(stages), _max_failures(max_failures))
+    campaign = create_campaign(
+        get_context(ctx),
+        module,
+        to,
+        _stages(stages),
+        _max_failures(max_failures),
+        allow_degraded=allow_degraded,
+    )
     if as_json:
         print_json(campaign)
         return

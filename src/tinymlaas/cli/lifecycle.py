@@ -17,6 +17,8 @@ from tinymlaas.cli._shared import (
     fmt_metric,
     get_context,
     print_json,
+    quality_cell,
+    variant_label,
 )
 from tinymlaas.services.lifecycle import run_lifecycle
 
@@ -38,11 +40,15 @@ def comparison_table(report: dict[str, Any]) -> Group:
         "arena",
         "flash",
         "RAM",
+        "quality",
         "fits",
     ):
         table.add_column(column)
     notes: list[str] = []
     for row in report["variants"]:
+        quality = quality_cell(row, len(notes) + 1)
+        if row["degraded"]:
+            notes.append(f"[{len(notes) + 1}] {row['board']} {row['quantization']}: {row['degraded_reason']}")
         first_note = len(notes) + 1
         if not row["fits"]:
             notes.extend(
@@ -50,13 +56,14 @@ def comparison_table(report: dict[str, Any]) -> Group:
             )
         table.add_row(
             row["board"],
-            row["quantization"],
+            variant_label(row),
             row["runtime"],
             fmt_metric(row["metric"]),
             fmt_bytes(row["size_bytes"]),
             fmt_bytes(row["arena_bytes"]),
             fmt_bytes(row["flash_bytes"]),
             fmt_bytes(row["ram_bytes"]),
+            quality,
             "[green]yes[/]" if row["fits"] else f"[red]no[/] \\[{first_note}]",
         )
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items())

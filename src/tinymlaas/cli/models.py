@@ -16,6 +16,8 @@ from tinymlaas.cli._shared import (
     fmt_metric,
     get_context,
     print_json,
+    quality_cell,
+    variant_label,
 )
 from tinymlaas.services.compiling import compile_module, module_package
 from tinymlaas.services.imports import import_model as import_model_file
@@ -43,20 +45,22 @@ def variants_table(variants: list[dict[str, Any]], float_metric: dict[str, Any] 
         "MACs",
         "TFLM metric",
         "LiteRT metric",
+        "quality",
         "note",
     ):
         table.add_column(column)
     for v in variants:
         table.add_row(
             v["id"],
-            v["quantization"],
+            variant_label(v),
             fmt_bytes(v["size_bytes"]),
             fmt_bytes(v["arena_bytes"]),
             f"{v['params']:,}",
             f"{v['macs']:,}",
             fmt_metric(v["metrics"].get("tflm")),
             fmt_metric(v["metrics"].get("litert")),
-            "; ".join(v["runtime_errors"].values())[:80],
+            quality_cell(v),
+            "; ".join([*v["runtime_errors"].values(), *([v["degraded_reason"]] if v["degraded"] else [])]),
         )
     return table
 

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from tinymlaas.catalog.board import Board
+from tinymlaas.data.scaling import InputScaling, ScalingMethod
 from tinymlaas.squeeze.info import ModelInfo, SelfTest
 
 __all__ = ["CompiledModule", "Compiler", "SelfTest", "VariantArtifact", "build_manifest"]
@@ -43,6 +44,9 @@ class VariantArtifact:
     arena_bytes: int | None  # minimal TFLM arena, measured; None when TFLM cannot run the variant
     selftests: Mapping[str, SelfTest]  # runtime id -> vectors produced by that runtime
     lineage: Mapping[str, str] = field(default_factory=dict)  # "snapshot", "training_run", ...
+    # Applied to inputs in sensor units before input 0 is quantized; a module's API takes raw values.
+    input_scaling: InputScaling = field(default_factory=lambda: InputScaling(ScalingMethod.NONE))
+    method: str | None = None  # int8: "ptq" or "qat"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "selftests", MappingProxyType(dict(self.selftests)))
@@ -105,6 +109,7 @@ def build_manifest(
             "version": variant.model_version,
             "variant": variant.variant_id,
             "quantization": variant.quantization,
+            "method": variant.method,
         },
         "board": board.id,
         "runtime": compiler.runtime,
@@ -119,6 +124,7 @@ def build_manifest(
         "ops": list(variant.info.ops),
         "inputs": [t.as_dict() for t in variant.info.inputs],
         "outputs": [t.as_dict() for t in variant.info.outputs],
+        "input_scaling": variant.input_scaling.as_dict(),
         "selftest": selftest.as_dict() if selftest else None,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "lineage": dict(variant.lineage),

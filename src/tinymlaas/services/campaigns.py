@@ -36,6 +36,7 @@ from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.core import UpdateResult
 from tinymlaas.services._reports import code_name, iso
 from tinymlaas.services.context import Context, new_id
+from tinymlaas.squeeze.quality import judge
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import CampaignRow, DeviceRow, InstallationRow, ModuleRow
 
@@ -179,15 +180,29 @@ def _capabilities(row: DeviceRow) -> DeviceCapabilities | None:
         return None
 
 
-def _deployable(session: Session, module_id: str) -> tuple[ModuleRow, dict[str, Any]]:
-    """The module and its manifest, if it was built and fits its board; InvalidInput saying why not."""
-    module = ModelRepository(session).module(module_id)
+def _deployable(
+    session: Session, module_id: str, *, threshold_points: float, allow_degraded: bool
+) -> tuple[ModuleRow, dict[str, Any]]:
+    """The module and its manifest, if it was built, fits its board and kept the float model's
+    quality (or the caller allows a degraded one); InvalidInput saying why not."""
+    repo = ModelRepository(session)
+    module = repo.module(module_id)
     if module.package_blob is None or module.manifest is None or not module.fits:
         reasons = "; ".join(module.reasons) or "no package was built"
         raise InvalidInput(
             f"module {module_id} does not fit its board ({reasons}): "
             "a module that does not fit is never offered for deployment"
         )
+    if not allow_degraded:
+        variant = repo.variant(module.variant_id)
+        quality = judge(
+            repo.model(variant.model_id).float_metric, variant.metrics, threshold_points=threshold_points
+        )
+        if quality is not None and quality.degraded:
+            raise InvalidInput(
+                f"module {module_id} is degraded: {quality.reason}; deploy it anyway with "
+                "--allow-degraded (API: allow_degraded), or squeeze it again"
+            )
     return module, module.manifest
 
 
@@ -208,10 +223,21 @@ def _refusals(
 
 
 def _gate(
-    session: Session, module_id: str, selector: str, stages: Sequence[int], max_failures: int | float
+    ctx: Context,
+    session: Session,
+    module_id: str,
+    selector: str,
+    stages: Sequence[int],
+    max_failures: int | float,
+    allow_degraded: bool,
 ) -> tuple[ModuleRow, dict[str, DeviceRow], CampaignPlan, dict[str, list[str]]]:
     """Everything a campaign is decided on: the module, the devices, the plan, and the gate's refusals."""
-    module, manifest = _deployable(session, module_id)
+    module, manifest = _deployable(
+        session,
+        module_id,
+        threshold_points=ctx.settings.degraded_threshold_points,
+        allow_degraded=allow_degraded,
+    )
     devices = {row.endpoint: row for row in DeviceRepository(session).devices()}
     refs = [DeviceRef(e, row.board_id or "", frozenset(row.tags)) for e, row in devices.items()]
     plan = CampaignPlan(tuple(stages), max_failures, select_targets(refs, selector))
@@ -224,6 +250,8 @@ def preview_campaign(
     selector: str,
     stages: Sequence[int] = (100,),
     max_failures: int | float = 0,
+    *,
+    allow_degraded: bool = False,
 ) -> dict[str, Any]:
     """What ``create_campaign`` would decide for each selected device, without storing anything.
 
@@ -232,7 +260,9 @@ def preview_campaign(
     devices each stage would reach.
     """
     with ctx.session() as session:
-        module, devices, plan, refused = _gate(session, module_id, selector, stages, max_failures)
+        module, devices, plan, refused = _gate(
+            ctx, session, module_id, selector, stages, max_failures, allow_degraded
+        )
         previous = 0
         stage_sizes = []
         for index, percent in enumerate(plan.stages):
@@ -268,15 +298,19 @@ def create_campaign(
     selector: str,
     stages: Sequence[int] = (100,),
     max_failures: int | float = 0,
+    *,
+    allow_degraded: bool = False,
 ) -> CampaignView:
     """Plan a rollout of ``module_id`` to the devices ``selector`` names and store it RUNNING.
 
     Devices the gate refuses are recorded REFUSED with its reasons; if it refuses every target, the
-    whole campaign is refused (InvalidInput with every reason) and nothing is stored.
+    whole campaign is refused (InvalidInput with every reason) and nothing is stored. A degraded
+    module (worse than its float model, ``squeeze.quality``) is refused unless ``allow_degraded``,
+    which the campaign's plan records.
     """
     now = datetime.now(UTC)
     with ctx.session() as session:
-        _, _, plan, refused = _gate(session, module_id, selector, stages, max_failures)
+        _, _, plan, refused = _gate(ctx, session, module_id, selector, stages, max_failures, allow_degraded)
         targets = plan.targets
         if len(refused) == len(targets):
             listed = "; ".join(f"{e}: {', '.join(reasons)}" for e, reasons in refused.items())
@@ -295,7 +329,12 @@ def create_campaign(
             id=campaign_id,
             module_id=module_id,
             selector=selector,
-            plan={"stages": list(plan.stages), "max_failures": plan.max_failures, "targets": list(targets)},
+            plan={
+                "stages": list(plan.stages),
+                "max_failures": plan.max_failures,
+                "targets": list(targets),
+                **({"allow_degraded": True} if allow_degraded else {}),
+            },
             state=campaign.state.value,
             current_stage=campaign.current_stage,
             created_at=now,
@@ -311,6 +350,7 @@ def create_campaign(
                 started_at=None,
                 finished_at=now if endpoint in refused else None,
                 updated_at=now,
+                state_changes=[_state_change(state, now)],
             )
             for endpoint, state in campaign.installations.items()
         ]
@@ -399,10 +439,16 @@ def rollback_campaign(ctx: Context, campaign_id: str) -> CampaignView:
         return _campaign_view(row, installations)
 
 
+def _state_change(state: InstallationState, at: datetime) -> dict[str, Any]:
+    """One entry of an installation's ``state_changes``: the state it entered, and when."""
+    return {"state": state.value, "at": iso(at)}
+
+
 def store_campaign(
     row: CampaignRow, installations: dict[str, InstallationRow], campaign: Campaign, now: datetime
 ) -> None:
-    """Copy a campaign value onto its rows, stamping the installations whose state changed."""
+    """Copy a campaign value onto its rows, stamping the installations whose state changed and
+    recording each change, so the rollout can be replayed over time."""
     row.state = campaign.state.value
     row.current_stage = campaign.current_stage
     row.updated_at = now
@@ -412,6 +458,8 @@ def store_campaign(
             continue
         installation.state = state.value
         installation.updated_at = now
+        # A new list, not an append: the JSON column notices a replaced value, not a mutated one.
+        installation.state_changes = [*installation.state_changes, _state_change(state, now)]
         if state is InstallationState.SENT:
             installation.started_at = now
         if state in TERMINAL_INSTALLATION_STATES:

@@ -7,6 +7,7 @@ from typing import Any
 from tinymlaas.compilers.base import VariantArtifact
 from tinymlaas.compilers.fit import check_fit
 from tinymlaas.compilers.registry import compiler_for
+from tinymlaas.data.scaling import InputScaling
 from tinymlaas.errors import InvalidInput, UnsupportedModel
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.views import module_view
@@ -46,6 +47,8 @@ def _artifact(ctx: Context, repo: ModelRepository, variant: VariantRow) -> Varia
             for runtime, data in variant.selftests.items()
         },
         lineage=lineage,
+        input_scaling=InputScaling.from_dict(model.input_scaling),
+        method=variant.method,
     )
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from tinymlaas.data import generators
 from tinymlaas.data.importers import FILE_SUFFIXES, import_path
+from tinymlaas.data.scaling import ScalingMethod
 from tinymlaas.data.split import split_indices
 from tinymlaas.data.types import (
     Arrays,
@@ -54,6 +55,7 @@ __all__ = [
     "DatasetSummary",
     "FieldLabels",
     "LoadedSnapshot",
+    "ScalingMethod",
     "SnapshotSummary",
     "spec_from_dict",
     "spec_to_dict",
@@ -143,6 +145,7 @@ class DatasetSummary:
     unlabelled: int = 0  # samples without a label (classification) or target (regression)
     collected: int = 0  # samples uploaded by devices, labelled or not
     field_labels: FieldLabels = FieldLabels.ACCEPT
+    input_scaling: ScalingMethod = ScalingMethod.STANDARDIZE  # how models trained on it scale inputs
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class LoadedSnapshot:
     spec: DatasetSpec
     arrays: Arrays
     split_counts: dict[str, int]
+    input_scaling: str = ScalingMethod.STANDARDIZE.value  # the dataset's choice when it was loaded
 
 
 class DatasetService:
@@ -216,6 +220,17 @@ class DatasetService:
                 field_labels=FieldLabels(field_labels).value,
             )
         )
+
+    def set_input_scaling(self, name: str, method: ScalingMethod | str) -> DatasetSummary:
+        """How models trained from now on scale their inputs; models already trained keep theirs."""
+        try:
+            chosen = ScalingMethod(method)
+        except ValueError:
+            choices = ", ".join(m.value for m in ScalingMethod)
+            raise InvalidInput(f"unknown input scaling {method!r}; choose one of {choices}") from None
+        with self.ctx.session() as session:
+            DatasetRepository(session).get(name).input_scaling = chosen.value
+        return self.show(name)
 
     def set_field_labels(self, name: str, policy: FieldLabels) -> DatasetSummary:
         """Keep or drop the labels devices send from now on; samples already stored keep theirs."""
@@ -440,6 +455,7 @@ class DatasetService:
                 unlabelled=repo.unlabelled_count(row.id, regression=spec.task is Task.REGRESSION),
                 collected=repo.collected_count(row.id),
                 field_labels=FieldLabels(row.field_labels),
+                input_scaling=ScalingMethod(row.input_scaling),
             )
 
     def snapshot(self, name: str) -> str:
@@ -531,6 +547,7 @@ class DatasetService:
             spec=spec,
             arrays=arrays,
             split_counts={k: len(v) for k, v in parts.items()},
+            input_scaling=dataset.input_scaling,
         )
 
 

@@ -93,6 +93,11 @@ def run_lifecycle(
                         "flash_bytes": module["flash_bytes"],
                         "ram_bytes": module["ram_bytes"],
                         "metric": metric,
+                        "method": variant["method"],
+                        "degraded": variant["degraded"],
+                        "degraded_reason": variant["degraded_reason"],
+                        "drop": variant["drop"],
+                        "quantization_report": variant["quantization_report"],
                         "fits": module["fits"],
                         "reasons": module["reasons"],
                     }

@@ -47,13 +47,16 @@ class ModelDetail(ModelSummary):
     squeezable: bool = Field(description="Whether a squeeze job for it would be accepted.")
 
 
-def _detail(model: ModelRow, run: TrainingRunRow | None, variants: list[VariantRow]) -> ModelDetail:
+def _detail(
+    ctx: Context, model: ModelRow, run: TrainingRunRow | None, variants: list[VariantRow]
+) -> ModelDetail:
     modules = sorted((m for v in variants for m in v.modules), key=lambda m: m.created_at)
+    threshold = ctx.settings.degraded_threshold_points
     return ModelDetail(
         **dict(ModelSummary.of(model)),
         spec=model.spec,
         run=run_view(run) if run else None,
-        variants=[VariantView.of(v) for v in variants],
+        variants=[VariantView.of(v, model.float_metric, threshold_points=threshold) for v in variants],
         modules=[ModuleView.of(m) for m in modules],
         squeezable=squeeze_refusal(model) is None,
     )
@@ -78,14 +81,14 @@ def models_page(
 def list_model_details(ctx: Context) -> list[ModelDetail]:
     """Every model as ``show_model`` gives it, by name and version, read in one session."""
     with ctx.session() as session:
-        return [_detail(m, m.run, m.variants) for m in ModelRepository(session).models_with_lineage()]
+        return [_detail(ctx, m, m.run, m.variants) for m in ModelRepository(session).models_with_lineage()]
 
 
 def show_model(ctx: Context, ref: str) -> ModelDetail:
     with ctx.session() as session:
         repo = ModelRepository(session)
         model = repo.model(ref)
-        return _detail(model, model.run, model.variants)
+        return _detail(ctx, model, model.run, model.variants)
 
 
 def variants_page(
@@ -97,7 +100,9 @@ def variants_page(
         repo = ModelRepository(session)
         model = repo.model(ref)
         rows = repo.variants(model.id, limit=limit, offset=offset)
-        return [VariantView.of(v) for v in rows], repo.count_variants(model.id)
+        threshold = ctx.settings.degraded_threshold_points
+        views = [VariantView.of(v, model.float_metric, threshold_points=threshold) for v in rows]
+        return views, repo.count_variants(model.id)
 
 
 def show_variant(ctx: Context, variant_id: str) -> dict[str, Any]:
@@ -105,8 +110,11 @@ def show_variant(ctx: Context, variant_id: str) -> dict[str, Any]:
     with ctx.session() as session:
         repo = ModelRepository(session)
         variant = repo.variant(variant_id)
+        model = repo.model(variant.model_id)
         return {
-            **variant_view(variant),
+            **variant_view(
+                variant, model.float_metric, threshold_points=ctx.settings.degraded_threshold_points
+            ),
             "inputs": variant.info["inputs"],
             "outputs": variant.info["outputs"],
             "layers": variant.info["layers"],

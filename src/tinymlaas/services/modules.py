@@ -8,6 +8,8 @@ signed with the server's key, byte for byte what a campaign sends.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from tinymlaas.catalog.board import Board, RuntimeProfile
@@ -20,7 +22,15 @@ from tinymlaas.services.views import module_view
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModuleRow
 
-__all__ = ["fit_report", "list_modules", "module_download", "modules_page", "show_module"]
+__all__ = [
+    "ModuleName",
+    "fit_report",
+    "list_modules",
+    "module_download",
+    "module_names",
+    "modules_page",
+    "show_module",
+]
 
 
 def _kib(n: int) -> str:
@@ -67,6 +77,44 @@ def show_module(ctx: Context, module_id: str) -> dict[str, Any]:
         repo = ModelRepository(session)
         row = repo.module(module_id)
         return {**_listed(repo, row), "manifest": row.manifest}
+
+
+@dataclass(frozen=True)
+class ModuleName:
+    """What a person calls a module: the model, its version, the variant's quantization and the board.
+
+    A module id (``mod_d816a844bb08``) says nothing to someone choosing or following a rollout; the
+    lineage it was built from does.
+    """
+
+    id: str
+    model: str
+    version: int
+    quantization: str
+    board: str
+
+    @property
+    def text(self) -> str:
+        """``gestures v2 · int8 · pico``."""
+        return f"{self.model} v{self.version} · {self.quantization} · {self.board}"
+
+
+def module_names(ctx: Context, module_ids: Iterable[str]) -> dict[str, ModuleName]:
+    """Module id -> its human name, for each of ``module_ids`` that is stored (each looked up once)."""
+    names: dict[str, ModuleName] = {}
+    with ctx.session() as session:
+        repo = ModelRepository(session)
+        for module_id in set(module_ids):
+            try:
+                module = repo.module(module_id)
+            except NotFound:
+                continue
+            variant = repo.variant(module.variant_id)
+            model = repo.model(variant.model_id)
+            names[module_id] = ModuleName(
+                module_id, model.name, model.version, variant.quantization, module.board_id
+            )
+    return names
 
 
 def _check(name: str, passed: bool | None, reason: str, **figures: Any) -> dict[str, Any]:

@@ -6,15 +6,19 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from tinymlaas.data.scaling import InputScaling
 from tinymlaas.errors import InvalidInput
 from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context, new_id
-from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.datasets import DatasetService, LoadedSnapshot
 from tinymlaas.services.views import variant_view
-from tinymlaas.squeeze.convert import Quantization
-from tinymlaas.squeeze.variants import Evaluation, Progress, SqueezedVariant, no_progress, squeeze
+from tinymlaas.squeeze.convert import Quantization, convert
+from tinymlaas.squeeze.quality import judge
+from tinymlaas.squeeze.variants import Evaluation, Progress, SqueezedVariant, assess, no_progress, squeeze
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModelRow, VariantRow
+from tinymlaas.training.qat import QatUnavailable, quantization_aware
+from tinymlaas.training.trainer import scaled
 
 __all__ = ["squeeze_model", "squeeze_refusal", "store_variant"]
 
@@ -52,21 +56,123 @@ def squeeze_model(
         if refusal is not None:
             raise InvalidInput(refusal)
         run = repo.run(str(model.training_run_id))
-        snapshot_id, seed = run.snapshot_id, run.recipe["seed"]
-    loaded = DatasetService(ctx).load(snapshot_id, seed=seed)
+        snapshot_id, recipe = run.snapshot_id, dict(run.recipe)
+        arch, float_metric = model.arch, model.float_metric
+    loaded = DatasetService(ctx).load(snapshot_id, seed=recipe["seed"])
+    scaling = InputScaling.from_dict(model.input_scaling)
+    keras_model = _keras_io.from_bytes(ctx.blobs.get(model.keras_blob))
     variants = squeeze(
-        _keras_io.from_bytes(ctx.blobs.get(model.keras_blob)),
+        keras_model,
         loaded.arrays.x_train,
         Evaluation(loaded.spec.task, loaded.arrays.x_test, loaded.arrays.y_test),
         quantizations=quantizations,
         max_arena_bytes=ctx.settings.arena_search_max_bytes,
+        scaling=scaling,
         progress=progress,
     )
-    return [store_variant(ctx, model.id, v, snapshot_id) for v in variants]
+    stored = []
+    for variant in variants:
+        report = None
+        if variant.quantization == "int8":
+            attempt = _Attempt(ctx, keras_model, arch, recipe, loaded, scaling, float_metric, progress)
+            variant, report = attempt.hold(variant)
+        stored.append(
+            store_variant(ctx, model.id, variant, snapshot_id, report=report, float_metric=float_metric)
+        )
+    return stored
+
+
+class _Attempt:
+    """Quantization that holds: post-training int8 first; quantization-aware training when it loses
+    more than ``qat_trigger_points``; the better of the two is kept and both are reported."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        keras_model: Any,
+        arch: str,
+        recipe: dict[str, Any],
+        loaded: LoadedSnapshot,
+        scaling: InputScaling,
+        float_metric: dict[str, Any] | None,
+        progress: Progress,
+    ) -> None:
+        self.ctx, self.keras_model, self.arch, self.recipe = ctx, keras_model, arch, recipe
+        self.loaded, self.scaling, self.float_metric, self.progress = loaded, scaling, float_metric, progress
+
+    def _entry(self, variant: SqueezedVariant, **extra: Any) -> dict[str, Any]:
+        quality = judge(self.float_metric, {k: m.as_dict() for k, m in variant.metrics.items()})
+        return {
+            "method": variant.method,
+            "metrics": {k: m.as_dict() for k, m in variant.metrics.items()},
+            "drop": quality.drop if quality else None,
+            **extra,
+        }
+
+    def hold(self, ptq: SqueezedVariant) -> tuple[SqueezedVariant, dict[str, Any]]:
+        first = self._entry(ptq)
+        trigger = self.ctx.settings.qat_trigger_points
+        if first["drop"] is None or first["drop"] <= trigger:
+            return ptq, {"attempts": [first], "kept": "ptq", "why": _within(first["drop"], trigger)}
+        self.progress(
+            f"int8: post-training quantization lost {first['drop']:.2f}; quantization-aware training"
+        )
+        try:
+            qat = self._qat()
+        except QatUnavailable as exc:
+            skipped = {"method": "qat", "skipped": exc.detail}
+            return ptq, {"attempts": [first, skipped], "kept": "ptq", "why": exc.detail}
+        second = self._entry(qat)
+        better = second["drop"] is not None and second["drop"] < first["drop"]
+        why = (
+            f"quantization-aware training lost {second['drop']:.2f} against "
+            f"post-training's {first['drop']:.2f}"
+            if second["drop"] is not None
+            else "quantization-aware training could not be measured"
+        )
+        return (qat if better else ptq), {
+            "attempts": [first, second],
+            "kept": "qat" if better else "ptq",
+            "why": why,
+        }
+
+    def _qat(self) -> SqueezedVariant:
+        arrays = scaled(self.loaded.arrays, self.scaling)
+        result = quantization_aware(
+            self.keras_model,
+            self.arch,
+            float(self.recipe.get("width", 1.0)),
+            self.loaded.spec,
+            arrays,
+            learning_rate=float(self.recipe.get("learning_rate", 0.003)),
+            seed=int(self.recipe["seed"]),
+        )
+        tflite = convert(result.model, Quantization.INT8, arrays.x_train)
+        return assess(
+            tflite,
+            Evaluation(self.loaded.spec.task, self.loaded.arrays.x_test, self.loaded.arrays.y_test),
+            max_arena_bytes=self.ctx.settings.arena_search_max_bytes,
+            name=f"{self.arch} (int8, quantization-aware)",
+            scaling=self.scaling,
+            method="qat",
+            progress=self.progress,
+        )
+
+
+def _within(drop: float | None, trigger: float) -> str:
+    if drop is None:
+        return "no float metric to compare with"
+    return f"post-training quantization lost {drop:.2f} (within {trigger:g})"
 
 
 def store_variant(
-    ctx: Context, model_id: str, variant: SqueezedVariant, snapshot_id: str | None
+    ctx: Context,
+    model_id: str,
+    variant: SqueezedVariant,
+    snapshot_id: str | None,
+    *,
+    report: dict[str, Any] | None = None,
+    float_metric: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     blob = ctx.blobs.put(variant.tflite)
     with ctx.session() as session:
@@ -83,7 +189,9 @@ def store_variant(
                 metrics={k: m.as_dict() for k, m in variant.metrics.items()},
                 runtime_errors=dict(variant.runtime_errors),
                 selftests={k: s.as_dict() for k, s in variant.selftests.items()},
+                method=variant.method,
+                quantization_report=report,
                 evaluated_on=snapshot_id,
             )
         )
-        return variant_view(row)
+        return variant_view(row, float_metric, threshold_points=ctx.settings.degraded_threshold_points)

@@ -25,9 +25,13 @@ def train_model(
     arch: str | None = None,
     epochs: int | None = None,
     seed: int | None = None,
+    scaling: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> dict[str, Any]:
     """Train on ``snapshot`` of ``dataset`` (a fresh one when not given), store run + model.
+
+    Inputs are scaled as ``scaling`` says, by default as the dataset is set to (``standardize``
+    unless changed); the scaling learnt from the train split is stored with the model.
 
     A caller that already froze the dataset passes that snapshot, so what it reports is exactly
     what the model learnt from, even when samples arrived since. Returns the model view.
@@ -38,7 +42,9 @@ def train_model(
     loaded = datasets.load(snapshot_id, seed=seed)
     if loaded.dataset != dataset:
         raise InvalidInput(f"snapshot {snapshot_id} is of dataset {loaded.dataset!r}, not {dataset!r}")
-    recipe = default_recipe(loaded.spec, arch=arch, epochs=epochs, seed=seed)
+    recipe = default_recipe(
+        loaded.spec, arch=arch, epochs=epochs, seed=seed, scaling=scaling or loaded.input_scaling
+    )
     started = time.perf_counter()
     result = train(loaded.spec, loaded.arrays, recipe, on_epoch)
     duration = time.perf_counter() - started
@@ -76,6 +82,7 @@ def train_model(
                 params=result.params,
                 spec=spec_to_dict(loaded.spec),
                 float_metric=result.test_metric.as_dict(),
+                input_scaling=result.scaling.as_dict(),
             )
         )
         return {**model_view(model), "run": run_view(run)}

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from tinymlaas.squeeze.quality import DEFAULT_DEGRADED_POINTS, judge
 from tinymlaas.storage.tables import ModelRow, ModuleRow, TrainingRunRow, VariantRow
 
 __all__ = [
@@ -45,6 +46,11 @@ class ModelSummary(BaseModel):
     params: int
     training_run: str | None
     float_metric: dict[str, Any] | None
+    input_scaling: dict[str, Any] | None = Field(
+        default=None,
+        description="How inputs in sensor units are scaled before the model (method, offset and scale "
+        "per feature or channel, learnt from the train split); None: inputs go in as measured.",
+    )
     source_file: str
     created_at: str
 
@@ -59,6 +65,7 @@ class ModelSummary(BaseModel):
             params=row.params,
             training_run=row.training_run_id,
             float_metric=row.float_metric,
+            input_scaling=row.input_scaling,
             source_file=row.source_file,
             created_at=row.created_at.isoformat(),
         )
@@ -84,9 +91,34 @@ class VariantView(BaseModel):
     metrics: dict[str, Any] = Field(description="Runtime -> its score on the test split, measured in it.")
     runtime_errors: dict[str, str] = Field(description="Runtime -> why it cannot run this variant.")
     evaluated_on: str | None = Field(description="The snapshot the metrics were measured on.")
+    method: str | None = Field(
+        default=None, description="int8: 'ptq' (post-training) or 'qat' (quantization-aware training)."
+    )
+    quantization_report: dict[str, Any] | None = Field(
+        default=None, description="int8: every quantization attempt with its metric, and which was kept."
+    )
+    degraded: bool = Field(
+        default=False,
+        description="Worse than the float model by more than the allowed drop: deploy refuses it "
+        "unless allowed explicitly.",
+    )
+    degraded_reason: str | None = Field(default=None, description="Why it is degraded, with the figures.")
+    drop: float | None = Field(
+        default=None,
+        description="Accuracy points lost against the float model (regression: percent more error), "
+        "in the runtime it ships in.",
+    )
 
     @classmethod
-    def of(cls, row: VariantRow) -> VariantView:
+    def of(
+        cls,
+        row: VariantRow,
+        float_metric: dict[str, Any] | None = None,
+        *,
+        threshold_points: float = DEFAULT_DEGRADED_POINTS,
+    ) -> VariantView:
+        """The variant; with the float model's metric, also its quality verdict against it."""
+        quality = judge(float_metric, row.metrics, threshold_points=threshold_points)
         return cls(
             id=row.id,
             model=row.model_id,
@@ -99,6 +131,11 @@ class VariantView(BaseModel):
             metrics=row.metrics,
             runtime_errors=row.runtime_errors,
             evaluated_on=row.evaluated_on,
+            method=row.method,
+            quantization_report=row.quantization_report,
+            degraded=quality.degraded if quality else False,
+            degraded_reason=quality.reason if quality else None,
+            drop=quality.drop if quality else None,
         )
 
 
@@ -139,8 +176,13 @@ class ModuleView(BaseModel):
         return self.fits and self.package is not None
 
 
-def variant_view(row: VariantRow) -> dict[str, Any]:
-    return VariantView.of(row).model_dump()
+def variant_view(
+    row: VariantRow,
+    float_metric: dict[str, Any] | None = None,
+    *,
+    threshold_points: float = DEFAULT_DEGRADED_POINTS,
+) -> dict[str, Any]:
+    return VariantView.of(row, float_metric, threshold_points=threshold_points).model_dump()
 
 
 def module_view(row: ModuleRow) -> dict[str, Any]:

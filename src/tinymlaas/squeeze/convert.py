@@ -34,7 +34,8 @@ class Quantization(StrEnum):
 def convert(
     model: keras.Model, quantization: Quantization, representative: np.ndarray | None = None
 ) -> bytes:
-    """Convert ``model``; int8 needs ``representative`` inputs (from the train split) for calibration."""
+    """Convert ``model`` (Keras 3, or a ``tf_keras`` model after quantization-aware training); int8
+    needs ``representative`` inputs from the train split, in the model's input units, to calibrate."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -44,7 +45,10 @@ def convert(
     elif quantization is Quantization.INT8:
         if representative is None or len(representative) == 0:
             raise InvalidInput("int8 quantization needs representative samples from the train split")
-        calibration = np.asarray(representative[:REPRESENTATIVE_SAMPLES], dtype=np.float32)
+        # A seeded subset spread over the whole split: the first rows of a file sorted by class
+        # would calibrate the activation ranges on one class only.
+        order = np.random.default_rng(0).permutation(len(representative))[:REPRESENTATIVE_SAMPLES]
+        calibration = np.asarray(representative, dtype=np.float32)[np.sort(order)]
 
         def samples() -> Iterator[list[np.ndarray]]:
             for x in calibration:

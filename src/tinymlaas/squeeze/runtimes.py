@@ -1,8 +1,8 @@
 """Run a ``.tflite`` in the real runtimes: TFLite Micro (``tflite-micro``) and LiteRT.
 
-Both runners take float inputs and give float outputs, quantizing and dequantizing at the edges
-exactly as firmware would with the tensors' scale and zero point, so metrics from either runtime
-are comparable with the float model's.
+Both runners take inputs in sensor units and give float outputs: they apply the model's input
+scaling, then quantize and dequantize at the edges exactly as firmware would with the tensors' scale
+and zero point, so metrics from either runtime are comparable with the float model's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from tinymlaas.data.scaling import InputScaling, ScalingMethod
 from tinymlaas.errors import RuntimeFailure
 from tinymlaas.squeeze.info import TensorInfo
 
@@ -38,18 +39,23 @@ class Runner(ABC):
 
     runtime: ClassVar[str]
 
-    def __init__(self, input: TensorInfo, output: TensorInfo) -> None:
+    def __init__(self, input: TensorInfo, output: TensorInfo, scaling: InputScaling | None = None) -> None:
         self.input = input
         self.output = output
+        self.scaling = scaling or InputScaling(ScalingMethod.NONE)
 
     @abstractmethod
     def run_raw(self, raw: np.ndarray) -> np.ndarray:
         """Invoke on one input already in the tensor's dtype and shape; return the raw output."""
 
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """One sample in sensor units (without batch axis) to the input tensor's dtype and shape."""
+        scaled = self.scaling.apply(np.asarray(x, np.float32).reshape(self.input.shape[1:]))
+        return quantize(scaled.reshape(self.input.shape), self.input)
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        """One float sample (without batch axis) in, dequantized float output (without batch) out."""
-        raw = quantize(np.asarray(x, np.float32).reshape(self.input.shape), self.input)
-        return dequantize(self.run_raw(raw), self.output).reshape(self.output.shape[1:])
+        """One sample in sensor units (without batch axis) in, dequantized float output out."""
+        return dequantize(self.run_raw(self.prepare(x)), self.output).reshape(self.output.shape[1:])
 
     def run_many(self, xs: np.ndarray) -> np.ndarray:
         return np.stack([self.run(x) for x in xs]) if len(xs) else np.empty((0,))
@@ -60,8 +66,16 @@ class TflmRunner(Runner):
 
     runtime = "tflm"
 
-    def __init__(self, tflite: bytes, input: TensorInfo, output: TensorInfo, *, arena_bytes: int) -> None:
-        super().__init__(input, output)
+    def __init__(
+        self,
+        tflite: bytes,
+        input: TensorInfo,
+        output: TensorInfo,
+        *,
+        arena_bytes: int,
+        scaling: InputScaling | None = None,
+    ) -> None:
+        super().__init__(input, output, scaling)
         from tflite_micro import runtime as tflm
 
         try:
@@ -82,8 +96,10 @@ class LiteRtRunner(Runner):
 
     runtime = "litert"
 
-    def __init__(self, tflite: bytes, input: TensorInfo, output: TensorInfo) -> None:
-        super().__init__(input, output)
+    def __init__(
+        self, tflite: bytes, input: TensorInfo, output: TensorInfo, *, scaling: InputScaling | None = None
+    ) -> None:
+        super().__init__(input, output, scaling)
         from ai_edge_litert.interpreter import Interpreter
 
         try:

@@ -73,6 +73,10 @@ class DatasetRow(Base):
     # What devices may say about their samples: "accept" keeps a label a device sends, "unlabelled"
     # stores field data without one, so labels in that dataset come from people only.
     field_labels: Mapped[str] = mapped_column(String(16), default="accept", server_default="accept")
+    # How models trained on this dataset scale their inputs (data.scaling.ScalingMethod).
+    input_scaling: Mapped[str] = mapped_column(
+        String(16), default="standardize", server_default="standardize"
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -164,6 +168,8 @@ class ModelRow(Base):
     params: Mapped[int] = mapped_column(Integer)
     spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     float_metric: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # data.scaling.InputScaling as a dict; None: inputs go to the model as measured.
+    input_scaling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_file: Mapped[str] = mapped_column(String(1024), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -186,6 +192,9 @@ class VariantRow(Base):
     metrics: Mapped[dict[str, Any]]  # runtime -> {"name", "value"} on the test split
     runtime_errors: Mapped[dict[str, Any]]  # runtime -> reason it cannot run
     selftests: Mapped[dict[str, Any]]  # runtime -> self-test vectors
+    method: Mapped[str | None] = mapped_column(String(16))  # int8: "ptq" or "qat"
+    # int8: every quantization attempt with its metric and why the kept one was kept.
+    quantization_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     evaluated_on: Mapped[str | None] = mapped_column(ForeignKey("snapshots.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -267,7 +276,12 @@ class CampaignRow(Base):
 
 
 class InstallationRow(Base):
-    """One device in one campaign. ``updated_at`` is its last progress, which the stall timeout measures."""
+    """One device in one campaign. ``updated_at`` is its last progress, which the stall timeout measures.
+
+    ``state_changes`` lists every state the installation entered with when, oldest first
+    (``{"state": "sent", "at": ISO 8601}``), so a campaign's rollout can be replayed over time; rows
+    stored before it was kept hold ``[]``.
+    """
 
     __tablename__ = "installations"
 
@@ -279,6 +293,7 @@ class InstallationRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    state_changes: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
 
 class JobRow(Base):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tinymlaas.data.scaling import InputScaling, ScalingMethod, fit_scaling
 from tinymlaas.data.types import Arrays, DatasetSpec, Task
 from tinymlaas.errors import InvalidInput
 from tinymlaas.metrics import Metric, confusion_matrix, score
@@ -17,7 +18,7 @@ from tinymlaas.training import zoo
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["EpochCallback", "Recipe", "TrainResult", "default_recipe", "train"]
+__all__ = ["EpochCallback", "Recipe", "TrainResult", "default_recipe", "scaled", "train"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,6 +37,14 @@ class Recipe:
     patience: int = 10  # epochs without val_loss improvement before stopping
     width: float = 1.0  # width multiplier for the architecture
     seed: int = 1234
+    scaling: str = ScalingMethod.STANDARDIZE.value  # how inputs are scaled (data.scaling.ScalingMethod)
+
+    def __post_init__(self) -> None:
+        try:
+            ScalingMethod(self.scaling)
+        except ValueError:
+            choices = ", ".join(m.value for m in ScalingMethod)
+            raise InvalidInput(f"unknown input scaling {self.scaling!r}; choose one of {choices}") from None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -49,6 +58,7 @@ class TrainResult:
     test_metric: Metric
     epochs_run: int
     params: int
+    scaling: InputScaling  # learnt from the train split; the model takes inputs only through it
     # Classification only: true class x predicted class on the test split (see metrics.confusion_matrix).
     confusion: list[list[int]] | None = None
 
@@ -57,9 +67,28 @@ class TrainResult:
 DEFAULT_EPOCHS = {"dense": 300, "cnn1d": 60, "cnn2d": 60, "mobilenet": 40}
 
 
-def default_recipe(spec: DatasetSpec, *, arch: str | None, epochs: int | None, seed: int) -> Recipe:
+def default_recipe(
+    spec: DatasetSpec,
+    *,
+    arch: str | None,
+    epochs: int | None,
+    seed: int,
+    scaling: str = ScalingMethod.STANDARDIZE.value,
+) -> Recipe:
     chosen = arch or zoo.choose(spec)
-    return Recipe(arch=chosen, epochs=epochs or DEFAULT_EPOCHS.get(chosen, 50), seed=seed)
+    return Recipe(arch=chosen, epochs=epochs or DEFAULT_EPOCHS.get(chosen, 50), seed=seed, scaling=scaling)
+
+
+def scaled(arrays: Arrays, scaling: InputScaling) -> Arrays:
+    """The three splits in the model's input units."""
+    return Arrays(
+        x_train=scaling.apply(arrays.x_train),
+        y_train=arrays.y_train,
+        x_val=scaling.apply(arrays.x_val) if len(arrays.x_val) else arrays.x_val,
+        y_val=arrays.y_val,
+        x_test=scaling.apply(arrays.x_test),
+        y_test=arrays.y_test,
+    )
 
 
 def _check(spec: DatasetSpec, arrays: Arrays) -> None:
@@ -72,12 +101,15 @@ def _check(spec: DatasetSpec, arrays: Arrays) -> None:
 def train(
     spec: DatasetSpec, arrays: Arrays, recipe: Recipe, on_epoch: EpochCallback | None = None
 ) -> TrainResult:
-    """Build ``recipe.arch`` for ``spec`` and fit it; the best epoch on validation loss is kept."""
+    """Learn the input scaling from the train split, build ``recipe.arch`` for ``spec`` and fit it on
+    scaled inputs; the best epoch on validation loss is kept. ``arrays`` are in sensor units."""
     import keras
 
     _check(spec, arrays)
+    scaling = fit_scaling(ScalingMethod(recipe.scaling), arrays.x_train)
+    arrays = scaled(arrays, scaling)
     keras.utils.set_random_seed(recipe.seed)
-    model = zoo.build(recipe.arch, spec, arrays.x_train, recipe.width)
+    model = zoo.build(recipe.arch, spec, recipe.width)
     classification = spec.task is Task.CLASSIFICATION
     model.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),
@@ -116,6 +148,7 @@ def train(
         test_metric=score(spec.task, arrays.y_test, predictions),
         epochs_run=len(history.get("loss", [])),
         params=int(model.count_params()),
+        scaling=scaling,
         confusion=(
             confusion_matrix(arrays.y_test, predictions, len(spec.labels)) if classification else None
         ),

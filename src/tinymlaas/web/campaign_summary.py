@@ -1,14 +1,15 @@
 """What the Deployments pages show, laid out from the services' campaign, model and preview views.
 
-Pure functions: a campaign's stages with their devices, the modules a rollout can choose from, how
-each installation state reads, and the wizard's plan fields read from a form. Whether a campaign can
+Pure functions: a campaign's stages with their devices, its rollout over time as a Plotly figure, the
+modules a rollout can choose from, how each installation state reads, and the wizard's plan fields
+read from a form. Whether a campaign can
 still change or be cancelled is the service's verdict, not decided here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tinymlaas.deploy.campaigns import CampaignPlan, CampaignState, InstallationState
@@ -16,8 +17,16 @@ from tinymlaas.errors import InvalidInput
 from tinymlaas.services.campaigns import CampaignView, InstallationView
 from tinymlaas.services.fleet_health import ALERT_STATES
 from tinymlaas.services.models import ModelDetail
+from tinymlaas.services.rollout import RolloutTimeline
 
-__all__ = ["HISTORY_TONES", "INSTALLATION_TONES", "campaign_stages", "module_choices", "parse_plan"]
+__all__ = [
+    "HISTORY_TONES",
+    "INSTALLATION_TONES",
+    "campaign_stages",
+    "module_choices",
+    "parse_plan",
+    "rollout_figure",
+]
 
 _I = InstallationState
 
@@ -29,6 +38,21 @@ INSTALLATION_TONES = {
 }
 # In a device's update history, every installation that needs attention or was refused stands out.
 HISTORY_TONES = dict.fromkeys((*(state.value for state in ALERT_STATES), _I.REFUSED.value), "warn")
+# Each installation state's colour in the rollout chart: waiting greys, work in progress blues, outcomes
+# green, red and amber, so a glance tells progress from trouble.
+_STATE_COLOURS = {
+    _I.PENDING.value: "#c4c9cf",
+    _I.SENT.value: "#9ecae1",
+    _I.DOWNLOADING.value: "#4292c6",
+    _I.INSTALLING.value: "#08519c",
+    _I.SUCCEEDED.value: "#2ca25f",
+    _I.FAILED.value: "#d7301f",
+    _I.ROLLED_BACK.value: "#fd8d3c",
+    _I.ROLLBACK_FAILED.value: "#7f0000",
+    _I.REFUSED.value: "#bcbd22",
+    _I.CANCELLED.value: "#8c8c8c",
+}
+_WHOLE_TICKS = 10  # devices up to which the rollout chart ticks every device
 
 
 def _duration_s(installation: InstallationView) -> float | None:
@@ -114,3 +138,39 @@ def parse_plan(stages: str, max_failures: str) -> tuple[tuple[int, ...], int | f
             f"got {max_failures!r}"
         ) from None
     return tuple(int(part) for part in parts), limit
+
+
+def rollout_figure(timeline: RolloutTimeline) -> dict[str, Any] | None:
+    """How many devices stood in each installation state over time, as stacked steps; None before any
+    device has a state to show.
+
+    Times are drawn in UTC without a zone suffix, which plotly.js does not read.
+    """
+    if not timeline.times:
+        return None
+    x = [moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for moment in timeline.times]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": state,
+                "x": x,
+                "y": timeline.counts[state],
+                "stackgroup": "devices",
+                "line": {"shape": "hv", "width": 0.5, "color": _STATE_COLOURS.get(state)},
+                "hovertemplate": f"%{{y}} {state}<extra></extra>",
+            }
+            for state in timeline.states
+        ],
+        "layout": {
+            "height": 280,
+            "margin": {"t": 10, "r": 10, "b": 40, "l": 50},
+            "xaxis": {"title": {"text": "time (UTC)"}, "type": "date"},
+            # Whole devices on the axis of a small fleet; plotly's own ticks for a large one.
+            "yaxis": {"title": {"text": "devices"}, "rangemode": "tozero"}
+            | ({"dtick": 1} if timeline.devices <= _WHOLE_TICKS else {}),
+            "hovermode": "x unified",
+            "legend": {"orientation": "h", "y": -0.25},
+        },
+    }

@@ -1,5 +1,7 @@
 """The sample browser: one dataset's samples as a grid of thumbnails or small charts, filtered and paged,
-labelled one at a time or many at once, with its snapshots and a form to upload one more sample.
+labelled one at a time or many at once, with its snapshots and a form to upload one more sample. Above
+the grid, the data explorer shows a few samples of each class and a 2-D projection of the samples, so
+outliers and likely mislabels stand out before anyone trains on them.
 
 Forms post with the session cookie and answer with a redirect back to the view they were sent from; a
 refusal renders that view again with the reason in a flash message and the error's status code.
@@ -22,6 +24,7 @@ from tinymlaas.httpio.uploads import receive
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService, FieldLabels
+from tinymlaas.services.explorer import explore_dataset
 from tinymlaas.services.samples import (
     UPLOAD_SUFFIXES,
     Origin,
@@ -31,7 +34,15 @@ from tinymlaas.services.samples import (
     set_labels,
     upload_sample,
 )
-from tinymlaas.web.dataset_views import PAGE_SIZE, BrowserView, browser_view, dataset_row, pager, sample_cards
+from tinymlaas.web.dataset_views import (
+    PAGE_SIZE,
+    BrowserView,
+    browser_view,
+    dataset_row,
+    explorer_view,
+    pager,
+    sample_cards,
+)
 from tinymlaas.web.deps import ContextDep, needs, render
 from tinymlaas.web.login import safe_next
 from tinymlaas.web.sessions import DashboardSession
@@ -78,6 +89,8 @@ def _browser(
         error, status, view = exc.detail, 422, BrowserView()
         found = list_samples(context, name, limit=PAGE_SIZE)
     previews = preview_samples(context, name, [s["id"] for s in found.samples])
+    exploration = explore_dataset(context, name)
+    gallery = [sample_id for c in exploration.classes for sample_id in c.sample_ids]
     return render(
         request,
         "datasets_browse.html",
@@ -87,6 +100,7 @@ def _browser(
         cards=sample_cards(found.samples, previews),
         view=view,
         pager=pager(found.count, view),
+        explorer=explorer_view(exploration, preview_samples(context, name, gallery)),
         snapshots=service.snapshot_list(name),
         origins=[o.value for o in Origin],
         back=f"/datasets/{name}?{view.query()}",

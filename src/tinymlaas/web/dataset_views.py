@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from tinymlaas.data.types import Task
 from tinymlaas.errors import InvalidInput
 from tinymlaas.services.datasets import DatasetSummary
+from tinymlaas.services.explorer import Exploration, Projection
 from tinymlaas.services.samples import Origin, PreviewKind, SamplePreview
 
 __all__ = [
@@ -22,12 +23,15 @@ __all__ = [
     "browser_view",
     "classes",
     "dataset_row",
+    "explorer_view",
     "pager",
+    "projection_figure",
     "sample_cards",
 ]
 
 PAGE_SIZE = 24  # samples per page of the browser: a screenful of thumbnails or small charts
 _MAX_POINTS = 400  # per channel in a card's chart; longer windows (audio) are drawn every n-th value
+_UNLABELLED = "(no label)"  # how samples without a label read in the projection's legend
 
 
 @dataclass(frozen=True)
@@ -149,4 +153,85 @@ def pager(count: int, view: BrowserView, size: int = PAGE_SIZE) -> dict[str, Any
         "count": count,
         "previous": view.query(offset=max(0, view.offset - size)) if view.offset > 0 else None,
         "next": view.query(offset=view.offset + size) if last < count else None,
+    }
+
+
+def _axis(number: int, share: float) -> dict[str, Any]:
+    return {"title": {"text": f"component {number} ({share:.0%} of the variance)"}, "zeroline": False}
+
+
+def projection_figure(projection: Projection, *, regression: bool) -> dict[str, Any]:
+    """The projection as a scatter: one trace per class (or one coloured by target for regression).
+
+    Every point carries ``[sample id, label or target]`` in ``customdata`` (an unlabelled sample's
+    label is empty), shown on hover and read by the page's click handler to show that sample.
+    """
+    points = projection.points
+    if regression:
+        traces = [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "samples",
+                "x": [p.x for p in points],
+                "y": [p.y for p in points],
+                "customdata": [[p.id, "none" if p.target is None else f"{p.target:g}"] for p in points],
+                "hovertemplate": "%{customdata[0]}<br>target %{customdata[1]}<extra></extra>",
+                "marker": {
+                    "size": 7,
+                    "color": [p.target for p in points],
+                    "colorscale": "Viridis",
+                    "showscale": True,
+                    "colorbar": {"title": {"text": "target"}},
+                },
+            }
+        ]
+    else:
+        by_label: dict[str, list[Any]] = {}
+        for point in points:
+            by_label.setdefault(point.label or _UNLABELLED, []).append(point)
+        traces = [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": label,
+                "x": [p.x for p in members],
+                "y": [p.y for p in members],
+                "customdata": [[p.id, p.label or ""] for p in members],
+                "hovertemplate": "%{customdata[0]}<br>%{fullData.name}<extra></extra>",
+                "marker": {"size": 7, "opacity": 0.8}
+                | ({"color": "#9aa0a6", "symbol": "x"} if label == _UNLABELLED else {}),
+            }
+            for label, members in sorted(by_label.items(), key=lambda item: (item[0] == _UNLABELLED, item[0]))
+        ]
+    return {
+        "data": traces,
+        "layout": {
+            "height": 420,
+            "margin": {"t": 10, "r": 10, "b": 50, "l": 60},
+            "xaxis": _axis(1, projection.explained[0]),
+            "yaxis": _axis(2, projection.explained[1]),
+            "legend": {"title": {"text": "label"}},
+            "hovermode": "closest",
+        },
+    }
+
+
+def explorer_view(exploration: Exploration, previews: Mapping[str, SamplePreview]) -> dict[str, Any]:
+    """The data explorer: each class with a few of its samples drawn as cards, and the projection."""
+    projection = exploration.projection
+    return {
+        "total": exploration.total,
+        "classes": [
+            {
+                "label": c.label,
+                "count": c.count,
+                "cards": sample_cards([{"id": i, "label": c.label} for i in c.sample_ids], previews),
+            }
+            for c in exploration.classes
+        ],
+        "projection": projection,
+        "figure": None
+        if projection is None
+        else projection_figure(projection, regression=exploration.regression),
     }

@@ -19,7 +19,15 @@ from tinymlaas.services import campaigns as service
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.models import list_model_details
-from tinymlaas.web.campaign_summary import INSTALLATION_TONES, campaign_stages, module_choices, parse_plan
+from tinymlaas.services.modules import module_names
+from tinymlaas.services.rollout import rollout_timeline
+from tinymlaas.web.campaign_summary import (
+    INSTALLATION_TONES,
+    campaign_stages,
+    module_choices,
+    parse_plan,
+    rollout_figure,
+)
 from tinymlaas.web.deps import ContextDep, Viewer, needs, render
 from tinymlaas.web.sessions import DashboardSession
 
@@ -49,6 +57,7 @@ def _list_page(
         session,
         status,
         campaigns=campaigns,
+        module_names=module_names(context, {c.module for c in campaigns}),
         live=any(c.active or c.in_flight for c in campaigns),
         modules=module_choices(list_model_details(context)),
         refused=InstallationState.REFUSED.value,
@@ -111,6 +120,7 @@ def _campaign_page(
     status: int = 200,
 ) -> HTMLResponse:
     campaign = service.show_campaign(context, campaign_id)
+    timeline = rollout_timeline(context, campaign_id)
     return render(
         request,
         "campaign.html",
@@ -118,6 +128,9 @@ def _campaign_page(
         status,
         campaign=campaign,
         stages=campaign_stages(campaign),
+        module_name=module_names(context, [campaign.module]).get(campaign.module),
+        timeline=timeline,
+        timeline_figure=rollout_figure(timeline),
         tones=INSTALLATION_TONES,
         live=campaign.active or campaign.in_flight,
         error=error,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from tinymlaas.services.campaigns import device_installations
 from tinymlaas.services.fleet import device_telemetry, list_devices, list_devices_page, show_device
+from tinymlaas.services.modules import module_names
 from tinymlaas.web.campaign_summary import HISTORY_TONES
 from tinymlaas.web.deps import ContextDep, Viewer, render
 from tinymlaas.web.summaries import confidence_chart, count_chart, filter_choices, latency_chart
@@ -80,12 +81,14 @@ def device_page(request: Request, context: ContextDep, session: Viewer, endpoint
     """One device: what it can run, what it runs, how it performs, and what happened to it."""
     device = show_device(context, endpoint, _EVENTS_SHOWN)
     samples = device_telemetry(context, endpoint, _SAMPLES_CHARTED)["samples"]
+    updates = device_installations(context, endpoint)
     return render(
         request,
         "device.html",
         session,
         device=device,
-        updates=device_installations(context, endpoint),
+        updates=updates,
+        module_names=module_names(context, {u["module"] for u in updates}),
         tones=HISTORY_TONES,
         count_chart=count_chart(samples),
         latency_chart=latency_chart(samples),

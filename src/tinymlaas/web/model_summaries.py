@@ -1,25 +1,70 @@
 """What the Models pages show, laid out from the model details the services return.
 
-Pure functions: each model's variants side by side with the module compiled from each for each board
-(the latest one, when a variant was compiled for a board more than once), and Plotly figures of size,
-metric and fit. Every figure is a stored measurement; a board's usable flash and RAM come from the
+Pure functions: a row per model name for the list; for one model its variants side by side with the
+module compiled from each for each board (the latest one, when a variant was compiled for a board more
+than once), Plotly figures of size, metric, fit and metric against memory per board, and its confusion
+matrix as a table. Every figure is a stored measurement; a board's usable flash and RAM come from the
 catalog, passed in as ``usable`` (board id -> (flash bytes, RAM bytes)). Whether a model can be
 squeezed is the service's verdict.
+
+A runtime that cannot run a variant says why at length (a TFLM error can span lines), and every module
+compiled from that variant for that runtime repeats the reason; the page shows it once per variant as a
+short note and lets each module cell point to it.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import asdict
 from typing import Any
 
 from tinymlaas.formatting import fmt_bytes, fmt_metric
+from tinymlaas.services.model_pages import ConfusionMatrix, ModelLine
 from tinymlaas.services.models import ModelDetail
 from tinymlaas.services.views import ModuleView, VariantView
 
-__all__ = ["fit_figure", "metric_figures", "model_section", "size_figure"]
+__all__ = [
+    "board_figure",
+    "confusion_table",
+    "fit_figure",
+    "line_row",
+    "metric_figures",
+    "model_section",
+    "runtime_notes",
+    "size_figure",
+]
 
 Usable = dict[str, tuple[int, int]]
 
 _LAYOUT = {"margin": {"t": 40, "r": 10, "b": 90, "l": 60}, "height": 340, "legend": {"orientation": "h"}}
+_RAM_AXIS = "RAM the module needs (KiB)"
+_FLASH_AXIS = "flash the module needs (KiB)"
+_NOTE_CHARS = 120  # how much of an error's first line a note shows; the full text is folded away
+_HINT = re.compile(r"\([^()]*\)\s*$")  # a closing "(what to do instead)" the runners add to an error
+
+
+def line_row(line: ModelLine) -> dict[str, Any]:
+    """One model name on the list, its scores formatted for people."""
+    return {**asdict(line), "float": fmt_metric(line.float_metric), "int8": fmt_metric(line.best_int8)}
+
+
+def _short(error: str) -> str:
+    # With a closing hint, the hint says what to do and the clause before the first colon what went
+    # wrong; the kernel-level detail between them is for the full text.
+    first = error.strip().splitlines()[0] if error.strip() else error
+    hint = _HINT.search(error)
+    if hint:
+        return f"{first.split(': ', 1)[0]} {hint.group(0).strip()}"
+    return first if len(first) <= _NOTE_CHARS else first[: _NOTE_CHARS - 1].rstrip() + "…"
+
+
+def runtime_notes(variant: VariantView) -> list[dict[str, str]]:
+    """Per runtime that cannot run the variant: a one-line note and, when that shortens it, the full error."""
+    notes = []
+    for runtime, error in sorted(variant.runtime_errors.items()):
+        short = _short(error)
+        notes.append({"runtime": runtime, "short": short, "full": "" if short == error else error})
+    return notes
 
 
 def _label(model: ModelDetail, variant: VariantView) -> str:
@@ -31,12 +76,17 @@ def _latest_modules(model: ModelDetail) -> dict[tuple[str, str], ModuleView]:
     return {(m.variant, m.board): m for m in model.modules}
 
 
-def _cell(module: ModuleView | None, usable: Usable) -> dict[str, Any] | None:
+def _cell(module: ModuleView | None, variant: VariantView, usable: Usable) -> dict[str, Any] | None:
     if module is None:
         return None
     flash_usable, ram_usable = usable.get(module.board, (None, None))
+    runtime_error = variant.runtime_errors.get(module.runtime)
     return {
         **module.model_dump(),
+        "reasons": [
+            f"{module.runtime} cannot run this variant (see the note)" if reason == runtime_error else reason
+            for reason in module.reasons
+        ],
         "flash": fmt_bytes(module.flash_bytes),
         "ram": fmt_bytes(module.ram_bytes),
         "flash_usable": fmt_bytes(flash_usable),
@@ -56,8 +106,8 @@ def model_section(model: ModelDetail, usable: Usable) -> dict[str, Any]:
             "arena": fmt_bytes(variant.arena_bytes),
             "tflm": fmt_metric(variant.metrics.get("tflm")),
             "litert": fmt_metric(variant.metrics.get("litert")),
-            "errors": "; ".join(f"{k}: {v}" for k, v in variant.runtime_errors.items()),
-            "cells": [_cell(modules.get((variant.id, board)), usable) for board in boards],
+            "notes": runtime_notes(variant),
+            "cells": [_cell(modules.get((variant.id, board)), variant, usable) for board in boards],
         }
         for variant in model.variants
     ]
@@ -160,3 +210,116 @@ def fit_figure(models: list[ModelDetail], usable: Usable) -> dict[str, Any]:
 
 def _share(needed: int | None, usable: int) -> float | None:
     return None if needed is None or not usable else round(100 * needed / usable, 2)
+
+
+def _kib(n: int | None) -> float | None:
+    return None if n is None else round(n / 1024, 2)
+
+
+def _score(variant: VariantView, module: ModuleView) -> dict[str, Any] | None:
+    # The variant's score in the runtime the module was compiled for: what that board would get.
+    return variant.metrics.get(module.runtime)
+
+
+def board_figure(model: ModelDetail) -> dict[str, Any] | None:
+    """One point per variant and board it was compiled for: the memory the module needs across, the
+    score measured in that module's runtime up, and the marker saying whether it fits the board. The
+    buttons switch the axis between RAM and flash; the dashed line is the float model's score. None
+    when no module has a score to plot (nothing compiled yet, or only for runtimes that cannot run it).
+    """
+    variants = {v.id: v for v in model.variants}
+    points = [
+        (variants[variant_id], module, score)
+        for (variant_id, _), module in sorted(_latest_modules(model).items(), key=lambda e: e[0][1])
+        if variant_id in variants and (score := _score(variants[variant_id], module)) is not None
+    ]
+    if not points:
+        return None
+    name = points[0][2]["name"]
+    traces, flash = [], []
+    # An open circle around a cross stays readable where a fitting and a refused module coincide.
+    for fits, label, marker, position in (
+        (
+            True,
+            "fits",
+            {"symbol": "circle-open", "size": 16, "line": {"width": 2}, "color": "#2e7d32"},
+            "top",
+        ),
+        (False, "does not fit", {"symbol": "x", "size": 10, "color": "#c62828"}, "bottom"),
+    ):
+        chosen = [(v, m, s) for v, m, s in points if m.fits is fits]
+        flash.append([_kib(m.flash_bytes) for _, m, _ in chosen])
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": label,
+                "x": [_kib(m.ram_bytes) for _, m, _ in chosen],
+                "y": [s["value"] for _, _, s in chosen],
+                "text": [f"{v.quantization} · {m.board}" for v, m, _ in chosen],
+                "customdata": [m.runtime for _, m, _ in chosen],
+                "textposition": f"{position} center",
+                "hovertemplate": f"%{{text}} (%{{customdata}})<br>%{{x}} KiB<br>{name} %{{y}}<extra></extra>",
+                "marker": marker,
+            }
+        )
+    ram = [trace["x"] for trace in traces]
+    layout: dict[str, Any] = {
+        **_LAYOUT,
+        "title": {"text": "Variants across boards: score against the memory needed"},
+        "xaxis": {"title": {"text": _RAM_AXIS}, "rangemode": "tozero"},
+        "yaxis": {"title": {"text": f"{name} in the board's runtime"}},
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "right",
+                "x": 1,
+                "xanchor": "right",
+                "y": 1.18,
+                "buttons": [
+                    {
+                        "label": "RAM",
+                        "method": "update",
+                        "args": [{"x": ram}, {"xaxis.title.text": _RAM_AXIS}],
+                    },
+                    {
+                        "label": "flash",
+                        "method": "update",
+                        "args": [{"x": flash}, {"xaxis.title.text": _FLASH_AXIS}],
+                    },
+                ],
+            }
+        ],
+    }
+    if model.float_metric and model.float_metric["name"] == name:
+        value = model.float_metric["value"]
+        line = {"color": "#607d8b", "dash": "dash"}
+        layout["shapes"] = [
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value, "line": line}
+        ]
+        layout["annotations"] = [
+            {"xref": "paper", "x": 0, "xanchor": "left", "y": value, "yanchor": "bottom", "showarrow": False,
+             "text": "float model", "font": {"color": "#607d8b"}}
+        ]  # fmt: skip
+    return {"data": traces, "layout": layout}
+
+
+def confusion_table(matrix: ConfusionMatrix) -> list[dict[str, Any]]:
+    """A row per true class with its counts per predicted class, each shaded (``alpha``) by its share
+    of the largest count so the classes that mix stand out."""
+    top = max((n for row in matrix.counts for n in row), default=0) or 1
+    return [
+        {
+            "label": label,
+            "cells": [
+                {
+                    "predicted": predicted,
+                    "count": n,
+                    "alpha": round(0.6 * n / top, 2),
+                    "hit": label == predicted,
+                }
+                for predicted, n in zip(matrix.labels, row, strict=True)
+            ],
+        }
+        for label, row in zip(matrix.labels, matrix.counts, strict=True)
+    ]

@@ -1,5 +1,6 @@
-"""Models (the data scientist's page): every model's variants and modules side by side, squeeze,
-compile for a board, and bring your own model."""
+"""Models (the data scientist's pages): a line per model name to find one, and a page per model
+version with its variants and modules side by side across boards, how it trained, where it came from
+and where it went; squeeze, compile for a board, and bring your own model."""
 
 from __future__ import annotations
 
@@ -17,16 +18,21 @@ from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.imports import MODEL_SUFFIXES
-from tinymlaas.services.models import (
-    ModelDetail,
-    import_uploaded_model,
-    list_model_details,
-    show_model,
-    show_variant,
-)
+from tinymlaas.services.model_pages import model_lines, show_model_page
+from tinymlaas.services.models import import_uploaded_model, show_model, show_variant
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, needs, render
-from tinymlaas.web.model_summaries import Usable, fit_figure, metric_figures, model_section, size_figure
+from tinymlaas.web.model_summaries import (
+    Usable,
+    board_figure,
+    confusion_table,
+    fit_figure,
+    line_row,
+    metric_figures,
+    model_section,
+    size_figure,
+)
 from tinymlaas.web.sessions import DashboardSession
+from tinymlaas.web.training_summaries import curve_figures
 
 __all__ = ["router"]
 
@@ -39,36 +45,39 @@ def _usable(context: Context) -> Usable:
     return {b.id: (b.usable_flash_bytes, b.usable_ram_bytes) for b in context.catalog.boards.values()}
 
 
-def _page_values(context: Context, models: list[ModelDetail]) -> dict[str, Any]:
-    usable = _usable(context)
-    return {
-        "sections": [model_section(m, usable) for m in models],
-        "boards": sorted(context.catalog.boards.values(), key=lambda b: b.id),
-        "charts": {
-            "size": size_figure(models),
-            "metrics": metric_figures(models),
-            "fit": fit_figure(models, usable),
-        },
-        "has_variants": any(m.variants for m in models),
-        "has_modules": any(m.modules for m in models),
-    }
-
-
 def _models_page(
     request: Request, context: Context, session: DashboardSession, status: int = 200, **values: Any
 ) -> HTMLResponse:
-    models = list(reversed(list_model_details(context)))
+    lines = [line_row(line) for line in model_lines(context)]
     datasets = [d.name for d in DatasetService(context).list()]
-    return render(
-        request, "models.html", session, status, datasets=datasets, **_page_values(context, models), **values
-    )
+    return render(request, "models.html", session, status, lines=lines, datasets=datasets, **values)
 
 
 def _model_page(
     request: Request, context: Context, session: DashboardSession, ref: str, status: int = 200, **values: Any
 ) -> HTMLResponse:
-    model = show_model(context, ref)
-    return render(request, "models_model.html", session, status, **_page_values(context, [model]), **values)
+    page = show_model_page(context, ref)
+    model, usable = page.model, _usable(context)
+    return render(
+        request,
+        "models_model.html",
+        session,
+        status,
+        page=page,
+        s=model_section(model, usable),
+        boards=sorted(context.catalog.boards.values(), key=lambda b: b.id),
+        charts={
+            "size": size_figure([model]),
+            "metrics": metric_figures([model]),
+            "fit": fit_figure([model], usable),
+            "boards": board_figure(model),
+            "curves": curve_figures(page.history),
+        },
+        confusion=confusion_table(page.confusion) if page.confusion else None,
+        has_variants=bool(model.variants),
+        has_modules=bool(model.modules),
+        **values,
+    )
 
 
 @router.get("/models", response_class=HTMLResponse)

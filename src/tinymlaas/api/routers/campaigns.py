@@ -42,13 +42,19 @@ def preview_campaign(
         str,
         Query(description="board:ID, tag:NAME, or endpoints separated by commas.", examples=["board:pico"]),
     ],
+    allow_degraded: Annotated[
+        bool, Query(description="Preview a degraded module as if deploying it with allow_degraded.")
+    ] = False,
 ) -> CampaignPreviewPublic:
     """Run the compatibility gate for a rollout without creating it: per device, fits or every reason not.
 
     The same checks as creating the campaign, against what each device last reported; 422 when the
-    module does not fit its board or the selector names no registered device. Nothing is stored.
+    module does not fit its board, is degraded (without ``allow_degraded``) or the selector names no
+    registered device. Nothing is stored.
     """
-    return CampaignPreviewPublic(**service.preview_campaign(context, module, selector))
+    return CampaignPreviewPublic(
+        **service.preview_campaign(context, module, selector, allow_degraded=allow_degraded)
+    )
 
 
 @router.get("/{campaign_id}", response_model=CampaignPublic)
@@ -59,9 +65,17 @@ def show_campaign(context: ContextDep, _token: Reader, campaign_id: str) -> Camp
 
 @router.post("", response_model=CampaignPublic, status_code=201)
 def create_campaign(context: ContextDep, _token: Writer, body: CampaignCreate) -> CampaignPublic:
-    """Plan a rollout; 422 with every reason if the compatibility gate refuses every target."""
+    """Plan a rollout; 422 with every reason if the compatibility gate refuses every target, or if the
+    module is degraded and ``allow_degraded`` is not set."""
     return CampaignPublic.model_validate(
-        service.create_campaign(context, body.module, body.selector, body.stages, body.max_failures)
+        service.create_campaign(
+            context,
+            body.module,
+            body.selector,
+            body.stages,
+            body.max_failures,
+            allow_degraded=body.allow_degraded,
+        )
     )
 
 

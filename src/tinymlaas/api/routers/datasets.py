@@ -45,6 +45,7 @@ def _public(summary: DatasetSummary) -> DatasetPublic:
         unlabelled=summary.unlabelled,
         collected=summary.collected,
         field_labels=summary.field_labels,
+        input_scaling=summary.input_scaling,
         label_counts=summary.label_counts,
         snapshots=summary.snapshots,
     )
@@ -76,8 +77,14 @@ def create_dataset(context: ContextDep, _token: Writer, body: DatasetCreate) -> 
 
 @router.patch("/{name}", response_model=DatasetPublic)
 def update_dataset(context: ContextDep, _token: Writer, name: str, body: DatasetUpdate) -> DatasetPublic:
-    """Change whether the dataset keeps the labels devices send; samples already stored keep theirs."""
-    return _public(DatasetService(context).set_field_labels(name, body.field_labels))
+    """Change whether the dataset keeps the labels devices send (samples already stored keep theirs)
+    or how models trained from now on scale their inputs; 422 when the body changes nothing."""
+    service = DatasetService(context)
+    if body.field_labels is not None:
+        service.set_field_labels(name, body.field_labels)
+    if body.input_scaling is not None:
+        service.set_input_scaling(name, body.input_scaling)
+    return _public(service.show(name))
 
 
 @router.post(

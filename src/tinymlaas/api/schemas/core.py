@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tinymlaas.api.schemas.variants import VariantPublic
 from tinymlaas.services.campaigns import CampaignView, InstallationView
-from tinymlaas.services.datasets import FieldLabels
+from tinymlaas.services.datasets import FieldLabels, ScalingMethod
 from tinymlaas.services.fleet import DeviceDetail, DeviceView
 from tinymlaas.services.models import ModelDetail
 from tinymlaas.services.views import ModelSummary
@@ -73,6 +73,10 @@ class BoardsPublic(BaseModel):
     count: int
 
 
+_INPUT_SCALING = (
+    "How models trained on the dataset scale their inputs, per feature or channel, learnt from the "
+    "train split and applied inside every module: standardize, minmax or none."
+)
 _FIELD_LABELS = (
     "What becomes of the labels devices send: accept keeps them, unlabelled drops them "
     "(field samples are stored unlabelled, for people to label)."
@@ -96,9 +100,16 @@ class DatasetCreate(BaseModel):
 
 
 class DatasetUpdate(BaseModel):
-    """What can change of a dataset after it was made."""
+    """What can change of a dataset after it was made; at least one field."""
 
-    field_labels: FieldLabels = Field(description=_FIELD_LABELS)
+    field_labels: FieldLabels | None = Field(None, description=_FIELD_LABELS)
+    input_scaling: ScalingMethod | None = Field(None, description=_INPUT_SCALING)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> DatasetUpdate:
+        if self.field_labels is None and self.input_scaling is None:
+            raise ValueError("give field_labels or input_scaling")
+        return self
 
 
 class DatasetPublic(BaseModel):
@@ -113,6 +124,7 @@ class DatasetPublic(BaseModel):
     unlabelled: int
     collected: int = Field(description="Samples uploaded by devices.")
     field_labels: FieldLabels = Field(description=_FIELD_LABELS)
+    input_scaling: ScalingMethod = Field(description=_INPUT_SCALING)
     label_counts: dict[str, int]
     snapshots: list[dict[str, Any]]
 
@@ -159,6 +171,11 @@ class CampaignCreate(BaseModel):
     )
     stages: list[int] = Field([100], min_length=1, description="Cumulative percentages, ending at 100.")
     max_failures: int | float = Field(0, description="A count, or a fraction of the targets.")
+    allow_degraded: bool = Field(
+        False,
+        description="Deploy a module whose accuracy as shipped is worse than its float model's beyond "
+        "the allowed drop (the variant's `degraded`); refused with 422 without it.",
+    )
 
 
 class InstallationPublic(InstallationView):

@@ -1,7 +1,8 @@
 """The LiteRT compiler plugin.
 
 LiteRT loads a ``.tflite`` file as it is, so the module is the exact bytes plus ``model.json``, a
-description an application can read without parsing the flatbuffer (tensor layout, quantization).
+description an application can read without parsing the flatbuffer (tensor layout, quantization,
+and the input scaling to apply to values in sensor units before input 0).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class LiteRtCompiler(Compiler):
             "ops": sorted(set(info.ops)),
             "inputs": [tensor.as_dict() for tensor in info.inputs],
             "outputs": [tensor.as_dict() for tensor in info.outputs],
+            "input_scaling": variant.input_scaling.as_dict(),
         }
         text = json.dumps(description, indent=2, sort_keys=True) + "\n"
         return {MODEL_FILE: bytes(variant.tflite), MODEL_JSON: text.encode("utf-8")}

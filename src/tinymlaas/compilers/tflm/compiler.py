@@ -18,6 +18,7 @@ from tinymlaas.compilers.tflm.config import (
     ARENA_ALIGNMENT,
     ARENA_MARGIN_FRACTION,
     ARENA_MARGIN_MIN_BYTES,
+    scaling_constants,
     tensor_arena_size,
     tensor_constants,
 )
@@ -124,6 +125,7 @@ class TflmCompiler(Compiler):
             "input_count": len(info.inputs),
             "output_count": len(info.outputs),
             "input_constants": tensor_constants("Input", 0, info.inputs[0]),
+            "scaling_constants": scaling_constants(variant.input_scaling, info.inputs[0]),
             "output_constants": tensor_constants("Output", 0, output0),
             "classes": output0.shape[-1] if output0.shape else 1,
             "model_name": _one_line(variant.model_name),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from tinymlaas.data.scaling import InputScaling, ScalingMethod
 from tinymlaas.errors import UnsupportedModel
 from tinymlaas.squeeze.info import TensorInfo
 
@@ -11,6 +12,7 @@ __all__ = [
     "ARENA_ALIGNMENT",
     "ARENA_MARGIN_FRACTION",
     "ARENA_MARGIN_MIN_BYTES",
+    "scaling_constants",
     "tensor_arena_size",
     "tensor_constants",
 ]
@@ -70,5 +72,33 @@ def tensor_constants(prefix: str, index: int, tensor: TensorInfo) -> str:
             f"constexpr bool k{prefix}Quantized = {'true' if quantized else 'false'};",
             f"constexpr float k{prefix}Scale = {_float_literal(scale)};",
             f"constexpr int k{prefix}ZeroPoint = {zero_point};",
+        ]
+    )
+
+
+def scaling_constants(scaling: InputScaling, tensor: TensorInfo) -> str:
+    """C++ constants for the input scaling ``(x - kInputOffset[c]) / kInputSpread[c]``, channel ``c``
+    being the last axis, so the module's API takes values in sensor units."""
+    dims = tensor.shape or (1,)
+    channels = dims[-1]
+    if scaling.method is ScalingMethod.NONE:
+        offset, spread = (0.0,), (1.0,)
+        channels_used = 1
+    else:
+        if scaling.channels != channels:
+            raise UnsupportedModel(
+                f"the input scaling has {scaling.channels} channels but input 0 has {channels} "
+                f"(shape {list(dims)})"
+            )
+        offset, spread, channels_used = scaling.offset, scaling.scale, channels
+    method = scaling.method.value
+    return "\n".join(
+        [
+            f"// Input scaling ({method}), learnt from the train split: the model sees",
+            "// (x - kInputOffset[c]) / kInputSpread[c] for the value x of channel c (the last axis).",
+            f"constexpr bool kInputScaled = {'false' if scaling.method is ScalingMethod.NONE else 'true'};",
+            f"constexpr unsigned int kInputChannels = {channels_used};",
+            f"constexpr float kInputOffset[kInputChannels] = {{{', '.join(map(_float_literal, offset))}}};",
+            f"constexpr float kInputSpread[kInputChannels] = {{{', '.join(map(_float_literal, spread))}}};",
         ]
     )

@@ -4,7 +4,7 @@ from tinymlaas.storage.repositories.audit import AuditRepository
 from tinymlaas.storage.repositories.blobs import BlobReferenceRepository
 from tinymlaas.storage.repositories.campaigns import CampaignRepository
 from tinymlaas.storage.repositories.credentials import CredentialRepository
-from tinymlaas.storage.repositories.datasets import DatasetRepository, Member, SampleQuery
+from tinymlaas.storage.repositories.datasets import DatasetRepository, Member, SamplePoint, SampleQuery
 from tinymlaas.storage.repositories.devices import DeviceRepository
 from tinymlaas.storage.repositories.jobs import JobRepository
 from tinymlaas.storage.repositories.models import ModelRepository
@@ -22,6 +22,7 @@ __all__ = [
     "JobRepository",
     "Member",
     "ModelRepository",
+    "SamplePoint",
     "SampleQuery",
     "TokenRepository",
 ]

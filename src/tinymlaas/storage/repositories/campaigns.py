@@ -39,6 +39,15 @@ class CampaignRepository:
             query = query.where(CampaignRow.state.in_(list(states)))
         return list(self.session.scalars(query.offset(offset).limit(limit)))
 
+    def campaigns_of_modules(self, module_ids: Iterable[str]) -> list[CampaignRow]:
+        """The campaigns that sent any of these modules, newest first."""
+        query = (
+            select(CampaignRow)
+            .where(CampaignRow.module_id.in_(list(module_ids)))
+            .order_by(CampaignRow.created_at.desc(), CampaignRow.id)
+        )
+        return list(self.session.scalars(query))
+
     def count(self, states: Iterable[str] | None = None) -> int:
         """How many campaigns ``campaigns`` would list without paging."""
         query = select(func.count()).select_from(CampaignRow)

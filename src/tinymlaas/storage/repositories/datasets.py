@@ -17,12 +17,21 @@ from tinymlaas.storage.tables import (
     SnapshotSampleRow,
 )
 
-__all__ = ["DatasetRepository", "Member", "SampleQuery"]
+__all__ = ["DatasetRepository", "Member", "SamplePoint", "SampleQuery"]
 
 
 class Member(NamedTuple):
     """A sample as a snapshot sees it: content hash and the label or target it had."""
 
+    blob: str
+    label: str | None
+    target: float | None
+
+
+class SamplePoint(NamedTuple):
+    """A stored sample as an overview of the whole dataset needs it: no source, no timestamps."""
+
+    id: str
     blob: str
     label: str | None
     target: float | None
@@ -188,6 +197,15 @@ class DatasetRepository:
             .offset(offset)
         )
         return list(rows), total
+
+    def sample_points(self, dataset_id: str) -> list[SamplePoint]:
+        """Every sample of the dataset by id, which orders them the same way on every call."""
+        rows = self.session.execute(
+            select(SampleRow.id, SampleRow.blob, SampleRow.label, SampleRow.target)
+            .where(SampleRow.dataset_id == dataset_id)
+            .order_by(SampleRow.id)
+        )
+        return [SamplePoint(*row) for row in rows]
 
     def find_sample(self, dataset_id: str, sample_id: str) -> SampleRow | None:
         row = self.session.get(SampleRow, sample_id)

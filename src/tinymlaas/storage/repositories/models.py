@@ -75,6 +75,24 @@ class ModelRepository:
         )
         return list(self.session.scalars(query))
 
+    def dataset_names(self, models: Sequence[ModelRow]) -> dict[str, str]:
+        """Model id -> the name of the dataset it was trained or scored on: the model's own dataset, or
+        else the dataset of its run's snapshot. Two queries, whatever the number of models."""
+        snapshot_ids = {m.run.snapshot_id for m in models if m.dataset_id is None and m.run is not None}
+        snapshot_query = select(SnapshotRow.id, SnapshotRow.dataset_id).where(
+            SnapshotRow.id.in_(snapshot_ids)
+        )
+        snapshots = {snapshot: dataset for snapshot, dataset in self.session.execute(snapshot_query)}
+        dataset_ids = {
+            m.id: m.dataset_id or (snapshots.get(m.run.snapshot_id) if m.run is not None else None)
+            for m in models
+        }
+        name_query = select(DatasetRow.id, DatasetRow.name).where(
+            DatasetRow.id.in_({d for d in dataset_ids.values() if d is not None})
+        )
+        names = {dataset: name for dataset, name in self.session.execute(name_query)}
+        return {model: names[d] for model, d in dataset_ids.items() if d in names}
+
     def next_version(self, name: str) -> int:
         return (self.session.scalar(select(func.max(ModelRow.version)).where(ModelRow.name == name)) or 0) + 1
 

@@ -9,8 +9,9 @@ from tinymlaas.data.types import DatasetSpec, SampleKind
 from tinymlaas.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import keras
-    import numpy as np
 
 __all__ = ["ARCHITECTURES", "build", "choose"]
 
@@ -31,8 +32,11 @@ def choose(spec: DatasetSpec) -> str:
     return "cnn2d" if height * width <= SMALL_IMAGE_PIXELS else "mobilenet"
 
 
-def build(arch: str, spec: DatasetSpec, x_train: np.ndarray, width: float = 1.0) -> keras.Model:
-    """Build ``arch`` for ``spec``; ``x_train`` adapts input normalization where the family uses it."""
+def build(
+    arch: str, spec: DatasetSpec, width: float = 1.0, *, keras_module: ModuleType | None = None
+) -> keras.Model:
+    """Build ``arch`` for ``spec`` with Keras 3, or with ``keras_module`` (``tf_keras``, whose layers
+    the quantization-aware trainer wraps); inputs arrive already scaled (``data.scaling``)."""
     if arch not in ARCHITECTURES:
         raise InvalidInput(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     rank = ARCHITECTURES[arch]
@@ -42,4 +46,6 @@ def build(arch: str, spec: DatasetSpec, x_train: np.ndarray, width: float = 1.0)
         )
     if width <= 0:
         raise InvalidInput(f"width multiplier must be positive, got {width}")
-    return importlib.import_module(f"tinymlaas.training.zoo.{arch}").build(spec, x_train, width)
+    if keras_module is None:
+        import keras as keras_module
+    return importlib.import_module(f"tinymlaas.training.zoo.{arch}").build(spec, width, keras_module)

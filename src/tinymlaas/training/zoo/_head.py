@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import keras
+from types import ModuleType
+from typing import Any
 
 from tinymlaas.data.types import DatasetSpec, Task
 
 
-def head(spec: DatasetSpec, features: keras.KerasTensor) -> keras.KerasTensor:
+def head(spec: DatasetSpec, features: Any, k: ModuleType) -> Any:
+    """The last layer on ``features``, built with the Keras namespace ``k`` the family uses."""
     if spec.task is Task.CLASSIFICATION:
-        return keras.layers.Dense(len(spec.labels), activation="softmax", name="classes")(features)
-    return keras.layers.Dense(1, name="target")(features)
+        return k.layers.Dense(len(spec.labels), activation="softmax", name="classes")(features)
+    return k.layers.Dense(1, name="target")(features)
 
 
 def units(base: int, width: float) -> int:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import keras
-import numpy as np
+from types import ModuleType
+from typing import Any
 
 from tinymlaas.data.types import DatasetSpec
 from tinymlaas.training.zoo._head import head, units
 
 
-def build(spec: DatasetSpec, x_train: np.ndarray, width: float) -> keras.Model:
-    inputs = keras.Input(spec.input_shape, name="input")
-    # Tabular features arrive in arbitrary units; per-feature standardization makes training robust.
-    norm = keras.layers.Normalization(axis=-1, name="normalize")
-    norm.adapt(x_train)
-    x = norm(inputs)
-    x = keras.layers.Dense(units(32, width), activation="relu")(x)
-    x = keras.layers.Dense(units(32, width), activation="relu")(x)
-    return keras.Model(inputs, head(spec, x), name="dense")
+def build(spec: DatasetSpec, width: float, k: ModuleType) -> Any:
+    inputs = k.Input(spec.input_shape, name="input")
+    x = k.layers.Dense(units(32, width), activation="relu")(inputs)
+    x = k.layers.Dense(units(32, width), activation="relu")(x)
+    return k.Model(inputs, head(spec, x, k), name="dense")
