@@ -63,7 +63,10 @@ def wilson_interval(hits: int, n: int) -> tuple[float, float]:
     denominator = 1 + Z_95**2 / n
     centre = (p + Z_95**2 / (2 * n)) / denominator
     half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95**2 / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or n hits the interval touches the bound exactly; rounding would leave it a hair short.
+    low = 0.0 if hits == 0 else max(0.0, centre - half)
+    high = 1.0 if hits == n else min(1.0, centre + half)
+    return (low, high)
 
 
 def _bootstrap_mean(values: np.ndarray) -> tuple[float, float]:

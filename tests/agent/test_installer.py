@@ -9,6 +9,7 @@ from tinymlaas.agent import Installer, SlotStore, UpdateResult, UpdateState, loa
 from tinymlaas.agent.runtime import tflm_arena_bytes
 from tinymlaas.catalog import load_catalog
 from tinymlaas.compilers.tflm import tensor_arena_size
+from tinymlaas.data.scaling import ScalingMethod, fit_scaling
 from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.squeeze.runtimes import LiteRtRunner, TflmRunner
 
@@ -183,3 +184,44 @@ def test_uninstall_keeps_the_running_model_when_the_previous_one_no_longer_fits(
     assert "previous model fails its self-test" in outcome.detail
     assert _version(small) == 2
     assert small.tracker.state is UpdateState.INSTALLED
+
+
+@pytest.mark.parametrize("runtime", ["tflm", "litert"])
+def test_windows_in_sensor_units_reach_the_model_through_the_manifests_scaling(tmp_path, packages, runtime):
+    rng = np.random.default_rng(2)
+    raw = np.stack([rng.normal(9.8, 0.2, 32), rng.normal(0, 0.02, 32), rng.normal(600, 200, 32)], axis=-1)
+    scaling = fit_scaling(ScalingMethod.STANDARDIZE, raw[np.newaxis].astype(np.float32))
+    package = packages[(runtime, 1)].with_manifest(input_scaling=scaling.as_dict())
+    installer = _installer(tmp_path, runtime)
+    assert _install(installer, package).installed
+    scaled_runner = load_model(installer.slots.active(), arena_limit_bytes=None)
+    plain = load_model(
+        _installed(tmp_path / "plain", runtime, packages[(runtime, 1)]), arena_limit_bytes=None
+    )
+    window = raw.astype(np.float32)
+    assert np.array_equal(scaled_runner.run(window), plain.run(scaling.apply(window)))
+
+
+@pytest.mark.parametrize(
+    ("scaling", "message"),
+    [
+        (
+            {"method": "standardize", "offset": [0.0], "scale": [1.0]},
+            "scales 1 input channels; input 0 has 3",
+        ),
+        ({"method": "standardize", "offset": [0, 0, 0], "scale": [1, -1, 1]}, "scale must be positive"),
+        ("standardize", "not an object"),
+    ],
+)
+def test_a_malformed_input_scaling_is_not_loaded(tmp_path, packages, scaling, message):
+    outcome = _install(
+        _installer(tmp_path, "tflm"), packages[("tflm", 1)].with_manifest(input_scaling=scaling)
+    )
+    assert outcome.result is UpdateResult.INSTALLATION_FAILURE
+    assert message in outcome.detail
+
+
+def _installed(state_dir, runtime: str, package):
+    installer = _installer(state_dir, runtime)
+    assert _install(installer, package).installed
+    return installer.slots.active()

@@ -168,3 +168,19 @@ def test_snapshots_over_http(api, problem) -> None:
         "no samples to snapshot (25 unlabelled)"
         in problem(api.client.post("/datasets/api-snap/snapshots", headers=writer), 422)["detail"]
     )
+
+
+def test_a_dataset_chooses_how_its_models_scale_inputs(api, problem) -> None:
+    writer = api.auth(Role.DATA_SCIENTIST)
+    body = {"name": "api-scaling", "generator": "sine", "samples": 20}
+    assert api.client.post("/datasets", json=body, headers=writer).json()["input_scaling"] == "standardize"
+    changed = api.client.patch("/datasets/api-scaling", json={"input_scaling": "minmax"}, headers=writer)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["input_scaling"] == "minmax" and changed.json()["field_labels"] == "accept"
+    bad = api.client.patch("/datasets/api-scaling", json={"input_scaling": "zscore"}, headers=writer)
+    assert {e["field"] for e in problem(bad, 422)["errors"]} == {"input_scaling"}
+    assert "field_labels or input_scaling" in problem(
+        api.client.patch("/datasets/api-scaling", json={}, headers=writer), 422
+    )["detail"]
+    shown = api.client.get("/datasets/api-scaling", headers=api.auth(Role.VIEWER)).json()
+    assert shown["input_scaling"] == "minmax"

@@ -10,10 +10,12 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinymlaas.compilers.base import VariantArtifact
 from tinymlaas.compilers.tflm import TFLM_BUILTIN_OPS, TflmCompiler, resolver_method, tensor_arena_size
+from tinymlaas.data.scaling import ScalingMethod, fit_scaling
 from tinymlaas.errors import UnsupportedModel
 from tinymlaas.squeeze.info import TensorInfo
 
@@ -269,3 +271,46 @@ def test_compiling_twice_gives_the_same_files(variant, mcu_board):
     assert TflmCompiler().compile_files(variant, mcu_board) == TflmCompiler().compile_files(
         variant, mcu_board
     )
+
+
+@needs_gxx
+def test_the_module_scales_raw_inputs_exactly_as_training_did(variant, mcu_board, tmp_path):
+    """The generated constants reproduce ``InputScaling.apply`` bit for bit in C++."""
+    rng = np.random.default_rng(5)
+    raw = np.stack(
+        [rng.normal(9.81, 0.3, (64, 32)), rng.normal(0, 0.01, (64, 32)), rng.normal(700, 300, (64, 32))],
+        axis=-1,
+    ).astype(np.float32)
+    scaling = fit_scaling(ScalingMethod.STANDARDIZE, raw)
+    scaled_variant = dataclasses.replace(variant, input_scaling=scaling)
+    config = TflmCompiler().compile_files(scaled_variant, mcu_board)["model_config.h"].decode()
+    assert _constant(config, "kInputChannels") == "3"
+    assert _constant(config, "kInputScaled") == "true"
+    sample = raw[0].ravel()
+    (tmp_path / "model_config.h").write_text(config)
+    (tmp_path / "main.cc").write_text(
+        '#include <cstdio>\n#include "model_config.h"\n'
+        f"static const float kRaw[{sample.size}] = {{{', '.join(f'{v!r}f' for v in sample.tolist())}}};\n"
+        "int main() {\n"
+        f"  for (unsigned int i = 0; i < {sample.size}; ++i) {{\n"
+        "    const unsigned int c = i % kInputChannels;\n"
+        '    std::printf("%a\\n", (kRaw[i] - kInputOffset[c]) / kInputSpread[c]);\n'
+        "  }\n}\n"
+    )
+    subprocess.run(["g++", "-std=c++17", "-O0", "-o", "scale", "main.cc"], cwd=tmp_path, check=True)
+    printed = subprocess.run([tmp_path / "scale"], capture_output=True, text=True, check=True).stdout.split()
+    from_c = np.array([float.fromhex(v) for v in printed], dtype=np.float32)
+    assert np.array_equal(from_c, scaling.apply(raw[0]).ravel())
+
+
+def test_an_unscaled_model_declares_identity_scaling(files):
+    config = files["model_config.h"]
+    assert _constant(config, "kInputScaled") == "false"
+    assert _constant(config, "kInputOffset") == "{0.0f}"
+    assert _constant(config, "kInputSpread") == "{1.0f}"
+
+
+def test_a_scaling_for_other_channels_is_refused(variant, mcu_board):
+    wrong = fit_scaling(ScalingMethod.STANDARDIZE, np.zeros((4, 5), np.float32) + np.arange(5))
+    with pytest.raises(UnsupportedModel, match="5 channels but input 0 has 3"):
+        TflmCompiler().compile_files(dataclasses.replace(variant, input_scaling=wrong), mcu_board)
