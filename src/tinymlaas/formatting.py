@@ -54,5 +54,5 @@ def fmt_drop(variant: Mapping[str, Any]) -> str:
         return _NOTHING
     metric = next(iter(variant.get("metrics", {}).values()), {}) or {}
     if metric.get("name", "accuracy") == "accuracy":
-        return f"{-drop:+.1f} pt".replace("-", "−")
-    return f"{drop:+.0f} % error".replace("-", "−")
+        return f"{round(-drop, 1) + 0.0:+.1f} pt".replace("-", "−")
+    return f"{round(drop) + 0:+d} % error".replace("-", "−")

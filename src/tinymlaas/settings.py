@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     degraded_threshold_points: float = Field(default=2.0, ge=0)
     # Post-training int8 losing more than this many points triggers quantization-aware training.
     qat_trigger_points: float = Field(default=1.0, ge=0)
+    # A test split smaller than this decides the int8 drop by too few samples: the drop is then
+    # cross-validated over ``crossval_folds`` folds of the whole snapshot (0 turns it off).
+    crossval_below_test_samples: int = Field(default=100, ge=0)
+    crossval_folds: int = Field(default=5, ge=0, le=20)
     # Where ``serve`` listens for LwM2M devices (CoAP over UDP). Loopback by default: exposing the
     # server to a network is a deliberate choice (``0.0.0.0`` or an interface address).
     coap_host: str = "127.0.0.1"

@@ -179,8 +179,9 @@ def test_a_dataset_chooses_how_its_models_scale_inputs(api, problem) -> None:
     assert changed.json()["input_scaling"] == "minmax" and changed.json()["field_labels"] == "accept"
     bad = api.client.patch("/datasets/api-scaling", json={"input_scaling": "zscore"}, headers=writer)
     assert {e["field"] for e in problem(bad, 422)["errors"]} == {"input_scaling"}
-    assert "field_labels or input_scaling" in problem(
-        api.client.patch("/datasets/api-scaling", json={}, headers=writer), 422
-    )["detail"]
+    assert (
+        "field_labels or input_scaling"
+        in problem(api.client.patch("/datasets/api-scaling", json={}, headers=writer), 422)["detail"]
+    )
     shown = api.client.get("/datasets/api-scaling", headers=api.auth(Role.VIEWER)).json()
     assert shown["input_scaling"] == "minmax"

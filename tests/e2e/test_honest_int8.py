@@ -49,8 +49,8 @@ def test_scaled_int8_keeps_float_accuracy_and_unscaled_int8_is_refused(cli, wine
     unscaled = cli.json("lifecycle", "run", "--dataset", "wine", "--boards", "nano33ble")
     int8 = _int8(unscaled)
     assert int8["degraded"], int8
-    assert (
-        "points lost" in int8["degraded_reason"] and f"on {test_samples} samples" in int8["degraded_reason"]
+    assert int8["degraded_reason"].endswith(
+        "points lost (more than the 2-point limit), on 178 samples (5-fold cross-validation)"
     )
     attempts = int8["quantization_report"]["attempts"]
     assert [a["method"] for a in attempts] == ["ptq", "qat"]

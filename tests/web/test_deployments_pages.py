@@ -139,6 +139,7 @@ def test_check_then_launch_creates_the_campaign(context: Context, operator: Test
         "selector": "pico-1,pi-1",
         "stages": "50,100",
         "max_failures": "1",
+        "allow_degraded": "",
     }
     before = {c.id for c in list_campaigns(context)}
 

@@ -26,7 +26,7 @@ from tinymlaas.services.models import show_model as show_model_view
 from tinymlaas.services.models import show_variant
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
-from tinymlaas.squeeze.convert import Quantization
+from tinymlaas.squeeze.convert import DEFAULT_QUANTIZATIONS, Quantization
 
 app = typer.Typer(
     help="Models: import from elsewhere, list, show variants and modules.", no_args_is_help=True
@@ -111,11 +111,15 @@ def squeeze(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="Model id, name, or name:version."),
     quantization: list[Quantization] = typer.Option(
-        list(Quantization), "--quantization", "-q", help="Repeat to choose; default all three."
+        list(DEFAULT_QUANTIZATIONS),
+        "--quantization",
+        "-q",
+        help="Repeat to choose; default float32, float16 and int8. int16x8 (int16 activations, int8 "
+        "weights) is an option for models whose int8 activations lose too much.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Convert to float32/float16/int8 .tflite and measure each in TFLM and LiteRT."""
+    """Convert to float32/float16/int8 (or int16x8) .tflite and measure each in TFLM and LiteRT."""
     context = get_context(ctx)
     with err_console.status("squeezing") as status:
         variants = squeeze_model(

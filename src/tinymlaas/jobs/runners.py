@@ -16,7 +16,7 @@ from tinymlaas.services.context import Context
 from tinymlaas.services.lifecycle import LifecyclePhase, run_lifecycle
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
-from tinymlaas.squeeze.convert import Quantization
+from tinymlaas.squeeze.convert import DEFAULT_QUANTIZATIONS
 from tinymlaas.training.trainer import EpochCallback
 
 __all__ = ["run"]
@@ -48,7 +48,7 @@ def _train(ctx: Context, params: TrainParams, reporter: JobReporter) -> dict[str
 
 
 def _squeeze(ctx: Context, params: SqueezeParams, reporter: JobReporter) -> dict[str, Any]:
-    chosen = tuple(params.quantizations) if params.quantizations else tuple(Quantization)
+    chosen = tuple(params.quantizations) if params.quantizations else DEFAULT_QUANTIZATIONS
     reporter.report("squeezing …", 0.0, phase=LifecyclePhase.SQUEEZE)
     variants = squeeze_model(ctx, params.model, quantizations=chosen, progress=reporter.report)
     return {"variants": variants}

@@ -36,7 +36,7 @@ from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.core import UpdateResult
 from tinymlaas.services._reports import code_name, iso
 from tinymlaas.services.context import Context, new_id
-from tinymlaas.squeeze.quality import judge
+from tinymlaas.squeeze.quality import judge_variant
 from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import CampaignRow, DeviceRow, InstallationRow, ModuleRow
 
@@ -195,8 +195,14 @@ def _deployable(
         )
     if not allow_degraded:
         variant = repo.variant(module.variant_id)
-        quality = judge(
-            repo.model(variant.model_id).float_metric, variant.metrics, threshold_points=threshold_points
+        model = repo.model(variant.model_id)
+        quality = judge_variant(
+            variant.quantization,
+            variant.method,
+            variant.metrics,
+            model.float_metric,
+            model.cross_validation,
+            threshold_points=threshold_points,
         )
         if quality is not None and quality.degraded:
             raise InvalidInput(

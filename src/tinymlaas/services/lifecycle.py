@@ -16,6 +16,7 @@ from tinymlaas.errors import InvalidInput
 from tinymlaas.services.compiling import compile_module
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.models import show_model
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
 from tinymlaas.squeeze.variants import Progress, no_progress
@@ -97,6 +98,7 @@ def run_lifecycle(
                         "degraded": variant["degraded"],
                         "degraded_reason": variant["degraded_reason"],
                         "drop": variant["drop"],
+                        "quality_basis": variant["quality_basis"],
                         "quantization_report": variant["quantization_report"],
                         "fits": module["fits"],
                         "reasons": module["reasons"],
@@ -108,6 +110,7 @@ def run_lifecycle(
         "model": model["id"],
         "arch": model["arch"],
         "float_metric": model["float_metric"],
+        "cross_validation": show_model(ctx, model["id"]).cross_validation,
         "variants": rows,
         "timings_s": timings,
     }

@@ -56,7 +56,12 @@ def _detail(
         **dict(ModelSummary.of(model)),
         spec=model.spec,
         run=run_view(run) if run else None,
-        variants=[VariantView.of(v, model.float_metric, threshold_points=threshold) for v in variants],
+        variants=[
+            VariantView.of(
+                v, model.float_metric, cross_validation=model.cross_validation, threshold_points=threshold
+            )
+            for v in variants
+        ],
         modules=[ModuleView.of(m) for m in modules],
         squeezable=squeeze_refusal(model) is None,
     )
@@ -101,7 +106,12 @@ def variants_page(
         model = repo.model(ref)
         rows = repo.variants(model.id, limit=limit, offset=offset)
         threshold = ctx.settings.degraded_threshold_points
-        views = [VariantView.of(v, model.float_metric, threshold_points=threshold) for v in rows]
+        views = [
+            VariantView.of(
+                v, model.float_metric, cross_validation=model.cross_validation, threshold_points=threshold
+            )
+            for v in rows
+        ]
         return views, repo.count_variants(model.id)
 
 
@@ -112,9 +122,7 @@ def show_variant(ctx: Context, variant_id: str) -> dict[str, Any]:
         variant = repo.variant(variant_id)
         model = repo.model(variant.model_id)
         return {
-            **variant_view(
-                variant, model.float_metric, threshold_points=ctx.settings.degraded_threshold_points
-            ),
+            **variant_view(variant, model, threshold_points=ctx.settings.degraded_threshold_points),
             "inputs": variant.info["inputs"],
             "outputs": variant.info["outputs"],
             "layers": variant.info["layers"],

@@ -10,15 +10,16 @@ from tinymlaas.data.scaling import InputScaling
 from tinymlaas.errors import InvalidInput
 from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context, new_id
+from tinymlaas.services.crossval import cross_validate, folds_for
 from tinymlaas.services.datasets import DatasetService, LoadedSnapshot
 from tinymlaas.services.views import variant_view
-from tinymlaas.squeeze.convert import Quantization, convert
-from tinymlaas.squeeze.quality import judge
+from tinymlaas.squeeze.convert import DEFAULT_QUANTIZATIONS, Quantization, convert
+from tinymlaas.squeeze.quality import judge, judge_variant
 from tinymlaas.squeeze.variants import Evaluation, Progress, SqueezedVariant, assess, no_progress, squeeze
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModelRow, VariantRow
 from tinymlaas.training.qat import QatUnavailable, quantization_aware
-from tinymlaas.training.trainer import scaled
+from tinymlaas.training.trainer import Recipe, scaled
 
 __all__ = ["squeeze_model", "squeeze_refusal", "store_variant"]
 
@@ -40,7 +41,7 @@ def squeeze_model(
     ctx: Context,
     model_ref: str,
     *,
-    quantizations: Sequence[Quantization] = tuple(Quantization),
+    quantizations: Sequence[Quantization] = DEFAULT_QUANTIZATIONS,
     progress: Progress = no_progress,
 ) -> list[dict[str, Any]]:
     """Convert a stored Keras model to each quantization and measure every variant.
@@ -56,9 +57,16 @@ def squeeze_model(
         if refusal is not None:
             raise InvalidInput(refusal)
         run = repo.run(str(model.training_run_id))
-        snapshot_id, recipe = run.snapshot_id, dict(run.recipe)
-        arch, float_metric = model.arch, model.float_metric
+        snapshot_id, recipe, epochs_run = run.snapshot_id, dict(run.recipe), run.epochs_run
+        arch, float_metric, origin = model.arch, model.float_metric, model.origin
     loaded = DatasetService(ctx).load(snapshot_id, seed=recipe["seed"])
+    cross_validation = None
+    if Quantization.INT8 in quantizations and origin == "trained":
+        # Each fold trains for as many epochs as early stopping chose on the real split.
+        fold_recipe = {**recipe, "epochs": max(1, min(recipe["epochs"], epochs_run))}
+        cross_validation = _cross_validation(ctx, fold_recipe, loaded, progress)
+        with ctx.session() as session:
+            ModelRepository(session).model(model.id).cross_validation = cross_validation
     scaling = InputScaling.from_dict(model.input_scaling)
     keras_model = _keras_io.from_bytes(ctx.blobs.get(model.keras_blob))
     variants = squeeze(
@@ -75,11 +83,29 @@ def squeeze_model(
         report = None
         if variant.quantization == "int8":
             attempt = _Attempt(ctx, keras_model, arch, recipe, loaded, scaling, float_metric, progress)
-            variant, report = attempt.hold(variant)
-        stored.append(
-            store_variant(ctx, model.id, variant, snapshot_id, report=report, float_metric=float_metric)
-        )
+            variant, report = attempt.hold(variant, cross_validation)
+        stored.append(store_variant(ctx, model.id, variant, snapshot_id, report=report))
     return stored
+
+
+def _cross_validation(
+    ctx: Context, recipe: dict[str, Any], loaded: LoadedSnapshot, progress: Progress
+) -> dict[str, Any] | None:
+    """The cross-validated float and int8 figures when the test split is too small to decide the
+    drop (``services.crossval``); None when it is large enough or the snapshot too small to fold."""
+    tested = len(loaded.arrays.x_test)
+    if tested >= ctx.settings.crossval_below_test_samples:
+        return None
+    folds = folds_for(loaded.spec, loaded.arrays, folds=ctx.settings.crossval_folds)
+    if not folds:
+        return None
+    progress(
+        f"int8: the test split has {tested} samples ({100 / tested:.1f} points each); "
+        f"cross-validating the drop over {folds} folds of the whole snapshot"
+    )
+    return cross_validate(
+        loaded.spec, loaded.arrays, Recipe(**recipe), folds=folds, progress=progress
+    ).as_dict()
 
 
 class _Attempt:
@@ -109,13 +135,22 @@ class _Attempt:
             **extra,
         }
 
-    def hold(self, ptq: SqueezedVariant) -> tuple[SqueezedVariant, dict[str, Any]]:
+    def hold(
+        self, ptq: SqueezedVariant, cross_validation: dict[str, Any] | None
+    ) -> tuple[SqueezedVariant, dict[str, Any]]:
+        """PTQ unless it lost more than the trigger, judged on the cross-validated figures when the
+        test split was small; then QAT, compared with PTQ on the test split."""
         first = self._entry(ptq)
         trigger = self.ctx.settings.qat_trigger_points
-        if first["drop"] is None or first["drop"] <= trigger:
-            return ptq, {"attempts": [first], "kept": "ptq", "why": _within(first["drop"], trigger)}
+        decided = judge_variant(
+            "int8", "ptq", first["metrics"], self.float_metric, cross_validation, threshold_points=trigger
+        )
+        drop = decided.drop if decided else None
+        basis = decided.basis if decided else "nothing"
+        if drop is None or drop <= trigger:
+            return ptq, {"attempts": [first], "kept": "ptq", "why": _within(drop, trigger, basis)}
         self.progress(
-            f"int8: post-training quantization lost {first['drop']:.2f}; quantization-aware training"
+            f"int8: post-training quantization lost {drop:.2f} ({basis}); quantization-aware training"
         )
         try:
             qat = self._qat()
@@ -159,10 +194,10 @@ class _Attempt:
         )
 
 
-def _within(drop: float | None, trigger: float) -> str:
+def _within(drop: float | None, trigger: float, basis: str) -> str:
     if drop is None:
         return "no float metric to compare with"
-    return f"post-training quantization lost {drop:.2f} (within {trigger:g})"
+    return f"post-training quantization lost {drop:.2f} on the {basis} (within {trigger:g})"
 
 
 def store_variant(
@@ -172,7 +207,6 @@ def store_variant(
     snapshot_id: str | None,
     *,
     report: dict[str, Any] | None = None,
-    float_metric: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     blob = ctx.blobs.put(variant.tflite)
     with ctx.session() as session:
@@ -194,4 +228,5 @@ def store_variant(
                 evaluated_on=snapshot_id,
             )
         )
-        return variant_view(row, float_metric, threshold_points=ctx.settings.degraded_threshold_points)
+        model = ModelRepository(session).model(model_id)
+        return variant_view(row, model, threshold_points=ctx.settings.degraded_threshold_points)

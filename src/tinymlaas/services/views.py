@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from tinymlaas.squeeze.quality import DEFAULT_DEGRADED_POINTS, judge
+from tinymlaas.squeeze.quality import DEFAULT_DEGRADED_POINTS, judge_variant
 from tinymlaas.storage.tables import ModelRow, ModuleRow, TrainingRunRow, VariantRow
 
 __all__ = [
@@ -46,6 +46,11 @@ class ModelSummary(BaseModel):
     params: int
     training_run: str | None
     float_metric: dict[str, Any] | None
+    cross_validation: dict[str, Any] | None = Field(
+        default=None,
+        description="When the test split was small: float and int8 metrics pooled over k held-out folds "
+        "of the whole snapshot (folds, samples, method, float, int8).",
+    )
     input_scaling: dict[str, Any] | None = Field(
         default=None,
         description="How inputs in sensor units are scaled before the model (method, offset and scale "
@@ -66,6 +71,7 @@ class ModelSummary(BaseModel):
             training_run=row.training_run_id,
             float_metric=row.float_metric,
             input_scaling=row.input_scaling,
+            cross_validation=row.cross_validation,
             source_file=row.source_file,
             created_at=row.created_at.isoformat(),
         )
@@ -108,6 +114,9 @@ class VariantView(BaseModel):
         description="Accuracy points lost against the float model (regression: percent more error), "
         "in the runtime it ships in.",
     )
+    quality_basis: str | None = Field(
+        default=None, description="What the drop rests on: the test split, or k-fold cross-validation."
+    )
 
     @classmethod
     def of(
@@ -115,10 +124,18 @@ class VariantView(BaseModel):
         row: VariantRow,
         float_metric: dict[str, Any] | None = None,
         *,
+        cross_validation: dict[str, Any] | None = None,
         threshold_points: float = DEFAULT_DEGRADED_POINTS,
     ) -> VariantView:
-        """The variant; with the float model's metric, also its quality verdict against it."""
-        quality = judge(float_metric, row.metrics, threshold_points=threshold_points)
+        """The variant; with its model's metrics, also its quality verdict against the float model."""
+        quality = judge_variant(
+            row.quantization,
+            row.method,
+            row.metrics,
+            float_metric,
+            cross_validation,
+            threshold_points=threshold_points,
+        )
         return cls(
             id=row.id,
             model=row.model_id,
@@ -136,6 +153,7 @@ class VariantView(BaseModel):
             degraded=quality.degraded if quality else False,
             degraded_reason=quality.reason if quality else None,
             drop=quality.drop if quality else None,
+            quality_basis=quality.basis if quality else None,
         )
 
 
@@ -178,11 +196,17 @@ class ModuleView(BaseModel):
 
 def variant_view(
     row: VariantRow,
-    float_metric: dict[str, Any] | None = None,
+    model: ModelRow | None = None,
     *,
     threshold_points: float = DEFAULT_DEGRADED_POINTS,
 ) -> dict[str, Any]:
-    return VariantView.of(row, float_metric, threshold_points=threshold_points).model_dump()
+    """The variant as JSON; with its ``model``, its quality verdict too."""
+    return VariantView.of(
+        row,
+        model.float_metric if model else None,
+        cross_validation=model.cross_validation if model else None,
+        threshold_points=threshold_points,
+    ).model_dump()
 
 
 def module_view(row: ModuleRow) -> dict[str, Any]:

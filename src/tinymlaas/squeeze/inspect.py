@@ -127,6 +127,8 @@ def _parse(data: bytes) -> ModelInfo:
         quantization = "float16"
     elif all(t.dtype == "int8" for t in (*model_inputs, *model_outputs)) and "int8" in weight_types:
         quantization = "int8"
+    elif all(t.dtype == "int16" for t in (*model_inputs, *model_outputs)) and "int8" in weight_types:
+        quantization = "int16x8"
     elif "int8" in weight_types:
         quantization = "dynamic-int8"
     else:

@@ -8,13 +8,14 @@ model's own interval (the float model could not tell the difference itself).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tinymlaas.metrics import Metric
 
-__all__ = ["DEFAULT_DEGRADED_POINTS", "Quality", "judge", "shipping_metric"]
+__all__ = ["DEFAULT_DEGRADED_POINTS", "Quality", "judge", "judge_variant", "shipping_metric"]
 
 DEFAULT_DEGRADED_POINTS = 2.0
 _RUNTIME_ORDER = ("tflm", "litert")  # what a device runs it in: an MCU first, then Linux-class
@@ -26,6 +27,7 @@ class Quality:
     drop: float  # accuracy: points lost (positive: worse); mse: relative increase in percent
     degraded: bool
     reason: str | None  # why it is degraded, with the figures; None when it is not
+    basis: str = "test split"  # which samples the figures rest on
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,3 +81,25 @@ def judge(
     return Quality(
         runtime=runtime, drop=round(drop, 3), degraded=degraded, reason=because if degraded else None
     )
+
+
+def judge_variant(
+    quantization: str,
+    method: str | None,
+    metrics: Mapping[str, Mapping[str, Any]],
+    float_metric: Mapping[str, Any] | None,
+    cross_validation: Mapping[str, Any] | None,
+    *,
+    threshold_points: float = DEFAULT_DEGRADED_POINTS,
+) -> Quality | None:
+    """``judge`` on the figures that decide best: the model's cross-validated float and int8 metrics
+    when its test split was too small and they measure this variant's method, else the test split."""
+    if cross_validation and quantization == "int8" and method == cross_validation.get("method"):
+        quality = judge(
+            cross_validation["float"], cross_validation["int8"], threshold_points=threshold_points
+        )
+        if quality is not None:
+            basis = f"{cross_validation['folds']}-fold cross-validation"
+            reason = f"{quality.reason} ({basis})" if quality.reason else None
+            return dataclasses.replace(quality, basis=basis, reason=reason)
+    return judge(float_metric, metrics, threshold_points=threshold_points)

@@ -19,7 +19,7 @@ from tinymlaas.data.types import Task
 from tinymlaas.errors import RuntimeFailure
 from tinymlaas.metrics import Metric, score
 from tinymlaas.squeeze.arena import ArenaResult, measure_arena
-from tinymlaas.squeeze.convert import Quantization, convert
+from tinymlaas.squeeze.convert import DEFAULT_QUANTIZATIONS, Quantization, convert
 from tinymlaas.squeeze.info import ModelInfo, SelfTest, TensorInfo
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.squeeze.runtimes import LiteRtRunner, Runner, TflmRunner
@@ -155,7 +155,7 @@ def assess(
         metrics=metrics,
         runtime_errors=errors,
         selftests=selftests,
-        method=method if info.quantization == "int8" else None,
+        method=method if info.quantization in ("int8", "int16x8") else None,
     )
 
 
@@ -164,7 +164,7 @@ def squeeze(
     representative: np.ndarray,
     evaluation: Evaluation,
     *,
-    quantizations: Sequence[Quantization] = tuple(Quantization),
+    quantizations: Sequence[Quantization] = DEFAULT_QUANTIZATIONS,
     max_arena_bytes: int,
     scaling: InputScaling | None = None,
     progress: Progress = no_progress,

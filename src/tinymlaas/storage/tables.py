@@ -170,6 +170,8 @@ class ModelRow(Base):
     float_metric: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # data.scaling.InputScaling as a dict; None: inputs go to the model as measured.
     input_scaling: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # services.crossval.CrossValidation as a dict, for a snapshot whose test split is small.
+    cross_validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_file: Mapped[str] = mapped_column(String(1024), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 

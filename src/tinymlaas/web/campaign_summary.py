@@ -110,13 +110,15 @@ def module_choices(models: list[ModelDetail]) -> list[dict[str, Any]]:
     """
     choices = []
     for model in sorted(models, key=lambda m: m.created_at, reverse=True):
-        quantizations = {v.id: v.quantization for v in model.variants}
+        variants = {v.id: v for v in model.variants}
         for module in model.modules:
+            variant = variants.get(module.variant)
             choices.append(
                 {
                     **module.model_dump(),
                     "model": f"{model.name} v{model.version}",
-                    "quantization": quantizations.get(module.variant, "?"),
+                    "quantization": variant.quantization if variant else "?",
+                    "degraded": variant.degraded if variant else False,
                 }
             )
     return choices

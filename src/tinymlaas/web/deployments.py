@@ -76,16 +76,25 @@ def deployments_page(
     selector: Annotated[str, Query()] = "",
     stages: Annotated[str, Query()] = _DEFAULT_STAGES,
     max_failures: Annotated[str, Query()] = "0",
+    allow_degraded: Annotated[str, Query()] = "",
 ) -> HTMLResponse:
     """Campaigns with their progress; with a module and a selector, the gate's verdict per device."""
-    wizard = {"module": module, "selector": selector, "stages": stages, "max_failures": max_failures}
+    wizard = {
+        "module": module,
+        "selector": selector,
+        "stages": stages,
+        "max_failures": max_failures,
+        "allow_degraded": "on" if allow_degraded else "",
+    }
     if not module and not selector:
         return _list_page(request, context, session, wizard)
     try:
         if not module or not selector.strip():
             raise InvalidInput("choose a module and give a selector (board:ID, tag:NAME or endpoints)")
         plan = parse_plan(stages, max_failures)
-        preview = service.preview_campaign(context, module, selector, *plan)
+        preview = service.preview_campaign(
+            context, module, selector, *plan, allow_degraded=bool(allow_degraded)
+        )
     except TinymlaasError as exc:
         return _list_page(request, context, session, wizard, error=exc.detail, status=exc.http_status)
     return _list_page(request, context, session, wizard, preview=preview)
@@ -100,11 +109,20 @@ def campaign_launch_form(
     selector: Annotated[str, Form()] = "",
     stages: Annotated[str, Form()] = _DEFAULT_STAGES,
     max_failures: Annotated[str, Form()] = "0",
+    allow_degraded: Annotated[str, Form()] = "",
 ) -> Response:
     """Create the campaign the wizard checked; the runner in ``serve`` then sends it stage by stage."""
-    wizard = {"module": module, "selector": selector, "stages": stages, "max_failures": max_failures}
+    wizard = {
+        "module": module,
+        "selector": selector,
+        "stages": stages,
+        "max_failures": max_failures,
+        "allow_degraded": "on" if allow_degraded else "",
+    }
     try:
-        campaign = service.create_campaign(context, module, selector, *parse_plan(stages, max_failures))
+        campaign = service.create_campaign(
+            context, module, selector, *parse_plan(stages, max_failures), allow_degraded=bool(allow_degraded)
+        )
     except TinymlaasError as exc:
         return _list_page(request, context, session, wizard, error=exc.detail, status=exc.http_status)
     return RedirectResponse(f"/deployments/{campaign.id}", status_code=303)

@@ -18,7 +18,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from tinymlaas.formatting import fmt_bytes, fmt_metric
+from tinymlaas.formatting import fmt_bytes, fmt_drop, fmt_metric
 from tinymlaas.services.model_pages import ConfusionMatrix, ModelLine
 from tinymlaas.services.models import ModelDetail
 from tinymlaas.services.views import ModuleView, VariantView
@@ -106,12 +106,33 @@ def model_section(model: ModelDetail, usable: Usable) -> dict[str, Any]:
             "arena": fmt_bytes(variant.arena_bytes),
             "tflm": fmt_metric(variant.metrics.get("tflm")),
             "litert": fmt_metric(variant.metrics.get("litert")),
+            "drop_text": fmt_drop(variant.model_dump()),
             "notes": runtime_notes(variant),
             "cells": [_cell(modules.get((variant.id, board)), variant, usable) for board in boards],
         }
         for variant in model.variants
     ]
-    return {"model": model, "float": fmt_metric(model.float_metric), "boards": boards, "rows": rows}
+    return {
+        "model": model,
+        "float": fmt_metric(model.float_metric),
+        "boards": boards,
+        "rows": rows,
+        "cross_validation": _cross_validation(model.cross_validation),
+    }
+
+
+def _cross_validation(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cross-validated float and int8 figures as the page words them."""
+    if not figures:
+        return None
+    runtime, int8 = next(iter(figures["int8"].items()))
+    return {
+        "folds": figures["folds"],
+        "samples": figures["samples"],
+        "float": fmt_metric(figures["float"]),
+        "int8": fmt_metric(int8),
+        "runtime": runtime,
+    }
 
 
 def _bars(title: str, y_title: str, x: list[str], series: dict[str, list[Any]]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ typedef union {
   float* f;
   uint8_t* uint8;
   int8_t* int8;
+  int16_t* i16;
 } TfLitePtrUnion;
 
 typedef struct {
