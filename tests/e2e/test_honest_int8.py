@@ -70,3 +70,24 @@ def test_bad_scaling_choices_are_named(cli, wine_csv):
     assert proc.returncode == 2 and "zscore" in proc.stderr
     proc = cli("datasets", "set", "wine", ok=False)
     assert proc.returncode == 1 and "--scaling" in proc.stderr
+
+
+def test_data_that_trains_or_quantizes_badly_is_named_at_import(cli, tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("a,b,label\n1,2,x\n3,2,x\n5,2,x\n")
+    imported = cli("datasets", "import", "one", str(one))
+    assert "imported 3 samples" in imported.stdout
+    assert "warning: the dataset holds one class ('x'); a classifier needs at least two" in imported.stderr
+    assert "warning: feature 1 has the same value in every imported sample" in imported.stderr
+    assert "at least two classes" in cli("train", "--dataset", "one", ok=False).stderr
+    spread = tmp_path / "prices.csv"
+    spread.write_text("rooms,price\n1,900\n2,40000\n3,2500000\n4,31000000\n")
+    report = cli.json(
+        "datasets", "import", "prices", str(spread), "--label-column", "price", "--task", "regression"
+    )
+    assert report["added"] == 4 and "spans 900 to 3.1e+07" in report["warnings"][0]
+    nan = tmp_path / "nan.csv"
+    nan.write_text("a,b,label\n1,nan,x\n3,4,y\n")
+    refused = cli("datasets", "import", "nan", str(nan), ok=False)
+    assert "nan.csv:2: column 'b': 'nan' is not a finite number" in refused.stderr
+    assert "nan" not in {d["name"] for d in cli.json("datasets", "list")}

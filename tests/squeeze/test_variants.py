@@ -80,3 +80,17 @@ def test_calibration_samples_are_drawn_from_the_whole_train_split():
     sorted_by_class = np.concatenate([rng.normal(c * 5.0, 1.0, (300, 2)) for c in range(3)]).astype("float32")
     first = inspect_tflite(convert(model, Quantization.INT8, sorted_by_class)).inputs[0]
     assert first.scale * 255 > 12.0  # the range spans all three classes (means 0, 5, 10), not one
+
+
+def test_int8_weights_are_quantized_per_output_channel(tiny_models):
+    """Each filter of the convolution and each unit of the dense layer gets its own weight scale."""
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(tiny_models.int8, 0)
+    graph = model.Subgraphs(0)
+    per_channel = []
+    for i in range(graph.TensorsLength()):
+        tensor = graph.Tensors(i)
+        if tensor.Type() == tflite.TensorType.INT8 and model.Buffers(tensor.Buffer()).DataLength():
+            per_channel.append(tensor.Quantization().ScaleLength())
+    assert sorted(per_channel) == [4, 8]  # Dense(4) and Conv1D(8) kernels

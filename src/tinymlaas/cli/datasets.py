@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tinymlaas.cli._shared import console, get_context, print_json
+from tinymlaas.cli._shared import console, err_console, get_context, print_json
 from tinymlaas.data.types import DatasetSpec, SampleKind, Task
 from tinymlaas.errors import InvalidInput
 from tinymlaas.services.datasets import (
@@ -153,6 +153,8 @@ def import_(
     console.print(
         f"imported {report.added} samples into [bold]{name}[/] ({report.duplicates} duplicates skipped)"
     )
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @app.command("list")

@@ -68,6 +68,8 @@ def comparison_table(report: dict[str, Any]) -> Group:
         )
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items())
     table.caption = f"timings: {timings}"
+    scaling = report.get("input_scaling") or {}
+    notes[:0] = [f"input scaling ({scaling['method']}): {warning}" for warning in scaling.get("warnings", [])]
     cross_validation = report.get("cross_validation")
     if cross_validation:
         runtime, int8 = next(iter(cross_validation["int8"].items()))

@@ -23,7 +23,7 @@ from tinymlaas.squeeze.convert import Quantization, convert
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.squeeze.runtimes import LiteRtRunner, Runner, TflmRunner
 from tinymlaas.squeeze.variants import Progress, no_progress
-from tinymlaas.training.trainer import Recipe, train
+from tinymlaas.training.trainer import Recipe, predict, train
 
 __all__ = ["CrossValidation", "cross_validate", "fold_of", "folds_for"]
 
@@ -88,7 +88,7 @@ def cross_validate(
         held = assignment == fold
         result = train(spec, Arrays(x[~held], y[~held], empty_x, empty_y, x[held], y[held]), recipe)
         scaled_train, scaled_held = result.scaling.apply(x[~held]), result.scaling.apply(x[held])
-        float_outputs.append(np.asarray(result.model.predict(scaled_held, batch_size=256, verbose=0)))
+        float_outputs.append(predict(result.model, scaled_held))
         runner = _runner(convert(result.model, Quantization.INT8, scaled_train))
         runtime = runner.runtime
         int8_outputs.append(runner.run_many(scaled_held))

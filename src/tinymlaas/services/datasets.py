@@ -111,6 +111,8 @@ class AddReport:
     dataset: str
     added: int
     duplicates: int  # samples whose exact content was already in the dataset
+    # What will stop or weaken training, said at import rather than after a training job fails.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -371,7 +373,13 @@ class DatasetService:
                     )
                 )
             repo.add_samples(new)
-        return AddReport(dataset=name, added=len(new), duplicates=len(data.samples) - len(new))
+            classes = [label for label in repo.label_counts(row.id) if label is not None]
+        return AddReport(
+            dataset=name,
+            added=len(new),
+            duplicates=len(data.samples) - len(new),
+            warnings=_import_warnings(spec, data.samples, classes),
+        )
 
     def collect(self, name: str, upload: SampleUpload) -> CollectOutcome:
         """Store one sample a device uploaded into ``name``, once per upload id, as ``upload.endpoint``'s.
@@ -549,6 +557,39 @@ class DatasetService:
             split_counts={k: len(v) for k, v in parts.items()},
             input_scaling=dataset.input_scaling,
         )
+
+
+def _import_warnings(
+    spec: DatasetSpec, samples: tuple[LabelledSample, ...], classes: list[str]
+) -> tuple[str, ...]:
+    """A single class, a feature with one value in every row, a regression target spanning orders
+    of magnitude: each trains badly or quantizes badly, so the import says so."""
+    warnings = []
+    if spec.task is Task.CLASSIFICATION and len(classes) == 1:
+        warnings.append(
+            f"the dataset holds one class ({classes[0]!r}); a classifier needs at least two: "
+            "import samples of another class before training"
+        )
+    if spec.kind is SampleKind.VECTOR and len(samples) >= 2:
+        x = np.stack([s.x for s in samples])
+        constant = [int(i) for i in np.flatnonzero(np.ptp(x, axis=0) == 0)]
+        if constant:
+            listed = ", ".join(map(str, constant[:10])) + (" …" if len(constant) > 10 else "")
+            warnings.append(
+                f"feature {listed} has the same value in every imported sample; it carries no information "
+                "and input scaling passes it through unscaled"
+            )
+    targets = np.array([s.target for s in samples if s.target is not None], dtype=np.float64)
+    if spec.task is Task.REGRESSION and len(targets) >= 2:
+        span = float(np.ptp(targets))
+        low, high = float(targets.min()), float(targets.max())
+        if span > 1e6 or (low > 0 and high / low > 1e4):
+            warnings.append(
+                f"the regression target spans {low:.6g} to {high:.6g}; an int8 output has "
+                f"256 steps over its range (about {span / 255:.3g} each), so expect the int8 variant to lose "
+                "precision: consider predicting a scaled or logarithmic target"
+            )
+    return tuple(warnings)
 
 
 def _snapshot_summary(row: SnapshotRow, dataset: str) -> SnapshotSummary:

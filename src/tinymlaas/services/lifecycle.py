@@ -111,6 +111,7 @@ def run_lifecycle(
         "arch": model["arch"],
         "float_metric": model["float_metric"],
         "cross_validation": show_model(ctx, model["id"]).cross_validation,
+        "input_scaling": model["input_scaling"],
         "variants": rows,
         "timings_s": timings,
     }

@@ -18,7 +18,7 @@ from tinymlaas.training import zoo
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["EpochCallback", "Recipe", "TrainResult", "default_recipe", "scaled", "train"]
+__all__ = ["EpochCallback", "Recipe", "TrainResult", "default_recipe", "predict", "scaled", "train"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -77,6 +77,13 @@ def default_recipe(
 ) -> Recipe:
     chosen = arch or zoo.choose(spec)
     return Recipe(arch=chosen, epochs=epochs or DEFAULT_EPOCHS.get(chosen, 50), seed=seed, scaling=scaling)
+
+
+def predict(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The model's outputs on ``x``, by direct calls: ``predict`` builds a new traced function for
+    every model it sees, which cross-validation's fold models would each pay for (and warn about)."""
+    outputs = [np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)]
+    return np.concatenate(outputs) if outputs else np.empty((0, *model.output_shape[1:]), np.float32)
 
 
 def scaled(arrays: Arrays, scaling: InputScaling) -> Arrays:
@@ -139,7 +146,7 @@ def train(
         verbose=0,
         callbacks=callbacks,
     )
-    predictions = model.predict(arrays.x_test, batch_size=256, verbose=0)
+    predictions = predict(model, arrays.x_test)
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
     return TrainResult(
         model=model,

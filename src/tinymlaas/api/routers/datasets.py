@@ -126,7 +126,11 @@ async def import_dataset(
     if create:
         response.status_code = 201
     return DatasetImportPublic(
-        dataset=report.dataset, added=report.added, duplicates=report.duplicates, created=create
+        dataset=report.dataset,
+        added=report.added,
+        duplicates=report.duplicates,
+        created=create,
+        warnings=list(report.warnings),
     )
 
 

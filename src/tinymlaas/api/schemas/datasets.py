@@ -26,6 +26,11 @@ class DatasetImportPublic(BaseModel):
     added: int
     duplicates: int = Field(description="Samples whose exact content the dataset already held; skipped.")
     created: bool = Field(description="Whether the import created the dataset.")
+    warnings: list[str] = Field(
+        default=[],
+        description="What will stop or weaken training: a single class, a feature with one value, a "
+        "regression target spanning orders of magnitude.",
+    )
 
 
 class SnapshotPublic(BaseModel):
