@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from tinymlaas.metrics import wilson_interval
 from tinymlaas.squeeze.quality import DEFAULT_DEGRADED_POINTS, judge_variant
 from tinymlaas.storage.tables import ModelRow, ModuleRow, TrainingRunRow, VariantRow
 
@@ -26,11 +27,21 @@ def run_view(row: TrainingRunRow) -> dict[str, Any]:
         "snapshot": row.snapshot_id,
         "recipe": row.recipe,
         "split_counts": row.split_counts,
-        "metric": {"name": row.metric_name, "value": row.metric_value},
+        "metric": _run_metric(row),
         "epochs_run": row.epochs_run,
         "duration_s": round(row.duration_s, 2),
         "history": row.history,
     }
+
+
+def _run_metric(row: TrainingRunRow) -> dict[str, Any]:
+    """The run's test metric with its sample count; accuracy with its Wilson interval, which the
+    count and the value determine exactly."""
+    n = (row.split_counts or {}).get("test")
+    metric: dict[str, Any] = {"name": row.metric_name, "value": row.metric_value, "n": n}
+    if row.metric_name == "accuracy" and n:
+        metric["low"], metric["high"] = wilson_interval(round(row.metric_value * n), n)
+    return metric
 
 
 class ModelSummary(BaseModel):
