@@ -232,3 +232,44 @@ def test_an_update_that_carries_a_new_object_list_changes_what_the_server_shows(
             await device.coap.close()
 
     run(scenario)
+
+
+def test_a_device_registering_anew_shows_what_it_reports_now_not_before(context: Context) -> None:
+    """A device reset under its old name (a demo re-run): no model and no counts from its earlier life.
+
+    The fresh device's Object 9 does not answer, as when that read is lost, so nothing it reports this
+    time replaces the model stored from before: the Register itself must clear it.
+    """
+    fresh_runtime = {**RUNTIME_VALUES, Path(26241, 0, 10): 0, Path(26241, 0, 11): 0.0}
+
+    async def scenario() -> None:
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
+        before = await Device.start({**RUNTIME_VALUES, **DEVICE_VALUES, **SOFTWARE_VALUES})
+        try:
+            await before.register(fleet.nosec_uri, "kws-1")
+            await eventually(lambda: "reported" in kinds(context, "kws-1"))
+            assert show_device(context, "kws-1").model == "kws 3"
+        finally:
+            await fleet.stop()
+            await before.coap.close()
+
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
+        fresh = await Device.start({**fresh_runtime, **DEVICE_VALUES})
+        try:
+            await fresh.register(fleet.nosec_uri, "kws-1")
+            registered = show_device(context, "kws-1")
+            assert (registered.model, registered.installed, registered.telemetry) == (None, {}, {})
+            assert registered.capabilities["runtime"] == "tflm"  # what it is stays known to the gate
+
+            await eventually(lambda: kinds(context, "kws-1").count("reported") == 2)
+            shown = show_device(context, "kws-1")
+            assert (shown.model, shown.last_result, shown.installed) == (None, None, {})
+            assert shown.telemetry == {"inference_count": 0, "mean_latency_ms": 0.0}
+            assert kinds(context, "kws-1") == [
+                "registered", "reported", "offline", "registered", "read_failed", "reported",
+            ]  # fmt: skip
+        finally:
+            await fleet.stop()
+            await fresh.coap.close()
+
+    run(scenario)

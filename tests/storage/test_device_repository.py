@@ -27,26 +27,34 @@ def register(repository: DeviceRepository, endpoint: str, registration_id: str, 
     )
 
 
-def test_a_device_keeps_what_it_reported_across_registrations(sessions):
+def test_a_device_keeps_what_it_is_across_registrations_but_not_what_it_was_doing(sessions):
     with sessions() as session, session.begin():
         repository = DeviceRepository(session)
         register(repository, "a", "r1", T0)
         repository.set_reported(
-            "a", board_id="pico", capabilities={"runtime": "tflm"}, installed={"name": "kws"}
+            "a",
+            board_id="pico",
+            capabilities={"runtime": "tflm"},
+            identity={"manufacturer": "Raspberry Pi"},
+            installed={"name": "kws"},
+            telemetry={"inference_count": 42},
         )
         repository.set_tags("a", ["wave-1"])
+        repository.record_event("a", "reported", {"board": "pico"}, at=T0)
         repository.mark_offline("a")
     with sessions() as session, session.begin():
         repository = DeviceRepository(session)
         register(repository, "a", "r2", T0 + timedelta(minutes=5))
         row = repository.device("a")
         assert (row.id, row.registration_id, row.online) == ("dev_a", "r2", True)
-        assert (row.board_id, row.capabilities, row.installed, row.tags) == (
+        assert (row.board_id, row.capabilities, row.identity, row.tags) == (
             "pico",
             {"runtime": "tflm"},
-            {"name": "kws"},
+            {"manufacturer": "Raspberry Pi"},
             ["wave-1"],
         )
+        assert (row.installed, row.telemetry) == ({}, {})
+        assert [event.kind for event in repository.events("a")] == ["reported"]
         repository.seen("a", T0 + timedelta(minutes=6), lifetime=120)
         assert repository.device("a").lifetime == 120
         assert repository.device("a").address == "coap://127.0.0.1:5000"

@@ -22,10 +22,12 @@ from tinymlaas.agent import (
     SensorSource,
 )
 from tinymlaas.cli._shared import console, err_console, get_context
-from tinymlaas.deploy.signing import load_public_key
+from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_public_key
 from tinymlaas.errors import InvalidInput
+from tinymlaas.services.provisioning import default_server_uri
+from tinymlaas.settings import Settings
 
-__all__ = ["agent", "event_line", "parse_collection", "parse_sensor"]
+__all__ = ["agent", "event_line", "parse_collection", "parse_sensor", "trusted_key"]
 
 _PROGRESS_EVERY = 16  # download blocks between progress lines
 
@@ -45,6 +47,23 @@ def parse_sensor(spec: str) -> SensorSource | None:
         case "watch" if argument:
             return DirectoryWatcher(Path(argument))
     raise InvalidInput(f"--sensor {spec!r}: use gestures[:SEED], replay:PATH, watch:DIR or none")
+
+
+def trusted_key(settings: Settings, given: Path | None) -> bytes:
+    """The key packages must be signed with: the file named, else the one ``serve`` signs with here.
+
+    An agent on the server's machine (a tour, a test bench) needs no path typed: it trusts the key of
+    the store this command reads. One elsewhere names the file ``serve`` printed.
+    """
+    path = settings.keys_dir / PUBLIC_KEY_NAME if given is None else given
+    if not path.is_file():
+        hint = (
+            "start 'tinymlaas serve' with this store once, or pass --public-key"
+            if given is None
+            else "pass the file 'tinymlaas serve' printed"
+        )
+        raise InvalidInput(f"no package-signing public key at {path}: {hint}")
+    return load_public_key(path)
 
 
 def parse_collection(dataset: str | None, label: str | None, every: int) -> Collection | None:
@@ -109,16 +128,19 @@ def agent(
     ctx: typer.Context,
     board: str = typer.Option(..., "--board", help="Board id to emulate, see 'boards list'."),
     endpoint: str = typer.Option(..., "--endpoint", help="LwM2M endpoint name, unique in the fleet."),
-    server: str = typer.Option(
-        "coaps://127.0.0.1:5684",
+    server: str | None = typer.Option(
+        None,
         "--server",
-        help="The LwM2M server's URI: coaps:// with the key 'devices provision' put in --state-dir.",
+        help="The LwM2M server's URI: coaps:// with the key 'devices provision' put in --state-dir "
+        "(default: where 'serve' with this store's settings listens, coaps://127.0.0.1:5684).",
     ),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="Where slots, update state and downloads persist across restarts."
     ),
-    public_key: Path = typer.Option(
-        ..., "--public-key", help="The server's package-signing public key (.pub hex, PEM or raw)."
+    public_key: Path | None = typer.Option(
+        None,
+        "--public-key",
+        help="The server's package-signing public key (.pub hex, PEM or raw); default: this store's.",
     ),
     sensor: str = typer.Option(
         "gestures", "--sensor", help="Input windows: gestures[:SEED], replay:PATH, watch:DIR or none."
@@ -136,13 +158,15 @@ def agent(
 ) -> None:
     """Run a device agent: register, report capabilities, run the model, install signed updates."""
     collection = parse_collection(collect, label, collect_every)
-    profile = get_context(ctx).catalog.board(board)
+    context = get_context(ctx)
+    profile = context.catalog.board(board)
+    server = server or default_server_uri(context)
     options = {
         "board": profile,
         "endpoint": endpoint,
         "server_uri": server,
         "state_dir": state_dir,
-        "public_key": load_public_key(public_key),
+        "public_key": trusted_key(context.settings, public_key),
         "lifetime": lifetime,
         "rate_hz": rate,
         "collect": collection,

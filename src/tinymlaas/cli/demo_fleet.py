@@ -108,11 +108,15 @@ async def _finished(ctx: Context, campaign_id: str, timeout: float, say: Say) ->
 
 
 async def _reported(ctx: Context, endpoints: set[str], timeout: float) -> list[DeviceView]:
-    """Wait until every endpoint is online and reported its runtime; the devices as stored."""
+    """Wait until every endpoint is online and reported its runtime in this registration; the devices.
+
+    Telemetry is the part of that report a Register clears (capabilities outlive a registration), so a
+    re-run's devices count as reported only once they told this server about their fresh state.
+    """
     deadline = time.monotonic() + timeout
     while True:
         devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d.endpoint in endpoints]
-        ready = {d.endpoint for d in devices if d.online and d.capabilities.get("runtime")}
+        ready = {d.endpoint for d in devices if d.online and d.telemetry}
         if ready == endpoints:
             return devices
         if time.monotonic() > deadline:

@@ -13,13 +13,12 @@ import typer
 from tinymlaas.agent import AgentEvent, SensorSource
 from tinymlaas.agent.fleet import spawn_fleet
 from tinymlaas.cli._shared import console, err_console, get_context
-from tinymlaas.cli.agent import event_line, parse_collection, parse_sensor
-from tinymlaas.deploy.signing import load_public_key
+from tinymlaas.cli.agent import event_line, parse_collection, parse_sensor, trusted_key
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.lwm2m.core import DeviceCredentials
 from tinymlaas.lwm2m.linkemu import PROFILES, LinkProfile, link_profile
 from tinymlaas.services.context import Context
-from tinymlaas.services.provisioning import provision_device
+from tinymlaas.services.provisioning import default_server_uri, provision_device
 
 __all__ = ["app"]
 
@@ -101,14 +100,19 @@ def spawn(
     ctx: typer.Context,
     count: int = typer.Option(..., "--count", min=1, help="How many agents to run."),
     board: str = typer.Option(..., "--board", help="Board id every agent emulates, see 'boards list'."),
-    server: str = typer.Option(
-        "coaps://127.0.0.1:5684", "--server", help="The LwM2M server's URI (coaps:// for DTLS)."
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        help="The LwM2M server's URI, coaps:// for DTLS (default: where 'serve' with this store's "
+        "settings listens, coaps://127.0.0.1:5684).",
     ),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="Each agent keeps its slots and update state in a sub-directory here."
     ),
-    public_key: Path = typer.Option(
-        ..., "--public-key", help="The server's package-signing public key (.pub hex, PEM or raw)."
+    public_key: Path | None = typer.Option(
+        None,
+        "--public-key",
+        help="The server's package-signing public key (.pub hex, PEM or raw); default: this store's.",
     ),
     prefix: str | None = typer.Option(None, "--prefix", help="Endpoint names are PREFIX-000...; board id."),
     link: str | None = typer.Option(
@@ -152,12 +156,13 @@ def spawn(
     except NotFound as exc:
         raise InvalidInput(exc.detail) from None
     radio = link_profile(link, loss=loss, duplicate=duplicate)
+    server = server or default_server_uri(context)
     options: dict[str, Any] = {
         "count": count,
         "board": profile,
         "server_uri": server,
         "state_dir": state_dir,
-        "public_key": load_public_key(public_key),
+        "public_key": trusted_key(context.settings, public_key),
         "prefix": prefix,
         "seed": seed,
         "sensor_factory": _sensor_factory(sensor),

@@ -118,8 +118,12 @@ class DeviceRepository:
     ) -> DeviceRow:
         """Mark a device online under a new registration, creating its row (id ``new_id``) on first sight.
 
-        What it reported earlier (capabilities, installed package, telemetry) and its tags are kept until
-        it reports again: a reboot does not make the server forget what the device is.
+        What the device is (board, capabilities, identity) and its tags are kept until it reports again:
+        a reboot does not make the server forget what the device is, and the compatibility gate still
+        knows it. What it is doing (installed package, telemetry counters) belongs to one registration
+        and is cleared: a device registering anew may have been reset or replaced, so until its reports
+        of this registration arrive the server shows nothing rather than another boot's model and
+        counts, and a report that never arrives cannot leave them standing. Its events stay.
         """
         row = self.find(endpoint)
         if row is None:
@@ -133,6 +137,8 @@ class DeviceRepository:
                 tags=[],
             )
             self.session.add(row)
+        row.installed = {}
+        row.telemetry = {}
         row.registration_id = registration_id
         row.online = True
         row.address = address
