@@ -6,6 +6,8 @@ accuracy, the variant is marked degraded with its figures, and deploy refuses it
 """
 
 import csv
+import json
+import zipfile
 
 import pytest
 from sklearn.datasets import load_wine
@@ -27,7 +29,7 @@ def _int8(report):
     return next(r for r in report["variants"] if r["quantization"] == "int8")
 
 
-def test_scaled_int8_keeps_float_accuracy_and_unscaled_int8_is_refused(cli, wine_csv):
+def test_scaled_int8_keeps_float_accuracy_and_unscaled_int8_is_refused(cli, wine_csv, tmp_path):
     cli("datasets", "import", "wine", str(wine_csv), "--label-column", "cultivar")
     assert cli.json("datasets", "show", "wine")["input_scaling"] == "standardize"
 
@@ -44,6 +46,15 @@ def test_scaled_int8_keeps_float_accuracy_and_unscaled_int8_is_refused(cli, wine
     assert max(scaling["scale"]) / min(scaling["scale"]) > 1000  # proline's spread vs hue's
     table = cli("models", "show", report["model"]).stdout
     assert f"n={test_samples})" in table and "95 % CI" in table and "int8 · ptq" in table
+
+    # The module's own model.tflite brought back keeps the scaling it needs, and so its accuracy.
+    cli("compile", int8["variant"], "--board", "nano33ble", "--out", str(tmp_path / "module.zip"))
+    with zipfile.ZipFile(tmp_path / "module.zip") as module:
+        (tmp_path / "back.tflite").write_bytes(module.read("model.tflite"))
+        assert json.loads(module.read("manifest.json"))["input_scaling"] == scaling
+    back = cli.json("models", "import", str(tmp_path / "back.tflite"), "--dataset", "wine")
+    assert back["input_scaling"] == scaling
+    assert back["variants"][0]["metrics"]["tflm"] == int8["metric"]
 
     cli("datasets", "set", "wine", "--scaling", "none")
     unscaled = cli.json("lifecycle", "run", "--dataset", "wine", "--boards", "nano33ble")

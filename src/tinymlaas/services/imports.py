@@ -7,9 +7,11 @@ can convert; a dataset is then required for int8 calibration and scoring.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
+from tinymlaas.data.scaling import InputScaling
 from tinymlaas.data.types import DatasetSpec, Task, check_model_name
 from tinymlaas.errors import InvalidInput, UnsupportedModel
 from tinymlaas.metrics import Metric, score
@@ -70,7 +72,12 @@ def _check_shapes(path: Path, spec: DatasetSpec, input_shape: tuple[int, ...], o
 def _import_tflite(
     ctx: Context, path: Path, data: bytes, name: str, loaded: LoadedSnapshot | None, progress: Progress
 ) -> dict[str, Any]:
+    """A ``.tflite`` takes inputs as its maker prepared them, so it is scored on the dataset unscaled;
+    unless it is the very bytes of one of our variants, whose model's input scaling then comes along."""
     info = inspect_tflite(data, name=str(path))
+    with ctx.session() as session:
+        known = ModelRepository(session).scaling_of_tflite(hashlib.sha256(data).hexdigest())
+    scaling = InputScaling.from_dict(known)
     evaluation = None
     if loaded is not None:
         outputs = info.outputs[0].shape[-1] if info.outputs[0].shape else 1
@@ -81,6 +88,7 @@ def _import_tflite(
         evaluation,
         max_arena_bytes=ctx.settings.arena_search_max_bytes,
         name=str(path),
+        scaling=scaling,
         progress=progress,
     )
     if not variant.selftests:
@@ -90,7 +98,14 @@ def _import_tflite(
     # The run records the score of the imported bytes in the runtime that ships them.
     measured = variant.metrics.get("tflm") or variant.metrics.get("litert")
     model = _new_model(
-        ctx, name, path, loaded, arch="imported-tflite", params=info.params, run_metric=measured
+        ctx,
+        name,
+        path,
+        loaded,
+        arch="imported-tflite",
+        params=info.params,
+        run_metric=measured,
+        input_scaling=known,
     )
     view = store_variant(ctx, model["id"], variant, loaded.snapshot_id if loaded else None)
     return {**model, "variants": [view]}
@@ -130,6 +145,7 @@ def _new_model(
     keras_blob: str | None = None,
     float_metric: Metric | None = None,
     run_metric: Metric | None = None,
+    input_scaling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     with ctx.session() as session:
         repo = ModelRepository(session)
@@ -162,6 +178,7 @@ def _new_model(
                 params=params,
                 spec=spec_to_dict(loaded.spec) if loaded else None,
                 float_metric=float_metric.as_dict() if float_metric else None,
+                input_scaling=input_scaling,
                 source_file=str(path),
             )
         )

@@ -161,6 +161,18 @@ class ModelRepository:
         )
         return list(self.session.scalars(query.offset(offset).limit(limit)))
 
+    def scaling_of_tflite(self, blob: str) -> dict | None:
+        """The input scaling of the newest model with a variant stored as exactly these bytes (``blob``,
+        their sha256), if any: a module's ``model.tflite`` brought back keeps the scaling it needs."""
+        query = (
+            select(ModelRow.input_scaling)
+            .join(VariantRow, VariantRow.model_id == ModelRow.id)
+            .where(VariantRow.tflite_blob == blob, ModelRow.input_scaling.is_not(None))
+            .order_by(ModelRow.created_at.desc())
+            .limit(1)
+        )
+        return self.session.scalar(query)
+
     def count_variants(self, model_id: str) -> int:
         query = select(func.count()).select_from(VariantRow).where(VariantRow.model_id == model_id)
         return self.session.scalar(query) or 0
