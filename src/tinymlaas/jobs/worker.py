@@ -8,6 +8,7 @@ import os
 import traceback
 from typing import Any
 
+from tinymlaas import quiet
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.jobs.params import PARAMS
 from tinymlaas.jobs.records import JobCancelled, JobReporter, move
@@ -32,6 +33,7 @@ def run_job(settings: Settings, job_id: str) -> None:
     without one (killed, out of memory, a crash in native code).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet.install()
     ctx = Context(settings)
     if not move(ctx, job_id, JobState.RUNNING, worker_pid=os.getpid(), message="started"):
         return  # cancelled while it waited for this process

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinymlaas.errors import InvalidInput, RuntimeFailure
+from tinymlaas.quiet import native_chatter_filtered
 
 if TYPE_CHECKING:
     import keras
@@ -77,7 +78,7 @@ def convert(
     # The converter exports a SavedModel first and prints about it; keep the terminal for progress.
     # It also warns about input statistics that only apply to the legacy int8 inference type.
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), native_chatter_filtered():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises many unrelated types; all mean "cannot convert"

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinymlaas.data.scaling import InputScaling, ScalingMethod
 from tinymlaas.errors import RuntimeFailure
+from tinymlaas.quiet import native_chatter_filtered
 from tinymlaas.squeeze.info import TensorInfo
 
 __all__ = ["LiteRtRunner", "Runner", "TflmRunner", "dequantize", "quantize"]
@@ -103,8 +104,9 @@ class LiteRtRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
 
         try:
-            self._interpreter = Interpreter(model_content=tflite, num_threads=1)
-            self._interpreter.allocate_tensors()
+            with native_chatter_filtered():
+                self._interpreter = Interpreter(model_content=tflite, num_threads=1)
+                self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             raise RuntimeFailure(f"LiteRT could not load the model: {exc}") from exc
         self._in = self._interpreter.get_input_details()[0]["index"]
