@@ -21,10 +21,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from tinymlaas.metrics import Metric, wilson_interval
 from tinymlaas.server.app import create_app
 from tinymlaas.services.auth import Role, create_token
 from tinymlaas.services.context import Context
-from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository
+from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import CampaignRow, InstallationRow, ModelRow, ModuleRow, VariantRow
 
 
@@ -183,3 +184,23 @@ def serving(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def accuracy(hits: int, n: int) -> dict[str, Any]:
+    """A stored accuracy metric of ``hits`` of ``n`` with its Wilson interval, as scoring stores it."""
+    return Metric("accuracy", hits / n, n, *wilson_interval(hits, n)).as_dict()
+
+
+def add_degraded_chain(session: Session) -> None:
+    """Model ``mdl_w`` (float 27/27) whose int8 ``var_w`` scored 18/27 in TFLM, as post-training int8
+    of the unscaled tabular CSV did, and its packaged nano33ble module ``mod_w``."""
+    add_model_chain(
+        session, model_id="mdl_w", variant_id="var_w", module_id="mod_w", board="nano33ble",
+        package_blob="1" * 64, manifest={"board": "nano33ble", "runtime": "tflm"}, flash_bytes=10,
+        ram_bytes=10,
+    )  # fmt: skip
+    repo = ModelRepository(session)
+    repo.model("mdl_w").float_metric = accuracy(27, 27)
+    variant = repo.variant("var_w")
+    variant.metrics = {"tflm": accuracy(18, 27)}
+    variant.method = "ptq"

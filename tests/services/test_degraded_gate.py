@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.seeding import add_model_chain
+from helpers.seeding import accuracy, add_degraded_chain
 from tinymlaas.errors import InvalidInput
-from tinymlaas.metrics import Metric, wilson_interval
 from tinymlaas.services.campaigns import create_campaign, preview_campaign
 from tinymlaas.services.context import Context
 from tinymlaas.services.models import show_model, show_variant
@@ -14,22 +13,11 @@ from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import ModelRepository
 
 
-def _accuracy(hits: int, n: int) -> dict:
-    return Metric("accuracy", hits / n, n, *wilson_interval(hits, n)).as_dict()
-
-
 @pytest.fixture
 def seeded(context: Context) -> Context:
     """Float 27/27, int8 in TFLM 18/27: the figures of the unscaled tabular CSV."""
     with context.session() as session:
-        add_model_chain(
-            session, model_id="mdl_w", variant_id="var_w", module_id="mod_w", board="nano33ble",
-            package_blob="1" * 64, manifest={"board": "nano33ble", "runtime": "tflm"}, flash_bytes=10,
-            ram_bytes=10,
-        )  # fmt: skip
-        repo = ModelRepository(session)
-        repo.model("mdl_w").float_metric = _accuracy(27, 27)
-        repo.variant("var_w").metrics = {"tflm": _accuracy(18, 27)}
+        add_degraded_chain(session)
     return context
 
 
@@ -57,6 +45,6 @@ def test_the_allowed_drop_is_a_setting(seeded, tmp_path):
     variant = show_model(lenient, "mdl_w").variants[0]
     assert variant.degraded  # 33 points is within 40, but the intervals no longer overlap
     with lenient.session() as session:
-        ModelRepository(session).variant("var_w").metrics = {"tflm": _accuracy(25, 27)}
+        ModelRepository(session).variant("var_w").metrics = {"tflm": accuracy(25, 27)}
     assert not show_model(lenient, "mdl_w").variants[0].degraded
     assert show_model(seeded, "mdl_w").variants[0].degraded

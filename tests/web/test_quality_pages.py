@@ -8,32 +8,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers.pages import texts
-from helpers.seeding import add_model_chain, logged_in_client
-from tinymlaas.metrics import Metric, wilson_interval
+from helpers.seeding import add_degraded_chain, logged_in_client
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
-from tinymlaas.storage.repositories import ModelRepository
-
-
-def _accuracy(hits: int, n: int) -> dict:
-    return Metric("accuracy", hits / n, n, *wilson_interval(hits, n)).as_dict()
 
 
 @pytest.fixture
 def client(tmp_path) -> Iterator[TestClient]:
     context = Context(Settings(data_dir=tmp_path / "data"))
     with context.session() as session:
-        add_model_chain(
-            session, model_id="mdl_w", variant_id="var_w", module_id="mod_w", board="nano33ble",
-            package_blob="1" * 64, manifest={"board": "nano33ble", "runtime": "tflm"}, flash_bytes=10,
-            ram_bytes=10,
-        )  # fmt: skip
-        repo = ModelRepository(session)
-        repo.model("mdl_w").float_metric = _accuracy(27, 27)
-        variant = repo.variant("var_w")
-        variant.metrics = {"tflm": _accuracy(18, 27)}
-        variant.method = "ptq"
+        add_degraded_chain(session)
     with logged_in_client(context, Role.OPERATOR) as logged_in:
         yield logged_in
 
