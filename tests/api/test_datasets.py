@@ -76,7 +76,9 @@ def test_importing_a_csv_creates_then_adds_to_a_dataset(api, problem) -> None:
         "/datasets/api-csv/imports", files={"file": ("t.csv", table)}, data={"create": "true"}, headers=writer
     )
     assert created.status_code == 201, created.text
-    assert created.json() == {"dataset": "api-csv", "added": 2, "duplicates": 0, "created": True}
+    assert created.json() == {
+        "dataset": "api-csv", "added": 2, "duplicates": 0, "created": True, "warnings": []
+    }  # fmt: skip
     again = api.client.post(
         "/datasets/api-csv/imports", files={"file": ("t.csv", table)}, data={"create": "true"}, headers=writer
     )
@@ -85,8 +87,13 @@ def test_importing_a_csv_creates_then_adds_to_a_dataset(api, problem) -> None:
         "/datasets/api-csv/imports", files={"file": ("u.csv", b"a,b,label\n1,2,x\n5,6,y\n")}, headers=writer
     )
     assert more.status_code == 200 and more.json() == {
-        "dataset": "api-csv", "added": 1, "duplicates": 1, "created": False
+        "dataset": "api-csv", "added": 1, "duplicates": 1, "created": False, "warnings": []
     }  # fmt: skip
+    single = api.client.post(
+        "/datasets/api-one/imports", files={"file": ("o.csv", b"a,b,label\n1,2,x\n3,2,x\n")},
+        data={"create": "true"}, headers=writer,
+    )  # fmt: skip
+    assert single.json()["warnings"][0].startswith("the dataset holds one class ('x')")
     shown = api.client.get("/datasets/api-csv", headers=writer).json()
     assert shown["samples"] == 3 and shown["label_counts"] == {"x": 1, "y": 2}
     bad = api.client.post(

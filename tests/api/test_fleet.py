@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from helpers.seeding import add_campaign, add_model_chain, register_device
 from helpers.servers import serve
 from tinymlaas.cli.app import app
-from tinymlaas.services.auth import Role
+from tinymlaas.services.audit import audit_page
+from tinymlaas.services.auth import Role, list_tokens
 from tinymlaas.services.context import Context
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
@@ -28,6 +29,10 @@ def test_fleet_health_names_offline_devices_and_needs_a_token(api, problem) -> N
     assert "dev-a" not in health["silent"]
     assert isinstance(health["activity"], list)
     problem(api.client.get("/fleet/health"), 401)
+
+
+def _token_id(api, role: Role) -> str:
+    return next(t["id"] for t in list_tokens(api.context) if t["name"] == f"test {role}")
 
 
 @pytest.mark.parametrize(
@@ -69,3 +74,53 @@ def test_cli_devices_health_prints_the_same_health(api) -> None:
     assert table.exit_code == 0, table.output
     assert f"{health['devices']} devices: {health['online']} online" in table.output
     assert "dev-b" in table.output and "offline" in table.output
+
+
+def test_an_alert_is_acknowledged_over_the_api_by_a_token_that_may_change_devices(api, problem) -> None:
+    health = api.client.get("/fleet/health", headers=api.auth(Role.VIEWER)).json()
+    alert = next(a for a in health["alerts"] if a["kind"] == "offline" and a["endpoint"] == "dev-b")
+    assert alert["active"] is True and alert["acknowledged_by"] is None
+    path = f"/fleet/alerts/{alert['id']}/ack"
+    problem(api.client.post(path), 401)
+    problem(api.client.post(path, headers=api.auth(Role.VIEWER)), 403)
+
+    acked = api.client.post(path, headers=api.auth(Role.OPERATOR))
+    assert acked.status_code == 200, acked.text
+    body = acked.json()
+    assert (body["id"], body["active"]) == (alert["id"], True)
+    assert body["acknowledged_by"] == f"token test operator ({_token_id(api, Role.OPERATOR)})"
+    assert datetime.fromisoformat(body["acknowledged_at"]) <= datetime.now(UTC)
+    again = problem(api.client.post(path, headers=api.auth(Role.ADMIN)), 409)
+    assert "acknowledged by token test operator" in again["detail"]
+    problem(api.client.post("/fleet/alerts/alr_missing/ack", headers=api.auth(Role.OPERATOR)), 404)
+    listed = api.client.get("/fleet/health", headers=api.auth(Role.VIEWER)).json()
+    assert (
+        next(a for a in listed["alerts"] if a["id"] == alert["id"])["acknowledged_by"]
+        == body["acknowledged_by"]
+    )
+    (event,) = [
+        e
+        for e in audit_page(api.context)[0]
+        if e["target"] == f"/api/v1{path}" and e["detail"]["status"] == 200
+    ]
+    assert event["actor"] == body["acknowledged_by"]
+
+
+def test_cli_devices_ack_acknowledges_an_alert_and_health_lists_who(tmp_path) -> None:
+    context = Context(Settings(data_dir=tmp_path / "data"))
+    with context.session() as session:
+        devices = DeviceRepository(session)
+        register_device(devices, "dev-c", datetime.now(UTC))
+        devices.mark_offline("dev-c")
+    base = ["--data-dir", str(tmp_path / "data"), "devices"]
+    runner = CliRunner()
+    (alert,) = json.loads(runner.invoke(app, [*base, "health", "--json"]).output)["alerts"]
+    acked = runner.invoke(app, [*base, "ack", alert["id"], "--by", "olga", "--json"])
+    assert acked.exit_code == 0, acked.output
+    assert json.loads(acked.output)["acknowledged_by"] == "cli olga"
+    table = runner.invoke(app, [*base, "health"])
+    assert alert["id"] in table.output and "cli olga" in table.output
+    again = runner.invoke(app, [*base, "ack", alert["id"]])
+    assert again.exit_code == 1 and "acknowledged by cli olga" in str(again.exception)
+    (event,) = [e for e in audit_page(context)[0] if e["action"] == "cli:devices ack"]
+    assert (event["actor"], event["target"]) == ("cli olga", alert["id"])

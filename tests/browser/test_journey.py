@@ -74,7 +74,7 @@ def test_a_new_user_goes_from_a_dataset_to_a_fleet_running_their_model(
     shots(page, "training-job-done")
     page.get_by_test_id("job-run").click()
     expect(page.get_by_test_id("run-curve").first).to_be_visible()
-    expect(page.get_by_test_id("run-confusion")).to_be_visible()
+    expect(page.get_by_test_id("confusion")).to_be_visible()
     model_link = page.get_by_test_id("run-model")
     model_name = model_link.inner_text().rsplit(" v", 1)[0]
     shots(page, "training-run")
@@ -100,8 +100,10 @@ def test_a_new_user_goes_from_a_dataset_to_a_fleet_running_their_model(
     module_id = re.search(r"mod_\w+", page.get_by_test_id("job-module").inner_text())[0]
     shots(page, "compile-job-done")
 
-    # Deploy: the wizard shows the compatibility check per device before the launch button.
+    # Deploy: the wizard picks the model, then its variant for the board, and shows the compatibility
+    # check per device before the launch button.
     page.goto(server.url + "/deployments")
+    page.get_by_test_id("wizard-model").select_option(model_url.rsplit("/", 1)[-1].split("?")[0])
     page.get_by_test_id("wizard-module").select_option(module_id)
     page.get_by_test_id("wizard-selector").fill("board:nano33ble")
     page.get_by_test_id("wizard-stages").fill("50,100")

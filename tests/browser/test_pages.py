@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect
 
 DATASET = "pages-gestures"
 BOARD = "nano33ble"
@@ -96,6 +96,7 @@ def _pages(seeded: Seeded, fleet: list[str]) -> dict[str, str]:
         "training": "/training",
         "training-run": f"/training/runs/{seeded.run}",
         "training-job": f"/training/jobs/{seeded.train_job}",
+        "training-compare": f"/training/compare?run={seeded.run}",
         "models": "/models",
         "model": f"/models/{seeded.model}",
         "deployments": "/deployments",
@@ -166,3 +167,51 @@ def test_every_page_loads_cleanly_and_fits_a_desktop_and_a_phone(
     screenshots = sorted(shots.folder.glob("*.png"))
     assert len(screenshots) == len(VIEWPORTS) * (1 + len(pages)), screenshots
     assert all(path.stat().st_size > 5_000 for path in screenshots), "a blank screenshot"
+
+
+def test_keyboard_labelling_moves_the_counters_without_a_reload(
+    browser: Browser, server, seeded: Seeded
+) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    problems = Problems(page)
+    page.goto(server.url + "/login")
+    page.fill("#token", server.admin_token)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+    page.goto(server.url + f"/datasets/{DATASET}", wait_until="networkidle")
+
+    def counts() -> dict[str, int]:
+        rows = page.locator("[data-testid=class-row]")
+        found = {rows.nth(i).get_attribute("data-class"): rows.nth(i) for i in range(rows.count())}
+        found = {
+            name: int(row.locator("[data-testid=class-count]").inner_text()) for name, row in found.items()
+        }
+        for testid in ("count-labelled", "count-unlabelled"):
+            found[testid] = int(page.get_by_test_id(testid).inner_text())
+        return found
+
+    classes = [page.locator("[data-testid=class-row]").nth(i).get_attribute("data-class") for i in range(2)]
+    first = page.get_by_test_id("sample").first
+    before, was = counts(), first.get_attribute("data-label")
+    key = 2 if was == classes[0] else 1
+    page.keyboard.press("j")
+    page.keyboard.press(str(key))
+    status = page.get_by_test_id("keyboard-status")
+    status.wait_for(state="visible")
+    assert status.inner_text() == f"Sample {first.get_attribute('data-sample')} labelled {classes[key - 1]}."
+    after = counts()
+    assert after[was] == before[was] - 1 and after[classes[key - 1]] == before[classes[key - 1]] + 1
+    assert after["count-labelled"] == before["count-labelled"]
+
+    page.keyboard.press("k")
+    page.keyboard.press("0")
+    expect(first).to_have_attribute("data-label", "")
+    cleared = counts()
+    assert cleared["count-labelled"] == before["count-labelled"] - 1
+    assert cleared["count-unlabelled"] == before["count-unlabelled"] + 1
+    assert cleared[classes[key - 1]] == before[classes[key - 1]]
+    page.reload(wait_until="networkidle")
+    assert counts() == cleared, "the page counted what the server stored"
+    context.close()
+    assert not problems.found, "\n".join(problems.found)

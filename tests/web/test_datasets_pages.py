@@ -117,6 +117,11 @@ def test_a_data_scientist_creates_browses_labels_and_snapshots(site) -> None:
     figure = json.loads(first.all("sample-chart")[0]["attrs"]["data-figure"])
     window = np.load(io.BytesIO(site.context.blobs.get(stored[0]["content_sha256"])))
     assert np.allclose(figure["data"][0]["y"], window[:, 0], atol=1e-5) and len(figure["data"]) == 3
+    raw = client.get("/datasets/web-g").text
+    legend = re.search(r'data-testid="channel-legend">(.*?)</ul>', raw, re.S).group(1)
+    colours = re.findall(r'background: (#[0-9a-f]{6})"></span>(channel \d)', legend)
+    assert colours == [(trace["line"]["color"], trace["name"]) for trace in figure["data"]]
+    assert [name for _, name in colours] == ["channel 1", "channel 2", "channel 3"]
     next_page = first.all("page-next")[0]["attrs"]["href"]
     second = _page(client, f"/datasets/web-g{next_page}")
     assert [c["attrs"]["data-sample"] for c in second.all("sample")] == [s["id"] for s in stored[24:]]
@@ -125,8 +130,13 @@ def test_a_data_scientist_creates_browses_labels_and_snapshots(site) -> None:
     labelled = client.post(
         f"/datasets/web-g/samples/{one}/label", data={"label": "shake", "back": "/datasets/web-g?offset=24"}
     )
-    assert labelled.status_code == 303 and labelled.headers["location"] == "/datasets/web-g?offset=24"
+    back = f"/datasets/web-g?offset=24&done=label&sample={one}&to=shake"
+    assert labelled.status_code == 303 and labelled.headers["location"] == back
     assert samples.show_sample(site.context, "web-g", one)["label"] == "shake"
+    confirmed = _page(client, back)
+    assert confirmed.text("flash-notice") == f"Sample {one} labelled shake."
+    assert [c["attrs"]["data-sample"] for c in confirmed.all("sample")] == [s["id"] for s in stored[24:]]
+    assert not _page(client, "/datasets/web-g?offset=24").all("flash-notice"), "a plain view confirms nothing"
 
     chosen = [s["id"] for s in stored[:3]]
     cleared = client.post(
@@ -134,6 +144,7 @@ def test_a_data_scientist_creates_browses_labels_and_snapshots(site) -> None:
     )
     assert cleared.status_code == 303
     assert DatasetService(site.context).show("web-g").unlabelled == 3
+    assert _page(client, cleared.headers["location"]).text("flash-notice") == "Labels of 3 samples cleared."
     unlabelled = _page(client, "/datasets/web-g?unlabelled=1")
     assert unlabelled.text("count-unlabelled") == "3"
     assert [c["attrs"]["data-sample"] for c in unlabelled.all("sample")] == chosen
@@ -144,6 +155,7 @@ def test_a_data_scientist_creates_browses_labels_and_snapshots(site) -> None:
     )
     assert bulk.status_code == 303
     assert {samples.show_sample(site.context, "web-g", s)["label"] for s in chosen} == {"wave"}
+    assert _page(client, bulk.headers["location"]).text("flash-notice") == "3 samples labelled wave."
     page = _page(client, "/datasets/web-g")
     counts = DatasetService(site.context).show("web-g").label_counts
     assert [r["attrs"]["data-class"] for r in page.all("class-row")] == GESTURES
@@ -153,6 +165,8 @@ def test_a_data_scientist_creates_browses_labels_and_snapshots(site) -> None:
     taken = client.post("/datasets/web-g/snapshots", data={"back": "/datasets/web-g"})
     assert taken.status_code == 303
     (snapshot,) = DatasetService(site.context).snapshot_list("web-g")
+    notice = _page(client, taken.headers["location"]).text("flash-notice")
+    assert notice == f"Snapshot {snapshot.id[:12]} taken of 30 samples: training can start from it."
     page = _page(client, "/datasets/web-g")
     assert [r["attrs"]["data-id"] for r in page.all("snapshot-row")] == [snapshot.id]
     assert page.text("snapshot-samples") == "30" and page.text("count-snapshots") == "1"
@@ -218,6 +232,8 @@ def test_files_come_in_through_the_forms(site) -> None:
     assert sent.status_code == 303
     (stored,) = samples.list_samples(site.context, "web-up", origin=samples.Origin.UPLOADED).samples
     assert stored["label"] == "3" and stored["source"] == "upload:three.png"
+    notice = _page(client, sent.headers["location"]).text("flash-notice")
+    assert notice == f"Sample {stored['id']} uploaded, labelled 3."
     page = _page(client, "/datasets/web-up?origin=uploaded")
     assert [c["attrs"]["data-sample"] for c in page.all("sample")] == [stored["id"]]
     wide = client.post(
@@ -336,3 +352,38 @@ def test_an_empty_dataset_says_how_to_fill_it_and_times_have_no_microseconds(sit
     exact = datetime.fromisoformat(snapshot.created_at).replace(microsecond=0).isoformat()
     assert f'title="{exact}"' in html_text
     assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", html_text)
+
+
+def test_a_crafted_confirmation_is_not_shown(site) -> None:
+    client = site.browser(Role.DATA_SCIENTIST)
+    _create(client, "web-n", "gestures", 5)
+    for query in ("done=labels&n=lots&to=wave", "done=hacked&to=x", "done=label&to=wave"):
+        assert not _page(client, f"/datasets/web-n?{query}").all("flash-notice")
+
+
+def test_long_numbers_are_shortened_on_the_cards(site) -> None:
+    client = site.browser(Role.DATA_SCIENTIST)
+    table = b"a,b,label\n0.123456789012345,-2.5e-7,x\n3,4,y\n"
+    form = {"name": "web-floats", "create": "1", "back": "/datasets"}
+    assert client.post("/datasets/import", data=form, files={"file": ("f.csv", table)}).status_code == 303
+    shown = [" ".join(v["text"].split()) for v in _page(client, "/datasets/web-floats").all("sample-values")]
+    assert "[0.1235, -2.5e-07]" in shown
+
+    _create(client, "web-sine", "sine", 4)
+    stored = samples.list_samples(site.context, "web-sine").samples
+    targets = {
+        t["attrs"]["title"]: t["text"] for t in _page(client, "/datasets/web-sine").all("sample-target")
+    }
+    assert targets == {str(s["target"]): f"{s['target']:.4g}" for s in stored}
+
+
+def test_every_labelling_control_has_a_label(site) -> None:
+    client = site.browser(Role.DATA_SCIENTIST)
+    _create(client, "web-a", "gestures", 4)
+    raw = client.get("/datasets/web-a").text
+    bulk = re.search(r"<select[^>]*data-testid=\"bulk-label\"[^>]*>", raw).group(0)
+    assert 'aria-label="label for the ticked samples"' in bulk
+    charts = re.findall(r'<div class="chart[^"]*"([^>]*)>', raw)
+    assert charts and all('role="figure"' in c and 'aria-label="Chart: ' in c for c in charts)
+    assert 'data-testid="keyboard-status"' in raw and 'role="status"' in raw
+    assert '<a class="skip" href="#content">Skip to content</a>' in raw and '<main id="content"' in raw

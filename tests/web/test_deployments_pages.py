@@ -104,9 +104,11 @@ def check(client: TestClient, **params: str) -> tuple[int, str]:
 
 
 def test_the_wizard_offers_modules_with_their_fit_and_lists_campaigns(operator: TestClient) -> None:
-    page = operator.get("/deployments").text
-    assert re.search(r'<option value="mod_ok"\s*>', page)
-    assert re.search(r'<option value="mod_unfit"\s*disabled>', page)
+    page = operator.get("/deployments", params={"model": "mdl_d", "step": "model"}).text
+    module_select = re.search(r'<select name="module"[^>]*>(.*?)</select>', page, re.S)
+    assert module_select is not None
+    offered = re.findall(r'<option value="([^"]+)"', module_select.group(1))
+    assert sorted(offered) == ["mod_big", "mod_ok"]  # a module that does not fit is not offered
     unfit = next(row for row in texts(page, "module-row") if row.startswith("mod_unfit"))
     assert "needs 3,000,000 bytes of flash" in unfit
     campaigns = dict(
@@ -135,6 +137,7 @@ def test_check_then_launch_creates_the_campaign(context: Context, operator: Test
     form = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
     assert form == {
         "csrf_token": operator.headers["X-CSRF-Token"],
+        "model": "mdl_d",
         "module": "mod_ok",
         "selector": "pico-1,pi-1",
         "stages": "50,100",
@@ -191,19 +194,32 @@ def test_a_viewer_may_check_but_gets_403_on_the_launch_form(context: Context, vi
 
 def test_cancel_through_the_page_stops_the_campaign(context: Context, operator: TestClient) -> None:
     assert 'data-testid="cancel"' in operator.get("/deployments/cmp_run").text
-    cancelled = operator.post("/deployments/cmp_run/cancel", follow_redirects=False)
+    asked = operator.post("/deployments/cmp_run/cancel", follow_redirects=False)
+    assert asked.status_code == 200 and texts(asked.text, "confirm-title") == ["Cancel this campaign?"]
+    assert texts(asked.text, "confirm-affected") == ["1 device that will not be sent the module: pico-2."]
+    assert show_campaign(context, "cmp_run").state == "running"  # asking changed nothing
+    confirm = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', asked.text))
+    assert confirm == {"csrf_token": operator.headers["X-CSRF-Token"], "confirm": "yes"}
+    cancelled = operator.post("/deployments/cmp_run/cancel", data=confirm, follow_redirects=False)
     assert cancelled.status_code == 303 and cancelled.headers["location"] == "/deployments/cmp_run"
     assert show_campaign(context, "cmp_run").state == "cancelled"
     page = operator.get("/deployments/cmp_run").text
     assert texts(page, "campaign-state") == ["cancelled"]
     assert texts(page, "installation-state") == ["cancelled"]
     assert '<div id="live">' in page  # no data-poll: nothing changes any more by itself
-    again = operator.post("/deployments/cmp_run/cancel")
+    again = operator.post("/deployments/cmp_run/cancel", data={"confirm": "yes"})
     assert again.status_code == 409 and "cannot become cancelled" in texts(again.text, "flash-error")[0]
 
 
 def test_rollback_through_the_page_starts_reverting(context: Context, operator: TestClient) -> None:
-    rolled = operator.post("/deployments/cmp_done/rollback", follow_redirects=False)
+    asked = operator.post("/deployments/cmp_done/rollback", follow_redirects=False)
+    assert asked.status_code == 200 and texts(asked.text, "confirm-title") == ["Roll this campaign back?"]
+    assert texts(asked.text, "confirm-affected") == [
+        "1 device that will go back to their previous model: pico-2."
+    ]
+    assert show_campaign(context, "cmp_done").state == "completed"  # asking changed nothing
+    assert 'name="confirm" value="yes"' in asked.text and 'data-testid="confirm-back"' in asked.text
+    rolled = operator.post("/deployments/cmp_done/rollback", data={"confirm": "yes"}, follow_redirects=False)
     assert rolled.status_code == 303
     assert show_campaign(context, "cmp_done").state == "rolling_back"
     page = operator.get("/deployments/cmp_done").text

@@ -13,10 +13,11 @@ from fastapi.testclient import TestClient
 from helpers.pages import figure, texts
 from helpers.seeding import add_campaign, add_model_chain, logged_in_client, register_device
 from tinymlaas.server.app import create_app
+from tinymlaas.services.audit import audit_page
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import list_devices
-from tinymlaas.services.fleet_health import assess_fleet
+from tinymlaas.services.fleet_health import assess_fleet, fleet_health
 from tinymlaas.services.modules import show_module
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
@@ -215,3 +216,63 @@ def test_times_read_as_relative_with_the_exact_second_in_the_title(
         assert shown and set(shown) <= {before, after}, (url, shown)
     for url in ("/", "/devices", "/devices/kws-3", "/devices/kws-2"):
         assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d", viewer.get(url).text), url
+
+
+def test_an_operator_acknowledges_an_alert_from_the_fleet_page(context: Context) -> None:
+    with logged_in_client(context, Role.OPERATOR, name="olga") as operator:
+        page = operator.get("/").text
+        failed = re.search(r'data-testid="alert-row" data-alert="([^"]+)"><td class="warn">failed', page)
+        assert failed is not None
+        alert_id = failed.group(1)
+        assert f'action="/alerts/{alert_id}/ack"' in page
+        unacknowledged = int(texts(page, "alerts-unacknowledged")[0])
+
+        acked = operator.post(f"/alerts/{alert_id}/ack", follow_redirects=False)
+        assert acked.status_code == 303 and acked.headers["location"] == "/#alerts"
+        page = operator.get("/").text
+        row = next(r for r in texts(page, "alert-row") if r.startswith("failed kws-2 cmp_f"))
+        assert re.search(r"by token olga \(tok_\w+\) ", row), row  # still active, now acknowledged
+        assert int(texts(page, "alerts-unacknowledged")[0]) == unacknowledged - 1
+        (stored,) = [a for a in fleet_health(context).alerts if a.id == alert_id]
+        assert stored.acknowledged_by is not None and stored.acknowledged_by.startswith("token olga")
+
+        again = operator.post(f"/alerts/{alert_id}/ack")
+        assert (
+            again.status_code == 409
+            and "was acknowledged by token olga" in texts(again.text, "flash-error")[0]
+        )
+        assert operator.post("/alerts/alr_missing/ack").status_code == 404
+        del operator.headers["X-CSRF-Token"]
+        forged = operator.post(f"/alerts/{alert_id}/ack")
+        assert forged.status_code == 403 and "CSRF" in forged.text
+    events = [e for e in audit_page(context)[0] if e["target"] == f"/alerts/{alert_id}/ack"]
+    assert [(e["action"], e["detail"]["status"]) for e in reversed(events)] == [
+        ("dashboard:alert_ack_form", 303),
+        ("dashboard:alert_ack_form", 409),
+        ("dashboard:alert_ack_form", 403),
+    ]
+    assert events[-1]["actor"].startswith("token olga")
+
+
+def test_a_viewer_cannot_acknowledge(context: Context, viewer: TestClient) -> None:
+    page = viewer.get("/").text
+    assert 'data-testid="ack"' not in page
+    offline = re.search(r'data-testid="alert-row" data-alert="([^"]+)"><td class="warn">offline', page)
+    assert offline is not None
+    alert_id = offline.group(1)
+    refused = viewer.post(f"/alerts/{alert_id}/ack")
+    assert refused.status_code == 403 and "devices:write" in refused.text
+    assert all(a.acknowledged_by is None for a in fleet_health(context).alerts if a.id == alert_id)
+
+
+def test_an_alert_whose_device_came_back_is_listed_as_resolved(context: Context, viewer: TestClient) -> None:
+    went, back = NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)
+    with context.session() as session:
+        devices = DeviceRepository(session)
+        devices.record_event("kws-1", "offline", {"reason": "lifetime expired"}, at=went)
+        devices.record_event("kws-1", "registered", {"registration_id": "r2"}, at=back)
+    page = viewer.get("/").text
+    assert not any("kws-1" in a for a in texts(page, "alert-row"))
+    (resolved,) = [r for r in texts(page, "resolved-row") if "kws-1" in r]
+    assert resolved.startswith("offline kws-1") and "the device registered again" in resolved
+    assert f'datetime="{back.isoformat()}"' in page

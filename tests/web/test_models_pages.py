@@ -178,16 +178,14 @@ def test_the_charts_plot_the_stored_numbers(pages) -> None:
     metric = _figure(page, "chart-metric")
     assert metric["layout"]["title"]["text"].startswith("accuracy")
     assert _trace(metric, "float (Keras)") == [0.9] and _trace(metric, "TFLM") == [0.875]
-    assert _trace(metric, "LiteRT") == [None]
-
-    fit = _figure(page, "chart-fit")
-    bars = dict(
-        zip(fit["data"][0]["x"], zip(_trace(fit, "flash"), _trace(fit, "RAM"), strict=True), strict=True)
-    )
-    pico = bars["pico<br>tiny v1 · int8"]
-    assert pico[1] == round(100 * modules["pico"].ram_bytes / 245_760, 2) and pico[1] > 100
-    nucleo = bars["nucleo-l4r5zi<br>tiny v1 · int8"]
-    assert nucleo[0] == round(100 * modules["nucleo-l4r5zi"].flash_bytes / 2_031_616, 2) and nucleo[1] < 100
+    assert "LiteRT" not in {trace["name"] for trace in metric["data"]}, "a runtime with no score is left out"
+    assert {trace["type"] for trace in metric["data"]} == {"scatter"}, "scores are dots on a zoomed axis"
+    low, high = metric["layout"]["yaxis"]["range"]
+    assert 0.5 < low < 0.875 and 0.9 < high <= 1.0, "the axis spans the scores, not 0 to 1"
+    assert f"(axis {100 * low:.1f}–{100 * high:.1f} %)" in metric["layout"]["yaxis"]["title"]["text"]
+    # Fit per board and variant is the board scatter's markers and the table's cells, not a bar each.
+    assert 'data-testid="chart-fit"' not in page
+    assert modules["pico"].fits is False and modules["nucleo-l4r5zi"].fits is True
 
 
 def test_one_models_page_by_id_name_or_version(pages) -> None:
@@ -198,7 +196,7 @@ def test_one_models_page_by_id_name_or_version(pages) -> None:
         ("tiny", latest),
     ):
         page = pages.viewer.get(f"/models/{ref}").text
-        assert f'data-model="{model_id}"' in page and 'data-testid="chart-fit"' in page
+        assert f'data-model="{model_id}"' in page and 'data-testid="chart-size"' in page
     missing = pages.viewer.get("/models/mdl_missing")
     assert missing.status_code == 404 and "mdl_missing" in missing.text
 
@@ -255,6 +253,9 @@ def test_the_board_chart_plots_each_variant_on_each_board(pages) -> None:
         [round(modules["pico"].flash_bytes / 1024, 2)],
     ]
     assert figure["layout"]["shapes"][0]["y0"] == model.float_metric["value"]
+    low, high = figure["layout"]["yaxis"]["range"]
+    assert 0 < low < variant.metrics["tflm"]["value"] and model.float_metric["value"] < high <= 1
+    assert f"axis {100 * low:.1f}–{100 * high:.1f} %" in figure["layout"]["yaxis"]["title"]["text"]
 
 
 def test_the_model_page_shows_its_training_curves_and_confusion_matrix(pages) -> None:
@@ -272,6 +273,24 @@ def test_the_model_page_shows_its_training_curves_and_confusion_matrix(pages) ->
         for j, predicted in enumerate(matrix["labels"]):
             cell = _cell(page, "confusion-cell", true=true, predicted=predicted)
             assert cell == str(matrix["counts"][i][j])
+    links = re.findall(r'<a href="([^"]+)" data-testid="confusion-link"\s+title="([^"]+)"', page)
+    assert len(links) == len(matrix["labels"]) ** 2
+    assert {href for href, _ in links} == {
+        f"/datasets/{run['dataset']}?label={true}" for true in matrix["labels"]
+    }
+    assert all("predictions per sample are not stored" in html.unescape(title) for _, title in links)
+
+
+def test_every_chart_says_what_it_shows_and_every_compile_field_has_a_label(pages) -> None:
+    page = pages.scientist.get(f"/models/{pages.seeded.model}").text
+    charts = re.findall(r'<div class="chart"([^>]*)>', page)
+    assert charts and all('role="figure"' in c and 'aria-label="Chart: ' in c for c in charts)
+    size = re.search(r'aria-label="([^"]*)" data-testid="chart-size"', page).group(1)
+    assert "Size and tensor arena per variant" in html.unescape(size) and "tiny v1 · int8" in html.unescape(
+        size
+    )
+    selects = re.findall(r'<select name="(board|runtime)"([^>]*)>', page)
+    assert selects and all("aria-label=" in attributes for _, attributes in selects)
 
 
 def test_the_lineage_links_each_step_from_dataset_to_deployment(pages) -> None:

@@ -10,11 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers.pages import texts
+from helpers.sandbox import SeededDryRun, seed_dry_run
 from helpers.seeding import add_model_chain, logged_in_client
+from tinymlaas.errors import NotFound
 from tinymlaas.jobs.service import list_jobs
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.models import list_models, show_model
 from tinymlaas.settings import Settings
 from tinymlaas.storage.tables import JobRow
 
@@ -140,7 +143,9 @@ def test_the_dry_run_button_queues_a_lifecycle_job_on_a_generated_dataset(
     assert job["state"] == "queued"
     assert job["params"]["boards"] == ["pico", "esp32s3"] and job["params"]["epochs"] == 2
     assert job["params"]["dataset"].startswith("dry-run-sine-")
-    assert DatasetService(context).show(job["params"]["dataset"]).sample_count == 30
+    generated = DatasetService(context).show(job["params"]["dataset"])
+    assert generated.sample_count == 30 and generated.sandbox
+    assert DatasetService(context).names() == ["waves"]  # the production list has not changed
 
     page = scientist.get(started.headers["location"]).text
     assert texts(page, "dry-run-state") == ["queued"]
@@ -181,3 +186,58 @@ def test_a_viewer_sees_no_dry_run_button_and_is_refused(context: Context, viewer
     assert denied.status_code == 403 and "training:write" in denied.text
     assert len(list_jobs(context)) == jobs
     assert viewer.get("/pipeline", params={"job": "job_missing"}).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def sandboxed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Context, SeededDryRun]:
+    """The store ``_seed`` makes, and a finished dry run kept in its sandbox."""
+    context = Context(Settings(data_dir=tmp_path_factory.mktemp("sandbox") / "data"))
+    _seed(context)
+    return context, seed_dry_run(context)
+
+
+def test_a_kept_dry_run_is_listed_under_dry_runs_and_nowhere_in_production(
+    sandboxed: tuple[Context, SeededDryRun],
+) -> None:
+    context, dry = sandboxed
+    with logged_in_client(context, Role.DATA_SCIENTIST) as client:
+        page = client.get("/pipeline").text
+        (row,) = texts(page, "dry-run-row")
+        assert row.startswith(f"{dry.job} {dry.dataset} succeeded dense mse 0.100 1 of 1 modules fit")
+        assert 'data-testid="dry-run-delete"' in page
+        # The stored steps count production work only: one dataset, the imported model's one module.
+        assert "40 samples in 1 dataset" in texts(page, "step-collect")[0]
+        assert "1 of 1 module fit their board" in texts(page, "step-compile")[0]
+        assert states(page, "step")["train"] == "waiting"  # the dry run's training run is not counted
+        for listing in ("/datasets", "/models", "/deployments"):
+            shown = client.get(listing)
+            assert shown.status_code == 200 and dry.dataset not in shown.text and dry.module not in shown.text
+        assert dry.dataset in client.get(f"/models/{dry.model}").text  # still reachable by id
+
+
+def test_a_viewer_cannot_delete_a_dry_run(sandboxed: tuple[Context, SeededDryRun]) -> None:
+    context, dry = sandboxed
+    with logged_in_client(context, Role.VIEWER) as viewer:
+        assert 'data-testid="dry-run-delete"' not in viewer.get("/pipeline").text
+        assert viewer.post(f"/pipeline/dry-runs/{dry.job}/delete").status_code == 403
+    assert show_model(context, dry.model).sandbox
+
+
+def test_the_delete_button_removes_the_dry_run_and_refuses_what_is_no_dry_run(
+    sandboxed: tuple[Context, SeededDryRun],
+) -> None:
+    context, dry = sandboxed
+    models = list_models(context)
+    with logged_in_client(context, Role.DATA_SCIENTIST) as client:
+        refused = client.post("/pipeline/dry-runs/job_done/delete")  # a lifecycle job on production data
+        assert refused.status_code == 422 and "is not a dry run" in texts(refused.text, "flash-error")[0]
+        deleted = client.post(f"/pipeline/dry-runs/{dry.job}/delete", follow_redirects=False)
+        assert deleted.status_code == 303 and deleted.headers["location"] == "/pipeline"
+        page = client.get("/pipeline").text
+    assert texts(page, "dry-run-row") == [] and texts(page, "dry-runs-none") == ["No dry run is kept."]
+    with pytest.raises(NotFound):
+        show_model(context, dry.model)
+    with pytest.raises(NotFound):
+        DatasetService(context).show(dry.dataset)
+    assert not context.blobs.exists(dry.package_blob)
+    assert list_models(context) == models and DatasetService(context).names() == ["waves"]

@@ -138,6 +138,7 @@ async def _demo(
             state_dir=context.settings.demo_fleet_dir,
             say=_say,
             hold=_until_interrupted if wait else None,
+            attach=http.attach_devices,
         )
     elif wait:
         await _until_interrupted()

@@ -31,6 +31,7 @@ from tinymlaas.errors import InvalidInput, RuntimeFailure
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.campaigns import CampaignView, create_campaign, show_campaign
 from tinymlaas.services.context import Context, new_id
+from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.fleet import DeviceView, list_devices
 from tinymlaas.services.provisioning import provision_device
 from tinymlaas.storage.repositories import ModelRepository
@@ -143,6 +144,7 @@ async def run_fleet_demo(
     say: Say,
     timeout: float = 180.0,
     hold: Callable[[], Awaitable[None]] | None = None,
+    attach: Callable[[DeviceLink | None], None] | None = None,
 ) -> list[DeviceView]:
     """Run the fleet story for two lifecycle reports of one model (``first`` then ``second`` version).
 
@@ -160,6 +162,8 @@ async def run_fleet_demo(
     fleet_service = await FleetService.start(
         ctx, ctx.settings.coap_host, 0, campaign_interval=0.2, install_timeout=60
     )
+    if attach is not None:
+        attach(fleet_service.link)  # the dashboard's Device pages reach these devices from now on
     fleets: list[Fleet] = []
     try:
         say("server", {"uri": fleet_service.uri})
@@ -206,6 +210,8 @@ async def run_fleet_demo(
             await hold()
         return devices
     finally:
+        if attach is not None:
+            attach(None)
         for fleet in fleets:
             await fleet.stop()
         await fleet_service.stop()

@@ -1,10 +1,11 @@
-"""``tinymlaas devices list|show|tag|health|provision|revoke|credentials``: devices and their keys.
+"""``tinymlaas devices list|show|tag|health|ack|provision|revoke|credentials``: devices and their keys.
 
 What devices reported is readable with no server running; provisioning writes the store the server reads.
 """
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import typer
@@ -12,8 +13,9 @@ from rich.table import Table
 
 from tinymlaas.cli._shared import console, fmt_bytes, get_context, print_json
 from tinymlaas.lwm2m.core import CREDENTIALS_FILE
+from tinymlaas.services.audit import CLI_ACTOR, NO_ROLE, record
 from tinymlaas.services.fleet import DeviceView, list_devices_page, show_device, tag_device
-from tinymlaas.services.fleet_health import fleet_health
+from tinymlaas.services.fleet_health import FleetAlert, acknowledge_alert, fleet_health
 from tinymlaas.services.provisioning import provision_device, provisioned_page, revoke_device
 
 app = typer.Typer(help="Devices: what each one reported, and what happened to it.", no_args_is_help=True)
@@ -155,18 +157,58 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
         f"{len(report.silent)} silent; {inferences} inferences since {_when(report.since)} UTC",
         highlight=False,
     )
-    table = Table(title="Alerts")
-    for column in ("kind", "device", "campaign", "detail", "at (UTC)"):
+    console.print(_alerts_table("Alerts", report.alerts) if report.alerts else "no alerts")
+    if report.resolved:
+        console.print(_alerts_table("Resolved in the last 7 days", report.resolved))
+
+
+def _alerts_table(title: str, alerts: list[FleetAlert]) -> Table:
+    table = Table(title=title)
+    columns = ("id", "kind", "device", "campaign", "detail", "at (UTC)", "resolved (UTC)", "acknowledged")
+    for column in columns:
         table.add_column(column)
-    for alert in report.alerts:
+    for alert in alerts:
         table.add_row(
-            f"[yellow]{alert.kind}[/]",
+            alert.id,
+            f"[yellow]{alert.kind}[/]" if alert.active else alert.kind,
             alert.endpoint,
             alert.campaign or "—",
             alert.detail or "—",
             _when(alert.at),
+            f"{_when(alert.resolved_at)}: {alert.resolution}" if not alert.active else "—",
+            f"{alert.acknowledged_by} at {_when(alert.acknowledged_at)}" if alert.acknowledged_by else "—",
         )
-    console.print(table if report.alerts else "no alerts")
+    return table
+
+
+@app.command("ack")
+def ack(
+    ctx: typer.Context,
+    alert_id: str = typer.Argument(..., help="The alert's id, as 'devices health' lists it."),
+    by: str = typer.Option(
+        "", "--by", help="Who takes the alert on (default: the user running this command)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Acknowledge an alert: record who has taken it on. It stays active until its condition ends."""
+    context = get_context(ctx)
+    actor = f"{CLI_ACTOR} {by or getpass.getuser()}"
+    alert = acknowledge_alert(context, alert_id, actor)
+    record(
+        context,
+        actor=actor,
+        role=NO_ROLE,
+        action="cli:devices ack",
+        target=alert.id,
+        detail={"kind": alert.kind, "endpoint": alert.endpoint, "outcome": "ok"},
+    )
+    if as_json:
+        print_json(alert)
+        return
+    console.print(
+        f"{alert.id} ({alert.kind}, {alert.endpoint}) acknowledged by {alert.acknowledged_by}",
+        highlight=False,
+    )
 
 
 @app.command("provision")

@@ -1,4 +1,5 @@
-"""``tinymlaas lifecycle run``: the whole offline lifecycle in one command, and its comparison table."""
+"""``tinymlaas lifecycle run``: the whole offline lifecycle in one command, and its comparison table;
+``lifecycle dry-runs`` and ``lifecycle clean``: the dry runs kept in the sandbox, and their removal."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ from tinymlaas.cli._shared import (
     quality_cell,
     variant_label,
 )
+from tinymlaas.errors import InvalidInput
+from tinymlaas.jobs.pipeline import delete_dry_run, list_dry_runs
 from tinymlaas.services.lifecycle import run_lifecycle
 
-app = typer.Typer(help="The whole lifecycle as one automated dry-run.", no_args_is_help=True)
+app = typer.Typer(
+    help="The whole lifecycle in one command, and the dry runs kept in the sandbox.", no_args_is_help=True
+)
 
 
 def comparison_table(report: dict[str, Any]) -> Group:
@@ -109,3 +114,50 @@ def run(
         print_json(report)
         return
     console.print(comparison_table(report))
+
+
+@app.command("dry-runs")
+def dry_runs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the dry runs kept in the sandbox, newest first, with their model and fit verdicts."""
+    runs = list_dry_runs(get_context(ctx))
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in runs])
+        return
+    table = Table(title="Dry runs (kept until cleaned)")
+    for column in ("job", "dataset", "state", "model", "float metric", "fit", "started"):
+        table.add_column(column)
+    for r in runs:
+        fit = f"{r.fitting} of {len(r.verdicts)}" if r.verdicts else "—"
+        model = r.model or "—"
+        table.add_row(
+            r.job, r.dataset, r.state.value, model, fmt_metric(r.float_metric), fit, r.created_at[:19]
+        )
+    console.print(table)
+
+
+@app.command("clean")
+def clean(
+    ctx: typer.Context,
+    jobs: list[str] = typer.Argument(None, help="Dry run job ids (see 'lifecycle dry-runs')."),
+    every: bool = typer.Option(False, "--all", help="Every dry run that has ended."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Delete dry runs: their sandbox dataset, model, variants, modules, jobs and unreferenced blobs."""
+    context = get_context(ctx)
+    chosen = list(jobs or [])
+    if every:
+        chosen += [r.job for r in list_dry_runs(context) if r.can_delete and r.job not in chosen]
+    elif not chosen:
+        raise InvalidInput("name the dry runs to delete (see 'lifecycle dry-runs'), or give --all")
+    removed = [delete_dry_run(context, job) for job in chosen]
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in removed])
+        return
+    for r in removed:
+        console.print(
+            f"deleted dry run {r.job} on {r.dataset}: {r.rows.get('models', 0)} model(s), "
+            f"{r.rows.get('modules', 0)} module(s), {r.rows.get('samples', 0)} sample(s), "
+            f"{r.blobs} blob file(s), {fmt_bytes(r.freed_bytes)}"
+        )
+    if not removed:
+        console.print("no dry run to delete")

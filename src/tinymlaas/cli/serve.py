@@ -112,7 +112,7 @@ async def _serve(
     try:
         admin_token = None
         if http is not None:
-            print_recovered(await http.start())
+            print_recovered(await http.start(fleet.link))
             admin_token = ensure_first_admin(context)
         _announce(fleet.uri, fleet.nosec_uri, public_key, http, admin_token, as_json)
         await stop.wait()

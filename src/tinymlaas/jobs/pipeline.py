@@ -1,20 +1,23 @@
 """The lifecycle as a line of steps, each with a state worked out from what is stored.
 
-``stored_pipeline`` reads the whole store (datasets, models with their variants and modules,
-campaigns, devices, jobs under way); ``find_dry_run`` reads one ``lifecycle`` job, whose phase and
-epoch fields say how far it got. The REST API, the CLI and the dashboard all show these results, so
-the rules for a step's state live here only. It sits in the jobs layer because it reads job records.
+``stored_pipeline`` reads the production store (datasets, models with their variants and modules,
+campaigns, devices, jobs under way) and lists the dry runs; ``find_dry_run`` reads one ``lifecycle``
+job, whose phase and epoch fields say how far it got. A dry run is a lifecycle job on a sandbox
+dataset: what it makes stays out of the production steps and lists, and ``delete_dry_run`` removes
+it on request. The REST API, the CLI and the dashboard all show these results, so the rules for a
+step's state live here only. It sits in the jobs layer because it reads job records.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, computed_field
 
 from tinymlaas.deploy.campaigns import InstallationState
-from tinymlaas.errors import InvalidInput, NotFound
+from tinymlaas.errors import Conflict, InvalidInput, NotFound
 from tinymlaas.jobs.service import list_jobs, show_job
 from tinymlaas.jobs.states import PHASE_STEPS, TERMINAL_STATES, JobKind, JobState, PipelineStep
 from tinymlaas.services.campaigns import CampaignView, list_campaigns
@@ -23,15 +26,20 @@ from tinymlaas.services.datasets import DatasetService, DatasetSummary
 from tinymlaas.services.fleet import DeviceView, list_devices
 from tinymlaas.services.lifecycle import LifecyclePhase
 from tinymlaas.services.models import ModelDetail, list_model_details
+from tinymlaas.services.sandbox import remove_sandbox
 
 __all__ = [
     "DryRun",
+    "DryRunRemoval",
+    "DryRunSummary",
     "Pipeline",
     "Step",
     "StepState",
     "Tone",
     "Verdict",
+    "delete_dry_run",
     "find_dry_run",
+    "list_dry_runs",
     "show_pipeline",
     "stored_pipeline",
 ]
@@ -131,9 +139,47 @@ class DryRun(BaseModel):
         return self.state is JobState.QUEUED
 
 
+class DryRunSummary(BaseModel):
+    """One dry run kept in the sandbox with its results, until someone deletes it."""
+
+    job: str
+    dataset: str
+    boards: list[str]
+    state: JobState
+    created_at: str
+    model: str | None = None  # the sandbox model it trained, once it finished
+    arch: str | None = None
+    float_metric: dict[str, Any] | None = None
+    verdicts: list[Verdict] = []
+    error: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def fitting(self) -> int:
+        """Modules that fit their board."""
+        return sum(1 for v in self.verdicts if v.fits)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def can_delete(self) -> bool:
+        """Ended, so nothing writes into its sandbox any more; a running one is cancelled first."""
+        return self.state in TERMINAL_STATES
+
+
+class DryRunRemoval(BaseModel):
+    """What deleting a dry run removed: its jobs, rows per table, and blob files no row names now."""
+
+    job: str
+    dataset: str
+    rows: dict[str, int]
+    blobs: int
+    freed_bytes: int
+
+
 class Pipeline(BaseModel):
     steps: list[Step]
     under_way: int  # jobs queued or running
+    dry_runs: list[DryRunSummary] = []  # newest first
     dry_run: DryRun | None = None
 
     @computed_field  # type: ignore[prop-decorator]
@@ -246,12 +292,73 @@ def _steps(
     ]
 
 
+def _sandboxed(job: dict[str, Any], sandbox: set[str]) -> bool:
+    """Whether ``job`` works on a dry run's dataset."""
+    return job["params"].get("dataset") in sandbox
+
+
 def stored_pipeline(ctx: Context) -> Pipeline:
-    """Every step as the store stands, without a dry run."""
+    """Every step as the production store stands, and the dry runs kept in the sandbox.
+
+    Jobs under way count them all, so a page keeps following a dry run; a step is running only for
+    production work.
+    """
     jobs = list_jobs(ctx, state=JobState.RUNNING) + list_jobs(ctx, state=JobState.QUEUED)
+    sandbox = set(DatasetService(ctx).names(sandbox=True))
+    production = [j for j in jobs if not _sandboxed(j, sandbox)]
     models = list_model_details(ctx)
-    steps = _steps(DatasetService(ctx).list(), models, list_campaigns(ctx), list_devices(ctx), jobs)
-    return Pipeline(steps=steps, under_way=len(jobs))
+    steps = _steps(DatasetService(ctx).list(), models, list_campaigns(ctx), list_devices(ctx), production)
+    return Pipeline(steps=steps, under_way=len(jobs), dry_runs=_dry_runs(ctx, sandbox))
+
+
+def _dry_runs(ctx: Context, sandbox: set[str]) -> list[DryRunSummary]:
+    runs = []
+    for job in list_jobs(ctx, kind=JobKind.LIFECYCLE):
+        if not _sandboxed(job, sandbox):
+            continue
+        result = job["result"] or {}
+        runs.append(
+            DryRunSummary(
+                job=job["id"],
+                dataset=job["params"]["dataset"],
+                boards=job["params"]["boards"],
+                state=JobState(job["state"]),
+                created_at=job["created_at"],
+                model=result.get("model"),
+                arch=result.get("arch"),
+                float_metric=result.get("float_metric"),
+                verdicts=_verdicts(job),
+                error=job["error"],
+            )
+        )
+    return runs
+
+
+def list_dry_runs(ctx: Context) -> list[DryRunSummary]:
+    """Every dry run in the sandbox, newest first, with its model and fit verdicts once it finished."""
+    return _dry_runs(ctx, set(DatasetService(ctx).names(sandbox=True)))
+
+
+def delete_dry_run(ctx: Context, job_id: str) -> DryRunRemoval:
+    """Remove the dry run ``job_id``: its sandbox dataset, everything made from it, its lifecycle
+    jobs, and the blobs no row names any more.
+
+    NotFound for an unknown job; InvalidInput for a job that is no dry run (production work is never
+    deleted here); Conflict while a lifecycle job on its dataset is queued or running.
+    """
+    job = show_job(ctx, job_id)
+    dataset = job["params"].get("dataset")
+    if job["kind"] != JobKind.LIFECYCLE.value or dataset not in DatasetService(ctx).names(sandbox=True):
+        raise InvalidInput(f"job {job_id} is not a dry run: only a dry run's sandbox is deleted")
+    jobs = [j for j in list_jobs(ctx, kind=JobKind.LIFECYCLE) if j["params"].get("dataset") == dataset]
+    busy = [j["id"] for j in jobs if j["active"]]
+    if busy:
+        raise Conflict(f"dry run {', '.join(busy)} on {dataset} has not ended: cancel it first")
+    ended = max(datetime.fromisoformat(j["finished_at"] or j["updated_at"]) for j in jobs)
+    removed = remove_sandbox(ctx, dataset, ended_at=ended, job_ids=[j["id"] for j in jobs])
+    return DryRunRemoval(
+        job=job_id, dataset=dataset, rows=removed.rows, blobs=removed.blobs, freed_bytes=removed.freed_bytes
+    )
 
 
 def _phase_state(phase: LifecyclePhase, reached: LifecyclePhase | None, job_state: JobState) -> StepState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,8 @@ class JobReporter:
     def __init__(self, ctx: Context, job_id: str) -> None:
         self.ctx = ctx
         self.job_id = job_id
+        # The worker is the only writer of its job's figures, so it keeps them and writes them whole.
+        self._history: dict[str, list[float]] = {}
 
     def report(
         self,
@@ -60,10 +63,13 @@ class JobReporter:
         phase: LifecyclePhase | None = None,
         epoch: int | None = None,
         epochs: int | None = None,
+        figures: Mapping[str, float] | None = None,
     ) -> None:
         """Log ``message``; the fields given are stored as they are, so no reader parses the log.
 
         Fields left out keep their value: the epoch a lifecycle trained to stays known after training.
+        ``figures`` are one epoch's values, appended to the job's history; epoch 1 starts it afresh,
+        so a job that trains again (a second fit) shows the curves of the fit in progress.
         """
         values: dict[str, Any] = {"message": message[:1024], "updated_at": _now()}
         if progress is not None:
@@ -75,6 +81,12 @@ class JobReporter:
             values["epoch"] = epoch
         if epochs is not None:
             values["epochs"] = epochs
+        if figures is not None:
+            if epoch == 1:
+                self._history = {}
+            for name, value in figures.items():
+                self._history.setdefault(name, []).append(float(value))
+            values["history"] = {name: list(series) for name, series in self._history.items()}
         with self.ctx.session() as session:
             written = JobRepository(session).append_log_if(
                 self.job_id, [JobState.RUNNING.value], message + "\n", values

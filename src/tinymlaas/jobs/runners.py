@@ -30,6 +30,7 @@ def _epochs(reporter: JobReporter, start: float, end: float) -> EpochCallback:
             start + (end - start) * epoch / planned,
             epoch=epoch,
             epochs=planned,
+            figures=logs,
         )
 
     return on_epoch

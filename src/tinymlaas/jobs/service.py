@@ -49,6 +49,7 @@ def job_view(row: JobRow, *, log: bool = False) -> dict[str, Any]:
         "step": row.step,
         "epoch": row.epoch,
         "epochs": row.epochs,
+        "history": row.history or {},
         "result": row.result,
         "error": row.error,
         "worker_pid": row.worker_pid,

@@ -32,6 +32,7 @@ from tinymlaas.services._reports import code_name, resources
 from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.fleet import TELEMETRY_SAMPLED, DeviceEventKind, as_utc, prune_events
 from tinymlaas.services.provisioning import authorize_endpoint, psk_for_identity
 from tinymlaas.storage.repositories import DeviceRepository
@@ -113,6 +114,8 @@ class FleetService:
     """An ``Lwm2mServer`` wired to the device tables. Create one with ``start``, end it with ``stop``."""
 
     server: Lwm2mServer
+    # The server's requests to devices for callers on other threads: the dashboard's page handlers.
+    link: DeviceLink
 
     def __init__(self, context: Context, clock: Clock) -> None:
         self.context = context
@@ -177,6 +180,9 @@ class FleetService:
             clock=clock,
             interval=campaign_interval,
             install_timeout=install_timeout,
+        )
+        fleet.link = DeviceLink(
+            fleet.server.devices, asyncio.get_running_loop(), request_timeout=request_timeout
         )
         fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
         fleet._pruning = asyncio.create_task(fleet._prune_events(), name="event pruning")

@@ -12,11 +12,13 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from tinymlaas.errors import Conflict
 from tinymlaas.jobs import LocalProcessExecutor, Recovered
 from tinymlaas.server.app import create_app
 from tinymlaas.services.context import Context
+from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.sweep import sweep_leftovers
 
 __all__ = ["HttpServer"]
@@ -55,15 +57,17 @@ class HttpServer:
         self.executor: LocalProcessExecutor | None = None
         self.server: _EmbeddedServer | None = None
         self.task: asyncio.Task[None] | None = None
+        self.app: FastAPI | None = None
 
-    async def start(self) -> Recovered:
+    async def start(self, devices: DeviceLink | None = None) -> Recovered:
         """Sweep what earlier processes left behind, start the executor, then serve; the caller tells
-        what became of a previous server's jobs. The sweep logs what it removed."""
+        what became of a previous server's jobs. The sweep logs what it removed. ``devices`` is the
+        LwM2M server of this process, through which the dashboard reads and executes on devices."""
         await asyncio.to_thread(sweep_leftovers, self.context)
         self.executor = LocalProcessExecutor(
             self.context.settings, max_workers=self.context.settings.job_workers
         )
-        app = create_app(self.context, self.executor)
+        app = self.app = create_app(self.context, self.executor, devices)
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
         self.server = _EmbeddedServer(config)
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
@@ -73,6 +77,12 @@ class HttpServer:
                 raise Conflict(f"the HTTP server on {self.url} stopped while starting")
             await asyncio.sleep(0.01)
         return self.executor.recovered
+
+    def attach_devices(self, devices: DeviceLink | None) -> None:
+        """Let the running dashboard reach the devices of an LwM2M server started after it (the demo
+        starts its fleet once the models are trained), or no longer (``None``, as it stops)."""
+        if self.app is not None:
+            self.app.state.devices = devices
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -183,10 +183,15 @@ def _capabilities(row: DeviceRow) -> DeviceCapabilities | None:
 def _deployable(
     session: Session, module_id: str, *, threshold_points: float, allow_degraded: bool
 ) -> tuple[ModuleRow, dict[str, Any]]:
-    """The module and its manifest, if it was built, fits its board and kept the float model's
-    quality (or the caller allows a degraded one); InvalidInput saying why not."""
+    """The module and its manifest, if it is no dry run's, was built, fits its board and kept the float
+    model's quality (or the caller allows a degraded one); InvalidInput saying why not."""
     repo = ModelRepository(session)
     module = repo.module(module_id)
+    if repo.in_sandbox(module):
+        raise InvalidInput(
+            f"module {module_id} was compiled by a dry run, whose models stay in its sandbox: "
+            "train and compile on a production dataset to deploy"
+        )
     if module.package_blob is None or module.manifest is None or not module.fits:
         reasons = "; ".join(module.reasons) or "no package was built"
         raise InvalidInput(

@@ -1,35 +1,54 @@
 """How the fleet is doing: which devices need someone's attention, and how much the fleet infers.
 
-Worked out from stored reports only (devices, campaigns, telemetry samples), so the dashboard, the
-API and the CLI give the same answer with or without a server running.
+Worked out from stored reports only (devices, campaigns, presence events, telemetry samples), so the
+dashboard, the API and the CLI give the same answer with or without a server running. Alerts are not
+stored: each is recomputed from the reports with an id that stays the same for as long as the same
+occurrence stands, so an acknowledgement (the one thing kept about an alert) holds while it is active
+and after it resolves. An alert resolves by itself once its condition no longer holds: an installation
+alert when the device later installs a campaign's module successfully, an offline alert when the
+device registers again. A silent device's alert clears as soon as it is heard from; plain renewals
+are not recorded, so when that happened is not known and it is not listed among the resolved.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tinymlaas.deploy.campaigns import InstallationState
+from tinymlaas.errors import Conflict, NotFound
+from tinymlaas.services._reports import iso
 from tinymlaas.services.campaigns import CampaignView, list_campaigns
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import DeviceView, fleet_telemetry, list_devices
+from tinymlaas.services.fleet import DeviceEventKind, DeviceView, as_utc, fleet_telemetry, list_devices
+from tinymlaas.storage.repositories import AlertAckRepository, DeviceRepository
+from tinymlaas.storage.tables import AlertAckRow
 
 __all__ = [
     "ACTIVITY_WINDOW",
     "ALERT_STATES",
     "OFFLINE",
+    "RESOLVED_WINDOW",
     "SILENT",
+    "AlertAck",
     "FleetAlert",
     "FleetHealth",
     "InferenceMinute",
+    "PresenceEvent",
+    "acknowledge_alert",
     "assess_fleet",
     "fleet_health",
 ]
 
 # How far back the fleet's inference activity reaches.
 ACTIVITY_WINDOW = timedelta(hours=1)
+# How long a resolved alert stays listed after it resolved.
+RESOLVED_WINDOW = timedelta(days=7)
 
 # Installations that need someone's attention: the device did not end up on the intended model.
 ALERT_STATES = frozenset(
@@ -38,16 +57,47 @@ ALERT_STATES = frozenset(
 # The alert kinds a device raises by itself; an installation's alert is named after its state.
 OFFLINE = "offline"
 SILENT = "silent"
+# Presence events: a registration starts on the first, ends (the device goes offline) on the others.
+_PRESENCE_KINDS = (DeviceEventKind.REGISTERED, DeviceEventKind.OFFLINE, DeviceEventKind.DEREGISTERED)
+# A de-registration followed at once by a new registration leaves the device online.
+_STILL_ONLINE = "re-registered"
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
 
 
 class FleetAlert(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    id: str = Field(
+        description="Stays the same while the same occurrence stands; acknowledge the alert by it."
+    )
     kind: str = Field(description="offline, silent, or the installation state: failed, rolled_back, ...")
     endpoint: str
     campaign: str | None = Field(description="The campaign an installation alert comes from.")
     detail: str
     at: str | None = Field(description="When it happened, as far as the store knows.")
+    active: bool = Field(default=True, description="Whether its condition still holds.")
+    resolved_at: str | None = Field(default=None, description="When its condition stopped holding.")
+    resolution: str | None = Field(default=None, description="What ended it.")
+    acknowledged_by: str | None = Field(default=None, description="Who acknowledged it, as audited.")
+    acknowledged_at: str | None = None
+
+
+@dataclass(frozen=True)
+class PresenceEvent:
+    """A device registered, went offline or de-registered: what offline alerts are worked out from."""
+
+    endpoint: str
+    kind: str
+    at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AlertAck:
+    """Who acknowledged an alert, and when."""
+
+    by: str
+    at: str
 
 
 class InferenceMinute(BaseModel):
@@ -68,7 +118,11 @@ class FleetHealth(BaseModel):
     online: int
     offline: int
     silent: list[str] = Field(description="Online on record, but not heard from within their lifetime.")
-    alerts: list[FleetAlert]
+    alerts: list[FleetAlert] = Field(description="Active alerts: their condition still holds.")
+    resolved: list[FleetAlert] = Field(
+        default_factory=list,
+        description="Alerts whose condition stopped holding within the last 7 days, latest first.",
+    )
     activity: list[InferenceMinute] = Field(
         description="Inferences per minute across the fleet, oldest first; empty until a device reported "
         "its count twice."
@@ -82,26 +136,104 @@ def _silent(device: DeviceView, now: datetime) -> bool:
     return datetime.fromisoformat(device.last_seen) + timedelta(seconds=device.lifetime_s) < now
 
 
-def _alerts(devices: list[DeviceView], campaigns: list[CampaignView], now: datetime) -> list[FleetAlert]:
+def _alert_id(*parts: str | None) -> str:
+    """A short id from what identifies one occurrence of an alert; endpoints may hold any character."""
+    return "alr_" + hashlib.sha256("\x1f".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else as_utc(datetime.fromisoformat(text))
+
+
+def _installation_alerts(campaigns: list[CampaignView]) -> list[FleetAlert]:
+    """One alert per installation in an alert state, resolved by a later successful installation."""
+    succeeded: dict[str, list[tuple[datetime, str]]] = {}
+    for campaign in campaigns:
+        for installation in campaign.installations:
+            finished = _moment(installation.finished_at)
+            if installation.state == InstallationState.SUCCEEDED.value and finished is not None:
+                succeeded.setdefault(installation.endpoint, []).append((finished, campaign.id))
+    alerts = []
+    for campaign in campaigns:
+        for installation in campaign.installations:
+            if InstallationState(installation.state) not in ALERT_STATES:
+                continue
+            raised = _moment(installation.finished_at)
+            later = sorted(
+                (at, other)
+                for at, other in succeeded.get(installation.endpoint, [])
+                if other != campaign.id and raised is not None and at > raised
+            )
+            alert = FleetAlert(
+                id=_alert_id(installation.state, campaign.id, installation.endpoint),
+                kind=installation.state,
+                endpoint=installation.endpoint,
+                campaign=campaign.id,
+                detail=installation.update_result_text or "",
+                at=installation.finished_at,
+            )
+            if later:
+                at, other = later[0]
+                alert = alert.model_copy(
+                    update={
+                        "active": False,
+                        "resolved_at": at.isoformat(),
+                        "resolution": f"installed campaign {other}'s module successfully",
+                    }
+                )
+            alerts.append(alert)
+    return alerts
+
+
+def _offline_id(endpoint: str, registered_at: datetime | None) -> str:
+    """An offline alert is the end of one registration, so it is named by when that registration began."""
+    return _alert_id(OFFLINE, endpoint, registered_at.isoformat() if registered_at else None)
+
+
+def _offline_periods(presence: Iterable[PresenceEvent]) -> list[FleetAlert]:
+    """Every time a device went offline and registered again afterwards, oldest first."""
+    registered: dict[str, datetime | None] = {}
+    gone: dict[str, PresenceEvent] = {}
+    periods = []
+    for event in presence:
+        if event.kind == DeviceEventKind.REGISTERED:
+            went = gone.pop(event.endpoint, None)
+            if went is not None:
+                periods.append(
+                    FleetAlert(
+                        id=_offline_id(event.endpoint, registered.get(event.endpoint)),
+                        kind=OFFLINE,
+                        endpoint=event.endpoint,
+                        campaign=None,
+                        detail=went.reason,
+                        at=went.at.isoformat(),
+                        active=False,
+                        resolved_at=event.at.isoformat(),
+                        resolution="the device registered again",
+                    )
+                )
+            registered[event.endpoint] = event.at
+        elif event.reason != _STILL_ONLINE and event.endpoint not in gone:
+            gone[event.endpoint] = event
+    return periods
+
+
+def _device_alerts(devices: list[DeviceView], now: datetime) -> list[FleetAlert]:
     alerts = [
         FleetAlert(
-            kind=installation.state,
-            endpoint=installation.endpoint,
-            campaign=campaign.id,
-            detail=installation.update_result_text or "",
-            at=installation.finished_at,
+            id=_offline_id(d.endpoint, _moment(d.registered_at)),
+            kind=OFFLINE,
+            endpoint=d.endpoint,
+            campaign=None,
+            detail="",
+            at=d.last_seen,
         )
-        for campaign in campaigns
-        for installation in campaign.installations
-        if InstallationState(installation.state) in ALERT_STATES
-    ]
-    alerts += [
-        FleetAlert(kind=OFFLINE, endpoint=d.endpoint, campaign=None, detail="", at=d.last_seen)
         for d in devices
         if not d.online
     ]
     alerts += [
         FleetAlert(
+            id=_alert_id(SILENT, d.endpoint, d.last_seen),
             kind=SILENT,
             endpoint=d.endpoint,
             campaign=None,
@@ -112,6 +244,32 @@ def _alerts(devices: list[DeviceView], campaigns: list[CampaignView], now: datet
         if _silent(d, now)
     ]
     return alerts
+
+
+def _alerts(
+    devices: list[DeviceView],
+    campaigns: list[CampaignView],
+    presence: Iterable[PresenceEvent],
+    acks: Mapping[str, AlertAck],
+    now: datetime,
+) -> tuple[list[FleetAlert], list[FleetAlert]]:
+    """(active, resolved within ``RESOLVED_WINDOW`` latest first), each with its acknowledgement."""
+    alerts = _installation_alerts(campaigns) + _device_alerts(devices, now)
+    active_ids = {alert.id for alert in alerts if alert.active}
+    alerts += [a for a in _offline_periods(presence) if a.id not in active_ids]
+    acknowledged = [
+        alert.model_copy(update={"acknowledged_by": ack.by, "acknowledged_at": ack.at})
+        if (ack := acks.get(alert.id))
+        else alert
+        for alert in alerts
+    ]
+    resolved = [
+        alert
+        for alert in acknowledged
+        if not alert.active and (_moment(alert.resolved_at) or now) >= now - RESOLVED_WINDOW
+    ]
+    resolved.sort(key=lambda alert: _moment(alert.resolved_at) or now, reverse=True)
+    return [alert for alert in acknowledged if alert.active], resolved
 
 
 def _activity(samples: list[dict[str, object]]) -> list[InferenceMinute]:
@@ -140,9 +298,13 @@ def assess_fleet(
     samples: list[dict[str, object]],
     now: datetime,
     since: datetime,
+    presence: Iterable[PresenceEvent] = (),
+    acks: Mapping[str, AlertAck] | None = None,
 ) -> FleetHealth:
-    """The fleet's health from its views; ``samples`` are telemetry samples since ``since``, oldest first."""
+    """The fleet's health from its views; ``samples`` are telemetry samples since ``since``, oldest first,
+    ``presence`` the devices' registrations and departures oldest first, ``acks`` by alert id."""
     online = sum(1 for d in devices if d.online)
+    active, resolved = _alerts(devices, campaigns, presence, acks or {}, now)
     return FleetHealth(
         at=now.isoformat(),
         since=since.isoformat(),
@@ -150,9 +312,31 @@ def assess_fleet(
         online=online,
         offline=len(devices) - online,
         silent=[d.endpoint for d in devices if _silent(d, now)],
-        alerts=_alerts(devices, campaigns, now),
+        alerts=active,
+        resolved=resolved,
         activity=_activity(samples),
     )
+
+
+def _presence(ctx: Context) -> list[PresenceEvent]:
+    with ctx.session() as session:
+        repository = DeviceRepository(session)
+        rows = sorted(
+            (row for kind in _PRESENCE_KINDS for row in repository.events_since(kind, _BEGINNING)),
+            key=lambda row: row.id,
+        )
+        return [
+            PresenceEvent(row.endpoint, row.kind, as_utc(row.at), str(row.detail.get("reason", "")))
+            for row in rows
+        ]
+
+
+def _acks(ctx: Context) -> dict[str, AlertAck]:
+    with ctx.session() as session:
+        return {
+            alert_id: AlertAck(row.acknowledged_by, iso(row.acknowledged_at) or "")
+            for alert_id, row in AlertAckRepository(session).all().items()
+        }
 
 
 def fleet_health(
@@ -161,4 +345,45 @@ def fleet_health(
     """The fleet's health as the store stands, with inference activity over the last ``window``."""
     now = now or datetime.now(UTC)
     since = now - window
-    return assess_fleet(list_devices(ctx), list_campaigns(ctx), fleet_telemetry(ctx, since), now, since)
+    return assess_fleet(
+        list_devices(ctx),
+        list_campaigns(ctx),
+        fleet_telemetry(ctx, since),
+        now,
+        since,
+        _presence(ctx),
+        _acks(ctx),
+    )
+
+
+def acknowledge_alert(ctx: Context, alert_id: str, actor: str, now: datetime | None = None) -> FleetAlert:
+    """Record that ``actor`` has seen the alert, active or resolved; the alert as it now stands.
+
+    Acknowledging changes nothing on any device: an active alert stays active until its condition no
+    longer holds. NotFound for an id no listed alert has; Conflict when it was acknowledged before, so
+    the first acknowledgement (who took it on) is never overwritten.
+    """
+    now = now or datetime.now(UTC)
+    health = fleet_health(ctx, now)
+    alert = next((a for a in (*health.alerts, *health.resolved) if a.id == alert_id), None)
+    if alert is None:
+        raise NotFound(
+            f"no alert {alert_id!r}: it is neither active nor resolved within the last "
+            f"{RESOLVED_WINDOW.days} days"
+        )
+    if alert.acknowledged_by is not None:
+        raise Conflict(
+            f"alert {alert_id} was acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at}"
+        )
+    with ctx.session() as session:
+        AlertAckRepository(session).add(
+            AlertAckRow(
+                alert_id=alert.id,
+                kind=alert.kind,
+                endpoint=alert.endpoint,
+                campaign_id=alert.campaign,
+                acknowledged_by=actor,
+                acknowledged_at=now,
+            )
+        )
+    return alert.model_copy(update={"acknowledged_by": actor, "acknowledged_at": now.isoformat()})

@@ -147,6 +147,7 @@ def _new_model(
     run_metric: Metric | None = None,
     input_scaling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    sandbox = loaded is not None and loaded.sandbox  # scored on a dry run's data: a sandbox model too
     with ctx.session() as session:
         repo = ModelRepository(session)
         run_id = None
@@ -169,7 +170,7 @@ def _new_model(
             ModelRow(
                 id=new_id("mdl"),
                 name=name,
-                version=repo.next_version(name),
+                version=repo.next_version(name, sandbox=sandbox),
                 origin="imported",
                 training_run_id=run_id,
                 dataset_id=loaded.dataset_id if loaded else None,
@@ -180,6 +181,7 @@ def _new_model(
                 float_metric=float_metric.as_dict() if float_metric else None,
                 input_scaling=input_scaling,
                 source_file=str(path),
+                sandbox=sandbox,
             )
         )
         return model_view(row)

@@ -138,7 +138,8 @@ def show_model_page(ctx: Context, ref: str) -> ModelPage:
     with ctx.session() as session:
         repo = ModelRepository(session)
         row = repo.model(model.id)
-        versions = [VersionLink(v.id, v.version, iso(v.created_at) or "") for v in repo.models(name=row.name)]
+        line = repo.models(name=row.name, sandbox=row.sandbox)  # a dry run's model has its own line
+        versions = [VersionLink(v.id, v.version, iso(v.created_at) or "") for v in line]
         run = row.run
         snapshot = repo.runs(run.id)[0][1] if run is not None else None
         matrix = run.confusion_matrix if run is not None else None

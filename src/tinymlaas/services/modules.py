@@ -45,11 +45,13 @@ def _listed(repo: ModelRepository, row: ModuleRow) -> dict[str, Any]:
         "model": {"id": model.id, "name": model.name, "version": model.version},
         "quantization": variant.quantization,
         "created_at": iso(row.created_at),
+        "sandbox": model.sandbox,
     }
 
 
 def list_modules(ctx: Context, *, board: str | None = None, fits: bool | None = None) -> list[dict[str, Any]]:
-    """Every compiled module, newest first, with the model and quantization it came from."""
+    """Every compiled module of a production model, newest first, with the model and quantization it
+    came from; a dry run's modules are reached by id only."""
     return modules_page(ctx, board=board, fits=fits)[0]
 
 
@@ -235,13 +237,16 @@ def fit_report(ctx: Context, module_id: str) -> dict[str, Any]:
 def module_download(ctx: Context, module_id: str, *, signed: bool = True) -> tuple[str, bytes]:
     """(file name, bytes): the signed package a device is sent, or with ``signed=False`` the module as built.
 
-    A module that does not fit its board is never sent to a device, so it has no signed package; its
-    unsigned module can still be downloaded for inspection. The file name says which one it is.
+    A module that does not fit its board, or a dry run compiled, is never sent to a device, so it has
+    no signed package; its unsigned module can still be downloaded for inspection. The file name says
+    which one it is.
     """
     with ctx.session() as session:
-        row = ModelRepository(session).module(module_id)
+        repo = ModelRepository(session)
+        row = repo.module(module_id)
         blob, fits, board, reasons = row.package_blob, row.fits, row.board_id, list(row.reasons)
         manifest = dict(row.manifest or {})
+        sandbox = repo.in_sandbox(row)
     if blob is None:
         raise Conflict(f"module {module_id} has no package: {'; '.join(reasons) or 'none was built'}")
     if not signed:
@@ -250,6 +255,11 @@ def module_download(ctx: Context, module_id: str, *, signed: bool = True) -> tup
         raise Conflict(
             f"module {module_id} does not fit {board} ({'; '.join(reasons)}), so no device is sent a "
             "signed package of it; ask for the unsigned module instead"
+        )
+    if sandbox:
+        raise Conflict(
+            f"module {module_id} was compiled by a dry run, so no device is sent a signed package of it; "
+            "ask for the unsigned module instead, or train and compile on a production dataset"
         )
     key = load_or_create_signing_key(ctx.settings.keys_dir)
     sequence = issue_sequence(ctx.settings.keys_dir, model_line(manifest))

@@ -10,6 +10,7 @@ from typing import Any
 
 from tinymlaas.services._reports import iso
 from tinymlaas.services.context import Context
+from tinymlaas.services.views import run_metric
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModelRow, SnapshotRow, TrainingRunRow
 from tinymlaas.training.zoo import ARCHITECTURES
@@ -35,7 +36,7 @@ def _summary(
         "arch": run.recipe.get("arch") or ("imported" if "imported" in run.recipe else None),
         "recipe": run.recipe,
         "split_counts": run.split_counts,
-        "metric": {"name": run.metric_name, "value": run.metric_value},
+        "metric": run_metric(run),
         "epochs_run": run.epochs_run,
         "duration_s": round(run.duration_s, 2),
         "created_at": iso(run.created_at),

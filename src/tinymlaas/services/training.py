@@ -73,7 +73,7 @@ def train_model(
             ModelRow(
                 id=new_id("mdl"),
                 name=loaded.dataset,
-                version=repo.next_version(loaded.dataset),
+                version=repo.next_version(loaded.dataset, sandbox=loaded.sandbox),
                 origin="trained",
                 training_run_id=run.id,
                 dataset_id=loaded.dataset_id,
@@ -83,6 +83,7 @@ def train_model(
                 spec=spec_to_dict(loaded.spec),
                 float_metric=result.test_metric.as_dict(),
                 input_scaling=result.scaling.as_dict(),
+                sandbox=loaded.sandbox,
             )
         )
         return {**model_view(model), "run": run_view(run)}

@@ -16,6 +16,7 @@ __all__ = [
     "VariantView",
     "model_view",
     "module_view",
+    "run_metric",
     "run_view",
     "variant_view",
 ]
@@ -27,14 +28,14 @@ def run_view(row: TrainingRunRow) -> dict[str, Any]:
         "snapshot": row.snapshot_id,
         "recipe": row.recipe,
         "split_counts": row.split_counts,
-        "metric": _run_metric(row),
+        "metric": run_metric(row),
         "epochs_run": row.epochs_run,
         "duration_s": round(row.duration_s, 2),
         "history": row.history,
     }
 
 
-def _run_metric(row: TrainingRunRow) -> dict[str, Any]:
+def run_metric(row: TrainingRunRow) -> dict[str, Any]:
     """The run's test metric with its sample count; accuracy with its Wilson interval, which the
     count and the value determine exactly."""
     n = (row.split_counts or {}).get("test")
@@ -69,6 +70,10 @@ class ModelSummary(BaseModel):
     )
     source_file: str
     created_at: str
+    sandbox: bool = Field(
+        default=False,
+        description="Made by a dry run: listed under the Pipeline's dry runs only, never deployed.",
+    )
 
     @classmethod
     def of(cls, row: ModelRow) -> ModelSummary:
@@ -85,6 +90,7 @@ class ModelSummary(BaseModel):
             cross_validation=row.cross_validation,
             source_file=row.source_file,
             created_at=row.created_at.isoformat(),
+            sandbox=row.sandbox,
         )
 
 

@@ -53,6 +53,23 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()
 
+    def discard(self, digest: str, *, untouched_since: float) -> int:
+        """Remove the blob if no write touched it after ``untouched_since`` (a POSIX time); the bytes
+        freed, 0 when it is gone already or was touched since.
+
+        A write of the same content touches the file before its row commits (``put``), so a blob
+        touched later may be about to be named again and is left for the start-up sweep to judge.
+        """
+        path = self._path(digest)
+        try:
+            stat = path.stat()
+            if stat.st_mtime > untouched_since:
+                return 0
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return stat.st_size
+
     def files(self) -> Iterator[Path]:
         """Every file under the store, blobs and crash leftovers of ``write_atomic`` alike."""
         if self.root.is_dir():

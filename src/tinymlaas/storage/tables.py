@@ -22,10 +22,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AlertAckRow",
     "ApiTokenRow",
     "AuditEventRow",
     "Base",
@@ -77,6 +79,8 @@ class DatasetRow(Base):
     input_scaling: Mapped[str] = mapped_column(
         String(16), default="standardize", server_default="standardize"
     )
+    # Generated for a dry run: kept out of every production list, with all that is made from it.
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -155,7 +159,8 @@ class TrainingRunRow(Base):
 
 class ModelRow(Base):
     __tablename__ = "models"
-    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_version"),)
+    # A sandbox model numbers its versions apart, so a dry run never takes a production version.
+    __table_args__ = (UniqueConstraint("name", "sandbox", "version", name="uq_model_version"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -173,6 +178,8 @@ class ModelRow(Base):
     # services.crossval.CrossValidation as a dict, for a snapshot whose test split is small.
     cross_validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     source_file: Mapped[str] = mapped_column(String(1024), default="")
+    # Trained by a dry run on a sandbox dataset; so are its variants and modules, never deployed.
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     # Read-only paths for loading a model's lineage in one go; rows are added through their own ids.
@@ -316,6 +323,9 @@ class JobRow(Base):
     step: Mapped[str | None] = mapped_column(String(16))
     epoch: Mapped[int | None] = mapped_column(Integer)
     epochs: Mapped[int | None] = mapped_column(Integer)
+    # Per figure Keras names (loss, val_loss, accuracy …), its value at each epoch trained so far, so a
+    # page draws the curves while the job runs instead of parsing them out of the log.
+    history: Mapped[dict[str, list[float]] | None] = mapped_column(JSON)
     log: Mapped[str] = mapped_column(Text, default="")  # newline-terminated lines, appended
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(4096))
@@ -386,3 +396,21 @@ class AuditEventRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256))
     detail: Mapped[dict[str, Any]]
+
+
+class AlertAckRow(Base):
+    """Someone acknowledged a fleet alert: who, and when.
+
+    Alerts are worked out from reports, not stored; ``alert_id`` is the id an alert keeps for as long
+    as the same occurrence stands (``services.fleet_health``), so an acknowledgement holds while the
+    alert is active and after it resolves, and a new occurrence is a new alert to acknowledge.
+    """
+
+    __tablename__ = "alert_acks"
+
+    alert_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(String(128), index=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_by: Mapped[str] = mapped_column(String(160))  # the audit trail's actor
+    acknowledged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

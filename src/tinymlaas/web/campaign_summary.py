@@ -14,6 +14,7 @@ from typing import Any
 
 from tinymlaas.deploy.campaigns import CampaignPlan, CampaignState, InstallationState
 from tinymlaas.errors import InvalidInput
+from tinymlaas.services.campaign_record import NOT_RECORDED, OperatorAction, ReportedModel, VersionShare
 from tinymlaas.services.campaigns import CampaignView, InstallationView
 from tinymlaas.services.fleet_health import ALERT_STATES
 from tinymlaas.services.models import ModelDetail
@@ -21,21 +22,42 @@ from tinymlaas.services.rollout import RolloutTimeline
 
 __all__ = [
     "HISTORY_TONES",
+    "INSTALLATION_CAUSES",
     "INSTALLATION_TONES",
     "campaign_stages",
     "module_choices",
     "parse_plan",
     "rollout_figure",
+    "stop_reason",
+    "version_share_figure",
 ]
 
 _I = InstallationState
 
-# How an installation state reads on a campaign's page, as the CSS class of its cell.
+# How an installation state reads on a campaign's page, as the CSS class of its cell: what a device
+# did wrong in red, what the gate refused in amber, what an operator asked for in a neutral blue.
 INSTALLATION_TONES = {
     **dict.fromkeys((_I.FAILED.value, _I.ROLLBACK_FAILED.value), "bad"),
-    **dict.fromkeys((_I.REFUSED.value, _I.ROLLED_BACK.value, _I.CANCELLED.value), "warn"),
+    _I.REFUSED.value: "warn",
+    **dict.fromkeys((_I.ROLLED_BACK.value, _I.CANCELLED.value), "info"),
     _I.SUCCEEDED.value: "ok",
 }
+# Whose doing an installation's outcome was: the device's (it failed), the compatibility gate's (it
+# refused before anything was sent) or an operator's (Cancel left it unsent, Rollback reverted it).
+INSTALLATION_CAUSES = {
+    **dict.fromkeys((_I.FAILED.value, _I.ROLLBACK_FAILED.value), "device"),
+    _I.REFUSED.value: "gate",
+    **dict.fromkeys((_I.ROLLED_BACK.value, _I.CANCELLED.value), "operator"),
+}
+# The campaign states a person asks for, and the action that asks for each.
+_ASKED_FOR = {
+    CampaignState.CANCELLED.value: "cancel",
+    CampaignState.ROLLING_BACK.value: "rollback",
+    CampaignState.ROLLED_BACK.value: "rollback",
+}
+# Colours for the version-share chart's models, in the order the models are listed; unknowns grey.
+_MODEL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+_UNKNOWN_COLOURS = {NOT_RECORDED: "#d9d9d9", "no model": "#8c8c8c"}
 # In a device's update history, every installation that needs attention or was refused stands out.
 HISTORY_TONES = dict.fromkeys((*(state.value for state in ALERT_STATES), _I.REFUSED.value), "warn")
 # Each installation state's colour in the rollout chart: waiting greys, work in progress blues, outcomes
@@ -71,8 +93,11 @@ def _stage_status(index: int, current: int, state: str) -> str:
     return "waiting" if running else "not reached"
 
 
-def campaign_stages(campaign: CampaignView) -> list[dict[str, Any]]:
-    """Each stage of the rollout with its devices (in rollout order), their states and timings.
+def campaign_stages(
+    campaign: CampaignView, reported: dict[str, ReportedModel] | None = None
+) -> list[dict[str, Any]]:
+    """Each stage of the rollout with its devices (in rollout order), their states and timings, whose
+    doing each outcome was, and the package each device reports now (from ``reported``).
 
     A stage is ``done`` once the campaign moved past it; the stage the campaign stands at is
     ``sending`` while it runs, else it bears the campaign's state (completed, halted, cancelled, ...);
@@ -88,7 +113,16 @@ def campaign_stages(campaign: CampaignView) -> list[dict[str, Any]]:
     start = 0
     for index, percent in enumerate(plan.stages):
         end = plan.stage_size(index)
-        members = [{**i.model_dump(), "duration_s": _duration_s(i)} for i in installations[start:end]]
+        members = [
+            {
+                **i.model_dump(),
+                "duration_s": _duration_s(i),
+                "cause": INSTALLATION_CAUSES.get(i.state),
+                "back_on": i.detail.get("rolled_back_to") if i.state == _I.ROLLED_BACK.value else None,
+                "reported": (reported or {}).get(i.endpoint),
+            }
+            for i in installations[start:end]
+        ]
         stages.append(
             {
                 "number": index + 1,
@@ -172,6 +206,75 @@ def rollout_figure(timeline: RolloutTimeline) -> dict[str, Any] | None:
             # Whole devices on the axis of a small fleet; plotly's own ticks for a large one.
             "yaxis": {"title": {"text": "devices"}, "rangemode": "tozero"}
             | ({"dtick": 1} if timeline.devices <= _WHOLE_TICKS else {}),
+            "hovermode": "x unified",
+            "legend": {"orientation": "h", "y": -0.25},
+        },
+    }
+
+
+def stop_reason(campaign: CampaignView, actions: list[OperatorAction]) -> dict[str, Any] | None:
+    """Why the campaign stopped sending, when it did: the runner halting it on device failures, or the
+    operator whose request (from the audit trail) cancelled or rolled it back; None while it runs or
+    once it completed on its own.
+
+    A cancel or rollback with no successful request on record was made on the server host with the
+    CLI, which the audit trail does not see; the reason says so rather than name anyone.
+    """
+    if campaign.state == CampaignState.HALTED.value:
+        return {
+            "by": "runner",
+            "text": f"halted by the campaign runner: device failures went past the limit of "
+            f"{campaign.max_failures}",
+        }
+    action = _ASKED_FOR.get(campaign.state)
+    if action is None:
+        return None
+    done = [a for a in actions if a.action == action and a.outcome == "ok"]
+    if not done:
+        return {
+            "by": "operator",
+            "text": f"{action} by an operator with no audit record (the CLI on the server host)",
+        }
+    last = done[-1]
+    return {
+        "by": "operator",
+        "text": f"{action} by {last.actor} ({last.role}) via the {last.via}",
+        "at": last.at,
+    }
+
+
+def version_share_figure(share: VersionShare) -> dict[str, Any] | None:
+    """How many of the campaign's targets ran each model over time, as stacked steps; None without
+    targets. Times are drawn in UTC without a zone suffix, which plotly.js does not read."""
+    if not share.devices:
+        return None
+    x = [moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for moment in share.times]
+    known = [model for model in share.models if model not in _UNKNOWN_COLOURS]
+    colours = {model: _MODEL_COLOURS[i % len(_MODEL_COLOURS)] for i, model in enumerate(known)}
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": model,
+                "x": x,
+                "y": share.counts[model],
+                "stackgroup": "models",
+                "line": {
+                    "shape": "hv",
+                    "width": 0.5,
+                    "color": colours.get(model, _UNKNOWN_COLOURS.get(model)),
+                },
+                "hovertemplate": f"%{{y}} on {model}<extra></extra>",
+            }
+            for model in share.models
+        ],
+        "layout": {
+            "height": 260,
+            "margin": {"t": 10, "r": 10, "b": 40, "l": 50},
+            "xaxis": {"title": {"text": "time (UTC)"}, "type": "date"},
+            "yaxis": {"title": {"text": "devices"}, "rangemode": "tozero"}
+            | ({"dtick": 1} if share.devices <= _WHOLE_TICKS else {}),
             "hovermode": "x unified",
             "legend": {"orientation": "h", "y": -0.25},
         },

@@ -3,8 +3,9 @@ labelled one at a time or many at once, with its snapshots and a form to upload 
 the grid, the data explorer shows a few samples of each class and a 2-D projection of the samples, so
 outliers and likely mislabels stand out before anyone trains on them.
 
-Forms post with the session cookie and answer with a redirect back to the view they were sent from; a
-refusal renders that view again with the reason in a flash message and the error's status code.
+Forms post with the session cookie and answer with a redirect back to the view they were sent from,
+its query string saying what was done so that view confirms it in a flash message (a reload or the
+next link drops it); a refusal renders that view again with the reason and the error's status code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -39,6 +40,7 @@ from tinymlaas.web.dataset_views import (
     BrowserView,
     browser_view,
     dataset_row,
+    done_notice,
     explorer_view,
     pager,
     sample_cards,
@@ -109,9 +111,13 @@ def _browser(
     )
 
 
-def _back(name: str, back: str) -> str:
+def _back(name: str, back: str, **done: str) -> str:
+    """The view the form came from, with what was done (``done_notice`` words it) in its query."""
     target = safe_next(back)
-    return target if target.startswith(f"/datasets/{name}") else f"/datasets/{name}"
+    target = target if target.startswith(f"/datasets/{name}") else f"/datasets/{name}"
+    if not done:
+        return target
+    return f"{target}{'&' if '?' in target else '?'}{urlencode(done)}"
 
 
 def refused(
@@ -131,7 +137,7 @@ def dataset_page(request: Request, context: ContextDep, session: Reader, name: s
         view = browser_view(request.query_params)
     except InvalidInput as exc:
         return _browser(request, context, session, name, BrowserView(), error=exc.detail, status=422)
-    return _browser(request, context, session, name, view)
+    return _browser(request, context, session, name, view, notice=done_notice(request.query_params))
 
 
 @router.get("/datasets/{name}/samples/{sample_id}/thumbnail.png")
@@ -160,10 +166,11 @@ def label_sample_submit(
     try:
         if not clear and not label:
             raise InvalidInput("choose a label for the sample, or clear its label")
-        set_label(context, name, sample_id, None if clear else label)
+        saved = set_label(context, name, sample_id, None if clear else label)
     except TinymlaasError as exc:
         return refused(request, context, session, name, back, exc)
-    return RedirectResponse(_back(name, back), status_code=303)
+    done = _back(name, back, done="label", sample=sample_id, to=saved.get("label") or "")
+    return RedirectResponse(done, status_code=303)
 
 
 @router.post("/datasets/{name}/labels", response_model=None)
@@ -182,10 +189,11 @@ def label_samples_submit(
             raise InvalidInput("tick the samples to label first")
         if not clear and not label:
             raise InvalidInput("choose the label to give the ticked samples, or clear theirs")
-        set_labels(context, name, samples, None if clear else label)
+        saved = set_labels(context, name, samples, None if clear else label)
     except TinymlaasError as exc:
         return refused(request, context, session, name, back, exc)
-    return RedirectResponse(_back(name, back), status_code=303)
+    done = _back(name, back, done="labels", n=str(saved["updated"]), to=saved["label"] or "")
+    return RedirectResponse(done, status_code=303)
 
 
 @router.post("/datasets/{name}/snapshots", response_model=None)
@@ -197,7 +205,8 @@ def snapshot_submit(
     except TinymlaasError as exc:
         return refused(request, context, session, name, back, exc)
     if created:
-        return RedirectResponse(_back(name, back), status_code=303)
+        done = _back(name, back, done="snapshot", snapshot=snapshot.id[:12], n=str(snapshot.samples))
+        return RedirectResponse(done, status_code=303)
     notice = f"Nothing changed since snapshot {snapshot.id[:12]}; no new snapshot was taken."
     return _browser(request, context, session, name, BrowserView(), notice=notice)
 
@@ -233,7 +242,8 @@ async def upload_sample_submit(
 ) -> Response:
     try:
         async with received(context, file, UPLOAD_SUFFIXES) as path:
-            await run_in_threadpool(upload_sample, context, name, path, label=label or None)
+            sample = await run_in_threadpool(upload_sample, context, name, path, label=label or None)
     except TinymlaasError as exc:
         return refused(request, context, session, name, back, exc)
-    return RedirectResponse(_back(name, back), status_code=303)
+    done = _back(name, back, done="upload", sample=sample["id"], to=sample.get("label") or "")
+    return RedirectResponse(done, status_code=303)

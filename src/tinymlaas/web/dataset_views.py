@@ -23,6 +23,7 @@ __all__ = [
     "browser_view",
     "classes",
     "dataset_row",
+    "done_notice",
     "explorer_view",
     "pager",
     "projection_figure",
@@ -32,6 +33,12 @@ __all__ = [
 PAGE_SIZE = 24  # samples per page of the browser: a screenful of thumbnails or small charts
 _MAX_POINTS = 400  # per channel in a card's chart; longer windows (audio) are drawn every n-th value
 _UNLABELLED = "(no label)"  # how samples without a label read in the projection's legend
+# One colour per channel of a card's chart, named beside the chart since the chart is too small for a
+# legend of its own (plotly.js's default colours, so a chart and the explorer's look alike).
+_CHANNEL_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,10 @@ def dataset_row(summary: DatasetSummary) -> dict[str, Any]:
     }
 
 
+def _channel(index: int) -> dict[str, str]:
+    return {"name": f"channel {index + 1}", "colour": _CHANNEL_COLOURS[index % len(_CHANNEL_COLOURS)]}
+
+
 def _mini_chart(channels: list[list[float]]) -> dict[str, Any]:
     step = max(1, -(-max(len(c) for c in channels) // _MAX_POINTS))
     return {
@@ -105,10 +116,10 @@ def _mini_chart(channels: list[list[float]]) -> dict[str, Any]:
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": f"channel {i + 1}",
+                "name": _channel(i)["name"],
                 "x": list(range(0, len(values), step)),
                 "y": [round(v, 5) for v in values[::step]],
-                "line": {"width": 1},
+                "line": {"width": 1, "color": _channel(i)["colour"]},
             }
             for i, values in enumerate(channels)
         ],
@@ -122,8 +133,17 @@ def _mini_chart(channels: list[list[float]]) -> dict[str, Any]:
     }
 
 
+def _short_number(value: Any) -> Any:
+    """Floats to four significant digits, so a card shows a value and not the last bits of its float."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [_short_number(v) for v in value]
+    return value
+
+
 def _values_text(values: list[Any]) -> str:
-    flat = str(values)
+    flat = str(_short_number(values))
     return flat if len(flat) <= 160 else flat[:157] + "…"
 
 
@@ -134,13 +154,36 @@ def sample_cards(
     cards = []
     for sample in samples:
         shown = previews.get(sample["id"])
-        card = {**sample, "show": "image", "figure": None, "values": ""}
+        target = sample.get("target")
+        card = {**sample, "show": "image", "figure": None, "channels": [], "values": ""}
+        card["target_text"] = None if target is None else f"{target:.4g}"
         if shown is not None and shown.kind is PreviewKind.SERIES and shown.channels is not None:
-            card.update(show="chart", figure=_mini_chart(shown.channels))
+            channels = [_channel(i) for i in range(len(shown.channels))]
+            card.update(show="chart", figure=_mini_chart(shown.channels), channels=channels)
         elif shown is not None and shown.kind is PreviewKind.VALUES and shown.values is not None:
             card.update(show="values", values=_values_text(shown.values))
         cards.append(card)
     return cards
+
+
+def done_notice(params: Mapping[str, str]) -> str | None:
+    """The confirmation a form's redirect asks for (``done`` and its details in the query), or None.
+
+    Only the known kinds are worded, and a count must be a number, so a crafted link can at most
+    name a sample or label that does not exist.
+    """
+    done, to, sample = params.get("done"), params.get("to") or "", params.get("sample") or ""
+    n = params.get("n") or ""
+    count = f"{n} sample{'' if n == '1' else 's'}"
+    if done == "label" and sample:
+        return f"Sample {sample} labelled {to}." if to else f"Label of sample {sample} cleared."
+    if done == "labels" and n.isdigit():
+        return f"{count} labelled {to}." if to else f"Labels of {count} cleared."
+    if done == "upload" and sample:
+        return f"Sample {sample} uploaded, {'labelled ' + to if to else 'unlabelled'}."
+    if done == "snapshot" and params.get("snapshot") and n.isdigit():
+        return f"Snapshot {params['snapshot']} taken of {count}: training can start from it."
+    return None
 
 
 def pager(count: int, view: BrowserView, size: int = PAGE_SIZE) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tinymlaas.services.audit import token_actor
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.sessions import csrf_matches, find_session
+from tinymlaas.web.chart_text import describe
 from tinymlaas.web.humanize import exact_time, relative_time
 from tinymlaas.web.sessions import (
     CSRF_FIELD,
@@ -64,6 +65,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals["poll_ms"] = POLL_INTERVAL_S * 1000
 templates.env.filters["ago"] = relative_time
 templates.env.filters["exact"] = exact_time
+templates.env.filters["describe"] = describe
 
 
 class LoginRequired(Exception):

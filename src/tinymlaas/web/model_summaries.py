@@ -2,10 +2,14 @@
 
 Pure functions: a row per model name for the list; for one model its variants side by side with the
 module compiled from each for each board (the latest one, when a variant was compiled for a board more
-than once), Plotly figures of size, metric, fit and metric against memory per board, and its confusion
-matrix as a table. Every figure is a stored measurement; a board's usable flash and RAM come from the
-catalog, passed in as ``usable`` (board id -> (flash bytes, RAM bytes)). Whether a model can be
-squeezed is the service's verdict.
+than once), Plotly figures of size, metric and metric against memory per board (whether each module
+fits is marked on that scatter and spelled out in the variants table, so no bar per board and variant
+crowds a chart), and its confusion matrix as a table. Every figure is a stored measurement; a board's
+usable flash and RAM come from the catalog, passed in as ``usable`` (board id -> (flash bytes, RAM
+bytes)). Whether a model can be squeezed is the service's verdict.
+
+Scores differ by a few points between variants, so a score axis is zoomed to the values shown and its
+title says the range it spans; a bar would mislead on such an axis, so scores are drawn as dots.
 
 A runtime that cannot run a variant says why at length (a TFLM error can span lines), and every module
 compiled from that variant for that runtime repeats the reason; the page shows it once per variant as a
@@ -26,11 +30,11 @@ from tinymlaas.services.views import ModuleView, VariantView
 __all__ = [
     "board_figure",
     "confusion_table",
-    "fit_figure",
     "line_row",
     "metric_figures",
     "model_section",
     "runtime_notes",
+    "score_axis",
     "size_figure",
 ]
 
@@ -39,6 +43,7 @@ Usable = dict[str, tuple[int, int]]
 _LAYOUT = {"margin": {"t": 40, "r": 10, "b": 90, "l": 60}, "height": 340, "legend": {"orientation": "h"}}
 _RAM_AXIS = "RAM the module needs (KiB)"
 _FLASH_AXIS = "flash the module needs (KiB)"
+_LABELLED_POINTS = 12  # beyond this many points on the board scatter, names go to the hover and the table
 _NOTE_CHARS = 120  # how much of an error's first line a note shows; the full text is folded away
 _HINT = re.compile(r"\([^()]*\)\s*$")  # a closing "(what to do instead)" the runners add to an error
 
@@ -168,8 +173,28 @@ def _value(metric: dict[str, Any] | None, name: str) -> float | None:
     return metric["value"] if metric and metric["name"] == name else None
 
 
+def score_axis(name: str, values: list[float | None], title: str | None = None) -> dict[str, Any]:
+    """A y axis for metric ``name`` zoomed to ``values`` with a little margin, its title (``title``,
+    by default the metric's name) stating the range it spans.
+
+    Accuracy is a share, so its axis never leaves 0–1 and reads in percent."""
+    title = title or name
+    shown = [v for v in values if v is not None]
+    if not shown:
+        return {"title": {"text": title}}
+    low, high = min(shown), max(shown)
+    pad = max((high - low) * 0.15, 0.005 if name == "accuracy" else abs(high) * 0.05 or 0.01)
+    low, high = low - pad, high + pad
+    if name == "accuracy":
+        low, high = max(0.0, low), min(1.0, high)
+        span = f"{100 * low:.1f}–{100 * high:.1f} %"
+        return {"title": {"text": f"{title} (axis {span})"}, "range": [low, high], "tickformat": ".1%"}
+    return {"title": {"text": f"{title} (axis {low:.3g} to {high:.3g})"}, "range": [low, high]}
+
+
 def metric_figures(models: list[ModelDetail]) -> list[dict[str, Any]]:
-    """Per metric (accuracy, mse): each variant's score in TFLM and LiteRT next to its float model's."""
+    """Per metric (accuracy, mse): each variant's score in TFLM and LiteRT next to its float model's,
+    as dots on an axis zoomed to the scores."""
     names = sorted(
         {m.float_metric["name"] for m in models if m.float_metric}
         | {s["name"] for m in models for v in m.variants for s in v.metrics.values()}
@@ -183,54 +208,42 @@ def metric_figures(models: list[ModelDetail]) -> list[dict[str, Any]]:
             if _value(m.float_metric, name) is not None
             or any(_value(s, name) is not None for s in v.metrics.values())
         ]
+        if not rows:
+            continue
         series = {
             "float (Keras)": [_value(m.float_metric, name) for m, _ in rows],
             "TFLM": [_value(v.metrics.get("tflm"), name) for _, v in rows],
             "LiteRT": [_value(v.metrics.get("litert"), name) for _, v in rows],
         }
-        if rows:
-            labels = [_label(m, v) for m, v in rows]
-            figures.append(_bars(f"{name} on the test split: runtime vs float", name, labels, series))
-    return figures
-
-
-def fit_figure(models: list[ModelDetail], usable: Usable) -> dict[str, Any]:
-    """Flash and RAM each module needs as a share of what its board leaves; over 100 % does not fit."""
-    entries = sorted(
-        (
-            (board, _label(model, variant), module)
-            for model in models
-            for variant in model.variants
-            for (variant_id, board), module in _latest_modules(model).items()
-            if variant_id == variant.id and board in usable
-        ),
-        key=lambda entry: entry[0],
-    )
-    x = [f"{board}<br>{label}" for board, label, _ in entries]
-    flash = [_share(module.flash_bytes, usable[board][0]) for board, _, module in entries]
-    ram = [_share(module.ram_bytes, usable[board][1]) for board, _, module in entries]
-    figure = _bars(
-        "Fit per board (share of what the board leaves for a model)", "%", x, {"flash": flash, "RAM": ram}
-    )
-    figure["layout"]["xaxis"]["tickangle"] = 0
-    figure["layout"]["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.12}
-    figure["layout"]["margin"] = {**_LAYOUT["margin"], "b": 70}
-    figure["layout"]["shapes"] = [
-        {
-            "type": "line",
-            "xref": "paper",
-            "x0": 0,
-            "x1": 1,
-            "y0": 100,
-            "y1": 100,
-            "line": {"color": "#c62828", "dash": "dash"},
+        labels = [_label(m, v) for m, v in rows]
+        markers = {
+            "float (Keras)": {"symbol": "line-ew-open", "size": 28, "line": {"width": 3}},
+            "TFLM": {"symbol": "circle-open", "size": 14, "line": {"width": 2}},
+            "LiteRT": {"symbol": "diamond-open", "size": 10, "line": {"width": 2}},
         }
-    ]
-    return figure
-
-
-def _share(needed: int | None, usable: int) -> float | None:
-    return None if needed is None or not usable else round(100 * needed / usable, 2)
+        figures.append(
+            {
+                "data": [
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": series_name,
+                        "x": labels,
+                        "y": values,
+                        "marker": markers[series_name],
+                    }
+                    for series_name, values in series.items()
+                    if any(v is not None for v in values)
+                ],
+                "layout": {
+                    **_LAYOUT,
+                    "title": {"text": f"{name} on the test split: runtime vs float"},
+                    "xaxis": {"type": "category", "automargin": True},
+                    "yaxis": score_axis(name, [v for values in series.values() for v in values]),
+                },
+            }
+        )
+    return figures
 
 
 def _kib(n: int | None) -> float | None:
@@ -257,6 +270,7 @@ def board_figure(model: ModelDetail) -> dict[str, Any] | None:
     if not points:
         return None
     name = points[0][2]["name"]
+    labelled = len(points) <= _LABELLED_POINTS
     traces, flash = [], []
     # An open circle around a cross stays readable where a fitting and a refused module coincide.
     for fits, label, marker, position in (
@@ -273,7 +287,7 @@ def board_figure(model: ModelDetail) -> dict[str, Any] | None:
         traces.append(
             {
                 "type": "scatter",
-                "mode": "markers+text",
+                "mode": "markers+text" if labelled else "markers",
                 "name": label,
                 "x": [_kib(m.ram_bytes) for _, m, _ in chosen],
                 "y": [s["value"] for _, _, s in chosen],
@@ -287,9 +301,9 @@ def board_figure(model: ModelDetail) -> dict[str, Any] | None:
     ram = [trace["x"] for trace in traces]
     layout: dict[str, Any] = {
         **_LAYOUT,
-        "title": {"text": "Variants across boards: score against the memory needed"},
+        "title": {"text": "Variants across boards: score in each board's runtime against the memory needed"},
         "xaxis": {"title": {"text": _RAM_AXIS}, "rangemode": "tozero"},
-        "yaxis": {"title": {"text": f"{name} in the board's runtime"}},
+        "yaxis": score_axis(name, [s["value"] for _, _, s in points] + [_value(model.float_metric, name)]),
         "updatemenus": [
             {
                 "type": "buttons",

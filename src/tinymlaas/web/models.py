@@ -25,7 +25,6 @@ from tinymlaas.web.model_summaries import (
     Usable,
     board_figure,
     confusion_table,
-    fit_figure,
     line_row,
     metric_figures,
     model_section,
@@ -69,13 +68,11 @@ def _model_page(
         charts={
             "size": size_figure([model]),
             "metrics": metric_figures([model]),
-            "fit": fit_figure([model], usable),
             "boards": board_figure(model),
             "curves": curve_figures(page.history),
         },
         confusion=confusion_table(page.confusion) if page.confusion else None,
         has_variants=bool(model.variants),
-        has_modules=bool(model.modules),
         **values,
     )
 

@@ -1,8 +1,9 @@
 """Pipeline (the CTO's page): the lifecycle's steps as stored, and the automated dry run.
 
-The dry run generates a fresh dataset and submits a ``lifecycle`` job on it (snapshot, train, squeeze,
-compile and fit for each chosen board) through the same job service the REST API and CLI use; the
-page then follows that job step by step.
+The dry run generates a fresh sandbox dataset and submits a ``lifecycle`` job on it (snapshot, train,
+squeeze, compile and fit for each chosen board) through the same job service the REST API and CLI
+use; the page then follows that job step by step. What a dry run makes stays in its sandbox, listed
+under Dry runs with its results until someone deletes it, never among the production steps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tinymlaas.data.generators import GENERATORS
 from tinymlaas.errors import InvalidInput, TinymlaasError
-from tinymlaas.jobs.pipeline import find_dry_run, stored_pipeline
+from tinymlaas.jobs.pipeline import delete_dry_run, find_dry_run, stored_pipeline
 from tinymlaas.jobs.service import submit_job
 from tinymlaas.jobs.states import JobKind
 from tinymlaas.services.auth import Permission
@@ -104,9 +105,22 @@ def start_dry_run(
         count = _whole(samples, "samples", most=100_000)
         epoch_limit = _whole(epochs, "epochs", most=1000)
         name = f"dry-run-{generator}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-        DatasetService(context).generate(name, generator, samples=count, seed=context.settings.seed)
+        DatasetService(context).generate(
+            name, generator, samples=count, seed=context.settings.seed, sandbox=True
+        )
         params = {"dataset": name, "boards": chosen, "epochs": epoch_limit}
         job = submit_job(context, JobKind.LIFECYCLE, params, executor=executor)
     except TinymlaasError as exc:
         return _page(request, context, session, None, form=form, error=exc.detail, status=exc.http_status)
     return RedirectResponse(f"/pipeline?job={job['id']}", status_code=303)
+
+
+@router.post("/pipeline/dry-runs/{job_id}/delete", response_model=None)
+def delete_dry_run_page(request: Request, context: ContextDep, session: Scientist, job_id: str) -> Response:
+    """Remove a dry run and all it made; the page says why when it cannot (still running, not a dry run)."""
+    try:
+        delete_dry_run(context, job_id)
+    except TinymlaasError as exc:
+        form = {**_DEFAULT_FORM, "boards": sorted(context.catalog.boards)}
+        return _page(request, context, session, None, form=form, error=exc.detail, status=exc.http_status)
+    return RedirectResponse("/pipeline", status_code=303)

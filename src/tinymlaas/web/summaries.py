@@ -98,7 +98,7 @@ def latency_chart(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def fleet_summary(devices: list[DeviceView], health: FleetHealth) -> dict[str, Any]:
-    """Counts, devices by board and model version, alerts, and inference activity."""
+    """Counts, devices by board and model version, alerts (active and resolved), and inference activity."""
     groups: Counter[tuple[str, str, bool]] = Counter(
         (d.board or _NO_BOARD, d.model or _NO_MODEL, d.online) for d in devices
     )
@@ -130,6 +130,7 @@ def fleet_summary(devices: list[DeviceView], health: FleetHealth) -> dict[str, A
             for d in devices
         ],
         "alerts": [alert.model_dump() for alert in health.alerts],
+        "resolved": [alert.model_dump() for alert in health.resolved],
         "activity_chart": activity_chart(health),
         "inferences_chart": _bar(
             [d.endpoint for d in reported],

@@ -1,10 +1,11 @@
-"""Training (the data scientist's page): start a run, follow jobs live, read a run's curves and errors."""
+"""Training (the data scientist's page): start a run, follow jobs and their curves live, read a run's
+curves and errors, and compare several runs side by side."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tinymlaas.errors import InvalidInput, NotFound, TinymlaasError
@@ -14,15 +15,19 @@ from tinymlaas.jobs.service import cancel_job, list_jobs, show_job
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.model_pages import ConfusionMatrix
 from tinymlaas.services.runs import architectures, list_runs, show_run
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, can, needs, render
+from tinymlaas.web.model_summaries import confusion_table
 from tinymlaas.web.sessions import DashboardSession
 from tinymlaas.web.training_summaries import (
     JOB_STYLE,
-    confusion_figure,
+    comparison,
     curve_figures,
     fmt_metric,
     job_outcome,
+    recipe_rows,
+    score_warning,
 )
 
 __all__ = ["router"]
@@ -43,6 +48,7 @@ def _overview(context: Context) -> dict[str, Any]:
         "job_style": JOB_STYLE,
         "runs": list_runs(context),
         "fmt_metric": fmt_metric,
+        "score_warning": score_warning,
     }
 
 
@@ -115,6 +121,7 @@ def _job_page(
         active=job["active"],
         job_style=JOB_STYLE,
         outcome=job_outcome(job),
+        curves=curve_figures(job["history"]),
         may_cancel=can(session, JOB_PERMISSIONS[JobKind(job["kind"])]),
         error=error,
     )
@@ -159,6 +166,33 @@ def run_page(request: Request, context: ContextDep, session: Viewer, run_id: str
         session,
         run=run,
         metric=fmt_metric(run["metric"]),
+        warning=score_warning(run["metric"]),
+        recipe=recipe_rows(run["recipe"]),
         curves=curve_figures(run["history"]),
-        confusion=confusion_figure(matrix) if matrix else None,
+        confusion=confusion_table(ConfusionMatrix(**matrix)) if matrix else None,
     )
+
+
+@router.get("/training/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    context: ContextDep,
+    session: Viewer,
+    run: Annotated[list[str] | None, Query()] = None,
+) -> HTMLResponse:
+    """The runs ticked on the Training page, their curves overlaid and their recipes in one table."""
+    chosen = list(dict.fromkeys(run or []))
+    if not chosen:
+        return render(
+            request,
+            "error.html",
+            session,
+            422,
+            title="No run chosen",
+            detail="tick two or more runs to compare",
+        )
+    try:
+        runs = [show_run(context, run_id) for run_id in chosen]
+    except NotFound as exc:
+        return _not_found(request, session, exc)
+    return render(request, "training_compare.html", session, runs=runs, compared=comparison(runs))

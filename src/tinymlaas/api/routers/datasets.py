@@ -48,12 +48,14 @@ def _public(summary: DatasetSummary) -> DatasetPublic:
         input_scaling=summary.input_scaling,
         label_counts=summary.label_counts,
         snapshots=summary.snapshots,
+        sandbox=summary.sandbox,
     )
 
 
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(context: ContextDep, _token: Reader, paging: Annotated[Page, Depends()]) -> DatasetsPublic:
-    """Every dataset by name, with its sample and label counts."""
+    """Every production dataset by name, with its sample and label counts; a dry run's dataset is
+    shown by name only (``GET /pipeline`` lists dry runs)."""
     summaries, count = DatasetService(context).list_page(limit=paging.limit, offset=paging.offset)
     return DatasetsPublic(data=[_public(s) for s in summaries], count=count)
 

@@ -10,12 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tinymlaas.services.fleet_health import FleetHealth
+from tinymlaas.services.fleet_health import FleetAlert, FleetHealth
 
 __all__ = [
     "DeviceHistoryEntryPublic",
     "DeviceHistoryPublic",
     "DeviceTelemetryPublic",
+    "FleetAlertPublic",
     "FleetHealthPublic",
     "TelemetrySamplePublic",
 ]
@@ -64,6 +65,10 @@ class DeviceHistoryEntryPublic(BaseModel):
 class DeviceHistoryPublic(BaseModel):
     data: list[DeviceHistoryEntryPublic]
     count: int
+
+
+class FleetAlertPublic(FleetAlert):
+    """One alert: what happened to which device, whether it still holds, and who acknowledged it."""
 
 
 class FleetHealthPublic(FleetHealth):

@@ -44,6 +44,10 @@ class JobPublic(BaseModel):
     epochs: int | None = Field(
         default=None, description="The epochs planned (early stopping may end sooner)."
     )
+    history: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="A training job's figures per epoch so far (loss, val_loss, the metric).",
+    )
     result: dict[str, Any] | None = Field(description="What the job produced, once it succeeded.")
     error: str | None
     worker_pid: int | None

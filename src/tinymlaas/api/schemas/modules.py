@@ -16,6 +16,9 @@ class ModulePublic(ModuleView):
     model: RunModelPublic
     quantization: str
     created_at: str | None
+    sandbox: bool = Field(
+        False, description="Compiled by a dry run: never listed with production modules nor deployed."
+    )
 
 
 class ModuleDetailPublic(ModulePublic):

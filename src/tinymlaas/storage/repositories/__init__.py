@@ -1,5 +1,6 @@
 """Repositories: the only code that queries the tables, one class per aggregate."""
 
+from tinymlaas.storage.repositories.alerts import AlertAckRepository
 from tinymlaas.storage.repositories.audit import AuditRepository
 from tinymlaas.storage.repositories.blobs import BlobReferenceRepository
 from tinymlaas.storage.repositories.campaigns import CampaignRepository
@@ -8,10 +9,12 @@ from tinymlaas.storage.repositories.datasets import DatasetRepository, Member, S
 from tinymlaas.storage.repositories.devices import DeviceRepository
 from tinymlaas.storage.repositories.jobs import JobRepository
 from tinymlaas.storage.repositories.models import ModelRepository
+from tinymlaas.storage.repositories.sandbox import Removed, SandboxRepository
 from tinymlaas.storage.repositories.sessions import DashboardSessionRepository
 from tinymlaas.storage.repositories.tokens import TokenRepository
 
 __all__ = [
+    "AlertAckRepository",
     "AuditRepository",
     "BlobReferenceRepository",
     "CampaignRepository",
@@ -22,7 +25,9 @@ __all__ = [
     "JobRepository",
     "Member",
     "ModelRepository",
+    "Removed",
     "SamplePoint",
     "SampleQuery",
+    "SandboxRepository",
     "TokenRepository",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tinymlaas.storage.tables import AuditEventRow
@@ -26,3 +28,14 @@ class AuditRepository:
         """Newest first; the id breaks ties between events recorded within one clock tick."""
         query = select(AuditEventRow).order_by(AuditEventRow.at.desc(), AuditEventRow.id.desc())
         return list(self.session.scalars(query.offset(offset).limit(limit)))
+
+    def events_ending(self, suffixes: Sequence[str]) -> list[AuditEventRow]:
+        """The events whose target path ends with one of ``suffixes``, oldest first; none for none."""
+        if not suffixes:
+            return []
+        query = (
+            select(AuditEventRow)
+            .where(or_(*(AuditEventRow.target.endswith(suffix, autoescape=True) for suffix in suffixes)))
+            .order_by(AuditEventRow.at, AuditEventRow.id)
+        )
+        return list(self.session.scalars(query))

@@ -65,13 +65,16 @@ class DatasetRepository:
             raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names()) or 'none'}")
         return row
 
-    def names(self, *, limit: int | None = None, offset: int = 0) -> list[str]:
-        """By name; names are unique, so pages never overlap."""
-        query = select(DatasetRow.name).order_by(DatasetRow.name)
+    def names(self, *, sandbox: bool = False, limit: int | None = None, offset: int = 0) -> list[str]:
+        """By name, production datasets or (``sandbox``) those dry runs generated; names are unique,
+        so pages never overlap."""
+        query = select(DatasetRow.name).where(DatasetRow.sandbox == sandbox).order_by(DatasetRow.name)
         return list(self.session.scalars(query.offset(offset).limit(limit)))
 
-    def count(self) -> int:
-        return self.session.scalar(select(func.count()).select_from(DatasetRow)) or 0
+    def count(self, *, sandbox: bool = False) -> int:
+        """How many datasets ``names`` would list without paging."""
+        query = select(func.count()).select_from(DatasetRow).where(DatasetRow.sandbox == sandbox)
+        return self.session.scalar(query) or 0
 
     def add(self, row: DatasetRow) -> DatasetRow:
         if self.find(row.name) is not None:

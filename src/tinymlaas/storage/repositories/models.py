@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from tinymlaas.errors import InvalidInput, NotFound
@@ -35,7 +35,11 @@ class ModelRepository:
         return row
 
     def model(self, ref: str) -> ModelRow:
-        """A model by id, ``name`` (newest version) or ``name:version``."""
+        """A model by id, ``name`` (newest version) or ``name:version``.
+
+        A name means a production model when there is one, so a dry run's model of the same name is
+        never taken for it; a sandbox model answers to its name only when no production model has it.
+        """
         row = self.session.get(ModelRow, ref)
         if row is None:
             name, _, version = ref.partition(":")
@@ -44,29 +48,38 @@ class ModelRepository:
                 if not version.isdigit():
                     raise InvalidInput(f"model reference {ref!r}: version must be a number")
                 query = query.where(ModelRow.version == int(version))
-            row = self.session.scalars(query.order_by(ModelRow.version.desc())).first()
+            row = self.session.scalars(query.order_by(ModelRow.sandbox, ModelRow.version.desc())).first()
         if row is None:
             raise NotFound(f"no model {ref!r} (give a model id, a name, or name:version)")
         return row
 
-    def models(self, *, name: str | None = None, limit: int | None = None, offset: int = 0) -> list[ModelRow]:
-        """By name and version (id breaks any tie so pages never overlap), optionally only ``name``."""
-        query = select(ModelRow).order_by(ModelRow.name, ModelRow.version, ModelRow.id)
-        if name is not None:
-            query = query.where(ModelRow.name == name)
+    def models(
+        self,
+        *,
+        name: str | None = None,
+        sandbox: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ModelRow]:
+        """Production models, or (``sandbox``) those dry runs trained, by name and version (id breaks
+        any tie so pages never overlap), optionally only ``name``."""
+        query = (
+            select(ModelRow)
+            .where(*_model_filter(name, sandbox))
+            .order_by(ModelRow.name, ModelRow.version, ModelRow.id)
+        )
         return list(self.session.scalars(query.offset(offset).limit(limit)))
 
-    def count_models(self, *, name: str | None = None) -> int:
+    def count_models(self, *, name: str | None = None, sandbox: bool = False) -> int:
         """How many models ``models`` would list for ``name`` without paging."""
-        query = select(func.count()).select_from(ModelRow)
-        if name is not None:
-            query = query.where(ModelRow.name == name)
+        query = select(func.count()).select_from(ModelRow).where(*_model_filter(name, sandbox))
         return self.session.scalar(query) or 0
 
-    def models_with_lineage(self) -> list[ModelRow]:
+    def models_with_lineage(self, *, sandbox: bool = False) -> list[ModelRow]:
         """``models`` with their runs, variants and modules, loaded by a few IN queries, not one per model."""
         query = (
             select(ModelRow)
+            .where(ModelRow.sandbox == sandbox)
             .options(
                 selectinload(ModelRow.run),
                 selectinload(ModelRow.variants).selectinload(VariantRow.modules),
@@ -93,8 +106,11 @@ class ModelRepository:
         names = {dataset: name for dataset, name in self.session.execute(name_query)}
         return {model: names[d] for model, d in dataset_ids.items() if d in names}
 
-    def next_version(self, name: str) -> int:
-        return (self.session.scalar(select(func.max(ModelRow.version)).where(ModelRow.name == name)) or 0) + 1
+    def next_version(self, name: str, *, sandbox: bool = False) -> int:
+        """The next version of ``name``, counted among production or among sandbox models only, so a
+        dry run never takes a version number from the production line."""
+        query = select(func.max(ModelRow.version)).where(ModelRow.name == name, ModelRow.sandbox == sandbox)
+        return (self.session.scalar(query) or 0) + 1
 
     def run(self, run_id: str) -> TrainingRunRow:
         return self.session.get_one(TrainingRunRow, run_id)
@@ -114,8 +130,8 @@ class ModelRepository:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[tuple[TrainingRunRow, SnapshotRow, str]]:
-        """Every run (or only ``run_id``, or those on ``dataset``), newest first, with its snapshot and
-        that snapshot's dataset."""
+        """Every run on production data, or only ``run_id`` or those on ``dataset`` (sandbox or not, as
+        they are asked for by name), newest first, with its snapshot and that snapshot's dataset."""
         query = (
             select(TrainingRunRow, SnapshotRow, DatasetRow.name)
             .join(SnapshotRow, TrainingRunRow.snapshot_id == SnapshotRow.id)
@@ -124,8 +140,7 @@ class ModelRepository:
         )
         if run_id is not None:
             query = query.where(TrainingRunRow.id == run_id)
-        if dataset is not None:
-            query = query.where(DatasetRow.name == dataset)
+        query = query.where(_run_filter(dataset, everything=run_id is not None))
         rows = self.session.execute(query.offset(offset).limit(limit))
         return [(run, snapshot, name) for run, snapshot, name in rows]
 
@@ -136,9 +151,8 @@ class ModelRepository:
             .select_from(TrainingRunRow)
             .join(SnapshotRow, TrainingRunRow.snapshot_id == SnapshotRow.id)
             .join(DatasetRow, SnapshotRow.dataset_id == DatasetRow.id)
+            .where(_run_filter(dataset))
         )
-        if dataset is not None:
-            query = query.where(DatasetRow.name == dataset)
         return self.session.scalar(query) or 0
 
     def models_of_runs(self, run_ids: Sequence[str]) -> dict[str, ModelRow]:
@@ -191,15 +205,25 @@ class ModelRepository:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ModuleRow]:
-        """Every module, newest first, optionally only those for ``board_id`` or with that verdict."""
-        query = select(ModuleRow).order_by(ModuleRow.created_at.desc(), ModuleRow.id)
+        """Every production module, newest first, optionally only those for ``board_id`` or with that
+        verdict; a dry run's modules are reached by id only."""
+        query = _production_modules(select(ModuleRow)).order_by(ModuleRow.created_at.desc(), ModuleRow.id)
         query = query.where(*_module_filter(board_id, fits))
         return list(self.session.scalars(query.offset(offset).limit(limit)))
 
     def count_modules(self, *, board_id: str | None = None, fits: bool | None = None) -> int:
         """How many modules ``all_modules`` would list with these filters without paging."""
-        query = select(func.count()).select_from(ModuleRow).where(*_module_filter(board_id, fits))
-        return self.session.scalar(query) or 0
+        query = _production_modules(select(func.count()).select_from(ModuleRow))
+        return self.session.scalar(query.where(*_module_filter(board_id, fits))) or 0
+
+    def in_sandbox(self, module: ModuleRow) -> bool:
+        """Whether ``module`` was compiled from a dry run's model."""
+        query = (
+            select(ModelRow.sandbox)
+            .join(VariantRow, VariantRow.model_id == ModelRow.id)
+            .where(VariantRow.id == module.variant_id)
+        )
+        return bool(self.session.scalar(query))
 
     def modules(self, variant_ids: Sequence[str]) -> list[ModuleRow]:
         return list(
@@ -207,6 +231,30 @@ class ModelRepository:
                 select(ModuleRow).where(ModuleRow.variant_id.in_(variant_ids)).order_by(ModuleRow.created_at)
             )
         )
+
+
+def _run_filter(dataset: str | None, *, everything: bool = False) -> ColumnElement[bool]:
+    """Runs on ``dataset`` when named, else (unless ``everything``) runs on production data only."""
+    if dataset is not None:
+        return DatasetRow.name == dataset
+    return true() if everything else DatasetRow.sandbox.is_(False)
+
+
+def _model_filter(name: str | None, sandbox: bool) -> list[ColumnElement[bool]]:
+    """The conditions ``models`` and ``count_models`` share, so a count always matches its list."""
+    conditions: list[ColumnElement[bool]] = [ModelRow.sandbox == sandbox]
+    if name is not None:
+        conditions.append(ModelRow.name == name)
+    return conditions
+
+
+def _production_modules(query: Select[Any]) -> Select[Any]:
+    """``query`` over modules narrowed to those of production models."""
+    return (
+        query.join(VariantRow, ModuleRow.variant_id == VariantRow.id)
+        .join(ModelRow, VariantRow.model_id == ModelRow.id)
+        .where(ModelRow.sandbox.is_(False))
+    )
 
 
 def _module_filter(board_id: str | None, fits: bool | None) -> list[ColumnElement[bool]]:

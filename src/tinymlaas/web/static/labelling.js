@@ -2,7 +2,8 @@
 // Keys (while no text field or list has focus): j / k focus the next / previous sample; 1-9 give the
 // focused sample the n-th class (the order of the class table) and move on; 0 clears its label;
 // x ticks its checkbox for the bulk form. A sample's own form is saved in the background, without
-// leaving the page; a refusal is shown on the sample.
+// leaving the page; the counts above the grid follow and a status line confirms it; a refusal is
+// shown on the sample.
 (function () {
   "use strict";
 
@@ -29,7 +30,37 @@
     return flash ? flash.textContent.trim() : "refused (status " + status + ")";
   }
 
+  function bump(el, delta) {
+    if (!el) return undefined;
+    var value = (parseInt(el.textContent, 10) || 0) + delta;
+    el.textContent = String(value);
+    return value;
+  }
+
+  // The counters the page rendered, moved by one sample's change of label.
+  function count(before, after) {
+    if (before === after) return;
+    var change = (after ? 1 : 0) - (before ? 1 : 0);
+    bump(document.querySelector("[data-testid=count-labelled]"), change);
+    var unlabelledCard = document.querySelector("[data-testid=count-unlabelled]");
+    var unlabelled = bump(unlabelledCard, -change);
+    if (unlabelled !== undefined) unlabelledCard.classList.toggle("warn", unlabelled > 0);
+    document.querySelectorAll("[data-testid=class-row]").forEach(function (row) {
+      var delta = (row.dataset.class === after ? 1 : 0) - (row.dataset.class === before ? 1 : 0);
+      if (delta) bump(row.querySelector("[data-testid=class-count]"), delta);
+    });
+  }
+
+  function announce(card, label) {
+    var status = document.querySelector("[data-testid=keyboard-status]");
+    if (!status) return;
+    var id = card.dataset.sample;
+    status.textContent = label ? "Sample " + id + " labelled " + label + "." : "Label of sample " + id + " cleared.";
+    status.hidden = false;
+  }
+
   function show(card, label) {
+    count(card.dataset.label || "", label || "");
     card.dataset.label = label || "";
     var text = card.querySelector("[data-testid=sample-label]");
     if (text) {
@@ -55,6 +86,7 @@
           return response.text().then(function (html) { throw new Error(refusal(html, response.status)); });
         }
         show(card, label);
+        announce(card, label);
       })
       .catch(function (error) {
         card.setAttribute("data-error", error.message);
