@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "browser"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -95,6 +97,27 @@ def fleet(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )  # fmt: skip
     try:
         yield [f"journey-{i:03d}" for i in range(2)]
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def stale_key_device(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A third nano33ble that trusts another server's package key, as a board flashed for a different
+    install would: it registers and passes the compatibility gate like the others, then refuses every
+    package this server signs when it checks the signature, and reports that as its Update Result."""
+    keys_dir = tmp_path_factory.mktemp("other-server-keys")
+    load_or_create_signing_key(keys_dir)
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "tinymlaas", "fleet", "spawn", "--count", "1", "--board", "nano33ble",
+            "--server", server.coap_uri, "--state-dir", str(tmp_path_factory.mktemp("stale-key")),
+            "--public-key", str(keys_dir / PUBLIC_KEY_NAME), "--prefix", "stale-key",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server.env, text=True,
+    )  # fmt: skip
+    try:
+        yield "stale-key-000"
     finally:
         _stop(process)
 
