@@ -178,6 +178,7 @@ def test_the_targets_endpoint_counts_as_campaigns_select(viewer: TestClient) -> 
         "count": 2,
     }
     assert match("nano-1, pico-1")["endpoints"] == ["nano-1", "pico-1"]
+    assert viewer.get("/ui/targets", params={"selector": "x" * 8193}).status_code == 422
     assert match("board:esp32s3") == {
         "selector": "board:esp32s3",
         "endpoints": [],

@@ -273,6 +273,8 @@ def test_ticked_runs_are_compared_side_by_side(pages) -> None:
     intervals = [html.unescape(i) for i in re.findall(r'data-testid="compare-interval">([^<]+)<', page)]
     assert intervals == [f"{100 * r['metric']['low']:.1f}–{100 * r['metric']['high']:.1f} %" for r in runs]
     assert page.count('data-testid="compare-warning"') == 2, "60 samples leave a small test split"
+    too_many = pages.viewer.get("/training/compare", params=[("run", f"run_{i}") for i in range(13)])
+    assert too_many.status_code == 422 and "compare at most 12 runs at once; 13 were ticked" in too_many.text
 
     curves = {f["layout"]["title"]["text"]: f for f in _figures(page, "compare-curve")}
     assert list(curves)[:2] == ["loss per epoch", "val_loss per epoch"] and "accuracy per epoch" in curves

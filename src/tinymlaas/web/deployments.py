@@ -48,6 +48,8 @@ router = APIRouter(include_in_schema=False)
 Operator = Annotated[DashboardSession, Depends(needs(Permission.DEPLOYMENTS_WRITE))]
 
 _DEFAULT_STAGES = "10,50,100"
+# A selector names boards, tags or endpoints (at most 128 characters each); typing is bounded too.
+MAX_SELECTOR = 8192
 _CONFIRMED = "yes"
 
 
@@ -170,7 +172,7 @@ def deployments_page(
 
 @router.get("/ui/targets")
 def targets_json(
-    context: ContextDep, _session: Viewer, selector: Annotated[str, Query()] = ""
+    context: ContextDep, _session: Viewer, selector: Annotated[str, Query(max_length=MAX_SELECTOR)] = ""
 ) -> TargetMatch:
     """The devices ``selector`` chooses now, by the rule campaigns choose their targets by."""
     return match_targets(context, selector)

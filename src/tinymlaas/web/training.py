@@ -173,6 +173,10 @@ def run_page(request: Request, context: ContextDep, session: Viewer, run_id: str
     )
 
 
+# Each compared run is read and drawn: bound what one request may ask for.
+MAX_COMPARED = 12
+
+
 @router.get("/training/compare", response_class=HTMLResponse)
 def compare_page(
     request: Request,
@@ -182,6 +186,15 @@ def compare_page(
 ) -> HTMLResponse:
     """The runs ticked on the Training page, their curves overlaid and their recipes in one table."""
     chosen = list(dict.fromkeys(run or []))
+    if len(chosen) > MAX_COMPARED:
+        return render(
+            request,
+            "error.html",
+            session,
+            422,
+            title="Too many runs",
+            detail=f"compare at most {MAX_COMPARED} runs at once; {len(chosen)} were ticked",
+        )
     if not chosen:
         return render(
             request,
