@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Coroutine, Iterable
 from pathlib import Path as FsPath
 from typing import Any
@@ -33,6 +34,7 @@ from tinymlaas.agent.objects import (
     TinymlRuntimeProvider,
     bind_host_for,
 )
+from tinymlaas.agent.pacing import Pacing
 from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.agent.slots import SlotStore
 from tinymlaas.agent.update import UpdateTracker
@@ -305,8 +307,10 @@ class Agent:
         return response.success
 
     async def _keep_registered(self) -> None:
-        """Register, then send an Update at half the lifetime; retry with growing pauses on failure."""
-        backoff = 1.0
+        """Register, then send an Update before half the lifetime; retry with growing, jittered pauses
+        on failure (``agent.pacing``), so a fleet neither updates in lockstep nor storms a restarted
+        server."""
+        pacing = Pacing(self.lifetime, random.Random())
         while True:
             try:
                 location = self._location
@@ -315,11 +319,7 @@ class Agent:
                 ok = False
                 await self._emit("registration-failed", exc.detail)
             self._first_attempt.set()
-            if ok:
-                backoff = 1.0
-                pause = max(1.0, self.lifetime / 2)
-            else:
-                pause, backoff = backoff, min(backoff * 2, 30.0)
+            pause = pacing.after_success() if ok else pacing.after_failure()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reregister.wait(), pause)
             if self._reregister.is_set():
