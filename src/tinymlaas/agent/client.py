@@ -1,7 +1,7 @@
 """The device agent's LwM2M client: registration, and the wiring of everything else a device does.
 
 One ``Agent`` is one device. It opens a CoAP endpoint, registers with the LwM2M server (``/rd``) and keeps
-the registration alive with Updates at half the lifetime. Against a ``coaps://`` server it proves itself
+the registration alive with Updates before half the lifetime. Against a ``coaps://`` server it proves itself
 with the PSK provisioned into its state directory (the Security object, ``lwm2m.core.DeviceCredentials``)
 and has no listening socket at all: its one DTLS session to the server is the only way in. Either way it
 answers only requests that come from its server, never from another address. Requests go to the
