@@ -1,3 +1,4 @@
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -88,3 +89,66 @@ def test_events_come_back_newest_first_and_go_with_their_device(sessions):
         session.delete(repository.device("a"))
         session.flush()
         assert repository.events("a") == []
+
+
+def _varied_fleet(repository: DeviceRepository, now: datetime) -> None:
+    """40 devices over boards, models, tags, presence and lifetimes, some never reporting anything."""
+    boards = ("pico", "esp32s3", None)
+    models = ({"name": "kws", "version": "1"}, {"name": "kws", "version": "2"}, {"name": "wave"}, {})
+    tag_sets = ([], ["wave-1"], ["lab", "wave-1"], ["field"])
+    for i in range(40):
+        endpoint = f"d{i:02d}"
+        register(repository, endpoint, f"r{i}", now - timedelta(seconds=10 * i))
+        repository.seen(endpoint, now - timedelta(seconds=7 * i), lifetime=30 + 20 * (i % 3))
+        board = boards[i % 3]
+        if board:
+            repository.set_reported(endpoint, board_id=board)
+        repository.set_reported(endpoint, installed=models[i % 4])
+        repository.set_tags(endpoint, tag_sets[i % 4])
+        if i % 5 == 0:
+            repository.mark_offline(endpoint)
+
+
+def test_fleet_aggregates_counted_in_sql_equal_those_counted_over_every_device(sessions):
+    now = T0 + timedelta(hours=1)
+    with sessions() as session, session.begin():
+        repository = DeviceRepository(session)
+        _varied_fleet(repository, now)
+        every = repository.devices()
+
+        assert repository.presence() == {
+            True: sum(1 for d in every if d.online),
+            False: sum(1 for d in every if not d.online),
+        }
+        grouped = Counter(
+            (d.board_id, d.installed.get("name"), d.installed.get("version"), d.online) for d in every
+        )
+        assert {
+            (g.board, g.model_name, g.model_version, g.online): g.devices for g in repository.counts()
+        } == dict(grouped)
+
+        choices = repository.choices()
+        assert choices.boards == dict(sorted(Counter(d.board_id for d in every if d.board_id).items()))
+        assert choices.tags == dict(sorted(Counter(t for d in every for t in d.tags).items()))
+        assert choices.models == dict(
+            sorted(
+                Counter(
+                    f"{d.installed['name']}:{d.installed.get('version', '')}".rstrip(":")
+                    for d in every
+                    if d.installed.get("name")
+                ).items()
+            )
+        )
+
+        offline = sorted(d.endpoint for d in every if not d.online)
+        assert [endpoint for endpoint, _, _ in repository.offline_devices(3)] == offline[:3]
+        assert [endpoint for endpoint, _, _ in repository.offline_devices(None)] == offline
+        silent = sorted(
+            d.endpoint
+            for d in every
+            if d.online and d.last_seen.replace(tzinfo=UTC) + timedelta(seconds=d.lifetime) < now
+        )
+        assert silent, "the fleet should hold silent devices"
+        listed, count = repository.silent_devices(now, 2)
+        assert [endpoint for endpoint, _, _ in listed] == silent[:2] and count == len(silent)
+        assert [endpoint for endpoint, _, _ in repository.silent_devices(now, None)[0]] == silent

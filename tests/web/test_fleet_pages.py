@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from helpers.pages import figure, texts
 from helpers.seeding import add_campaign, add_model_chain, logged_in_client, register_device
@@ -21,6 +22,7 @@ from tinymlaas.services.fleet_health import assess_fleet, fleet_health
 from tinymlaas.services.modules import show_module
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.storage.tables import DeviceRow
 from tinymlaas.web.humanize import relative_time
 from tinymlaas.web.summaries import activity_chart
 
@@ -276,3 +278,30 @@ def test_an_alert_whose_device_came_back_is_listed_as_resolved(context: Context,
     (resolved,) = [r for r in texts(page, "resolved-row") if "kws-1" in r]
     assert resolved.startswith("offline kws-1") and "the device registered again" in resolved
     assert f'datetime="{back.isoformat()}"' in page
+
+
+def test_the_devices_and_fleet_pages_read_a_page_of_device_rows_not_the_whole_fleet(tmp_path) -> None:
+    """Counts, filter choices and alerts come from SQL aggregates; only a listed page of rows is read."""
+    context = Context(Settings(data_dir=tmp_path / "data"))
+    with context.session() as session:
+        devices = DeviceRepository(session)
+        for i in range(150):
+            _register(devices, f"big-{i:03d}", NOW - timedelta(minutes=1))
+            devices.set_reported(f"big-{i:03d}", board_id="pico", installed={"name": "kws", "version": "1"})
+    loaded: list[str] = []
+
+    def count(row: DeviceRow, _context: object) -> None:
+        loaded.append(row.endpoint)
+
+    with logged_in_client(context, Role.VIEWER) as client:
+        for url in ("/devices", "/devices?board=pico", "/", "/ui/fleet.json"):
+            loaded.clear()
+            event.listen(DeviceRow, "load", count)
+            try:
+                assert client.get(url).status_code == 200
+            finally:
+                event.remove(DeviceRow, "load", count)
+            assert len(loaded) <= 100, f"{url} read {len(loaded)} device rows"
+        page = client.get("/").text
+    assert texts(page, "devices-total") == ["150"]
+    assert len(re.findall('data-testid="fleet-device-row"', page)) == 100

@@ -25,11 +25,14 @@ __all__ = [
     "DeviceDetail",
     "DeviceEventKind",
     "DeviceView",
+    "FleetGroup",
     "as_utc",
     "device_history",
     "device_telemetry",
     "device_view",
     "event_view",
+    "filter_choices",
+    "fleet_groups",
     "fleet_telemetry",
     "list_devices",
     "list_devices_page",
@@ -98,6 +101,20 @@ class DeviceDetail(DeviceView):
     events: list[dict[str, Any]] = Field(description="Latest first.")
 
 
+class FleetGroup(BaseModel):
+    """How many devices share a board, a reported model and a presence, as ``DeviceView`` names them."""
+
+    board: str | None
+    model: str | None
+    online: bool
+    devices: int
+
+
+def _model(name: Any, version: Any) -> str | None:
+    """The installed package as a device view names it: ``name version``, ``?`` for a part not reported."""
+    return f"{name or '?'} {version or '?'}" if name or version else None
+
+
 def device_view(row: DeviceRow) -> DeviceView:
     installed = row.installed
     return DeviceView(
@@ -111,11 +128,7 @@ def device_view(row: DeviceRow) -> DeviceView:
         objects=row.objects,
         registered_at=iso(row.registered_at),
         last_seen=iso(row.last_seen),
-        model=(
-            f"{installed.get('name', '?')} {installed.get('version', '?')}"
-            if installed.get("name") or installed.get("version")
-            else None
-        ),
+        model=_model(installed.get("name"), installed.get("version")),
         last_result=installed.get("update_result_text"),
         capabilities=row.capabilities,
         identity=row.identity,
@@ -162,6 +175,28 @@ def list_devices_page(
             online=online, board=board, tag=tag, model=model, limit=limit, offset=offset
         )
         return [device_view(row) for row in rows], count
+
+
+def fleet_groups(context: Context) -> list[FleetGroup]:
+    """Devices counted by board, reported model and presence in SQL, so no device row is read."""
+    with context.session() as session:
+        return [
+            FleetGroup(
+                board=group.board,
+                model=_model(group.model_name, group.model_version),
+                online=group.online,
+                devices=group.devices,
+            )
+            for group in DeviceRepository(session).counts()
+        ]
+
+
+def filter_choices(context: Context) -> dict[str, dict[str, int]]:
+    """The boards, tags and installed models (``name:version``) devices reported, each with how many
+    devices, for the filters of a device list; counted in SQL."""
+    with context.session() as session:
+        choices = DeviceRepository(session).choices()
+        return {"boards": choices.boards, "tags": choices.tags, "models": choices.models}
 
 
 def show_device(context: Context, endpoint: str, events: int = 20) -> DeviceDetail:

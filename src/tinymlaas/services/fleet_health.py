@@ -1,7 +1,9 @@
 """How the fleet is doing: which devices need someone's attention, and how much the fleet infers.
 
 Worked out from stored reports only (devices, campaigns, presence events, telemetry samples), so the
-dashboard, the API and the CLI give the same answer with or without a server running. Alerts are not
+dashboard, the API and the CLI give the same answer with or without a server running. Counts come
+from SQL and at most ``DEVICES_LISTED`` offline and silent devices are read, so a report costs the
+same on a fleet of ten thousand as on ten. Alerts are not
 stored: each is recomputed from the reports with an id that stays the same for as long as the same
 occurrence stands, so an acknowledgement (the one thing kept about an alert) holds while it is active
 and after it resolves. An alert resolves by itself once its condition no longer holds: an installation
@@ -25,13 +27,14 @@ from tinymlaas.errors import Conflict, NotFound
 from tinymlaas.services._reports import iso
 from tinymlaas.services.campaigns import CampaignView, list_campaigns
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import DeviceEventKind, DeviceView, as_utc, fleet_telemetry, list_devices
+from tinymlaas.services.fleet import DeviceEventKind, DeviceView, as_utc, fleet_telemetry
 from tinymlaas.storage.repositories import AlertAckRepository, DeviceRepository
 from tinymlaas.storage.tables import AlertAckRow
 
 __all__ = [
     "ACTIVITY_WINDOW",
     "ALERT_STATES",
+    "DEVICES_LISTED",
     "OFFLINE",
     "RESOLVED_WINDOW",
     "SILENT",
@@ -49,6 +52,10 @@ __all__ = [
 ACTIVITY_WINDOW = timedelta(hours=1)
 # How long a resolved alert stays listed after it resolved.
 RESOLVED_WINDOW = timedelta(days=7)
+# How many offline devices, and how many silent ones, a health report lists (as alerts, and silent by
+# name); its counts cover them all. Enough for a person to act on, bounded so a fleet of thousands
+# answers in a page's time.
+DEVICES_LISTED = 200
 
 # Installations that need someone's attention: the device did not end up on the intended model.
 ALERT_STATES = frozenset(
@@ -57,11 +64,8 @@ ALERT_STATES = frozenset(
 # The alert kinds a device raises by itself; an installation's alert is named after its state.
 OFFLINE = "offline"
 SILENT = "silent"
-# Presence events: a registration starts on the first, ends (the device goes offline) on the others.
-_PRESENCE_KINDS = (DeviceEventKind.REGISTERED, DeviceEventKind.OFFLINE, DeviceEventKind.DEREGISTERED)
 # A de-registration followed at once by a new registration leaves the device online.
 _STILL_ONLINE = "re-registered"
-_BEGINNING = datetime.min.replace(tzinfo=UTC)
 
 
 class FleetAlert(BaseModel):
@@ -117,8 +121,16 @@ class FleetHealth(BaseModel):
     devices: int
     online: int
     offline: int
-    silent: list[str] = Field(description="Online on record, but not heard from within their lifetime.")
-    alerts: list[FleetAlert] = Field(description="Active alerts: their condition still holds.")
+    silent: list[str] = Field(
+        description=f"Online on record, but not heard from within their lifetime; the first "
+        f"{DEVICES_LISTED} by endpoint."
+    )
+    silent_count: int = Field(default=0, description="How many devices are silent, listed or not.")
+    alerts: list[FleetAlert] = Field(
+        description=f"Active alerts: their condition still holds. Offline and silent devices raise one "
+        f"each for the first {DEVICES_LISTED} of them by endpoint; ``offline`` and ``silent_count`` "
+        f"count them all."
+    )
     resolved: list[FleetAlert] = Field(
         default_factory=list,
         description="Alerts whose condition stopped holding within the last 7 days, latest first.",
@@ -218,43 +230,45 @@ def _offline_periods(presence: Iterable[PresenceEvent]) -> list[FleetAlert]:
     return periods
 
 
+def _offline_alert(endpoint: str, registered_at: datetime | None, last_seen: str | None) -> FleetAlert:
+    return FleetAlert(
+        id=_offline_id(endpoint, registered_at),
+        kind=OFFLINE,
+        endpoint=endpoint,
+        campaign=None,
+        detail="",
+        at=last_seen,
+    )
+
+
+def _silent_alert(endpoint: str, last_seen: str | None, lifetime_s: int | None) -> FleetAlert:
+    return FleetAlert(
+        id=_alert_id(SILENT, endpoint, last_seen),
+        kind=SILENT,
+        endpoint=endpoint,
+        campaign=None,
+        detail=f"no word within its {lifetime_s} s lifetime",
+        at=last_seen,
+    )
+
+
 def _device_alerts(devices: list[DeviceView], now: datetime) -> list[FleetAlert]:
     alerts = [
-        FleetAlert(
-            id=_offline_id(d.endpoint, _moment(d.registered_at)),
-            kind=OFFLINE,
-            endpoint=d.endpoint,
-            campaign=None,
-            detail="",
-            at=d.last_seen,
-        )
-        for d in devices
-        if not d.online
+        _offline_alert(d.endpoint, _moment(d.registered_at), d.last_seen) for d in devices if not d.online
     ]
-    alerts += [
-        FleetAlert(
-            id=_alert_id(SILENT, d.endpoint, d.last_seen),
-            kind=SILENT,
-            endpoint=d.endpoint,
-            campaign=None,
-            detail=f"no word within its {d.lifetime_s} s lifetime",
-            at=d.last_seen,
-        )
-        for d in devices
-        if _silent(d, now)
-    ]
+    alerts += [_silent_alert(d.endpoint, d.last_seen, d.lifetime_s) for d in devices if _silent(d, now)]
     return alerts
 
 
 def _alerts(
-    devices: list[DeviceView],
+    device_alerts: list[FleetAlert],
     campaigns: list[CampaignView],
     presence: Iterable[PresenceEvent],
     acks: Mapping[str, AlertAck],
     now: datetime,
 ) -> tuple[list[FleetAlert], list[FleetAlert]]:
     """(active, resolved within ``RESOLVED_WINDOW`` latest first), each with its acknowledgement."""
-    alerts = _installation_alerts(campaigns) + _device_alerts(devices, now)
+    alerts = _installation_alerts(campaigns) + device_alerts
     active_ids = {alert.id for alert in alerts if alert.active}
     alerts += [a for a in _offline_periods(presence) if a.id not in active_ids]
     acknowledged = [
@@ -304,26 +318,30 @@ def assess_fleet(
     """The fleet's health from its views; ``samples`` are telemetry samples since ``since``, oldest first,
     ``presence`` the devices' registrations and departures oldest first, ``acks`` by alert id."""
     online = sum(1 for d in devices if d.online)
-    active, resolved = _alerts(devices, campaigns, presence, acks or {}, now)
+    active, resolved = _alerts(_device_alerts(devices, now), campaigns, presence, acks or {}, now)
+    silent = [d.endpoint for d in devices if _silent(d, now)]
     return FleetHealth(
         at=now.isoformat(),
         since=since.isoformat(),
         devices=len(devices),
         online=online,
         offline=len(devices) - online,
-        silent=[d.endpoint for d in devices if _silent(d, now)],
+        silent=silent,
+        silent_count=len(silent),
         alerts=active,
         resolved=resolved,
         activity=_activity(samples),
     )
 
 
-def _presence(ctx: Context) -> list[PresenceEvent]:
+def _presence(ctx: Context, now: datetime) -> list[PresenceEvent]:
+    """The presence events of the devices that went away and registered again within
+    ``RESOLVED_WINDOW``: the only ones whose offline periods a report lists as resolved."""
     with ctx.session() as session:
-        repository = DeviceRepository(session)
-        rows = sorted(
-            (row for kind in _PRESENCE_KINDS for row in repository.events_since(kind, _BEGINNING)),
-            key=lambda row: row.id,
+        rows = DeviceRepository(session).presence_of_returned(
+            DeviceEventKind.REGISTERED.value,
+            [DeviceEventKind.OFFLINE.value, DeviceEventKind.DEREGISTERED.value],
+            now - RESOLVED_WINDOW,
         )
         return [
             PresenceEvent(row.endpoint, row.kind, as_utc(row.at), str(row.detail.get("reason", "")))
@@ -343,16 +361,33 @@ def fleet_health(
     ctx: Context, now: datetime | None = None, window: timedelta = ACTIVITY_WINDOW
 ) -> FleetHealth:
     """The fleet's health as the store stands, with inference activity over the last ``window``."""
-    now = now or datetime.now(UTC)
+    return _health(ctx, now or datetime.now(UTC), window, DEVICES_LISTED)
+
+
+def _health(ctx: Context, now: datetime, window: timedelta, listed: int | None) -> FleetHealth:
+    """The health report with at most ``listed`` offline and silent devices (None: every one)."""
     since = now - window
-    return assess_fleet(
-        list_devices(ctx),
-        list_campaigns(ctx),
-        fleet_telemetry(ctx, since),
-        now,
-        since,
-        _presence(ctx),
-        _acks(ctx),
+    with ctx.session() as session:
+        repository = DeviceRepository(session)
+        presence = repository.presence()
+        offline = repository.offline_devices(listed)
+        silent, silent_count = repository.silent_devices(now, listed)
+        device_alerts = [
+            _offline_alert(endpoint, as_utc(registered) if registered else None, iso(seen))
+            for endpoint, registered, seen in offline
+        ] + [_silent_alert(endpoint, iso(seen), lifetime) for endpoint, seen, lifetime in silent]
+    active, resolved = _alerts(device_alerts, list_campaigns(ctx), _presence(ctx, now), _acks(ctx), now)
+    return FleetHealth(
+        at=now.isoformat(),
+        since=since.isoformat(),
+        devices=presence[True] + presence[False],
+        online=presence[True],
+        offline=presence[False],
+        silent=[endpoint for endpoint, _, _ in silent],
+        silent_count=silent_count,
+        alerts=active,
+        resolved=resolved,
+        activity=_activity(fleet_telemetry(ctx, since)),
     )
 
 
@@ -364,7 +399,7 @@ def acknowledge_alert(ctx: Context, alert_id: str, actor: str, now: datetime | N
     the first acknowledgement (who took it on) is never overwritten.
     """
     now = now or datetime.now(UTC)
-    health = fleet_health(ctx, now)
+    health = _health(ctx, now, ACTIVITY_WINDOW, None)
     alert = next((a for a in (*health.alerts, *health.resolved) if a.id == alert_id), None)
     if alert is None:
         raise NotFound(

@@ -22,12 +22,12 @@ from tinymlaas.services.context import Context
 from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.device_objects import ReadValue, execute_resource, object_tree, read_path
 from tinymlaas.services.device_timeline import device_timeline, result_class
-from tinymlaas.services.fleet import device_telemetry, list_devices, list_devices_page, show_device
+from tinymlaas.services.fleet import device_telemetry, filter_choices, list_devices_page, show_device
 from tinymlaas.services.modules import module_names
 from tinymlaas.web.campaign_summary import HISTORY_TONES
 from tinymlaas.web.deps import ContextDep, Viewer, needs, render
 from tinymlaas.web.sessions import DashboardSession
-from tinymlaas.web.summaries import confidence_chart, count_chart, filter_choices, latency_chart
+from tinymlaas.web.summaries import confidence_chart, count_chart, latency_chart
 
 __all__ = ["router"]
 
@@ -96,7 +96,7 @@ def devices_page(
         count=count,
         pages=pages,
         filters=filters,
-        choices=filter_choices(list_devices(context)),
+        choices=filter_choices(context),
         error=error,
     )
 

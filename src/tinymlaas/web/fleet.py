@@ -15,7 +15,7 @@ from tinymlaas.errors import TinymlaasError
 from tinymlaas.services.audit import token_actor
 from tinymlaas.services.auth import Permission
 from tinymlaas.services.context import Context
-from tinymlaas.services.fleet import list_devices
+from tinymlaas.services.fleet import fleet_groups, list_devices_page
 from tinymlaas.services.fleet_health import ACTIVITY_WINDOW, acknowledge_alert, fleet_health
 from tinymlaas.web.deps import ContextDep, Viewer, needs, render
 from tinymlaas.web.sessions import DashboardSession
@@ -27,9 +27,13 @@ router = APIRouter(include_in_schema=False)
 
 Operator = Annotated[DashboardSession, Depends(needs(Permission.DEVICES_WRITE))]
 
+# Devices listed (and charted) by name; the counts cover the whole fleet, the Devices page pages it.
+_DEVICES_SHOWN = 100
+
 
 def _fleet(context: Context) -> dict[str, Any]:
-    return fleet_summary(list_devices(context), fleet_health(context))
+    devices, _ = list_devices_page(context, limit=_DEVICES_SHOWN)
+    return fleet_summary(fleet_groups(context), devices, fleet_health(context))
 
 
 def _page(

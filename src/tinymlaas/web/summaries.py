@@ -11,14 +11,13 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from tinymlaas.services.fleet import DeviceView
+from tinymlaas.services.fleet import DeviceView, FleetGroup
 from tinymlaas.services.fleet_health import FleetHealth
 
 __all__ = [
     "activity_chart",
     "confidence_chart",
     "count_chart",
-    "filter_choices",
     "fleet_summary",
     "latency_chart",
 ]
@@ -97,11 +96,17 @@ def latency_chart(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
     return _over_time(traces, "Inference latency", "ms") if traces else None
 
 
-def fleet_summary(devices: list[DeviceView], health: FleetHealth) -> dict[str, Any]:
-    """Counts, devices by board and model version, alerts (active and resolved), and inference activity."""
-    groups: Counter[tuple[str, str, bool]] = Counter(
-        (d.board or _NO_BOARD, d.model or _NO_MODEL, d.online) for d in devices
-    )
+def fleet_summary(
+    groups_counted: list[FleetGroup], devices: list[DeviceView], health: FleetHealth
+) -> dict[str, Any]:
+    """Counts, devices by board and model version, alerts (active and resolved), and inference activity.
+
+    ``groups_counted`` covers the whole fleet; ``devices`` are the ones listed (and charted) by name,
+    a page of them, so a large fleet is summed in SQL rather than read row by row.
+    """
+    groups: Counter[tuple[str, str, bool]] = Counter()
+    for group in groups_counted:
+        groups[group.board or _NO_BOARD, group.model or _NO_MODEL, group.online] += group.devices
     by_board_model = [
         {
             "board": board,
@@ -150,18 +155,3 @@ def confidence_chart(telemetry: dict[str, Any]) -> dict[str, Any] | None:
     bins = len(histogram)
     labels = [f"{i / bins:.2f}–{(i + 1) / bins:.2f}" for i in range(bins)]
     return _bar(labels, histogram, "Top-class confidence", "confidence", "inferences")
-
-
-def filter_choices(devices: list[DeviceView]) -> dict[str, list[str]]:
-    """The boards, tags and installed models (name:version) the fleet's devices reported, for filters."""
-    return {
-        "boards": sorted({d.board for d in devices if d.board}),
-        "tags": sorted({tag for d in devices for tag in d.tags}),
-        "models": sorted(
-            {
-                f"{d.installed['name']}:{d.installed.get('version', '')}".rstrip(":")
-                for d in devices
-                if d.installed.get("name")
-            }
-        ),
-    }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, cast, delete, func, select, update
@@ -13,7 +15,7 @@ from sqlalchemy.orm import Session
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
 
-__all__ = ["DeviceRepository", "check_tag"]
+__all__ = ["DeviceCounts", "DeviceRepository", "FleetChoices", "check_tag"]
 
 # How many endpoints a NotFound names, so a typo on a large fleet still gives a readable message.
 _KNOWN_SHOWN = 10
@@ -36,6 +38,30 @@ def check_tag(tag: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DeviceCounts:
+    """How many devices share one board, installed model and presence (None: not reported)."""
+
+    board: str | None
+    model_name: str | None
+    model_version: str | None
+    online: bool
+    devices: int
+
+
+@dataclass(frozen=True)
+class FleetChoices:
+    """The boards, tags and installed models (``name:version``) devices reported, each with how many."""
+
+    boards: dict[str, int]
+    tags: dict[str, int]
+    models: dict[str, int]
+
+
+def _installed(key: str) -> Any:
+    return DeviceRow.installed[key].as_string()
 
 
 class DeviceRepository:
@@ -103,6 +129,87 @@ class DeviceRepository:
             query = query.limit(limit)
         count = self.session.scalar(select(func.count(DeviceRow.id)).where(*conditions)) or 0
         return list(self.session.scalars(query)), count
+
+    def presence(self) -> dict[bool, int]:
+        """How many devices are online (True) and offline (False), counted in SQL."""
+        counts = {True: 0, False: 0}
+        for online, devices in self.session.execute(
+            select(DeviceRow.online, func.count(DeviceRow.id)).group_by(DeviceRow.online)
+        ):
+            counts[bool(online)] += devices
+        return counts
+
+    def counts(self) -> list[DeviceCounts]:
+        """Devices grouped by board, installed model name and version and presence, counted in SQL."""
+        name, version = _installed("name"), _installed("version")
+        query = (
+            select(DeviceRow.board_id, name, version, DeviceRow.online, func.count(DeviceRow.id))
+            .group_by(DeviceRow.board_id, name, version, DeviceRow.online)
+            .order_by(DeviceRow.board_id, name, version, DeviceRow.online)
+        )
+        return [
+            DeviceCounts(board, model_name, None if model_version is None else str(model_version), online, n)
+            for board, model_name, model_version, online, n in self.session.execute(query)
+        ]
+
+    def choices(self) -> FleetChoices:
+        """What a device list can be filtered by, from grouped counts: one row per distinct board,
+        model and tag set, never one per device. Tags are kept sorted, so equal sets group together.
+        """
+        boards: Counter[str] = Counter()
+        models: Counter[str] = Counter()
+        for group in self.counts():
+            if group.board:
+                boards[group.board] += group.devices
+            if group.model_name:
+                models[f"{group.model_name}:{group.model_version or ''}".rstrip(":")] += group.devices
+        tags: Counter[str] = Counter()
+        for tag_set, devices in self.session.execute(
+            select(DeviceRow.tags, func.count(DeviceRow.id)).group_by(cast(DeviceRow.tags, String))
+        ):
+            for tag in tag_set or []:
+                tags[tag] += devices
+        return FleetChoices(
+            boards=dict(sorted(boards.items())),
+            tags=dict(sorted(tags.items())),
+            models=dict(sorted(models.items())),
+        )
+
+    def offline_devices(self, limit: int | None) -> list[tuple[str, datetime | None, datetime | None]]:
+        """The first ``limit`` offline devices by endpoint (None: all): endpoint, registered_at, last_seen."""
+        query = (
+            select(DeviceRow.endpoint, DeviceRow.registered_at, DeviceRow.last_seen)
+            .where(DeviceRow.online.is_(False))
+            .order_by(DeviceRow.endpoint)
+            .limit(limit)
+        )
+        return [(endpoint, registered, seen) for endpoint, registered, seen in self.session.execute(query)]
+
+    def silent_devices(self, now: datetime, limit: int | None) -> tuple[list[tuple[str, datetime, int]], int]:
+        """The first ``limit`` (None: all) online devices not heard from within their lifetime, by
+        endpoint, as (endpoint, last_seen, lifetime); and how many there are.
+
+        Only devices last seen before ``now`` less the shortest lifetime can be silent, so only those are
+        read, and only the three columns the verdict needs.
+        """
+        shortest = self.session.scalar(select(func.min(DeviceRow.lifetime)).where(DeviceRow.online.is_(True)))
+        if not shortest:
+            return [], 0
+        query = (
+            select(DeviceRow.endpoint, DeviceRow.last_seen, DeviceRow.lifetime)
+            .where(
+                DeviceRow.online.is_(True),
+                DeviceRow.lifetime > 0,
+                DeviceRow.last_seen < now - timedelta(seconds=shortest),
+            )
+            .order_by(DeviceRow.endpoint)
+        )
+        silent = [
+            (endpoint, seen, lifetime)
+            for endpoint, seen, lifetime in self.session.execute(query)
+            if _utc(seen) + timedelta(seconds=lifetime) < now
+        ]
+        return silent[:limit], len(silent)
 
     def upsert_registration(
         self,
@@ -269,10 +376,31 @@ class DeviceRepository:
         result = self.session.execute(delete(DeviceEventRow).where(DeviceEventRow.at < before))
         return int(getattr(result, "rowcount", 0) or 0)
 
+    def presence_of_returned(
+        self, registered: str, departed: Iterable[str], since: datetime
+    ) -> list[DeviceEventRow]:
+        """Every ``registered`` and ``departed`` event, oldest first, of the devices that have a
+        ``departed`` event and registered at or after ``since``: the devices that may have come back."""
+        kinds = [registered, *departed]
+        returned = select(DeviceEventRow.endpoint).where(
+            DeviceEventRow.kind == registered, DeviceEventRow.at >= since
+        )
+        went = select(DeviceEventRow.endpoint).where(DeviceEventRow.kind.in_(kinds[1:]))
+        query = select(DeviceEventRow).where(
+            DeviceEventRow.kind.in_(kinds),
+            DeviceEventRow.endpoint.in_(returned),
+            DeviceEventRow.endpoint.in_(went),
+        )
+        return list(self.session.scalars(query.order_by(DeviceEventRow.id)))
+
     def events_since(self, kind: str, since: datetime) -> list[DeviceEventRow]:
         """Every device's events of ``kind`` recorded at or after ``since``, oldest first."""
         query = select(DeviceEventRow).where(DeviceEventRow.kind == kind, DeviceEventRow.at >= since)
         return list(self.session.scalars(query.order_by(DeviceEventRow.id)))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _of_kinds(
