@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fmt_bytes", "fmt_drop", "fmt_metric", "variant_label"]
+__all__ = ["fmt_bytes", "fmt_cross_validation", "fmt_drop", "fmt_metric", "variant_label"]
 
 _NOTHING = "—"  # what a figure that was never measured reads as
 
@@ -56,3 +56,13 @@ def fmt_drop(variant: Mapping[str, Any]) -> str:
     if metric.get("name", "accuracy") == "accuracy":
         return f"{round(-drop, 1) + 0.0:+.1f} pt".replace("-", "−")
     return f"{round(drop) + 0:+d} % error".replace("-", "−")
+
+
+def fmt_cross_validation(figures: Mapping[str, Any]) -> str:
+    """The cross-validated float and int8 figures of a model whose test split was small, as a sentence."""
+    runtime, int8 = next(iter(figures["int8"].items()))
+    return (
+        f"The test split is small, so the int8 drop was cross-validated over {figures['folds']} folds of "
+        f"all {figures['samples']} samples: float {fmt_metric(figures['float'])}, "
+        f"int8 in {runtime} {fmt_metric(int8)}."
+    )

@@ -14,7 +14,7 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tinymlaas.formatting import fmt_bytes, fmt_drop, fmt_metric, variant_label
+from tinymlaas.formatting import fmt_bytes, fmt_cross_validation, fmt_drop, fmt_metric, variant_label
 from tinymlaas.jobs import Recovered
 from tinymlaas.services.context import Context
 
@@ -23,6 +23,7 @@ __all__ = [
     "epoch_progress",
     "err_console",
     "fmt_bytes",
+    "fmt_cross_validation",
     "fmt_metric",
     "get_context",
     "print_json",

@@ -15,6 +15,7 @@ from tinymlaas.cli._shared import (
     epoch_progress,
     err_console,
     fmt_bytes,
+    fmt_cross_validation,
     fmt_metric,
     get_context,
     print_json,
@@ -77,13 +78,7 @@ def comparison_table(report: dict[str, Any]) -> Group:
     notes[:0] = [f"input scaling ({scaling['method']}): {warning}" for warning in scaling.get("warnings", [])]
     cross_validation = report.get("cross_validation")
     if cross_validation:
-        runtime, int8 = next(iter(cross_validation["int8"].items()))
-        notes.insert(
-            0,
-            "The test split is small, so the int8 drop was cross-validated over "
-            f"{cross_validation['folds']} folds of all {cross_validation['samples']} samples: "
-            f"float {fmt_metric(cross_validation['float'])}, int8 in {runtime} {fmt_metric(int8)}.",
-        )
+        notes.insert(0, fmt_cross_validation(cross_validation))
     return Group(table, *(Text(note) for note in notes))
 
 

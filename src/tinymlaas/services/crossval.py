@@ -19,6 +19,7 @@ import numpy as np
 from tinymlaas.data.types import Arrays, DatasetSpec, Task
 from tinymlaas.errors import RuntimeFailure
 from tinymlaas.metrics import Metric, score
+from tinymlaas.squeeze.arena import generous_arena
 from tinymlaas.squeeze.convert import Quantization, convert
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.squeeze.runtimes import LiteRtRunner, Runner, TflmRunner
@@ -62,9 +63,9 @@ def fold_of(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def _runner(tflite: bytes) -> Runner:
+def _runner(tflite: bytes, max_arena_bytes: int) -> Runner:
     info = inspect_tflite(tflite, name="fold")
-    arena = max(64 * 1024, 4 * len(tflite))
+    arena = generous_arena(tflite, max_arena_bytes)
     try:
         return TflmRunner(tflite, info.inputs[0], info.outputs[0], arena_bytes=arena)
     except RuntimeFailure:
@@ -72,7 +73,13 @@ def _runner(tflite: bytes) -> Runner:
 
 
 def cross_validate(
-    spec: DatasetSpec, arrays: Arrays, recipe: Recipe, *, folds: int, progress: Progress = no_progress
+    spec: DatasetSpec,
+    arrays: Arrays,
+    recipe: Recipe,
+    *,
+    folds: int,
+    max_arena_bytes: int,
+    progress: Progress = no_progress,
 ) -> CrossValidation:
     """Pool float and int8 predictions of ``recipe`` over ``folds`` held-out folds of every sample."""
     x = np.concatenate([arrays.x_train, arrays.x_val, arrays.x_test])
@@ -89,7 +96,7 @@ def cross_validate(
         result = train(spec, Arrays(x[~held], y[~held], empty_x, empty_y, x[held], y[held]), recipe)
         scaled_train, scaled_held = result.scaling.apply(x[~held]), result.scaling.apply(x[held])
         float_outputs.append(predict(result.model, scaled_held))
-        runner = _runner(convert(result.model, Quantization.INT8, scaled_train))
+        runner = _runner(convert(result.model, Quantization.INT8, scaled_train), max_arena_bytes)
         runtime = runner.runtime
         int8_outputs.append(runner.run_many(scaled_held))
         truths.append(y[held])

@@ -104,7 +104,12 @@ def _cross_validation(
         f"cross-validating the drop over {folds} folds of the whole snapshot"
     )
     return cross_validate(
-        loaded.spec, loaded.arrays, Recipe(**recipe), folds=folds, progress=progress
+        loaded.spec,
+        loaded.arrays,
+        Recipe(**recipe),
+        folds=folds,
+        max_arena_bytes=ctx.settings.arena_search_max_bytes,
+        progress=progress,
     ).as_dict()
 
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ArenaResult", "measure_arena"]
+__all__ = ["ArenaResult", "generous_arena", "measure_arena"]
 
 GRANULARITY = 16  # bytes; TFLM aligns arena allocations to 16
 _REPORTED_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
@@ -112,13 +112,18 @@ def _bracket(prober: _Prober, hi: int) -> tuple[int, int]:
     return lo, hi
 
 
+def generous_arena(tflite: bytes, max_bytes: int) -> int:
+    """An arena most small models run in: the search's first try, and enough for a one-off run."""
+    return _round_up(min(max(64 * 1024, 4 * len(tflite)), max_bytes))
+
+
 def measure_arena(tflite: bytes, *, max_bytes: int) -> ArenaResult:
     """Search the minimal arena (to ``GRANULARITY`` bytes) with which TFLM allocates and invokes."""
     with tempfile.TemporaryDirectory(prefix="tinymlaas-arena-") as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(tflite)
         prober = _Prober(path)
-        hi = _round_up(min(max(64 * 1024, 4 * len(tflite)), max_bytes))
+        hi = generous_arena(tflite, max_bytes)
         if not prober.ok(hi):
             hi = _round_up(max_bytes)
             if not prober.ok(hi):

@@ -22,7 +22,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from tinymlaas.formatting import fmt_bytes, fmt_drop, fmt_metric
+from tinymlaas.formatting import fmt_bytes, fmt_cross_validation, fmt_drop, fmt_metric
 from tinymlaas.services.model_pages import ConfusionMatrix, ModelLine
 from tinymlaas.services.models import ModelDetail
 from tinymlaas.services.views import ModuleView, VariantView
@@ -122,21 +122,7 @@ def model_section(model: ModelDetail, usable: Usable) -> dict[str, Any]:
         "float": fmt_metric(model.float_metric),
         "boards": boards,
         "rows": rows,
-        "cross_validation": _cross_validation(model.cross_validation),
-    }
-
-
-def _cross_validation(figures: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The cross-validated float and int8 figures as the page words them."""
-    if not figures:
-        return None
-    runtime, int8 = next(iter(figures["int8"].items()))
-    return {
-        "folds": figures["folds"],
-        "samples": figures["samples"],
-        "float": fmt_metric(figures["float"]),
-        "int8": fmt_metric(int8),
-        "runtime": runtime,
+        "cross_validation": fmt_cross_validation(model.cross_validation) if model.cross_validation else None,
     }
 
 
