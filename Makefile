@@ -11,8 +11,11 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v g++ >/dev/null && command -v coap-client-notls >/dev/null && command -v chromium >/dev/null \
-		&& command -v autoreconf >/dev/null && command -v libtoolize >/dev/null || \
-		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin chromium autoconf automake libtool)
+		&& command -v autoreconf >/dev/null && command -v libtoolize >/dev/null \
+		&& command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
+		&& test -f /usr/lib/arm-none-eabi/newlib/libc.a || \
+		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin chromium autoconf automake libtool \
+			gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"

@@ -66,3 +66,27 @@ def fmt_cross_validation(figures: Mapping[str, Any]) -> str:
         f"all {figures['samples']} samples: float {fmt_metric(figures['float'])}, "
         f"int8 in {runtime} {fmt_metric(int8)}."
     )
+
+
+def fmt_on_target(target: Mapping[str, Any] | None) -> str:
+    """A module's on-target figures in one line: instructions and the board's latency estimate."""
+    if not target:
+        return "not measured on the target"
+    text = f"{target['instructions']:,} instructions ({target['core']} in QEMU {target['machine']})"
+    if target.get("latency_ms") is None:
+        return f"{text}; no latency estimate for this core"
+    return (
+        f"{text}; ≈ {target['latency_ms']:.3g} ms at {target['clock_mhz']:g} MHz "
+        f"(estimate {target['latency_low_ms']:.3g}–{target['latency_high_ms']:.3g} ms)"
+    )
+
+
+def fmt_target_basis(target: Mapping[str, Any]) -> str:
+    """Where each on-target figure comes from, in the words a user can check."""
+    exact = target["bit_exact"]
+    return (
+        f"Flash {fmt_bytes(target['flash_bytes'])} and static RAM {fmt_bytes(target['static_ram_bytes'])} "
+        f"from the linker map of the {target['core']} build; stack {fmt_bytes(target['stack_bytes'])} "
+        f"measured by painting; outputs bit-exact with TFLM on {exact['host_vectors']} vectors (host "
+        f"build) and {exact['target_vectors']} (in QEMU). {target.get('latency_basis', '')}"
+    )

@@ -1,4 +1,5 @@
-"""Real model packages for the agent: two versions of a tiny int8 CNN, compiled for TFLM and LiteRT."""
+"""Real model packages for the agent: two versions of a tiny int8 CNN, compiled for TFLM, LiteRT and
+the native compiler (built and measured for the MCU board's core in QEMU)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tinymlaas.catalog import load_catalog
 from tinymlaas.compilers.base import MANIFEST_NAME, VariantArtifact
 from tinymlaas.compilers.litert import LiteRtCompiler
+from tinymlaas.compilers.native import NativeCompiler
 from tinymlaas.compilers.tflm import TflmCompiler
 
 MCU_BOARD = "nano33ble"
@@ -61,7 +63,7 @@ def _int8_model(seed: int) -> bytes:
 
 @pytest.fixture(scope="session")
 def packages() -> dict[tuple[str, int], Package]:
-    """(runtime, model version) -> package, for runtimes "tflm" and "litert" and versions 1 and 2."""
+    """(runtime, model version) -> package, for runtimes "tflm", "litert" and "native", versions 1 and 2."""
     from tinymlaas.squeeze.variants import assess
 
     catalog = load_catalog()
@@ -80,7 +82,12 @@ def packages() -> dict[tuple[str, int], Package]:
             arena_bytes=squeezed.arena.arena_bytes,
             selftests=squeezed.selftests,
         )
-        for compiler, board in ((TflmCompiler(), MCU_BOARD), (LiteRtCompiler(), LINUX_BOARD)):
+        compilers = (
+            (TflmCompiler(), MCU_BOARD),
+            (LiteRtCompiler(), LINUX_BOARD),
+            (NativeCompiler(), MCU_BOARD),
+        )
+        for compiler, board in compilers:
             module = compiler.compile(
                 variant, catalog.board(board), flash_bytes=len(tflite), ram_bytes=variant.arena_bytes or 0
             )

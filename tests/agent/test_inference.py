@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tinymlaas.agent import GestureStream, InferenceLoop, SensorSource, fit_window
+from tinymlaas.agent.runtime import PacedRunner
 from tinymlaas.errors import InvalidInput
 from tinymlaas.squeeze.info import TensorInfo
 from tinymlaas.squeeze.runtimes import Runner
@@ -118,5 +119,25 @@ def test_a_window_consumer_gets_every_window_read_with_or_without_a_model():
 
         loop = InferenceLoop(FixedRunner([1.0, 0.0]), GestureStream(), rate_hz=10, on_window=broken)
         assert await loop.step()  # inference goes on
+
+    asyncio.run(scenario())
+
+
+def test_a_paced_runner_takes_the_boards_time_and_reports_that_figure():
+    async def scenario() -> None:
+        paced = PacedRunner(FixedRunner([0.2, 0.8]), 0.04, "estimate: 2,560,000 instructions in QEMU")
+        loop = InferenceLoop(paced, GestureStream(), rate_hz=100)
+        started = asyncio.get_running_loop().time()
+        for _ in range(3):
+            assert await loop.step()
+        assert asyncio.get_running_loop().time() - started >= 3 * 0.04
+        telemetry = loop.telemetry()
+        assert telemetry.mean_latency_ms == pytest.approx(40.0) and telemetry.p95_latency_ms == pytest.approx(
+            40.0
+        )
+        assert telemetry.latency_basis == "estimate: 2,560,000 instructions in QEMU"
+        loop.swap(FixedRunner([1.0, 0.0]))
+        assert await loop.step()
+        assert loop.telemetry().latency_basis.startswith("measured: wall time of the fake runtime")
 
     asyncio.run(scenario())

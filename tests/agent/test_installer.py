@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 
 from tinymlaas.agent import Installer, SlotStore, UpdateResult, UpdateState, load_model, self_test
-from tinymlaas.agent.runtime import tflm_arena_bytes
+from tinymlaas.agent.runtime import NativeRunner, PacedRunner, latency_basis, tflm_arena_bytes
 from tinymlaas.catalog import load_catalog
 from tinymlaas.compilers.tflm import tensor_arena_size
 from tinymlaas.data.scaling import ScalingMethod, fit_scaling
 from tinymlaas.errors import Conflict, InvalidInput
+from tinymlaas.squeeze.info import TensorInfo
 from tinymlaas.squeeze.runtimes import LiteRtRunner, TflmRunner
 
 from .conftest import LINUX_BOARD, MCU_BOARD
 
 
 def _installer(state_dir, runtime: str, **limits) -> Installer:
-    board = load_catalog().board(MCU_BOARD if runtime == "tflm" else LINUX_BOARD)
+    board = load_catalog().board(MCU_BOARD if runtime in ("tflm", "native") else LINUX_BOARD)
     budget = {"arena_limit_bytes": board.usable_ram_bytes, "slot_flash_bytes": board.usable_flash_bytes // 2}
     return Installer(state_dir, **{**budget, **limits})
 
@@ -39,7 +40,9 @@ def _with_bad_selftest(package):
     return manifest
 
 
-@pytest.mark.parametrize(("runtime", "runner_type"), [("tflm", TflmRunner), ("litert", LiteRtRunner)])
+@pytest.mark.parametrize(
+    ("runtime", "runner_type"), [("tflm", TflmRunner), ("litert", LiteRtRunner), ("native", PacedRunner)]
+)
 def test_a_package_installs_passes_its_self_test_and_is_confirmed(tmp_path, packages, runtime, runner_type):
     installer = _installer(tmp_path, runtime)
     outcome = _install(installer, packages[(runtime, 1)])
@@ -225,3 +228,47 @@ def _installed(state_dir, runtime: str, package):
     installer = _installer(state_dir, runtime)
     assert _install(installer, package).installed
     return installer.slots.active()
+
+
+def test_a_native_module_runs_its_own_c_code_at_the_boards_estimated_pace(tmp_path, packages):
+    installer = _installer(tmp_path, "native")
+    package = packages[("native", 1)]
+    outcome = _install(installer, package)
+    assert outcome.installed and outcome.selftest.vectors == 4, outcome.detail
+    assert outcome.selftest.max_abs_diff == 0  # bit-exact with the TFLM vectors it carries
+    runner = load_model(installer.slots.active(), arena_limit_bytes=None)
+    assert isinstance(runner, PacedRunner) and isinstance(runner.inner, NativeRunner)
+    target = package.manifest["target"]
+    assert runner.latency_s == pytest.approx(target["latency_ms"] / 1000)
+    assert latency_basis(runner) == target["latency_basis"] and "QEMU" in latency_basis(runner)
+    window = np.random.default_rng(1).normal(size=(32, 3)).astype(np.float32)
+    tflm = load_model_as_tflm(packages, window)
+    assert np.array_equal(runner.inner.run(window), tflm)
+
+
+def load_model_as_tflm(packages, window) -> np.ndarray:
+    """The same window through the tflm package of the same model version, in the TFLM interpreter."""
+    manifest, files = packages[("tflm", 1)].manifest, packages[("tflm", 1)].files
+    runner = TflmRunner(
+        files["model.tflite"],
+        _tensor(manifest["inputs"][0]),
+        _tensor(manifest["outputs"][0]),
+        arena_bytes=64 * 1024,
+    )
+    return runner.run(window)
+
+
+def _tensor(described) -> TensorInfo:
+    return TensorInfo(
+        described["name"],
+        tuple(described["shape"]),
+        described["dtype"],
+        described["scale"],
+        described["zero_point"],
+    )
+
+
+def test_a_native_module_needing_more_ram_than_the_board_leaves_is_refused(tmp_path, packages):
+    ram = packages[("native", 1)].manifest["ram_bytes"]
+    outcome = _install(_installer(tmp_path, "native", arena_limit_bytes=ram - 1), packages[("native", 1)])
+    assert not outcome.installed and f"needs {ram} bytes of RAM" in outcome.detail

@@ -81,7 +81,7 @@ def test_get_compiler_returns_an_instance():
 
 
 def test_an_unknown_compiler_lists_the_installed_ones():
-    with pytest.raises(NotFound, match=r"'nope'.*litert, tflm"):
+    with pytest.raises(NotFound, match=r"'nope'.*litert, native, tflm"):
         get_compiler("nope")
 
 

@@ -23,6 +23,7 @@ from tinymlaas.agent.runtime import SelfTestReport, load_model, self_test
 from tinymlaas.agent.sequences import ConfirmedSequences
 from tinymlaas.agent.slots import SlotInfo, SlotStore, crash_point, verify_files
 from tinymlaas.agent.update import UpdateResult, UpdateState, UpdateTracker
+from tinymlaas.deploy.gate import module_storage
 from tinymlaas.errors import Conflict, InvalidInput, TinymlaasError
 
 __all__ = ["CRASH_POINTS", "MAX_INSTALL_ATTEMPTS", "InstallOutcome", "Installer", "package_digest"]
@@ -106,12 +107,12 @@ class Installer:
         while self.tracker.state is not UpdateState.DELIVERED:
             state = self.tracker.state
             if state is UpdateState.DOWNLOAD_STARTED:
-                size = sum(len(data) for data in files.values())
+                size, what = module_storage(manifest, files)
                 if size > self.slot_flash_bytes:
                     return self._fail(
                         UpdateState.INITIAL,
                         UpdateResult.NOT_ENOUGH_STORAGE,
-                        f"The package needs {size} bytes; a model slot holds {self.slot_flash_bytes}",
+                        f"The package needs {size} bytes ({what}); a slot holds {self.slot_flash_bytes}",
                     )
             if state is UpdateState.DOWNLOADED:
                 try:

@@ -2,14 +2,22 @@
 
 An MCU-class module runs in TFLM with exactly the tensor arena its firmware would reserve
 (``kTensorArenaSize`` from the bundle's ``model_config.h``), and only if the emulated board has
-that much RAM; a Linux-class module runs in LiteRT. The self-test replays the manifest's vectors
-through the raw tensors, so quantization at the edges cannot hide a difference. Sensor windows reach
-the model through the manifest's input scaling, as the generated firmware applies it.
+that much RAM; a Linux-class module runs in LiteRT; a native module's own C sources are built with
+the host's C compiler and called, so the device runs the code that ships. The self-test replays the
+manifest's vectors through the raw tensors, so quantization at the edges cannot hide a difference.
+Sensor windows reach the model through the manifest's input scaling, as the generated firmware
+applies it.
+
+A module measured on its target core carries the board's latency estimate (``target`` in the
+manifest); an emulated device then takes that long per inference and reports that figure, not the
+host's time, so everything timed downstream sees the board's pace.
 """
 
 from __future__ import annotations
 
+import platform
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +30,17 @@ from tinymlaas.errors import InvalidInput
 from tinymlaas.squeeze.info import TensorInfo
 from tinymlaas.squeeze.runtimes import LiteRtRunner, Runner, TflmRunner
 
-__all__ = ["MODEL_FILE", "TFLM_CONFIG_FILE", "SelfTestReport", "load_model", "self_test", "tflm_arena_bytes"]
+__all__ = [
+    "MODEL_FILE",
+    "TFLM_CONFIG_FILE",
+    "NativeRunner",
+    "PacedRunner",
+    "SelfTestReport",
+    "latency_basis",
+    "load_model",
+    "self_test",
+    "tflm_arena_bytes",
+]
 
 MODEL_FILE = "model.tflite"
 TFLM_CONFIG_FILE = "model_config.h"
@@ -62,6 +80,79 @@ def tflm_arena_bytes(slot: SlotInfo) -> int:
     return int(match.group(1))
 
 
+class NativeRunner(Runner):
+    """A native module's C sources, built for this host and called in process."""
+
+    runtime = "native"
+
+    def __init__(
+        self, files: Mapping[str, bytes], input: TensorInfo, output: TensorInfo, *, scaling: InputScaling
+    ) -> None:
+        super().__init__(input, output, scaling)
+        from tinymlaas.compilers.native.host import HostModule
+
+        self._module = HostModule(files)
+
+    def run_raw(self, raw: np.ndarray) -> np.ndarray:
+        out = self._module.run(np.asarray(raw, dtype=np.int8))
+        return np.asarray(out, dtype=np.int8).reshape(self.output.shape)
+
+
+class PacedRunner(Runner):
+    """Another runner held to the board's estimated latency: each inference takes at least that long,
+    and ``latency_s`` is what the device reports."""
+
+    runtime = "paced"
+
+    def __init__(self, inner: Runner, latency_s: float, basis: str) -> None:
+        super().__init__(inner.input, inner.output, inner.scaling)
+        self.inner = inner
+        self.latency_s = latency_s
+        self.basis = basis
+
+    def run_raw(self, raw: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        output = self.inner.run_raw(raw)
+        remaining = self.latency_s - (time.perf_counter() - started)
+        if remaining > 0:
+            time.sleep(remaining)
+        return output
+
+
+def latency_basis(runner: Runner | None) -> str:
+    """Where the latency a device reports comes from, in one sentence."""
+    if runner is None:
+        return ""
+    if isinstance(runner, PacedRunner):
+        return runner.basis
+    return (
+        f"measured: wall time of the {runner.runtime} runtime on the emulating host "
+        f"({platform.machine()}), not on the board"
+    )
+
+
+def _module_files(slot: SlotInfo) -> dict[str, bytes]:
+    files = {}
+    for name in slot.manifest.get("files") or {}:
+        if name.endswith((".c", ".h")) and "/" not in name:
+            try:
+                files[name] = (slot.path / name).read_bytes()
+            except OSError as exc:
+                raise InvalidInput(f"Slot {slot.slot} lacks the module file {name}: {exc}") from exc
+    return files
+
+
+def _paced(runner: Runner, manifest: Mapping[str, Any]) -> Runner:
+    """``runner`` held to the manifest's on-target latency estimate when it carries one."""
+    target = manifest.get("target")
+    if not isinstance(target, Mapping):
+        return runner
+    latency_ms = target.get("latency_ms")
+    if not isinstance(latency_ms, int | float) or not 0 <= latency_ms < 60_000:
+        return runner
+    return PacedRunner(runner, latency_ms / 1000.0, str(target.get("latency_basis", "")))
+
+
 def load_model(slot: SlotInfo, *, arena_limit_bytes: int | None) -> Runner:
     """A runner for the slot's model.
 
@@ -90,7 +181,15 @@ def load_model(slot: SlotInfo, *, arena_limit_bytes: int | None) -> Runner:
         return TflmRunner(tflite, input_tensor, output_tensor, arena_bytes=arena, scaling=scaling)
     if runtime == "litert":
         return LiteRtRunner(tflite, input_tensor, output_tensor, scaling=scaling)
-    raise InvalidInput(f"This agent runs tflm and litert modules, not {runtime!r}")
+    if runtime == "native":
+        ram = manifest.get("ram_bytes")
+        if arena_limit_bytes is not None and isinstance(ram, int) and ram > arena_limit_bytes:
+            raise InvalidInput(
+                f"The module needs {ram} bytes of RAM but this board leaves {arena_limit_bytes} bytes for it"
+            )
+        native = NativeRunner(_module_files(slot), input_tensor, output_tensor, scaling=scaling)
+        return _paced(native, manifest)
+    raise InvalidInput(f"This agent runs tflm, litert and native modules, not {runtime!r}")
 
 
 def _scaling(slot: SlotInfo, input_tensor: TensorInfo) -> InputScaling:

@@ -8,10 +8,12 @@ in flash and RAM on a given core and which operators it implements. Both come fr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+from tinymlaas.errors import InvalidInput
 
 __all__ = ["Board", "BoardClass", "Footprint", "RuntimeProfile"]
 
@@ -49,6 +51,19 @@ class Board:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", _frozen(self.sources))
+
+    def running(self, runtime: str | None) -> Board:
+        """This board with ``runtime`` first: the runtime an emulated device's firmware runs.
+
+        A device runs one runtime (its firmware); the catalog lists every runtime the board can take.
+        """
+        if runtime is None or runtime == self.runtimes[0]:
+            return self
+        if runtime not in self.runtimes:
+            raise InvalidInput(
+                f"Board {self.id} does not run {runtime!r}; it runs: {', '.join(self.runtimes) or 'none'}"
+            )
+        return replace(self, runtimes=(runtime, *(r for r in self.runtimes if r != runtime)))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready fields (``dataclasses.asdict`` cannot copy the read-only sources)."""

@@ -128,6 +128,11 @@ def agent(
     ctx: typer.Context,
     board: str = typer.Option(..., "--board", help="Board id to emulate, see 'boards list'."),
     endpoint: str = typer.Option(..., "--endpoint", help="LwM2M endpoint name, unique in the fleet."),
+    runtime: str | None = typer.Option(
+        None,
+        "--runtime",
+        help="The runtime the device's firmware runs: tflm, native, litert (default: the board's first).",
+    ),
     server: str | None = typer.Option(
         None,
         "--server",
@@ -159,7 +164,7 @@ def agent(
     """Run a device agent: register, report capabilities, run the model, install signed updates."""
     collection = parse_collection(collect, label, collect_every)
     context = get_context(ctx)
-    profile = context.catalog.board(board)
+    profile = context.catalog.board(board).running(runtime)
     server = server or default_server_uri(context)
     options = {
         "board": profile,

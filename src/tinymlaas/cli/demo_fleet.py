@@ -1,8 +1,10 @@
 """The fleet half of the demo: a server, emulated devices on several boards, and every deployment outcome.
 
 It goes through the same server and services an operator uses (``FleetService``, ``create_campaign``,
-``show_device``) and runs real agents (TFLM on MCU boards, LiteRT on Linux boards) over CoAP on
-loopback, so every figure it hands back is what a device reported over LwM2M. In order it shows:
+``show_device``) and runs real agents (native int8 C modules, or TFLM, on MCU boards; LiteRT on Linux
+boards) over CoAP on loopback, so every figure it hands back is what a device reported over LwM2M; an
+MCU device running a native module reports its board's latency estimate from QEMU instruction
+counts, not the host's time. In order it shows:
 
 1. each board receiving the module that fits it, chosen from a lifecycle report;
 2. the compatibility gate refusing a module built for another runtime, with its reasons;
@@ -41,16 +43,24 @@ __all__ = ["DEMO_FLEET_BOARDS", "fitting_module", "run_fleet_demo"]
 
 DEMO_FLEET_BOARDS = ("nano33ble", "pico", "rpi4")
 _PREFERENCE = ("int8", "float32", "float16")  # smallest first: what an operator would ship
+_NATIVE = "native"
 _FAULT = "demo fault: expected self-test outputs shifted by 10x the tolerance, as a model that misbehaves"
 
 Say = Callable[[str, Any], None]
 
 
-def fitting_module(report: dict[str, Any], board: str) -> dict[str, Any]:
-    """The lifecycle report's row of the smallest variant whose module fits ``board``."""
+def fitting_module(report: dict[str, Any], board: str, runtime: str | None = None) -> dict[str, Any]:
+    """The lifecycle report's row of the smallest variant whose module fits ``board``: a native
+    module where one fits (built and measured for the board's core), else the board's first
+    runtime's; with ``runtime``, only that runtime's modules."""
     rows = [row for row in report["variants"] if row["board"] == board and row["fits"]]
+    if runtime is not None:
+        rows = [row for row in rows if row["runtime"] == runtime]
+    elif any(row["runtime"] == _NATIVE for row in rows):
+        rows = [row for row in rows if row["runtime"] == _NATIVE]
     if not rows:
-        raise InvalidInput(f"no module of model {report['model']} fits board {board}")
+        runs = f" as a {runtime} module" if runtime else ""
+        raise InvalidInput(f"no module of model {report['model']} fits board {board}{runs}")
     return min(rows, key=lambda row: _PREFERENCE.index(row["quantization"]))
 
 
@@ -156,7 +166,8 @@ async def run_fleet_demo(
     if len(boards) < 2:
         raise InvalidInput("the fleet demo needs at least two boards, one to refuse the other's module")
     v1 = {board: fitting_module(first, board) for board in boards}
-    v2 = {board: fitting_module(second, board) for board in boards}
+    # A device's firmware runs one runtime, so the second version ships for the same one.
+    v2 = {board: fitting_module(second, board, v1[board]["runtime"]) for board in boards}
     shutil.rmtree(state_dir, ignore_errors=True)  # every demo starts with factory-fresh devices
     key = load_or_create_signing_key(ctx.settings.keys_dir)
     fleet_service = await FleetService.start(
@@ -171,7 +182,7 @@ async def run_fleet_demo(
             fleets.append(
                 await spawn_fleet(
                     per_board,
-                    ctx.catalog.board(board),
+                    ctx.catalog.board(board).running(v1[board]["runtime"]),
                     fleet_service.uri,
                     state_dir / board,
                     key.public_key_bytes(),

@@ -100,6 +100,11 @@ def spawn(
     ctx: typer.Context,
     count: int = typer.Option(..., "--count", min=1, help="How many agents to run."),
     board: str = typer.Option(..., "--board", help="Board id every agent emulates, see 'boards list'."),
+    runtime: str | None = typer.Option(
+        None,
+        "--runtime",
+        help="The runtime every agent's firmware runs: tflm, native, litert (default: the board's first).",
+    ),
     server: str | None = typer.Option(
         None,
         "--server",
@@ -155,6 +160,7 @@ def spawn(
         profile = context.catalog.board(board)
     except NotFound as exc:
         raise InvalidInput(exc.detail) from None
+    profile = profile.running(runtime)
     radio = link_profile(link, loss=loss, duplicate=duplicate)
     server = server or default_server_uri(context)
     options: dict[str, Any] = {

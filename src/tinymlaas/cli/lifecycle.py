@@ -23,12 +23,23 @@ from tinymlaas.cli._shared import (
     variant_label,
 )
 from tinymlaas.errors import InvalidInput
+from tinymlaas.formatting import fmt_target_basis
 from tinymlaas.jobs.pipeline import delete_dry_run, list_dry_runs
 from tinymlaas.services.lifecycle import run_lifecycle
 
 app = typer.Typer(
     help="The whole lifecycle in one command, and the dry runs kept in the sandbox.", no_args_is_help=True
 )
+
+
+def _on_target(target: dict[str, Any] | None) -> str:
+    """Instructions and the board's latency estimate for a module measured on its core; else a dash."""
+    if not target:
+        return "—"
+    instructions = f"{target['instructions'] / 1e6:.2f} M instr"
+    if target.get("latency_ms") is None:
+        return instructions
+    return f"{instructions}, ≈ {target['latency_ms']:.3g} ms (est.)"
 
 
 def comparison_table(report: dict[str, Any]) -> Group:
@@ -48,6 +59,7 @@ def comparison_table(report: dict[str, Any]) -> Group:
         "RAM",
         "quality",
         "fits",
+        "on target",
     ):
         table.add_column(column)
     notes: list[str] = []
@@ -71,11 +83,17 @@ def comparison_table(report: dict[str, Any]) -> Group:
             fmt_bytes(row["ram_bytes"]),
             quality,
             "[green]yes[/]" if row["fits"] else f"[red]no[/] \\[{first_note}]",
+            _on_target(row.get("on_target")),
         )
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in report["timings_s"].items())
     table.caption = f"timings: {timings}"
     scaling = report.get("input_scaling") or {}
     notes[:0] = [f"input scaling ({scaling['method']}): {warning}" for warning in scaling.get("warnings", [])]
+    notes.extend(
+        f"on target, {row['board']}: {fmt_target_basis(row['on_target'])}"
+        for row in report["variants"]
+        if row.get("on_target")
+    )
     cross_validation = report.get("cross_validation")
     if cross_validation:
         notes.insert(0, fmt_cross_validation(cross_validation))

@@ -19,6 +19,7 @@ from tinymlaas.cli._shared import (
     quality_cell,
     variant_label,
 )
+from tinymlaas.formatting import fmt_on_target, fmt_target_basis
 from tinymlaas.services.compiling import compile_module, module_package
 from tinymlaas.services.imports import import_model as import_model_file
 from tinymlaas.services.models import list_models as list_model_views
@@ -67,7 +68,7 @@ def variants_table(variants: list[dict[str, Any]], float_metric: dict[str, Any] 
 
 def modules_table(modules: list[dict[str, Any]]) -> Table:
     table = Table(title="Modules")
-    for column in ("module", "variant", "board", "runtime", "flash", "RAM", "fits", "reasons"):
+    for column in ("module", "variant", "board", "runtime", "flash", "RAM", "fits", "on target", "reasons"):
         table.add_column(column)
     for m in modules:
         table.add_row(
@@ -78,8 +79,21 @@ def modules_table(modules: list[dict[str, Any]]) -> Table:
             fmt_bytes(m["flash_bytes"]),
             fmt_bytes(m["ram_bytes"]),
             "[green]yes[/]" if m["fits"] else "[red]no[/]",
+            fmt_on_target(m.get("on_target")),
             "\n".join(m["reasons"]),
         )
+    return table
+
+
+def layers_table(target: dict[str, Any]) -> Table:
+    """Instructions per layer as counted in QEMU, with each layer's share of the inference."""
+    total = sum(layer["instructions"] for layer in target["layers"]) or 1
+    table = Table(title=f"Instructions per layer ({target['core']}, QEMU {target['machine']})")
+    for column in ("layer", "op", "instructions", "share"):
+        table.add_column(column, justify="right" if column in ("instructions", "share") else "left")
+    for layer in target["layers"]:
+        share = layer["instructions"] / total
+        table.add_row(str(layer["index"]), layer["op"], f"{layer['instructions']:,}", f"{share:.1%}")
     return table
 
 
@@ -136,18 +150,30 @@ def compile_(
     variant: str = typer.Argument(..., help="Variant id (see 'models show')."),
     board: str = typer.Option(..., "--board", help="Board id (see 'boards list')."),
     runtime: str | None = typer.Option(None, help="Runtime to target (default: the board's first)."),
+    compiler: str | None = typer.Option(
+        None,
+        help="Compiler plugin (tflm, litert, native …); native builds for the board's Cortex-M core "
+        "and measures it in QEMU.",
+    ),
     out: Path | None = typer.Option(None, help="Write the module package (.zip) here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Compile a variant into an inference module for a board and check that it fits."""
     context = get_context(ctx)
-    module = compile_module(context, variant, board, runtime=runtime)
+    with err_console.status("compiling") as status:
+        module = compile_module(
+            context, variant, board, runtime=runtime, compiler=compiler, progress=lambda m: status.update(m)
+        )
     if out is not None and module["package"]:
         out.write_bytes(module_package(context, module["id"]))
     if as_json:
         print_json(module)
         return
     console.print(modules_table([module]))
+    if module.get("on_target"):
+        target = module["on_target"]
+        console.print(layers_table(target))
+        console.print(fmt_target_basis(target))
     if out is not None:
         console.print(
             f"package written to {out}" if module["package"] else "no package: the module was refused"

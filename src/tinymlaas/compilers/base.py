@@ -22,7 +22,7 @@ from tinymlaas.catalog.board import Board
 from tinymlaas.data.scaling import InputScaling, ScalingMethod
 from tinymlaas.squeeze.info import ModelInfo, SelfTest
 
-__all__ = ["CompiledModule", "Compiler", "SelfTest", "VariantArtifact", "build_manifest"]
+__all__ = ["CompiledModule", "Compiler", "OnTarget", "SelfTest", "VariantArtifact", "build_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
@@ -47,10 +47,27 @@ class VariantArtifact:
     # Applied to inputs in sensor units before input 0 is quantized; a module's API takes raw values.
     input_scaling: InputScaling = field(default_factory=lambda: InputScaling(ScalingMethod.NONE))
     method: str | None = None  # int8: "ptq" or "qat"
+    # Quantized input-0 tensors from the dataset's test split (bounded), for compilers that check
+    # their output against the reference runtime on real data; empty when the model has no test split.
+    test_vectors: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "selftests", MappingProxyType(dict(self.selftests)))
         object.__setattr__(self, "lineage", MappingProxyType(dict(self.lineage)))
+
+
+@dataclass(frozen=True)
+class OnTarget:
+    """What a compiler measured by building the module for the board's core and running it there.
+
+    These figures replace the fit check's estimates: flash and RAM come from the linker and the
+    running program, not from a per-runtime footprint table. ``details`` goes into the manifest as
+    ``target`` (instruction counts, per-layer figures, the toolchain, how the latency was estimated).
+    """
+
+    flash_bytes: int
+    ram_bytes: int
+    details: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class CompiledModule:
 
     files: Mapping[str, bytes]
     manifest: Mapping[str, Any]
+    target: OnTarget | None = None
 
     def to_zip(self) -> bytes:
         """Pack deterministically: sorted names, fixed timestamps, manifest last."""
@@ -77,17 +95,49 @@ class Compiler(ABC):
     name: ClassVar[str]
     runtime: ClassVar[str]  # the runtime id the module runs on; must be in the board's runtimes
     version: ClassVar[str] = "1"
+    # The runtime whose self-test vectors the module must reproduce; None: its own runtime's. A
+    # compiler that is bit-exact with another runtime ships that runtime's vectors.
+    selftest_runtime: ClassVar[str | None] = None
+    # Whether ``measure`` builds and runs the module on the target; the caller then hands it the
+    # dataset's test vectors (``VariantArtifact.test_vectors``), which cost a dataset load.
+    measures_on_target: ClassVar[bool] = False
 
     @abstractmethod
     def compile_files(self, variant: VariantArtifact, board: Board) -> dict[str, bytes]:
         """Return the module's files (path inside the package -> bytes), manifest excluded."""
 
+    def measure(self, variant: VariantArtifact, board: Board, files: Mapping[str, bytes]) -> OnTarget | None:
+        """Build and run the module for ``board`` and return what it measured; None: this compiler
+        cannot measure on the target, so the fit check's estimates stand."""
+        return None
+
+    def package(
+        self,
+        variant: VariantArtifact,
+        board: Board,
+        files: Mapping[str, bytes],
+        *,
+        flash_bytes: int,
+        ram_bytes: int,
+        target: OnTarget | None = None,
+    ) -> CompiledModule:
+        manifest = build_manifest(variant, board, self, files, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
+        if target is not None:
+            manifest["target"] = dict(target.details)
+        return CompiledModule(files=MappingProxyType(dict(files)), manifest=manifest, target=target)
+
     def compile(
         self, variant: VariantArtifact, board: Board, *, flash_bytes: int, ram_bytes: int
     ) -> CompiledModule:
+        """Files, on-target measurement where the compiler has one, and the manifest; measured
+        flash and RAM replace the estimates passed in."""
         files = self.compile_files(variant, board)
-        manifest = build_manifest(variant, board, self, files, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
-        return CompiledModule(files=MappingProxyType(files), manifest=manifest)
+        target = self.measure(variant, board, files)
+        if target is not None:
+            flash_bytes, ram_bytes = target.flash_bytes, target.ram_bytes
+        return self.package(
+            variant, board, files, flash_bytes=flash_bytes, ram_bytes=ram_bytes, target=target
+        )
 
 
 def build_manifest(
@@ -100,7 +150,7 @@ def build_manifest(
     ram_bytes: int,
 ) -> dict[str, Any]:
     """The manifest a package carries (docs/ARCHITECTURE.md, Protocols); unsigned: deployment signs it."""
-    selftest = variant.selftests.get(compiler.runtime)
+    selftest = variant.selftests.get(compiler.selftest_runtime or compiler.runtime)
     return {
         "schema": MANIFEST_SCHEMA,
         "model": {

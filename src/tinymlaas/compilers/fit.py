@@ -52,6 +52,29 @@ def _tensor_ram(runtime: RuntimeProfile, info: ModelInfo, arena_bytes: int | Non
     return tensors + expanded
 
 
+def _measured_fit(board: Board, runtime: RuntimeProfile, measured: tuple[int, int]) -> FitVerdict:
+    flash, ram = measured
+    reasons = []
+    if flash > board.usable_flash_bytes:
+        reasons.append(
+            f"needs {_kib(flash)} of flash (the module as linked for {board.core}), "
+            f"{board.name} leaves {_kib(board.usable_flash_bytes)} for a model"
+        )
+    if ram > board.usable_ram_bytes:
+        reasons.append(
+            f"needs {_kib(ram)} of RAM (static data and the peak stack measured in the running module), "
+            f"{board.name} leaves {_kib(board.usable_ram_bytes)} for a model"
+        )
+    return FitVerdict(
+        board=board.id,
+        runtime=runtime.id,
+        fits=not reasons,
+        flash_bytes=flash,
+        ram_bytes=ram,
+        reasons=tuple(reasons),
+    )
+
+
 def check_fit(
     board: Board,
     runtime: RuntimeProfile,
@@ -59,7 +82,12 @@ def check_fit(
     *,
     arena_bytes: int | None,
     runtime_error: str | None,
+    measured: tuple[int, int] | None = None,
 ) -> FitVerdict:
+    """The verdict from the catalog's estimates, or from ``measured`` (flash, RAM) when the module
+    was built for the board's core and run, which replaces every estimate."""
+    if measured is not None:
+        return _measured_fit(board, runtime, measured)
     reasons: list[str] = []
     if runtime.id not in board.runtimes:
         reasons.append(f"{board.name} does not run {runtime.id} (it runs {', '.join(board.runtimes)})")

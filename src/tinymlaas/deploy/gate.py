@@ -14,7 +14,7 @@ from typing import Any
 
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["DeviceCapabilities", "GateVerdict", "check_compatibility"]
+__all__ = ["DeviceCapabilities", "GateVerdict", "check_compatibility", "module_storage"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,20 @@ class GateVerdict:
     reasons: tuple[str, ...]
 
 
+def module_storage(manifest: Mapping[str, Any], files: Mapping[str, bytes] | None = None) -> tuple[int, str]:
+    """The flash a model slot needs for the module, and what that figure is.
+
+    A module built for its core and measured there (``target`` in the manifest) takes its linked
+    image; any other takes its files (``files`` as received, else the sizes the manifest lists).
+    """
+    target = manifest.get("target")
+    if isinstance(target, Mapping) and isinstance(target.get("flash_bytes"), int):
+        return int(target["flash_bytes"]), f"linked for {target.get('core', 'its core')}"
+    if files is not None:
+        return sum(len(data) for data in files.values()), "files"
+    return sum(int(entry["size"]) for entry in manifest["files"].values()), "files"
+
+
 def check_compatibility(manifest: Mapping[str, Any], caps: DeviceCapabilities) -> GateVerdict:
     """Every reason the device cannot take the module described by ``manifest``.
 
@@ -59,16 +73,33 @@ def check_compatibility(manifest: Mapping[str, Any], caps: DeviceCapabilities) -
     missing_ops = sorted(set(manifest["ops"]) - caps.ops)
     if missing_ops:
         reasons.append(f"the device lacks {len(missing_ops)} op(s) the model uses: {', '.join(missing_ops)}")
-    arena = manifest.get("arena_bytes")
-    if arena is not None and arena > caps.arena_bytes_available:
-        reasons.append(
-            f"the tensor arena needs {arena} bytes but the device has {caps.arena_bytes_available} bytes "
-            f"available (short by {arena - caps.arena_bytes_available} bytes)"
+    target = manifest.get("target") if isinstance(manifest.get("target"), Mapping) else None
+    if target is not None:
+        # Built for the core and measured: the linked image and the RAM it used are what count.
+        ram = int(target.get("static_ram_bytes", 0)) + int(target.get("stack_bytes", 0))
+        if ram > caps.arena_bytes_available:
+            short = ram - caps.arena_bytes_available
+            reasons.append(
+                f"the module needs {ram} bytes of RAM (static data and peak stack, measured) but the device "
+                f"has {caps.arena_bytes_available} bytes available (short by {short} bytes)"
+            )
+    else:
+        arena = manifest.get("arena_bytes")
+        if arena is not None and arena > caps.arena_bytes_available:
+            reasons.append(
+                f"the tensor arena needs {arena} bytes but the device has {caps.arena_bytes_available} bytes "
+                f"available (short by {arena - caps.arena_bytes_available} bytes)"
+            )
+    if target is not None:
+        package_bytes, what = (
+            int(target.get("flash_bytes", 0)),
+            f"linked for {target.get('core', 'its core')}",
         )
-    package_bytes = sum(entry["size"] for entry in manifest["files"].values())
+    else:
+        package_bytes, what = sum(entry["size"] for entry in manifest["files"].values()), "files"
     if package_bytes > caps.slot_flash_bytes:
         reasons.append(
-            f"the module's files take {package_bytes} bytes but a model slot holds {caps.slot_flash_bytes} "
+            f"the module ({what}) takes {package_bytes} bytes but a model slot holds {caps.slot_flash_bytes} "
             f"bytes of flash (over by {package_bytes - caps.slot_flash_bytes} bytes)"
         )
     return GateVerdict(ok=not reasons, reasons=tuple(reasons))

@@ -55,6 +55,7 @@ class CompileParams(JobParams):
     variant: str
     board: str
     runtime: str | None = None
+    compiler: str | None = Field(None, max_length=64)
 
 
 class LifecycleParams(JobParams):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tinymlaas.compilers.registry import compiler_for
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.jobs.executor import Executor
 from tinymlaas.jobs.params import (
@@ -24,6 +23,7 @@ from tinymlaas.jobs.params import (
 from tinymlaas.jobs.service import submit_job
 from tinymlaas.jobs.states import JobKind
 from tinymlaas.services.auth import Permission
+from tinymlaas.services.compiling import choose_compiler
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.storage.repositories import ModelRepository
@@ -97,7 +97,7 @@ def _compilable(ctx: Context, params: CompileParams) -> None:
         except NotFound:
             raise InvalidInput(f"variant: there is no variant {params.variant!r}") from None
     _boards(ctx, [params.board], "board")
-    compiler_for(ctx.catalog.board(params.board), params.runtime)
+    choose_compiler(ctx.catalog.board(params.board), params.runtime, params.compiler)
 
 
 def check_job(ctx: Context, kind: str | JobKind, params: Mapping[str, Any]) -> tuple[JobKind, JobParams]:

@@ -57,7 +57,14 @@ def _squeeze(ctx: Context, params: SqueezeParams, reporter: JobReporter) -> dict
 
 def _compile(ctx: Context, params: CompileParams, reporter: JobReporter) -> dict[str, Any]:
     reporter.report(f"compiling for {params.board} …", 0.0, phase=LifecyclePhase.COMPILE)
-    return compile_module(ctx, params.variant, params.board, runtime=params.runtime)
+    return compile_module(
+        ctx,
+        params.variant,
+        params.board,
+        runtime=params.runtime,
+        compiler=params.compiler,
+        progress=reporter.report,
+    )
 
 
 # Where each lifecycle phase starts on the job's progress bar; training fills the span up to squeeze.

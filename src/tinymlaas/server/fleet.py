@@ -61,6 +61,7 @@ _TELEMETRY = {
     13: "last_result",
     14: "confidence_histogram",
     15: "inference_rate_hz",
+    16: "latency_basis",
 }
 _RUNTIME_BOARD = 6
 _IDENTITY = {

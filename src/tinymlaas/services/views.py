@@ -189,6 +189,12 @@ class ModuleView(BaseModel):
     fits: bool
     reasons: list[str] = Field(description="Every reason it does not fit or was refused.")
     package: str | None = Field(description="sha256 of the unsigned module zip; None when refused.")
+    on_target: dict[str, Any] | None = Field(
+        None,
+        description="What the compiler measured by building the module for the board's core and running "
+        "it in QEMU: instructions per inference and per layer, flash and RAM from the linker, the painted "
+        "stack, the latency estimate for the board with its range and basis. None: estimates only.",
+    )
 
     @classmethod
     def of(cls, row: ModuleRow) -> ModuleView:
@@ -203,6 +209,7 @@ class ModuleView(BaseModel):
             fits=row.fits,
             reasons=row.reasons,
             package=row.package_blob,
+            on_target=(row.manifest or {}).get("target"),
         )
 
     @computed_field(description="Whether a campaign may send it: it fits its board and was packaged.")

@@ -22,7 +22,14 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from tinymlaas.formatting import fmt_bytes, fmt_cross_validation, fmt_drop, fmt_metric
+from tinymlaas.formatting import (
+    fmt_bytes,
+    fmt_cross_validation,
+    fmt_drop,
+    fmt_metric,
+    fmt_on_target,
+    fmt_target_basis,
+)
 from tinymlaas.services.model_pages import ConfusionMatrix, ModelLine
 from tinymlaas.services.models import ModelDetail
 from tinymlaas.services.views import ModuleView, VariantView
@@ -94,8 +101,29 @@ def _cell(module: ModuleView | None, variant: VariantView, usable: Usable) -> di
         ],
         "flash": fmt_bytes(module.flash_bytes),
         "ram": fmt_bytes(module.ram_bytes),
+        "on_target_text": fmt_on_target(module.on_target) if module.on_target else None,
         "flash_usable": fmt_bytes(flash_usable),
         "ram_usable": fmt_bytes(ram_usable),
+    }
+
+
+def target_section(module: ModuleView) -> dict[str, Any]:
+    """A module measured on its core: one line per figure's basis and instructions per layer as bars."""
+    target = module.on_target or {}
+    layers = target.get("layers") or []
+    figure = _bars(
+        f"Instructions per layer, {module.board} ({target.get('core')} in QEMU {target.get('machine')})",
+        "instructions per inference",
+        [f"{layer['index']} {layer['op']}" for layer in layers],
+        {"instructions": [layer["instructions"] for layer in layers]},
+    )
+    figure["layout"]["showlegend"] = False
+    return {
+        "module": module.id,
+        "board": module.board,
+        "summary": fmt_on_target(target),
+        "basis": fmt_target_basis(target),
+        "figure": figure if layers else None,
     }
 
 
@@ -123,6 +151,7 @@ def model_section(model: ModelDetail, usable: Usable) -> dict[str, Any]:
         "boards": boards,
         "rows": rows,
         "cross_validation": fmt_cross_validation(model.cross_validation) if model.cross_validation else None,
+        "targets": [target_section(m) for m in modules.values() if m.on_target],
     }
 
 

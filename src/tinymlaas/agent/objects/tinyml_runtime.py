@@ -32,7 +32,7 @@ TELEMETRY_PATHS = (
 )
 # Markers in the generated TFLite schema, not operators a model can use.
 _NOT_OPERATORS = frozenset({"CUSTOM", "DELEGATE", "PLACEHOLDER_FOR_GREATER_OP_CODES"})
-_RUNTIME_PACKAGES = {"tflm": "tflite-micro", "litert": "ai-edge-litert"}
+_RUNTIME_PACKAGES = {"tflm": "tflite-micro", "litert": "ai-edge-litert", "native": "tinymlaas"}
 _NO_TELEMETRY = Telemetry(0, 0, 0.0, 0.0, "", (0,) * HISTOGRAM_BINS)
 
 
@@ -76,6 +76,7 @@ class TinymlRuntimeProvider(ObjectProvider):
             Path(26241, 0, 12): telemetry.p95_latency_ms,
             Path(26241, 0, 13): telemetry.last_result,
             INFERENCE_RATE: self._rate_hz,
+            Path(26241, 0, 16): telemetry.latency_basis,
         }
         values.update({Path(26241, 0, 2, index): op for index, op in enumerate(self._ops)})
         values.update({Path(26241, 0, 14, index): n for index, n in enumerate(telemetry.histogram)})

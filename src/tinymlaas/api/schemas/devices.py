@@ -41,7 +41,8 @@ class DeviceTelemetryPublic(BaseModel):
     )
     installed: dict[str, Any] = Field(description="The installed package as Software Management reports it.")
     telemetry: dict[str, Any] = Field(
-        description="The latest figures: count, mean/p95 latency (ms), last result, confidence histogram."
+        description="The latest figures: count, mean/p95 latency (ms) and where they come from "
+        "(latency_basis: an on-target estimate or a host measurement), last result, confidence histogram."
     )
     samples: list[TelemetrySamplePublic] = Field(description="Oldest first.")
 

@@ -35,3 +35,9 @@ class CompileCreate(BaseModel):
 
     board: str = Field(min_length=1, examples=["pico"])
     runtime: str | None = Field(None, examples=["tflm"], description="Default: the board's first runtime.")
+    compiler: str | None = Field(
+        None,
+        max_length=64,
+        examples=["native"],
+        description="A compiler plugin by name (tflm, litert, native …); default: the runtime's own.",
+    )

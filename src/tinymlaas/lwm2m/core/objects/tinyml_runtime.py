@@ -38,5 +38,8 @@ TINYML_RUNTIME = ObjectDef(
         # One instance per confidence bucket, in order: instance i counts results in [i/n, (i+1)/n).
         ResourceDef(14, "Confidence Histogram", "R", _I, multiple=True),
         ResourceDef(15, "Inference Rate", "RW", _F, units="Hz"),
+        # Where Mean and P95 Latency come from: an on-target estimate (and how it was made) or a
+        # measurement (of what, where), so a dashboard never passes a host's time off as a board's.
+        ResourceDef(16, "Latency Basis", "R", _S),
     ),
 )
