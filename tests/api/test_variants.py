@@ -74,6 +74,16 @@ def test_compiling_a_variant_queues_a_compile_job(seeded, problem) -> None:
             422,
         )["detail"]
     )
+    native = api.client.post(
+        url, json={"board": "nano33ble", "compiler": "native"}, headers=api.auth(Role.ADMIN)
+    ).json()
+    assert native["params"]["compiler"] == "native"
+    for body, named in (
+        ({"board": "nano33ble", "compiler": "gcc"}, "compiler: No compiler plugin named 'gcc'"),
+        ({"board": "esp32s3", "compiler": "native"}, "esp32s3 does not run 'native'"),
+        ({"board": "pico", "compiler": "n" * 65}, "compiler"),
+    ):
+        assert named in str(problem(api.client.post(url, json=body, headers=api.auth(Role.ADMIN)), 422))
     problem(api.client.post(url, json={}, headers=api.auth(Role.ADMIN)), 422)
     problem(
         api.client.post(

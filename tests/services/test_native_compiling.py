@@ -19,11 +19,13 @@ from tinymlaas.services import _keras_io
 from tinymlaas.services.compiling import compile_module, module_package
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.models import show_model
 from tinymlaas.services.squeezing import store_variant
 from tinymlaas.settings import Settings
 from tinymlaas.squeeze.convert import Quantization, convert
 from tinymlaas.squeeze.variants import Evaluation, assess
 from tinymlaas.storage.tables import ModelRow, TrainingRunRow
+from tinymlaas.web.model_summaries import model_section
 
 SEED = 3
 
@@ -159,3 +161,19 @@ def test_cli_compile_native_json_prints_the_on_target_figures(store) -> None:
     assert table.exit_code == 0, table.output
     assert "Instructions per layer" in table.output and "linker map" in table.output
     assert np.isfinite(module["on_target"]["instructions"])
+
+
+def test_the_model_page_section_draws_instructions_per_layer(store, native) -> None:
+    context, _ = store
+    model = show_model(context, "mdl_native")
+    section = model_section(model, {})
+    # The page shows the latest module per variant and board (other tests compile again).
+    shown = {t["board"]: t for t in section["targets"]}
+    target = shown["nano33ble"]
+    module = next(m for m in model.modules if m.id == target["module"])
+    assert module.runtime == "native" and module.on_target
+    layers = module.on_target["layers"]
+    (bars,) = target["figure"]["data"]
+    assert bars["y"] == [layer["instructions"] for layer in layers]
+    assert bars["x"][1] == f"1 {layers[1]['op']}"
+    assert "linker map" in target["basis"] and "QEMU" in target["summary"]

@@ -27,7 +27,7 @@ __all__ = ["TELEMETRY_PATHS", "TinymlRuntimeProvider"]
 
 INFERENCE_RATE = Path(26241, 0, 15)
 TELEMETRY_PATHS = (
-    *(Path(26241, 0, resource) for resource in (10, 11, 12, 13, 14)),
+    *(Path(26241, 0, resource) for resource in (10, 11, 12, 13, 14, 16)),
     *(Path(26241, 0, 14, bin_) for bin_ in range(HISTOGRAM_BINS)),
 )
 # Markers in the generated TFLite schema, not operators a model can use.
