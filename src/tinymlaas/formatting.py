@@ -88,5 +88,5 @@ def fmt_target_basis(target: Mapping[str, Any]) -> str:
         f"Flash {fmt_bytes(target['flash_bytes'])} and static RAM {fmt_bytes(target['static_ram_bytes'])} "
         f"from the linker map of the {target['core']} build; stack {fmt_bytes(target['stack_bytes'])} "
         f"measured by painting; outputs bit-exact with TFLM on {exact['host_vectors']} vectors (host "
-        f"build) and {exact['target_vectors']} (in QEMU). {target.get('latency_basis', '')}"
+        f"build) and {exact['target_vectors']} (in QEMU). Latency {target.get('latency_basis', '')}."
     )

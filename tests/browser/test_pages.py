@@ -1,10 +1,11 @@
 """Every dashboard page in headless Chromium, on a desktop screen and on a phone, against real data.
 
 The server gets what the pages show through the REST API, as cheaply as it can be made: a generated
-dataset, a two-epoch training job, an int8 squeeze, a compile for the fleet's board and a campaign to
-the two emulated devices. Each page must then load without a console error or an uncaught exception,
-draw every chart inside its box, and fit the screen's width: a wide table may scroll inside itself,
-the page may not. One screenshot per page and width, ``<width>-<page>.png``, is kept to look at.
+dataset, a two-epoch training job, an int8 squeeze, a compile for the fleet's board (and a native
+one, measured in QEMU, for another board) and a campaign to the two emulated devices. Each page must
+then load without a console error or an uncaught exception, draw every chart inside its box, and fit
+the screen's width: a wide table may scroll inside itself, the page may not. One screenshot per page
+and width, ``<width>-<page>.png``, is kept to look at.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def seeded(server, fleet: list[str]) -> Iterator[Seeded]:
         squeezed = _job(api, f"/models/{model['id']}/squeeze", {"quantizations": ["int8"]})
         (variant,) = squeezed["result"]["variants"]
         compiled = _job(api, f"/variants/{variant['id']}/compile", {"board": BOARD, "runtime": "tflm"})
+        # A native module for another board, so the model page draws its per-layer instruction chart.
+        native = _job(api, f"/variants/{variant['id']}/compile", {"board": "pico", "compiler": "native"})
+        assert native["result"]["on_target"]["layers"], native["result"]
         deadline = time.monotonic() + 60
         while api.get("/devices").raise_for_status().json()["count"] < len(fleet):
             assert time.monotonic() < deadline, "the fleet never registered"

@@ -95,9 +95,7 @@ def run_lifecycle(
     with phase(LifecyclePhase.COMPILE):
         for board, variant, runtime in _compilations(board_profiles, variants):
             module = compile_module(ctx, variant["id"], board.id, runtime=runtime, progress=progress)
-            # A module checked bit-exact against a reference runtime scores what that runtime scored.
-            target = module["on_target"] or {}
-            metric = variant["metrics"].get(target.get("bit_exact", {}).get("reference", module["runtime"]))
+            metric = variant["metrics"].get(module["metric_runtime"])
             rows.append(
                 {
                     "board": board.id,

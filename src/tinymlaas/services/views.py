@@ -212,6 +212,15 @@ class ModuleView(BaseModel):
             on_target=(row.manifest or {}).get("target"),
         )
 
+    @computed_field(
+        description="The runtime whose measured metric describes this module: its own, or the one it was "
+        "checked bit-exact against (a native module: tflm)."
+    )
+    @property
+    def metric_runtime(self) -> str:
+        reference = ((self.on_target or {}).get("bit_exact") or {}).get("reference")
+        return str(reference) if reference else self.runtime
+
     @computed_field(description="Whether a campaign may send it: it fits its board and was packaged.")
     @property
     def deployable(self) -> bool:

@@ -267,7 +267,7 @@ def _kib(n: int | None) -> float | None:
 
 def _score(variant: VariantView, module: ModuleView) -> dict[str, Any] | None:
     # The variant's score in the runtime the module was compiled for: what that board would get.
-    return variant.metrics.get(module.runtime)
+    return variant.metrics.get(module.metric_runtime)
 
 
 def board_figure(model: ModelDetail) -> dict[str, Any] | None:
