@@ -24,10 +24,43 @@ from tinymlaas.compilers.native.qmath import (
 )
 from tinymlaas.errors import UnsupportedModel
 
-__all__ = ["ALIASING_OPS", "LOWERINGS", "Emitter", "Lowering", "lowerings"]
+__all__ = ["ALIASING_OPS", "LOWERINGS", "Emitter", "Lowering", "inplace_inputs", "lowerings"]
 
 # The output shares its input's storage: these ops only reinterpret the shape.
 ALIASING_OPS = frozenset({"RESHAPE", "EXPAND_DIMS", "SQUEEZE"})
+
+
+def inplace_inputs(node: Node, graph: Graph) -> tuple[int, ...]:
+    """Positions in ``node.inputs`` whose storage the node's output may overwrite as it runs.
+
+    The kernels below read each such input's bytes before writing the output over them, so the
+    memory planner may place the output on an input that dies at this node (see plan.py): a
+    requantising QUANTIZE of the same shape; a pointwise (1x1, stride 1,
+    unpadded) CONV_2D with no more output than input channels, written back a batch of pixels at
+    a time; a stride-1 same-size depthwise convolution on the packed path, whose output rows are
+    held back in a small ring until no later row reads the input rows beneath them.
+    """
+    if not node.outputs or not node.inputs or node.inputs[0] < 0:
+        return ()
+    out = graph.tensors[node.outputs[0]]
+    inp = graph.tensors[node.inputs[0]]
+    if out.dtype != "int8" or inp.dtype != "int8" or inp.data is not None:
+        return ()
+    if node.op == "QUANTIZE":
+        return (0,) if inp.shape == out.shape else ()
+    if node.op not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(out.shape) != 4:
+        return ()
+    weights = graph.tensors[node.inputs[1]]
+    if len(inp.shape) != 4 or len(weights.shape) != 4 or inp.shape[:3] != out.shape[:3]:
+        return ()
+    if int(node.options.get("stride_h", 1)) != 1 or int(node.options.get("stride_w", 1)) != 1:
+        return ()
+    if node.op == "CONV_2D":
+        pointwise = weights.shape[1:3] == (1, 1) and out.shape[3] <= inp.shape[3]
+        return (0,) if pointwise else ()
+    taps = weights.shape[1] * weights.shape[2]
+    packed = inp.shape[3] == out.shape[3] and out.shape[3] % 4 == 0 and taps <= _DW_FAST_TAPS
+    return (0,) if packed else ()
 
 
 class Emitter(Protocol):
@@ -96,6 +129,31 @@ def _bias(node: Node, graph: Graph, e: Emitter, channels: int) -> str:
     return e.tensor(bias.index)
 
 
+def _folded_bias(
+    node: Node, graph: Graph, weights: Tensor, sum_axes: tuple[int, ...], input_offset: int
+) -> list[int]:
+    """bias[c] + input_offset * sum of channel c's weights, wrapped to int32 like the accumulator.
+
+    With the input offset folded in at compile time the kernels' inner loops multiply raw int8
+    values. The sum is exact integer algebra; int32 wrap-around gives the same final accumulator
+    as TFLM's int32 arithmetic.
+    """
+    assert weights.data is not None
+    filt = np.frombuffer(weights.data, np.int8).reshape(weights.shape).astype(np.int64)
+    sums = filt.sum(axis=sum_axes).reshape(-1)
+    if len(node.inputs) >= 3 and node.inputs[2] >= 0:
+        bias = graph.tensors[node.inputs[2]]
+        if bias.dtype != "int32" or bias.data is None or bias.elements != sums.size:
+            raise UnsupportedModel(
+                f"node {node.index} ({node.op}): bias must be a constant int32 vector of {sums.size}"
+            )
+        base = np.frombuffer(bias.data, "<i4").astype(np.int64)
+    else:
+        base = np.zeros(sums.size, np.int64)
+    folded = base + input_offset * sums
+    return (((folded + 2**31) % 2**32) - 2**31).tolist()
+
+
 def _struct(ctype: str, fields: Mapping[str, int]) -> str:
     body = ", ".join(f".{name} = {int(value)}" for name, value in fields.items())
     return f"static const {ctype} p = {{{body}}};"
@@ -148,15 +206,60 @@ def _conv_like(node: Node, graph: Graph, e: Emitter, depthwise: bool) -> str:
         "output_offset": _zero_point(out),
         "act_min": act_min,
         "act_max": act_max,
+        "col_depth": -(-k_h * k_w * in_c // 4) * 4,
     }
     mult = e.const_array("int32_t", multipliers, f"n{node.index}_mult")
     shift = e.const_array("int32_t", shifts, f"n{node.index}_shift")
-    kernel = "tmn_depthwise_conv2d" if depthwise else "tmn_conv2d"
-    return (
-        f"{{\n    {_struct('tmn_conv_params', params)}\n"
-        f"    {kernel}(&p, {e.tensor(inp.index)}, {e.tensor(weights.index)}, "
-        f"{_bias(node, graph, e, out_c)}, {mult}, {shift}, {e.tensor(out.index)});\n}}"
-    )
+    folded = _folded_bias(node, graph, weights, (0, 1, 2) if depthwise else (1, 2, 3), -_zero_point(inp))
+    bias = e.const_array("int32_t", folded, f"n{node.index}_bias")
+    if depthwise:
+        pad = e.const_array("int8_t", [_zero_point(inp)] * in_c, f"n{node.index}_pad")
+        filt = _depthwise_filter(weights, params, e)
+        call = f"tmn_depthwise_conv2d(&p, {e.tensor(inp.index)}, {filt}, {bias}, "
+        call += f"{mult}, {shift}, {pad}, {e.tensor(out.index)});"
+    else:
+        call = f"tmn_conv2d(&p, {e.tensor(inp.index)}, {_conv_filter(weights, params, e)}, {bias}, "
+        call += f"{mult}, {shift}, {e.tensor(out.index)});"
+    return f"{{\n    {_struct('tmn_conv_params', params)}\n    {call}\n}}"
+
+
+def _conv_filter(weights: Tensor, params: Mapping[str, int], e: Emitter) -> str:
+    """The CONV_2D filter as the kernel reads it: rows padded with zeros to ``col_depth`` for im2col.
+
+    Mirrors TMN_CONV_DIRECT in tmn_kernels.h: a 1x1 stride-1 unpadded convolution reads TFLite's
+    [out_c][in_c] rows as they are. Through im2col, rows of a multiple of 4 bytes keep the
+    four-lane inner loop free of a scalar tail; the zero weights meet zero columns.
+    """
+    p = params
+    direct = (p["k_h"], p["k_w"], p["stride_h"], p["stride_w"], p["pad_h"], p["pad_w"]) == (1, 1, 1, 1, 0, 0)
+    direct = direct and (p["out_h"], p["out_w"]) == (p["in_h"], p["in_w"])
+    depth = p["k_h"] * p["k_w"] * p["in_c"]
+    if direct or depth == p["col_depth"]:
+        return e.tensor(weights.index)
+    assert weights.data is not None
+    rows = np.frombuffer(weights.data, np.int8).reshape(p["out_c"], depth)
+    padded = np.zeros((p["out_c"], p["col_depth"]), np.int8)
+    padded[:, :depth] = rows
+    return e.const_array("int8_t", padded.reshape(-1).tolist(), f"t{weights.index}_padded")
+
+
+# Mirrors TMN_DW_PACKED in tmn_kernels.h: which depthwise filters the kernel reads regrouped.
+_DW_FAST_TAPS = 25
+
+
+def _depthwise_filter(weights: Tensor, params: Mapping[str, int], e: Emitter) -> str:
+    """The depthwise filter as the kernel reads it: [channel / 4][tap][4] where TMN_DW_PACKED holds.
+
+    Four channels' weights for one tap are then one word and a pixel's taps follow each other, so
+    the kernel's inner loop reads the filter sequentially.
+    """
+    taps = params["k_h"] * params["k_w"]
+    channels = params["out_c"]
+    if params["depth_multiplier"] != 1 or channels % 4 or taps > _DW_FAST_TAPS:
+        return e.tensor(weights.index)
+    assert weights.data is not None
+    filt = np.frombuffer(weights.data, np.int8).reshape(taps, channels // 4, 4)
+    return e.const_array("int8_t", filt.transpose(1, 0, 2).reshape(-1).tolist(), f"t{weights.index}_packed")
 
 
 def lower_conv_2d(node: Node, graph: Graph, e: Emitter) -> str:
@@ -190,25 +293,33 @@ def lower_fully_connected(node: Node, graph: Graph, e: Emitter) -> str:
     else:
         product = float(np.float32(_scale(inp)) * np.float32(_scale(weights)))
         multiplier, shift = quantize_multiplier(product / _scale(out))
-        multipliers, shifts = [multiplier], [shift]
+        # One entry per output even for a per-tensor scale: the kernel indexes by output channel.
+        multipliers, shifts = [multiplier] * out_depth, [shift] * out_depth
     act_min, act_max = e.activation_range(node, out)
+    # A zero filter offset (symmetric weights, the int8 norm) lets the input offset fold into the bias.
+    fold = _zero_point(weights) == 0
+    if fold:
+        bias = e.const_array(
+            "int32_t", _folded_bias(node, graph, weights, (1,), -_zero_point(inp)), f"n{node.index}_bias"
+        )
+    else:
+        bias = _bias(node, graph, e, out_depth)
     params = {
         "batches": inp.elements // accum_depth,
         "accum_depth": accum_depth,
         "out_depth": out_depth,
-        "input_offset": -_zero_point(inp),
+        "input_offset": 0 if fold else -_zero_point(inp),
         "filter_offset": -_zero_point(weights),
         "output_offset": _zero_point(out),
         "act_min": act_min,
         "act_max": act_max,
-        "per_channel": int(per_channel),
     }
     mult = e.const_array("int32_t", multipliers, f"n{node.index}_mult")
     shift_name = e.const_array("int32_t", shifts, f"n{node.index}_shift")
     return (
         f"{{\n    {_struct('tmn_fc_params', params)}\n"
         f"    tmn_fully_connected(&p, {e.tensor(inp.index)}, {e.tensor(weights.index)}, "
-        f"{_bias(node, graph, e, out_depth)}, {mult}, {shift_name}, {e.tensor(out.index)});\n}}"
+        f"{bias}, {mult}, {shift_name}, {e.tensor(out.index)});\n}}"
     )
 
 

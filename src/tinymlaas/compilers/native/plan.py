@@ -6,7 +6,9 @@ not collide with an already placed tensor live at the same time, is the greedy s
 planner uses; with no interpreter bookkeeping, the buffer is just the activations.
 
 The graph input lives in the caller's input buffer and the tensor of output 0 in the caller's output
-buffer, so neither takes scratch space. Aliasing ops (reshapes) share their input's storage.
+buffer, so neither takes scratch space. Aliasing ops (reshapes) share their input's storage, and so
+does the output of an op that can run in place (``lowering.inplace_inputs``) on an input whose
+storage dies at that op: the two lifetimes chain into one block instead of overlapping.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tinymlaas.compilers.native.ir import Graph
-from tinymlaas.compilers.native.lowering import ALIASING_OPS
+from tinymlaas.compilers.native.lowering import ALIASING_OPS, inplace_inputs
 
 __all__ = ["ALIGNMENT", "Buffer", "MemoryPlan", "Placement", "plan_memory"]
 
@@ -75,9 +77,37 @@ def _roots(graph: Graph) -> dict[int, int]:
     return roots
 
 
+def _merge_inplace(graph: Graph, roots: dict[int, int]) -> None:
+    """Give an in-place op's output its input's root where that input's storage dies at the op."""
+    fixed = {roots[index] for index in (*graph.inputs, *graph.outputs)}
+    readers: dict[int, list[int]] = {}
+    for node in graph.nodes:
+        for index in node.inputs:
+            if index >= 0 and index in roots:
+                readers.setdefault(index, []).append(node.index)
+    for node in graph.nodes:
+        if node.op in ALIASING_OPS or not node.outputs or roots.get(node.outputs[0]) in fixed:
+            continue
+        out = node.outputs[0]
+        for position in inplace_inputs(node, graph):
+            root = roots[node.inputs[position]]
+            shared = [t for t, r in roots.items() if r == root]
+            others = [
+                i for p, i in enumerate(node.inputs) if p != position and i >= 0 and roots.get(i) == root
+            ]
+            later = any(reader > node.index for t in shared for reader in readers.get(t, ()))
+            if root in fixed or others or later:
+                continue
+            for tensor, owner in roots.items():
+                if owner == out:
+                    roots[tensor] = root
+            break
+
+
 def plan_memory(graph: Graph) -> MemoryPlan:
     """Compute lifetimes of the activation storage roots and assign scratch offsets greedily."""
     roots = _roots(graph)
+    _merge_inplace(graph, roots)
     input_root = roots[graph.inputs[0]]
     output_root = roots[graph.outputs[0]]
     first: dict[int, int] = {}
