@@ -15,7 +15,7 @@ import tflite
 from tinymlaas.errors import UnsupportedModel
 from tinymlaas.squeeze.info import LayerInfo, ModelInfo, TensorInfo
 
-__all__ = ["inspect_tflite"]
+__all__ = ["inspect_tflite", "op_name"]
 
 _TFLITE_IDENTIFIER = b"TFL3"
 _DTYPES = {
@@ -31,7 +31,8 @@ _DTYPES = {
 _ITEMSIZE = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2, "int8": 1}
 
 
-def _op_name(model: tflite.Model, opcode_index: int) -> str:
+def op_name(model: tflite.Model, opcode_index: int) -> str:
+    """The builtin op name as TFLite spells it (``CUSTOM:<name>`` for custom ops)."""
     code = model.OperatorCodes(opcode_index)
     # Op codes above 127 live in BuiltinCode(); older files only fill DeprecatedBuiltinCode().
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
@@ -105,7 +106,7 @@ def _parse(data: bytes) -> ModelInfo:
     weight_types: set[str] = set()
     for i in range(graph.OperatorsLength()):
         operator = graph.Operators(i)
-        op = _op_name(model, operator.OpcodeIndex())
+        op = op_name(model, operator.OpcodeIndex())
         input_ids = [int(j) for j in operator.InputsAsNumpy()] if operator.InputsLength() else []
         output_ids = [int(j) for j in operator.OutputsAsNumpy()] if operator.OutputsLength() else []
         inputs = [infos[j] if j >= 0 else TensorInfo("", (), "none") for j in input_ids]

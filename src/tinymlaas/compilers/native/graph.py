@@ -15,6 +15,7 @@ import tflite
 
 from tinymlaas.compilers.native.ir import Graph, Node, Quant, Tensor
 from tinymlaas.errors import UnsupportedModel
+from tinymlaas.squeeze.inspect import op_name
 
 __all__ = ["read_graph"]
 
@@ -36,18 +37,6 @@ _NOT_FIELDS = re.compile(r"^(Init|GetRootAs.*|.*BufferHasIdentifier|.*AsNumpy|.*
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _op_name(model: tflite.Model, opcode_index: int) -> str:
-    code = model.OperatorCodes(opcode_index)
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == tflite.BuiltinOperator.CUSTOM:
-        custom = code.CustomCode()
-        return f"CUSTOM:{custom.decode() if custom else '?'}"
-    try:
-        return tflite.opcode2name(builtin)
-    except ValueError:
-        return f"BUILTIN_{builtin}"
 
 
 @cache
@@ -153,7 +142,7 @@ def read_graph(tflite_bytes: bytes, supported: frozenset[str] | None = None) -> 
             nodes.append(
                 Node(
                     index=i,
-                    op=_op_name(model, operator.OpcodeIndex()),
+                    op=op_name(model, operator.OpcodeIndex()),
                     inputs=tuple(int(j) for j in operator.InputsAsNumpy()) if operator.InputsLength() else (),
                     outputs=tuple(int(j) for j in operator.OutputsAsNumpy())
                     if operator.OutputsLength()
