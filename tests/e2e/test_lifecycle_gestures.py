@@ -23,7 +23,11 @@ def test_report_shape(report):
     assert set(report) >= {"dataset", "snapshot", "model", "float_metric", "variants", "timings_s"}
     assert report["float_metric"]["name"] == "accuracy"
     assert set(report["timings_s"]) == {"snapshot", "train", "squeeze", "compile"}
-    assert len(report["variants"]) == 9  # 3 boards x 3 quantizations
+    # 3 boards x 3 quantizations, and the int8 variant once more as a native module for each
+    # Cortex-M board (nano33ble, pico).
+    assert len(report["variants"]) == 11
+    native = [(r["board"], r["quantization"]) for r in report["variants"] if r["runtime"] == "native"]
+    assert native == [("nano33ble", "int8"), ("pico", "int8")]
     for row in report["variants"]:
         assert set(row) >= {
             "board",
@@ -57,12 +61,28 @@ def test_figures_are_consistent_with_the_fit_verdicts(report, module_cli):
         if row["fits"]:
             assert row["reasons"] == []
             assert row["arena_bytes"] or row["runtime"] == "litert"
-            assert row["size_bytes"] < row["flash_bytes"] <= board["usable_flash_bytes"]
+            if row["runtime"] == "native":
+                # The linked image: weights without the flatbuffer's own bytes, kernels, no interpreter.
+                assert (
+                    0 < row["flash_bytes"] == row["on_target"]["flash_bytes"] <= board["usable_flash_bytes"]
+                )
+            else:
+                assert row["size_bytes"] < row["flash_bytes"] <= board["usable_flash_bytes"]
             assert row["ram_bytes"] <= board["usable_ram_bytes"]
             if row["runtime"] == "tflm":
                 assert row["ram_bytes"] > row["arena_bytes"]
         else:
             assert row["reasons"]
+
+
+def test_native_rows_carry_on_target_figures_and_tflms_metric(report):
+    for board, core in (("nano33ble", "cortex-m4f"), ("pico", "cortex-m0plus")):
+        tflm = _row(report, board, "int8")
+        native = next(r for r in report["variants"] if r["board"] == board and r["runtime"] == "native")
+        assert native["variant"] == tflm["variant"] and native["metric"] == tflm["metric"]
+        target = native["on_target"]
+        assert target["core"] == core and target["instructions"] > 0 and target["latency_ms"] > 0
+        assert native["ram_bytes"] == target["static_ram_bytes"] + target["stack_bytes"] < tflm["ram_bytes"]
 
 
 def test_float16_is_refused_on_tflm_boards_with_the_reason(report):

@@ -116,6 +116,10 @@ EXPECTED = (
     Expected(r"squeeze gestures", ("float32", "float16", "int8", "TFLM", "LiteRT")),
     Expected(r"models show gestures", ("size", "arena", "params", "MACs", "metric", "int8")),
     Expected(r"compile var_\w+ --board pico --out module\.zip", (r"mod_\w+", "pico", "yes"), ("module.zip",)),
+    Expected(
+        r"compile var_\w+ --board nano33ble --compiler native",
+        (r"mod_\w+", "native", "Instructions", "mps2-an386", "linker", "bit-exact"),
+    ),
     Expected(r"models import model\.tflite --dataset gestures", (r"var_\w+", "int8", "accuracy")),
     Expected(
         r"lifecycle run --dataset gestures --boards nano33ble,pico,rpi4",
