@@ -15,10 +15,11 @@ import tflite
 from tinymlaas.errors import UnsupportedModel
 from tinymlaas.squeeze.info import LayerInfo, ModelInfo, TensorInfo
 
-__all__ = ["inspect_tflite", "op_name"]
+__all__ = ["DTYPES", "inspect_tflite", "op_name"]
 
 _TFLITE_IDENTIFIER = b"TFL3"
-_DTYPES = {
+# TFLite tensor types by the numpy dtype names the product uses.
+DTYPES = {
     tflite.TensorType.FLOAT32: "float32",
     tflite.TensorType.FLOAT16: "float16",
     tflite.TensorType.INT32: "int32",
@@ -54,7 +55,7 @@ def _tensor_info(tensor: tflite.Tensor) -> TensorInfo:
     return TensorInfo(
         name=(tensor.Name() or b"").decode(errors="replace"),
         shape=tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else (),
-        dtype=_DTYPES.get(tensor.Type(), f"type{tensor.Type()}"),
+        dtype=DTYPES.get(tensor.Type(), f"type{tensor.Type()}"),
         scale=scale,
         zero_point=zero_point,
     )

@@ -15,20 +15,10 @@ import tflite
 
 from tinymlaas.compilers.native.ir import Graph, Node, Quant, Tensor
 from tinymlaas.errors import UnsupportedModel
-from tinymlaas.squeeze.inspect import op_name
+from tinymlaas.squeeze.inspect import DTYPES, op_name
 
 __all__ = ["read_graph"]
 
-_DTYPES = {
-    tflite.TensorType.FLOAT32: "float32",
-    tflite.TensorType.FLOAT16: "float16",
-    tflite.TensorType.INT32: "int32",
-    tflite.TensorType.UINT8: "uint8",
-    tflite.TensorType.INT64: "int64",
-    tflite.TensorType.BOOL: "bool",
-    tflite.TensorType.INT16: "int16",
-    tflite.TensorType.INT8: "int8",
-}
 _PADDING = {v: k for k, v in vars(tflite.Padding).items() if not k.startswith("_")}
 _ACTIVATION = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}
 _OPTION_CLASSES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_")}
@@ -100,7 +90,7 @@ def _tensor(model: tflite.Model, graph: tflite.SubGraph, index: int) -> Tensor:
         index=index,
         name=(tensor.Name() or b"").decode(errors="replace"),
         shape=tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else (),
-        dtype=_DTYPES.get(type_code, f"type{type_code}"),
+        dtype=DTYPES.get(type_code, f"type{type_code}"),
         quant=_quant(tensor),
         data=data,
     )
