@@ -9,7 +9,6 @@ import json
 import zipfile
 from typing import Any
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -160,7 +159,6 @@ def test_cli_compile_native_json_prints_the_on_target_figures(store) -> None:
     )
     assert table.exit_code == 0, table.output
     assert "Instructions per layer" in table.output and "linker map" in table.output
-    assert np.isfinite(module["on_target"]["instructions"])
 
 
 def test_the_model_page_section_draws_instructions_per_layer(store, native) -> None:
