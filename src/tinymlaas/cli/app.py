@@ -21,7 +21,9 @@ from tinymlaas.cli import (
     lifecycle,
     models,
     pipeline,
+    pipelines,
     serve,
+    split,
     tokens,
 )
 from tinymlaas.cli._shared import err_console
@@ -48,6 +50,8 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(split.app, name="splits")
+app.add_typer(pipelines.app, name="pipelines")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)
@@ -55,6 +59,7 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("agent")(agent.agent)
 app.command("deploy")(deploy.deploy)
+app.command("split")(split.split)
 
 
 @app.callback()

@@ -22,6 +22,7 @@ __all__ = [
     "CompileParams",
     "JobParams",
     "LifecycleParams",
+    "SplitParams",
     "SqueezeParams",
     "TrainParams",
     "parse_params",
@@ -58,6 +59,14 @@ class CompileParams(JobParams):
     compiler: str | None = Field(None, max_length=64)
 
 
+class SplitParams(JobParams):
+    model: str = Field(max_length=160)
+    chain: str = Field(max_length=200)
+    objective: str = Field("latency", max_length=16)
+    build: bool = False
+    cut: int | None = Field(None, ge=0)
+
+
 class LifecycleParams(JobParams):
     dataset: str
     boards: list[str] = Field(min_length=1)
@@ -72,6 +81,7 @@ PARAMS: Mapping[JobKind, type[JobParams]] = MappingProxyType(
         JobKind.SQUEEZE: SqueezeParams,
         JobKind.COMPILE: CompileParams,
         JobKind.LIFECYCLE: LifecycleParams,
+        JobKind.SPLIT: SplitParams,
     }
 )
 

@@ -201,6 +201,7 @@ _KIND_STEPS = {
     JobKind.LIFECYCLE: PipelineStep.TRAIN,
     JobKind.SQUEEZE: PipelineStep.SQUEEZE,
     JobKind.COMPILE: PipelineStep.COMPILE,
+    JobKind.SPLIT: PipelineStep.COMPILE,
 }
 
 

@@ -37,6 +37,7 @@ JOB_PERMISSIONS: dict[JobKind, Permission] = {
     JobKind.LIFECYCLE: Permission.TRAINING_WRITE,
     JobKind.SQUEEZE: Permission.MODELS_WRITE,
     JobKind.COMPILE: Permission.MODELS_WRITE,
+    JobKind.SPLIT: Permission.MODELS_WRITE,
 }
 
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinymlaas.jobs.params import CompileParams, JobParams, LifecycleParams, SqueezeParams, TrainParams
+from tinymlaas.jobs.params import (
+    CompileParams,
+    JobParams,
+    LifecycleParams,
+    SplitParams,
+    SqueezeParams,
+    TrainParams,
+)
 from tinymlaas.jobs.records import JobReporter
 from tinymlaas.services.compiling import compile_module
 from tinymlaas.services.context import Context
 from tinymlaas.services.lifecycle import LifecyclePhase, run_lifecycle
+from tinymlaas.services.splitting import build_split, plan_model_split
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
 from tinymlaas.squeeze.convert import DEFAULT_QUANTIZATIONS
@@ -67,6 +75,18 @@ def _compile(ctx: Context, params: CompileParams, reporter: JobReporter) -> dict
     )
 
 
+def _split(ctx: Context, params: SplitParams, reporter: JobReporter) -> dict[str, Any]:
+    reporter.report(
+        f"planning the cuts of {params.model} on {params.chain} …", 0.0, phase=LifecyclePhase.COMPILE
+    )
+    plan = plan_model_split(
+        ctx, params.model, params.chain, objective=params.objective, progress=reporter.report
+    )
+    if params.build:
+        plan = build_split(ctx, plan["id"], cut=params.cut, progress=reporter.report)
+    return plan
+
+
 # Where each lifecycle phase starts on the job's progress bar; training fills the span up to squeeze.
 _STARTS = {
     LifecyclePhase.SNAPSHOT: 0.0,
@@ -104,4 +124,6 @@ def run(ctx: Context, params: JobParams, reporter: JobReporter) -> dict[str, Any
             return _compile(ctx, params, reporter)
         case LifecycleParams():
             return _lifecycle(ctx, params, reporter)
+        case SplitParams():
+            return _split(ctx, params, reporter)
     raise TypeError(f"no runner for {type(params).__name__}")

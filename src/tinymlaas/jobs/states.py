@@ -18,6 +18,7 @@ class JobKind(Enum):
     SQUEEZE = "squeeze"
     COMPILE = "compile"
     LIFECYCLE = "lifecycle"
+    SPLIT = "split"
 
 
 class JobState(Enum):

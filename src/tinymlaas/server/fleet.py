@@ -28,6 +28,7 @@ from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, 
 from tinymlaas.lwm2m.server import DEFAULT_SECURE_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
 from tinymlaas.server.campaigns import CampaignRunner
+from tinymlaas.server.pipelines import PipelineRunner
 from tinymlaas.services._reports import code_name, resources
 from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
@@ -125,6 +126,7 @@ class FleetService:
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
         self._campaigns: asyncio.Task[None] | None = None
+        self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
         # Registration Updates stored after the device got its answer; awaited before the server stops.
         self._pending_updates: set[asyncio.Task[None]] = set()
@@ -186,6 +188,8 @@ class FleetService:
             fleet.server.devices, asyncio.get_running_loop(), request_timeout=request_timeout
         )
         fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
+        pipelines = PipelineRunner(context, fleet.server, fleet._write, interval=max(0.5, campaign_interval))
+        fleet._pipelines = asyncio.create_task(pipelines.run(), name="pipeline runner")
         fleet._pruning = asyncio.create_task(fleet._prune_events(), name="event pruning")
         return fleet
 
@@ -205,7 +209,7 @@ class FleetService:
 
     async def stop(self) -> None:
         """Stop campaigns and report reads, stop the server, and set the devices it had registered offline."""
-        for background in (self._campaigns, self._pruning):
+        for background in (self._campaigns, self._pipelines, self._pruning):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)

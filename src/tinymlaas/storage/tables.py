@@ -42,9 +42,11 @@ __all__ = [
     "JobRow",
     "ModelRow",
     "ModuleRow",
+    "PipelineRow",
     "SampleRow",
     "SnapshotRow",
     "SnapshotSampleRow",
+    "SplitPlanRow",
     "TrainingRunRow",
     "VariantRow",
 ]
@@ -414,3 +416,46 @@ class AlertAckRow(Base):
     campaign_id: Mapped[str | None] = mapped_column(String(32))
     acknowledged_by: Mapped[str] = mapped_column(String(160))  # the audit trail's actor
     acknowledged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SplitPlanRow(Base):
+    """Every cut of one int8 variant between a device and the next node, costed, and the choice.
+
+    ``plan`` is the planner's result as JSON (each candidate with its figures and their sources), kept
+    because planning runs the model in QEMU and LiteRT. Building a cut adds one model per part
+    (``head_model_id``, ``tail_model_id``, each with its variant) and records in ``build`` the cut,
+    the parts' modules and the end-to-end accuracy measured through them.
+    """
+
+    __tablename__ = "split_plans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[str] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    chain: Mapped[str] = mapped_column(String(200))  # "nano33ble:ble:rpi4"
+    objective: Mapped[str] = mapped_column(String(16))
+    chosen: Mapped[int | None] = mapped_column(Integer)  # the chosen cut's index; None: no cut fits
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    head_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    tail_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    build: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class PipelineRow(Base):
+    """A declared graph of stages on nodes, and what applying it deployed and configured.
+
+    ``spec`` is the declaration as validated (``deploy.pipelines``); ``applied`` holds, per stage, the
+    campaign that installs its module and the per-hop keys written to its nodes (secrets: never shown).
+    """
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))  # deploy.pipelines.PipelineState
+    applied: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

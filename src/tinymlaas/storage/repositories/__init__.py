@@ -9,8 +9,10 @@ from tinymlaas.storage.repositories.datasets import DatasetRepository, Member, S
 from tinymlaas.storage.repositories.devices import DeviceRepository
 from tinymlaas.storage.repositories.jobs import JobRepository
 from tinymlaas.storage.repositories.models import ModelRepository
+from tinymlaas.storage.repositories.pipelines import PipelineRepository
 from tinymlaas.storage.repositories.sandbox import Removed, SandboxRepository
 from tinymlaas.storage.repositories.sessions import DashboardSessionRepository
+from tinymlaas.storage.repositories.splits import SplitPlanRepository
 from tinymlaas.storage.repositories.tokens import TokenRepository
 
 __all__ = [
@@ -25,9 +27,11 @@ __all__ = [
     "JobRepository",
     "Member",
     "ModelRepository",
+    "PipelineRepository",
     "Removed",
     "SamplePoint",
     "SampleQuery",
     "SandboxRepository",
+    "SplitPlanRepository",
     "TokenRepository",
 ]

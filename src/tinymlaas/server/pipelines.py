@@ -1,0 +1,250 @@
+"""The pipeline runner: the part of ``serve`` that turns an applied pipeline into configured nodes.
+
+``services.pipelines.apply_pipeline`` gates every node and starts the stage campaigns; this runner
+waits for them, then writes each node's Pipeline Stage object (26242) over LwM2M, last stage first:
+a node told which upstream nodes may send to it (with their keys) starts listening and reports its
+Listen URI, which becomes the Next Hops of the stage before it. While a pipeline runs, the runner
+reads every node's counters back and stores them, so the API and dashboard show what the nodes
+reported, never a figure of the server's own. Stopping clears the nodes' configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from tinymlaas.deploy.campaigns import CampaignState, InstallationState
+from tinymlaas.deploy.pipelines import PipelineSpec, PipelineState
+from tinymlaas.errors import TinymlaasError
+from tinymlaas.lwm2m.core import Path, Value
+from tinymlaas.lwm2m.server import Lwm2mServer
+from tinymlaas.server.campaigns import Write
+from tinymlaas.services._reports import resources
+from tinymlaas.services.context import Context
+from tinymlaas.storage.repositories import CampaignRepository, PipelineRepository
+
+__all__ = ["PipelineRunner"]
+
+_log = logging.getLogger(__name__)
+
+STAGE = Path(26242, 0)
+_LATENCY_BASIS = Path(26241, 0, 16)
+_LISTEN = 7
+# Counter resources of object 26242 and the names the store and API use for them.
+_COUNTERS = {
+    10: "messages_in",
+    11: "messages_out",
+    12: "passed",
+    13: "filtered",
+    14: "send_failures",
+    15: "outbox",
+    16: "hop_latency_ms",
+    17: "compute_ms",
+    18: "end_to_end_ms",
+    19: "last_result",
+    20: "labelled",
+    21: "correct",
+    22: "messages_per_s",
+}
+_FAILED_CAMPAIGN = {CampaignState.HALTED.value, CampaignState.CANCELLED.value, "rolling_back", "rolled_back"}
+
+
+def stage_values(
+    spec: PipelineSpec, stage_index: int, keys: dict[str, str], next_hops: list[str]
+) -> dict[Path, Value]:
+    """The Write that configures one stage's node: every configuration resource, in one request."""
+    stage = spec.stages[stage_index]
+    upstream = spec.stages[stage_index - 1].nodes if stage_index > 0 else []
+    values: dict[Path, Value] = {
+        Path(26242, 0, 0): spec.name,
+        Path(26242, 0, 1): stage.name,
+        Path(26242, 0, 2): "source" if stage_index == 0 else "relay",
+        Path(26242, 0, 4): stage.condition,
+        Path(26242, 0, 8): stage.link or "",
+        Path(26242, 0, 9): stage.fanout,
+    }
+    for i, uri in enumerate(next_hops):
+        values[Path(26242, 0, 3, i)] = uri
+    for i, node in enumerate(upstream):
+        values[Path(26242, 0, 6, i)] = f"{node}={keys[node]}"
+    return values
+
+
+class PipelineRunner:
+    """Advances applying pipelines, reads running ones, clears stopped ones, every ``interval`` s."""
+
+    def __init__(self, context: Context, server: Lwm2mServer, write: Write, *, interval: float = 1.0) -> None:
+        self.context = context
+        self.server = server
+        self._write = write
+        self.interval = interval
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("pipeline pass failed")
+            await asyncio.sleep(self.interval)
+
+    async def run_once(self) -> None:
+        for pipeline_id, state in await self._write(self._load):
+            if state is PipelineState.APPLYING:
+                await self._applying(pipeline_id)
+            elif state is PipelineState.RUNNING:
+                await self._read(pipeline_id)
+            elif state is PipelineState.STOPPED:
+                await self._clear(pipeline_id)
+
+    def _load(self) -> list[tuple[str, PipelineState]]:
+        with self.context.session() as session:
+            rows = PipelineRepository(session).all(
+                states=(
+                    PipelineState.APPLYING.value,
+                    PipelineState.RUNNING.value,
+                    PipelineState.STOPPED.value,
+                )
+            )
+            return [
+                (row.id, PipelineState(row.state))
+                for row in rows
+                if row.state != PipelineState.STOPPED.value or (row.applied or {}).get("configured")
+            ]
+
+    def _snapshot(self, pipeline_id: str) -> tuple[PipelineSpec, dict[str, Any]]:
+        with self.context.session() as session:
+            row = PipelineRepository(session).get(pipeline_id)
+            return PipelineSpec.model_validate(row.spec), dict(row.applied or {})
+
+    def _update(self, pipeline_id: str, expect: PipelineState, **changes: Any) -> None:
+        """Store changes unless someone moved the pipeline on meanwhile (a stop wins over the runner)."""
+        with self.context.session() as session:
+            row = PipelineRepository(session).get(pipeline_id)
+            if row.state != expect.value:
+                return
+            applied = dict(row.applied or {})
+            applied.update(changes.pop("applied", {}))
+            row.applied = applied
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = datetime.now(UTC)
+
+    def _campaigns_outcome(self, applied: dict[str, Any]) -> tuple[bool, str | None]:
+        """(all done, the first failure) over the pipeline's campaigns."""
+        with self.context.session() as session:
+            repo = CampaignRepository(session)
+            done = True
+            for stage, ids in applied.get("campaigns", {}).items():
+                for campaign_id in ids:
+                    campaign = repo.campaign(campaign_id)
+                    if campaign.state in _FAILED_CAMPAIGN:
+                        return False, f"stage {stage!r}: campaign {campaign_id} is {campaign.state}"
+                    for endpoint, installation in repo.installations(campaign_id).items():
+                        if installation.state in (
+                            InstallationState.FAILED.value,
+                            InstallationState.REFUSED.value,
+                        ):
+                            return False, (
+                                f"stage {stage!r}: installing on {endpoint} {installation.state} "
+                                f"(campaign {campaign_id})"
+                            )
+                    if campaign.state != CampaignState.COMPLETED.value:
+                        done = False
+            return done, None
+
+    async def _applying(self, pipeline_id: str) -> None:
+        spec, applied = await self._write(self._snapshot, pipeline_id)
+        done, failure = await self._write(self._campaigns_outcome, applied)
+        if failure is not None:
+            await self._write(
+                self._update,
+                pipeline_id,
+                PipelineState.APPLYING,
+                state=PipelineState.FAILED.value,
+                error=failure,
+            )
+            return
+        if not done:
+            return
+        keys: dict[str, str] = applied.get("keys", {})
+        configured: list[str] = []
+        listen: dict[str, str] = {}
+        next_hops: list[str] = []
+        try:
+            for index in reversed(range(len(spec.stages))):
+                stage = spec.stages[index]
+                hops = []
+                for node in stage.nodes:
+                    values = stage_values(spec, index, keys, next_hops)
+                    if index < len(spec.stages) - 1:
+                        values[Path(26242, 0, 5)] = keys[node]
+                    await self.server.devices.write(node, STAGE, values)
+                    configured.append(node)
+                    if index > 0:
+                        found = resources(await self.server.devices.read(node, Path(26242, 0, _LISTEN)))
+                        uri = str(found.get(_LISTEN) or "")
+                        if not uri:
+                            raise TinymlaasError(
+                                f"{node} reports no Listen URI after its upstream keys were written"
+                            )
+                        listen[node] = uri
+                        hops.append(uri)
+                next_hops = hops
+        except TinymlaasError as exc:
+            await self._write(
+                self._update,
+                pipeline_id,
+                PipelineState.APPLYING,
+                state=PipelineState.FAILED.value,
+                error=f"configuring the nodes failed: {exc.detail}",
+                applied={"configured": configured},
+            )
+            return
+        nodes = {node: {"listen": uri} for node, uri in listen.items()}
+        await self._write(
+            self._update,
+            pipeline_id,
+            PipelineState.APPLYING,
+            state=PipelineState.RUNNING.value,
+            applied={"configured": configured, "nodes": nodes},
+        )
+
+    async def _read(self, pipeline_id: str) -> None:
+        spec, applied = await self._write(self._snapshot, pipeline_id)
+        nodes: dict[str, Any] = dict(applied.get("nodes", {}))
+        now = datetime.now(UTC).isoformat()
+        for stage in spec.stages:
+            for node in stage.nodes:
+                entry = dict(nodes.get(node, {}))
+                online = self.server.store.get_by_endpoint(node) is not None
+                entry["online"] = online
+                if online:
+                    try:
+                        found = resources(await self.server.devices.read(node, STAGE))
+                        basis = resources(await self.server.devices.read(node, _LATENCY_BASIS))
+                    except TinymlaasError as exc:
+                        entry["error"] = exc.detail
+                    else:
+                        entry["counters"] = {name: found.get(rid) for rid, name in _COUNTERS.items()}
+                        entry["latency_basis"] = str(basis.get(16) or "")
+                        entry["read_at"] = now
+                        entry.pop("error", None)
+                nodes[node] = entry
+        await self._write(self._update, pipeline_id, PipelineState.RUNNING, applied={"nodes": nodes})
+
+    async def _clear(self, pipeline_id: str) -> None:
+        _spec, applied = await self._write(self._snapshot, pipeline_id)
+        left = []
+        for node in applied.get("configured", []):
+            try:
+                await self.server.devices.write(
+                    node, STAGE, {Path(26242, 0, 0): "", Path(26242, 0, 1): "", Path(26242, 0, 2): ""}
+                )
+            except TinymlaasError as exc:
+                _log.warning("clearing %s's pipeline stage failed: %s", node, exc.detail)
+                left.append(node)
+        await self._write(self._update, pipeline_id, PipelineState.STOPPED, applied={"configured": left})
