@@ -18,6 +18,8 @@ OPERATION_IDS = {
     "list_modules", "show_module", "show_module_fit", "download_module_package",
     "list_jobs", "show_job", "create_job", "cancel_job",
     "show_pipeline", "delete_dry_run",
+    "list_node_pipelines", "create_node_pipeline", "show_node_pipeline", "apply_node_pipeline",
+    "stop_node_pipeline", "plan_split", "list_splits", "show_split",
     "list_devices", "show_device", "show_device_telemetry", "list_device_history", "fleet_health",
     "acknowledge_alert",
     "list_provisioned_devices", "provision_a_device", "revoke_a_device",

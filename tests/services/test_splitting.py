@@ -1,6 +1,7 @@
 """Splitting through the service and the CLI: the plan is stored, a built cut's head is a native
 module for the device and its tail a LiteRT module for the gateway, and running the two built
-modules one after the other gives the unsplit int8 model's outputs on the whole test split."""
+modules one after the other gives the unsplit int8 model's outputs, within one int8 step, on the
+whole test split."""
 
 from __future__ import annotations
 
@@ -12,82 +13,27 @@ from typer.testing import CliRunner
 
 from tinymlaas.cli.app import app
 from tinymlaas.errors import InvalidInput
-from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context
-from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.splitting import build_split, list_splits, plan_model_split, show_split
-from tinymlaas.services.squeezing import store_variant
-from tinymlaas.settings import Settings
-from tinymlaas.squeeze.convert import Quantization, convert
-from tinymlaas.squeeze.variants import Evaluation, assess
-from tinymlaas.storage.tables import ModelRow, TrainingRunRow
-
-SEED = 5
+from tinymlaas.storage.tables import ModelRow
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Context, int]:
-    """A digits snapshot and a small CNN for it with an int8 variant; returns the test split size."""
-    import keras
-
-    context = Context(Settings(data_dir=tmp_path_factory.mktemp("split") / "data"))
-    datasets = DatasetService(context)
-    datasets.generate("digits", "digits", samples=200, seed=1)
-    snapshot = datasets.snapshot("digits")
-    loaded = datasets.load(snapshot, seed=SEED)
-    keras.utils.set_random_seed(SEED)
-    model = keras.Sequential(
-        [
-            keras.Input(loaded.spec.input_shape),
-            keras.layers.Conv2D(8, 3, activation="relu"),
-            keras.layers.DepthwiseConv2D(3, activation="relu"),
-            keras.layers.Conv2D(16, 1, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(len(loaded.spec.labels), activation="softmax"),
-        ]
-    )
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(loaded.arrays.x_train, loaded.arrays.y_train, epochs=3, verbose=0)
-    with context.session() as session:
-        session.add(
-            TrainingRunRow(
-                id="run_split", snapshot_id=snapshot, recipe={"arch": "cnn2d", "epochs": 3, "seed": SEED},
-                split_counts={}, history={}, metric_name="accuracy", metric_value=0.5, epochs_run=3,
-                duration_s=0.1, confusion_matrix=None,
-            )
-        )  # fmt: skip
-        session.flush()
-        session.add(
-            ModelRow(
-                id="mdl_split", name="digits-cnn", version=1, origin="trained", training_run_id="run_split",
-                keras_blob=context.blobs.put(_keras_io.to_bytes(model)), arch="cnn2d", params=1,
-                spec={"task": "classification"}, float_metric={"name": "accuracy", "value": 0.5},
-            )
-        )  # fmt: skip
-    evaluation = Evaluation(loaded.spec.task, loaded.arrays.x_test, loaded.arrays.y_test)
-    squeezed = assess(
-        convert(model, Quantization.INT8, loaded.arrays.x_train), evaluation, max_arena_bytes=256 * 1024
-    )
-    store_variant(context, "mdl_split", squeezed, snapshot)
-    return context, len(loaded.arrays.x_test)
-
-
-@pytest.fixture(scope="module")
-def plan(store: tuple[Context, int]) -> dict[str, Any]:
-    context, _ = store
+def plan(digits_cnn_store: tuple[Context, int]) -> dict[str, Any]:
+    context, _ = digits_cnn_store
     return plan_model_split(context, "digits-cnn", "nano33ble:ble:rpi4")
 
 
-def test_a_plan_is_stored_with_every_candidate_and_the_choice(store, plan) -> None:  # type: ignore[no-untyped-def]
-    context, _ = store
+def test_a_plan_is_stored_with_every_candidate_and_the_choice(digits_cnn_store, plan) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
     assert plan["model"]["name"] == "digits-cnn" and plan["chain"] == "nano33ble:ble:rpi4"
     assert plan["chosen"] in {c["index"] for c in plan["candidates"]}
     assert show_split(context, plan["id"])["candidates"] == plan["candidates"]
     assert [p["id"] for p in list_splits(context, "digits-cnn")] == [plan["id"]]
 
 
-def test_a_built_cut_runs_exactly_like_the_unsplit_model(store, plan) -> None:  # type: ignore[no-untyped-def]
-    context, test_samples = store
+def test_a_built_cut_runs_exactly_like_the_unsplit_model(digits_cnn_store, plan) -> None:  # type: ignore[no-untyped-def]
+    context, test_samples = digits_cnn_store
     interior = [c["index"] for c in plan["candidates"] if 0 < c["index"] < plan["operators"]]
     built = build_split(context, plan["id"], cut=interior[len(interior) // 2])["build"]
     head, tail = built["head"], built["tail"]
@@ -102,16 +48,16 @@ def test_a_built_cut_runs_exactly_like_the_unsplit_model(store, plan) -> None:  
     assert show_split(context, plan["id"])["build"]["cut"] == built["cut"]
 
 
-def test_the_extremes_and_unknown_cuts_are_not_built(store, plan) -> None:  # type: ignore[no-untyped-def]
-    context, _ = store
+def test_the_extremes_and_unknown_cuts_are_not_built(digits_cnn_store, plan) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
     with pytest.raises(InvalidInput, match="whole model"):
         build_split(context, plan["id"], cut=0)
     with pytest.raises(InvalidInput, match="not a valid cut"):
         build_split(context, plan["id"], cut=999)
 
 
-def test_a_model_without_an_int8_variant_is_refused_with_what_to_do(store) -> None:  # type: ignore[no-untyped-def]
-    context, _ = store
+def test_a_model_without_an_int8_variant_is_refused_with_what_to_do(digits_cnn_store) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
     with context.session() as session:
         session.add(
             ModelRow(id="mdl_float", name="float-only", version=1, origin="trained", arch="x", params=1)
@@ -120,8 +66,8 @@ def test_a_model_without_an_int8_variant_is_refused_with_what_to_do(store) -> No
         plan_model_split(context, "float-only", "nano33ble:ble:rpi4")
 
 
-def test_cli_split_json_lists_the_cuts_with_predictions_and_the_choice(store) -> None:  # type: ignore[no-untyped-def]
-    context, _ = store
+def test_cli_split_json_lists_the_cuts_with_predictions_and_the_choice(digits_cnn_store) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
     base = ["--data-dir", str(context.settings.data_dir)]
     result = CliRunner().invoke(app, [*base, "split", "digits-cnn", "--chain", "pico:wifi:rpi4", "--json"])
     assert result.exit_code == 0, result.output

@@ -227,7 +227,11 @@ def apply_pipeline(ctx: Context, ref: str) -> dict[str, Any]:
     groups = _groups(ctx, spec)
     refusals = []
     for (stage, module_id), nodes in groups.items():
-        preview = preview_campaign(ctx, module_id, ",".join(nodes))
+        try:
+            preview = preview_campaign(ctx, module_id, ",".join(nodes))
+        except InvalidInput as exc:
+            refusals.append(f"stage {stage!r}: {exc.detail}")
+            continue
         refusals += [
             f"stage {stage!r}, node {d['endpoint']}: {'; '.join(d['reasons'])}"
             for d in preview["devices"]
