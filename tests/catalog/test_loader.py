@@ -374,3 +374,42 @@ def test_unreadable_board_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="cannot read it as TOML") as caught:
         load_catalog([tmp_path])
     assert "dir.toml" in str(caught.value)
+
+
+# --- power figures --------------------------------------------------------------------------------
+
+
+def test_power_figures_load_with_their_source(tmp_path: Path) -> None:
+    data = valid_board()
+    data["power"] = {"cpu_active_mw": 10, "radio_tx_mw": 14, "radio_rx_mw": 13}
+    data["sources"]["power"] = "test datasheet: currents at 3 V"
+    write_board(tmp_path, data)
+    board = load_catalog([tmp_path]).board("my-board")
+    assert board.power_mw == {"cpu_active_mw": 10.0, "radio_tx_mw": 14.0, "radio_rx_mw": 13.0}
+    assert board.as_dict()["power_mw"]["radio_tx_mw"] == 14.0
+
+
+@pytest.mark.parametrize(
+    ("power", "source", "message"),
+    [
+        ({"cpu_active_mw": 10, "radio_tx_mw": 14, "radio_rx_mw": 13}, None, "no source for the \\[power\\]"),
+        ({"cpu_active_mw": 10, "radio_tx_mw": 14}, "ok", "missing radio_rx_mw"),
+        ({"cpu_active_mw": 0, "radio_tx_mw": 14, "radio_rx_mw": 13}, "ok", "positive number"),
+        ({"cpu_active_mw": 10, "radio_tx_mw": 14, "radio_rx_mw": 13, "gpu_mw": 1}, "ok", "gpu_mw"),
+    ],
+)
+def test_bad_power_figures_are_refused_naming_the_problem(
+    tmp_path: Path, power: dict[str, int], source: str | None, message: str
+) -> None:
+    data = valid_board()
+    data["power"] = power
+    if source is not None:
+        data["sources"]["power"] = source
+    write_board(tmp_path, data)
+    with pytest.raises(InvalidInput, match=message):
+        load_catalog([tmp_path])
+
+
+def test_boards_without_a_source_for_power_have_none(catalog: Catalog) -> None:
+    assert catalog.board("pico").power_mw == {}
+    assert "nRF52840 Product Specification" in catalog.board("nano33ble").sources["power"]

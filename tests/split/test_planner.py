@@ -87,7 +87,20 @@ def test_an_unknown_board_in_a_chain_is_named(catalog) -> None:  # type: ignore[
         parse_chain("toaster:ble:rpi4", catalog)
 
 
-def test_energy_is_refused_until_a_board_gives_power_figures(straight_cnn: bytes, catalog) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InvalidInput, match="power figures"):
-        plan_split(straight_cnn, parse_chain("nano33ble:ble:rpi4", catalog), catalog, objective="energy")
+def test_energy_is_computed_only_where_a_source_gives_power_figures(
+    straight_cnn: bytes, catalog, straight_plan
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput, match="No source gives power figures for Raspberry Pi Pico"):
+        plan_split(straight_cnn, parse_chain("pico:ble:rpi4", catalog), catalog, objective="energy")
+    with pytest.raises(InvalidInput, match="Unknown objective"):
+        plan_split(straight_cnn, parse_chain("nano33ble:ble:rpi4", catalog), catalog, objective="cost")
+    for c in straight_plan.candidates:
+        assert c.energy is not None and "nRF52840" in c.energy.basis
+        assert c.energy.low_mj <= c.energy.mj <= c.energy.high_mj
+    # Sending more bytes costs more radio energy: all offloaded sends the input, all on device the result.
+    offload, on_device = straight_plan.extremes
+    assert offload.cut.nbytes > on_device.cut.nbytes
+    energy = plan_split(straight_cnn, parse_chain("nano33ble:ble:rpi4", catalog), catalog, objective="energy")
+    fitting = [c for c in energy.candidates if c.fits]
+    assert energy.chosen == min(fitting, key=lambda c: c.energy.mj).cut.index
     assert find_cuts(straight_cnn).operators > 0

@@ -48,9 +48,12 @@ class Board:
     # Field name -> where the figure comes from (datasheet, product page, measurement, estimate).
     sources: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     notes: str = ""
+    # cpu_active_mw, radio_tx_mw, radio_rx_mw where a source gives them (sources["power"]); else empty.
+    power_mw: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", _frozen(self.sources))
+        object.__setattr__(self, "power_mw", MappingProxyType(dict(self.power_mw)))
 
     def running(self, runtime: str | None) -> Board:
         """This board with ``runtime`` first: the runtime an emulated device's firmware runs.
@@ -74,6 +77,7 @@ class Board:
             "transports": list(self.transports),
             "sensors": list(self.sensors),
             "sources": dict(self.sources),
+            "power_mw": dict(self.power_mw),
         }
 
 

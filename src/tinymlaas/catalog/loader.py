@@ -30,8 +30,10 @@ _FIGURES = ("clock_mhz", "flash_bytes", "ram_bytes", "usable_flash_bytes", "usab
 _TRANSPORTS = frozenset({"usb-serial", "ble", "wifi", "ethernet", "lte-m", "nb-iot", "uart"})
 _BOARD_KEYS = frozenset(
     {"id", "name", "class", "soc", "core", *_FIGURES}
-    | {"runtimes", "accelerator", "transports", "sensors", "notes", "sources"}
+    | {"runtimes", "accelerator", "transports", "sensors", "notes", "sources", "power"}
 )
+# Optional [power] figures in milliwatts, for the device-energy objective of the split planner.
+_POWER_KEYS = frozenset({"cpu_active_mw", "radio_tx_mw", "radio_rx_mw"})
 _RUNTIME_KEYS = frozenset({"name", "source", "ops", "footprint"})
 _FOOTPRINT_KEYS = frozenset({"flash_bytes", "per_op_flash_bytes", "ram_bytes", "source"})
 _TYPE_NAMES: dict[type, str] = {str: "a string", int: "an integer", list: "a list", dict: "a table"}
@@ -158,7 +160,30 @@ def _parse_board(file: Traversable, runtimes: Mapping[str, RuntimeProfile]) -> B
         sensors=_string_list(data, "sensors", where),
         sources=_sources(data, where),
         notes=_optional(data, "notes", str, where) or "",
+        power_mw=_power(data, where),
     )
+
+
+def _power(data: Mapping[str, Any], where: str) -> dict[str, float]:
+    """The optional [power] table: all three figures, positive, and a ``power`` source for them."""
+    table = _optional(data, "power", dict, where)
+    if table is None:
+        return {}
+    here = f"{where} [power]"
+    _reject_unknown_keys(table, _POWER_KEYS, here)
+    missing = sorted(_POWER_KEYS - set(table))
+    if missing:
+        raise InvalidInput(f"{here}: missing {', '.join(missing)}; give all three figures or none")
+    figures: dict[str, float] = {}
+    for key in sorted(_POWER_KEYS):
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise InvalidInput(f"{here}: {key} must be a positive number of milliwatts, got {value!r}")
+        figures[key] = float(value)
+    source = data.get("sources", {}).get("power", "")
+    if not isinstance(source, str) or not source.strip():
+        raise InvalidInput(f"{where}: no source for the [power] figures; add sources.power")
+    return figures
 
 
 def _sources(data: Mapping[str, Any], where: str) -> dict[str, str]:

@@ -25,10 +25,13 @@ def cuts_table(plan: dict[str, Any]) -> Table:
     )
     numeric = ("ms", "bytes", "flash", "RAM")
     columns = ("", "cut", "crosses", "bytes", "head flash", "head RAM", "fits")
-    for column in (*columns, "device ms", "transfer ms", "remote ms", "total ms"):
-        table.add_column(column, justify="right" if column.endswith(numeric) else "left")
+    energy = any(c.get("device_energy") for c in plan["candidates"])
+    times = ("device ms", "transfer ms", "remote ms", "total ms")
+    for column in (*columns, *times, *(("device mJ",) if energy else ())):
+        table.add_column(column, justify="right" if column.endswith((*numeric, "mJ")) else "left")
     for c in plan["candidates"]:
         chosen = c["index"] == plan["chosen"]
+        extra = (f"{c['device_energy']['mj']:.3f}",) if energy else ()
         table.add_row(
             "[bold green]→[/]" if chosen else "",
             f"{c['index']}",
@@ -41,6 +44,7 @@ def cuts_table(plan: dict[str, Any]) -> Table:
             f"{c['transfer']['ms']:.2f}",
             _ms(c["remote"]),
             f"[bold]{c['total_ms']:.2f}[/]" if chosen else f"{c['total_ms']:.2f}",
+            *extra,
         )
     return table
 
@@ -54,6 +58,8 @@ def _bases(plan: dict[str, Any]) -> list[str]:
         f"remote: {chosen['remote']['basis']}",
         "bytes: the encoded hop message (int8 tensor, its scale and zero point, CBOR header)",
     ]
+    if chosen.get("device_energy"):
+        lines.append(f"device mJ: {chosen['device_energy']['basis']}")
     return lines
 
 
@@ -110,7 +116,9 @@ def split(
     chain: str = typer.Option(
         ..., "--chain", help="device:link:node, e.g. nano33ble:ble:rpi4 (links: ble, wifi, lte-m, nb-iot)."
     ),
-    objective: str = typer.Option("latency", help="What the choice minimises: end-to-end latency."),
+    objective: str = typer.Option(
+        "latency", help="What the choice minimises: latency (end to end) or energy (the device's)."
+    ),
     build: bool = typer.Option(False, "--build", help="Also build the chosen cut's head and tail modules."),
     cut: int | None = typer.Option(None, help="Build this cut instead of the chosen one (with --build)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),

@@ -13,8 +13,12 @@ figure carries that source in a sentence:
   marked as measured on the emulating host, not on the board;
 - transfer: ``split.transfer``'s model of a Block1 exchange over the link profile.
 
-The objective is end-to-end latency, subject to the head fitting the device; the two extremes (all
-offloaded, all on the device) are always among the candidates so the choice is judged against both.
+- device energy, where the board file gives power figures with their source: CPU power × the head's
+  time plus radio power × the time the message's bytes are on the air.
+
+The objective is end-to-end latency (or device energy), subject to the head fitting the device; the
+two extremes (all offloaded, all on the device) are always among the candidates so the choice is
+judged against both.
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ from tinymlaas.compilers.native.qemu import measure_on_qemu, toolchain_problem
 from tinymlaas.errors import InvalidInput, TinymlaasError
 from tinymlaas.lwm2m.linkemu import PROFILES, LinkProfile, link_profile
 from tinymlaas.split.cuts import Cut, CutSearch, find_cuts, split_model
-from tinymlaas.split.transfer import predict_transfer
+from tinymlaas.split.transfer import TransferEstimate, predict_transfer
 from tinymlaas.split.wire import HopMessage, HopTiming, encode
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.squeeze.runtimes import LiteRtRunner
 
 __all__ = [
+    "OBJECTIVES",
     "Chain",
     "CutFigures",
+    "Energy",
     "Figure",
     "SplitPlan",
     "parse_chain",
@@ -57,6 +63,7 @@ __all__ = [
 # reference kernels 5-10; 4 is in between, and the range says how little it is worth.
 CYCLES_PER_MAC = 4.0
 CYCLES_PER_MAC_RANGE = (1.0, 10.0)
+OBJECTIVES = ("latency", "energy")
 # LiteRT runs of one part on this host; the median is kept.
 HOST_RUNS = 15
 # Random int8 inputs run in QEMU for the per-layer counts (counts barely depend on the data).
@@ -123,6 +130,44 @@ _NOTHING = Figure(0.0, 0.0, 0.0, "nothing runs there at this cut")
 
 
 @dataclass(frozen=True)
+class Energy:
+    """The device's energy for one inference and its message, in millijoules, with its basis."""
+
+    mj: float
+    low_mj: float
+    high_mj: float
+    basis: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mj": self.mj, "low_mj": self.low_mj, "high_mj": self.high_mj, "basis": self.basis}
+
+
+def device_energy(
+    board: Board, device: Figure, transfer: TransferEstimate, link: LinkProfile
+) -> Energy | None:
+    """CPU power × the head's time, plus radio power × the time the message's bytes are on the air.
+
+    None when the board file gives no power figures. Idle listening between exchanges, connection
+    events and the board's other parts are not counted, so this is a floor.
+    """
+    power = board.power_mw
+    if not power:
+        return None
+    up_s = transfer.uplink_bytes * 8 / link.bandwidth_bps
+    down_s = transfer.downlink_bytes * 8 / link.bandwidth_bps
+    radio_mj = up_s * power["radio_tx_mw"] + down_s * power["radio_rx_mw"]
+    cpu = power["cpu_active_mw"] / 1000.0  # mJ per ms
+    return Energy(
+        device.ms * cpu + radio_mj,
+        device.low_ms * cpu + radio_mj,
+        device.high_ms * cpu + radio_mj,
+        f"estimate: {power['cpu_active_mw']:g} mW × the head's time + {power['radio_tx_mw']:g} mW × "
+        f"{up_s * 1000:.2f} ms transmitting + {power['radio_rx_mw']:g} mW × {down_s * 1000:.2f} ms receiving "
+        f"({board.sources.get('power', '').split(',')[0]}); idle listening not counted",
+    )
+
+
+@dataclass(frozen=True)
 class CutFigures:
     """One candidate: the cut, what the head needs on the device, and the three times."""
 
@@ -135,6 +180,7 @@ class CutFigures:
     device: Figure
     transfer: Figure
     remote: Figure
+    energy: Energy | None = None
 
     @property
     def total_ms(self) -> float:
@@ -163,6 +209,7 @@ class CutFigures:
             "transfer": self.transfer.as_dict(),
             "remote": self.remote.as_dict(),
             "total_ms": self.total_ms,
+            "device_energy": self.energy.as_dict() if self.energy is not None else None,
         }
 
 
@@ -375,6 +422,7 @@ class _Planner:
         fits, reasons, flash, ram = self.head_fit(cut, head)
         payload = _payload_bytes(cut)
         transfer = predict_transfer(payload, self.chain.link)
+        device = self.compute(self.chain.device, self.device_timer, cut, head, head=True)
         return CutFigures(
             cut=cut,
             fits=fits,
@@ -382,11 +430,12 @@ class _Planner:
             head_flash_bytes=flash,
             head_ram_bytes=ram,
             payload_bytes=payload,
-            device=self.compute(self.chain.device, self.device_timer, cut, head, head=True),
+            device=device,
             transfer=Figure(
                 transfer.seconds * 1000, transfer.seconds * 1000, transfer.seconds * 1000, transfer.basis
             ),
             remote=self.compute(self.chain.remote, self.remote_timer, cut, tail, head=False),
+            energy=device_energy(self.chain.device, device, transfer, self.chain.link),
         )
 
 
@@ -398,11 +447,14 @@ def plan_split(
     objective: str = "latency",
     progress: Progress = _quiet,
 ) -> SplitPlan:
-    """Cost every valid cut of ``tflite`` on ``chain`` and choose the fastest one whose head fits."""
-    if objective != "latency":
+    """Cost every valid cut of ``tflite`` on ``chain`` and choose, among the cuts whose head fits, the
+    one with the least end-to-end latency (``latency``) or device energy (``energy``)."""
+    if objective not in OBJECTIVES:
+        raise InvalidInput(f"Unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+    if objective == "energy" and not chain.device.power_mw:
         raise InvalidInput(
-            f"Objective {objective!r} is not available: the catalog gives no power figures for any board, "
-            "so device energy cannot be computed; use latency"
+            f"No source gives power figures for {chain.device.name}, so its energy cannot be computed; "
+            "use --objective latency, or add a [power] table with its source to the board file"
         )
     search: CutSearch = find_cuts(tflite)
     planner = _Planner(tflite, chain, catalog, progress)
@@ -411,7 +463,11 @@ def plan_split(
         progress(f"cut {cut.index} of {search.operators}: {cut.label}")
         candidates.append(planner.figures(cut))
     fitting = [c for c in candidates if c.fits]
-    chosen = min(fitting, key=lambda c: (c.total_ms, -c.cut.index)).cut.index if fitting else None
+
+    def cost(c: CutFigures) -> float:
+        return c.energy.mj if objective == "energy" and c.energy is not None else c.total_ms
+
+    chosen = min(fitting, key=lambda c: (cost(c), -c.cut.index)).cut.index if fitting else None
     notes = list(planner.notes)
     if search.skipped:
         notes.append(

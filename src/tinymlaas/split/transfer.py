@@ -80,6 +80,8 @@ class TransferEstimate:
     datagrams: float  # expected datagrams on the air both ways, retransmissions included
     seconds: float  # expected
     basis: str  # one sentence: the model and its figures
+    uplink_bytes: float = 0.0  # expected bytes the sender puts on the air, retransmissions included
+    downlink_bytes: float = 0.0  # expected bytes of the answers it receives
 
 
 def predict_transfer(
@@ -130,6 +132,8 @@ def predict_transfer(
         datagrams=datagrams,
         seconds=seconds,
         basis=basis,
+        uplink_bytes=request_bytes * attempts,
+        downlink_bytes=blocks * response_bytes * attempts * (1 - link.loss),
     )
 
 
