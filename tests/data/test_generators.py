@@ -14,11 +14,13 @@ def stacked(data: ImportedData) -> np.ndarray:
 
 
 def test_registry_names_every_generator():
-    assert set(GENERATORS) == {"sine", "gestures", "digits"}
+    assert set(GENERATORS) == {"sine", "gestures", "digits", "scenes"}
 
 
 def test_unknown_generator_lists_the_names():
-    with pytest.raises(NotFound, match="no generator 'mnist'; the generators are digits, gestures, sine"):
+    with pytest.raises(
+        NotFound, match="no generator 'mnist'; the generators are digits, gestures, scenes, sine"
+    ):
         generate_named("mnist")
 
 

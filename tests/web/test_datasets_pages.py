@@ -206,7 +206,9 @@ def test_refusals_are_flashed_and_change_nothing(site) -> None:
     taken = client.post("/datasets", data={"name": "web-r", "generator": "gestures", "samples": "5"})
     assert taken.status_code == 409 and "already exists" in Page(taken.text).text("flash-error")
     unknown = client.post("/datasets", data={"name": "web-x", "generator": "weather", "samples": "5"})
-    assert unknown.status_code == 404 and "digits, gestures, sine" in Page(unknown.text).text("flash-error")
+    assert unknown.status_code == 404 and "digits, gestures, scenes, sine" in Page(unknown.text).text(
+        "flash-error"
+    )
     assert "origin 'stolen'" in _page(client, "/datasets/web-r?origin=stolen", 422).text("flash-error")
     assert _page(client, "/datasets/web-missing", 404)
     assert DatasetService(site.context).show("web-r").sample_count == 10

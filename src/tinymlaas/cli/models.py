@@ -100,7 +100,9 @@ def layers_table(target: dict[str, Any]) -> Table:
 def train(
     ctx: typer.Context,
     dataset: str = typer.Option(..., "--dataset", help="Dataset to train on (snapshotted first)."),
-    arch: str | None = typer.Option(None, help="dense, cnn1d, cnn2d or mobilenet (default: from the data)."),
+    arch: str | None = typer.Option(
+        None, help="dense, cnn1d, cnn2d, mobilenet or gate (default: from the data)."
+    ),
     epochs: int | None = typer.Option(
         None, min=1, help="Most epochs to train; early stopping may end sooner."
     ),

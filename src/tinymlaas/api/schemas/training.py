@@ -20,7 +20,7 @@ class TrainingRunCreate(BaseModel):
     """Train a model on a snapshot of a dataset, as a background job."""
 
     dataset: str = Field(min_length=1, examples=["gestures-demo"])
-    arch: str | None = Field(None, examples=["cnn1d"], description="dense, cnn1d, cnn2d or mobilenet.")
+    arch: str | None = Field(None, examples=["cnn1d"], description="dense, cnn1d, cnn2d, mobilenet or gate.")
     epochs: int | None = Field(
         None, ge=1, le=10_000, description="Most epochs; early stopping may end sooner."
     )

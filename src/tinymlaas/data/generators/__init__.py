@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from tinymlaas.data.generators import digits, gestures, sine
+from tinymlaas.data.generators import digits, gestures, scenes, sine
 from tinymlaas.data.types import ImportedData
 from tinymlaas.errors import NotFound
 
@@ -17,6 +17,7 @@ GENERATORS: Mapping[str, Callable[..., ImportedData]] = MappingProxyType(
         sine.NAME: sine.generate,
         gestures.NAME: gestures.generate,
         digits.NAME: digits.generate,
+        scenes.NAME: scenes.generate,
     }
 )
 

@@ -17,7 +17,7 @@ __all__ = ["ARCHITECTURES", "build", "choose"]
 
 # Family name -> input rank it takes. Each family is a module of this package with a ``build``
 # function, imported only when used so that commands that never train do not load TensorFlow.
-ARCHITECTURES: dict[str, int] = {"dense": 1, "cnn1d": 2, "cnn2d": 3, "mobilenet": 3}
+ARCHITECTURES: dict[str, int] = {"dense": 1, "cnn1d": 2, "cnn2d": 3, "mobilenet": 3, "gate": 3}
 # Images up to this many pixels get the plain CNN; larger ones the depthwise-separable one.
 SMALL_IMAGE_PIXELS = 32 * 32
 
