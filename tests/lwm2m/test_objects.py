@@ -97,13 +97,14 @@ EXPECTED = {
 }
 
 
-def test_registry_holds_the_four_objects() -> None:
-    assert sorted(OBJECTS) == [3, 4, 9, 26241]
-    assert [OBJECTS[3].name, OBJECTS[4].name, OBJECTS[9].name, OBJECTS[26241].name] == [
+def test_registry_holds_the_five_objects() -> None:
+    assert sorted(OBJECTS) == [3, 4, 9, 26241, 26242]
+    assert [OBJECTS[i].name for i in (3, 4, 9, 26241, 26242)] == [
         "Device",
         "Connectivity Monitoring",
         "LWM2M Software Management",
         "TinyML Runtime",
+        "Pipeline Stage",
     ]
     assert OBJECTS[9].multiple_instances and not OBJECTS[3].multiple_instances
     assert 26241 <= OBJECTS[26241].id <= 32768

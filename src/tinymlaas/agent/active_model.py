@@ -2,6 +2,10 @@
 
 Reboot, Activate, Deactivate, install and uninstall all change what the inference loop runs; they go
 through here so that each of them loads the model the same way and honours the activation state.
+
+A pipeline relay has no sensor and so no inference loop, yet runs the installed model on the tensors
+its upstream nodes send; ``runner()`` hands it the same model, loaded on first use and again after
+each change.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from tinymlaas.squeeze.runtimes import Runner
 __all__ = ["ActiveModel"]
 
 _log = logging.getLogger(__name__)
+
+
+_UNLOADED = object()
 
 
 class ActiveModel:
@@ -42,6 +49,7 @@ class ActiveModel:
         self._arena_limit = arena_limit_bytes
         self.activated = True
         self.inference = InferenceLoop(self._load(), sensor, rate_hz) if sensor is not None else None
+        self._standalone: object = _UNLOADED
 
     def _load(self) -> Runner | None:
         try:
@@ -59,13 +67,27 @@ class ActiveModel:
             return {}
         return active.manifest if active is not None else {}
 
+    def runner(self) -> Runner | None:
+        """The model to run now: the inference loop's, or without a loop one loaded for the caller on
+        first use (it may take a while: call it from a worker thread); None while deactivated or
+        when no model loads."""
+        if self.inference is not None:
+            return self.inference.runner
+        if not self.activated:
+            return None
+        if self._standalone is _UNLOADED:
+            self._standalone = self._load()
+        return self._standalone if isinstance(self._standalone, Runner) else None
+
     def reload(self) -> None:
         """Load the model afresh from its slot, or run none while deactivated."""
+        self._standalone = _UNLOADED
         if self.inference is not None:
             self.inference.swap(self._load() if self.activated else None)
 
     def installed(self) -> None:
         """Run the model an install or uninstall left in the active slot, unless deactivated."""
+        self._standalone = _UNLOADED
         if self.inference is not None and self.activated:
             self.inference.swap(self._load())
 

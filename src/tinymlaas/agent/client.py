@@ -5,8 +5,10 @@ the registration alive with Updates before half the lifetime. Against a ``coaps:
 with the PSK provisioned into its state directory (the Security object, ``lwm2m.core.DeviceCredentials``)
 and has no listening socket at all: its one DTLS session to the server is the only way in. Either way it
 answers only requests that come from its server, never from another address. Requests go to the
-dispatcher, which serves ``/3/0``, ``/4/0``, ``/9/0`` and ``/26241/0`` through one provider per object
-(``agent.objects``); updates are the ``Updater``'s. Slots, update state and download progress live in
+dispatcher, which serves ``/3/0``, ``/4/0``, ``/9/0``, ``/26241/0`` and ``/26242/0`` through one provider
+per object (``agent.objects``); updates are the ``Updater``'s, the pipeline stage the ``StageEngine``'s
+(which listens for hop messages on a socket of its own, DTLS-PSK, only while the server names upstream
+nodes). Slots, update state, download progress, the stage's configuration and its outbox live in
 ``state_dir`` across restarts.
 """
 
@@ -34,9 +36,11 @@ from tinymlaas.agent.objects import (
     TinymlRuntimeProvider,
     bind_host_for,
 )
+from tinymlaas.agent.objects.pipeline_stage import PipelineStageProvider
 from tinymlaas.agent.pacing import Pacing
 from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.agent.slots import SlotStore
+from tinymlaas.agent.stage import StageEngine
 from tinymlaas.agent.update import UpdateTracker
 from tinymlaas.agent.updater import Updater
 from tinymlaas.agent.uploader import OUTBOX_DIR, Collection, CollectStats, SampleUploader
@@ -76,6 +80,7 @@ class Agent:
         rate_hz: float,
         request_timeout: float,
         on_event: EventCallback | None,
+        hop_port: int = 0,
     ) -> None:
         parts = urlsplit(server_uri)
         if parts.scheme not in ("coap", "coaps") or not parts.hostname:
@@ -113,6 +118,16 @@ class Agent:
             name=endpoint,
         )
         self._runtime = TinymlRuntimeProvider(board, self._model, rate_hz, self._changed)
+        self.stage = StageEngine(
+            endpoint,
+            host,
+            self.state_dir,
+            self._model,
+            hop_port=hop_port,
+            request_timeout=request_timeout,
+            changed=self._changed,
+            on_event=self._emit,
+        )
         self._location: tuple[str, ...] | None = None
         self._reregister = asyncio.Event()
         self._first_attempt = asyncio.Event()
@@ -122,6 +137,7 @@ class Agent:
                 ConnectivityProvider(board, host),
                 SoftwareManagementProvider(self._updater, self._model, self._changed),
                 self._runtime,
+                PipelineStageProvider(self.stage, self._changed),
             ]
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -144,6 +160,7 @@ class Agent:
         on_event: EventCallback | None = None,
         collect: Collection | None = None,
         credentials: DeviceCredentials | None = None,
+        hop_port: int = 0,
     ) -> Agent:
         """Bind, register (returning once the first attempt is answered or failed), and resume any update.
 
@@ -152,6 +169,8 @@ class Agent:
         inference. An unreachable server is retried in the background with growing pauses. ``collect``
         uploads sensor windows into a dataset on the server (``tinymlaas.agent.uploader``), model or none.
         A ``coaps://`` server needs ``credentials``, or credentials provisioned into ``state_dir``.
+        ``hop_port`` is where a pipeline relay takes hop messages (0: a free port, kept until the agent
+        stops); the listener opens once the server writes Upstream Keys (Object 26242).
         """
         agent = cls(
             board,
@@ -165,6 +184,7 @@ class Agent:
             rate_hz=rate_hz,
             request_timeout=request_timeout,
             on_event=on_event,
+            hop_port=hop_port,
         )
         inference = agent._model.inference
         if collect is not None:
@@ -179,11 +199,19 @@ class Agent:
                 on_event=agent._emit,
             )
             inference.on_window = agent._uploader.offer
+        if inference is not None:
+            inference.on_output = agent.stage.on_output
         agent._coap = await agent._open(credentials)
+        try:
+            await agent.stage.start()  # a relay whose hop port is taken must not leave its socket open
+        except BaseException:
+            await agent._coap.close()
+            raise
         if agent._uploader is not None:
             agent._spawn(agent._uploader.run(agent._coap), "uploads")
         agent._spawn(agent._keep_registered(), "registration")
         agent._spawn(agent._runtime.report_telemetry(telemetry_interval), "telemetry")
+        agent._spawn(agent.stage.report(telemetry_interval), "stage counters")
         if inference is not None:
             inference.start()
         agent._updater.resume()
@@ -204,6 +232,7 @@ class Agent:
                 await task
         if self._model.inference is not None:
             await self._model.inference.stop()
+        await self.stage.stop()
         if deregister and self._location is not None:
             with contextlib.suppress(PeerUnreachable):
                 await self._coap.request(

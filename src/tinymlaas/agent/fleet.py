@@ -110,6 +110,7 @@ async def spawn_fleet(
     on_event: FleetEventCallback | None = None,
     collect: Collection | None = None,
     credentials: Callable[[str], DeviceCredentials] | None = None,
+    hop_port_base: int = 0,
 ) -> Fleet:
     """Start ``count`` agents for ``board`` and return once each has had its first registration attempt.
 
@@ -117,10 +118,14 @@ async def spawn_fleet(
     events with the endpoint name first. ``link`` is a profile name or a profile of one's own (see
     ``link_profile``). With ``collect`` every agent uploads its windows, through an outbox of its own.
     A ``coaps://`` server needs ``credentials(endpoint)``: the provisioned key of each agent.
+    ``hop_port_base`` gives agent ``i`` the pipeline hop port ``hop_port_base + i`` (0: each a free one),
+    so upstream nodes can be told where a relay listens before it starts.
     If any agent fails to start, the ones started are stopped again.
     """
     if count < 1:
         raise InvalidInput(f"A fleet has at least 1 agent, got {count}")
+    if hop_port_base and not 0 < hop_port_base <= 65536 - count:
+        raise InvalidInput(f"Hop ports {hop_port_base}..{hop_port_base + count - 1} are not all UDP ports")
     profile = link_profile(link) if isinstance(link, str) else link
     upstream = _upstream(server_uri)
     agent_class = Agent if profile is None else _agent_behind_link(upstream)
@@ -151,6 +156,7 @@ async def spawn_fleet(
                     on_event=forward,
                     collect=collect,
                     credentials=credentials(endpoint) if credentials is not None else None,
+                    hop_port=hop_port_base + index if hop_port_base else 0,
                 )
             except BaseException:
                 if relay is not None:

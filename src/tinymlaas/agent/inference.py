@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +26,9 @@ import numpy as np
 from tinymlaas.agent.runtime import PacedRunner, latency_basis
 from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.errors import InvalidInput
-from tinymlaas.squeeze.runtimes import Runner
+from tinymlaas.squeeze.runtimes import Runner, dequantize
 
-__all__ = ["HISTOGRAM_BINS", "InferenceLoop", "Telemetry", "fit_window"]
+__all__ = ["HISTOGRAM_BINS", "InferenceLoop", "InferenceOutput", "Telemetry", "fit_window"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +49,21 @@ class Telemetry:
     last_result: str
     histogram: tuple[int, ...]
     latency_basis: str = ""  # where the latency figures come from (runtime.latency_basis)
+
+
+@dataclass(frozen=True)
+class InferenceOutput:
+    """One inference as a pipeline stage needs it: the raw output tensor (what goes on to the next
+    node, never dequantized on the way), the result as the Last Result resource shows it, and when
+    and what the window was."""
+
+    raw: np.ndarray  # the output tensor in its own dtype and shape, batch axis included
+    raw_input: np.ndarray  # the quantized input the model ran on (a cascade passes the window on)
+    text: str
+    confidence: float | None  # top-class probability; None for a regression output
+    seconds: float  # the inference's latency, on the runner's latency basis
+    read_at: float  # unix seconds when the window was read from the sensor
+    label: str | None  # the sensor's ground truth for the window, when it knows one
 
 
 def fit_window(window: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -84,7 +99,9 @@ class InferenceLoop:
     ``runner`` may be None (no model installed yet); the loop then leaves the source unread, so a
     directory of files waits for a model instead of being consumed, unless ``on_window`` takes the
     windows (the data uploader, which collects the data a first model is trained on). ``on_window``
-    gets every window read, before the model sees it; ``on_result`` the result text after each inference.
+    gets every window read, before the model sees it; ``on_result`` the result text after each inference;
+    ``on_output`` the whole output (a pipeline stage passes it on), awaited before the next tick so a
+    stage that persists each output slows sampling down rather than queueing outputs without bound.
     """
 
     def __init__(
@@ -95,12 +112,14 @@ class InferenceLoop:
         *,
         on_result: Callable[[str], None] | None = None,
         on_window: Callable[[np.ndarray], None] | None = None,
+        on_output: Callable[[InferenceOutput], Awaitable[None]] | None = None,
     ) -> None:
         self._runner = runner
         self.source = source
         self.rate_hz = rate_hz
         self._on_result = on_result
         self.on_window = on_window
+        self.on_output = on_output
         self._count = 0
         self._errors = 0
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -151,6 +170,8 @@ class InferenceLoop:
         window = self.source.read()
         if window is None:
             return False
+        read_at = time.time()
+        label = getattr(self.source, "last_label", None)
         if self.on_window is not None:
             try:
                 self.on_window(window)
@@ -159,7 +180,7 @@ class InferenceLoop:
         if runner is None:
             return False
         try:
-            output, seconds = await asyncio.to_thread(_timed_run, runner, window)
+            raw_input, raw, seconds = await asyncio.to_thread(_timed_run, runner, window)
         except Exception as exc:  # a failing model must not stop the device's loop
             self._errors += 1
             if self._errors == 1 or self._errors % 1000 == 0:
@@ -167,7 +188,7 @@ class InferenceLoop:
             return False
         if runner is not self._runner:
             return True  # swapped while this ran: the result belongs to the model that left
-        text, confidence = _result(output)
+        text, confidence = _result(dequantize(raw, runner.output))
         self._count += 1
         self._latencies.append(seconds * 1000.0)
         self._last_result = text
@@ -176,6 +197,14 @@ class InferenceLoop:
             self._histogram[min(int(clipped * HISTOGRAM_BINS), HISTOGRAM_BINS - 1)] += 1
         if self._on_result is not None:
             self._on_result(text)
+        if self.on_output is not None:
+            output = InferenceOutput(
+                raw, raw_input, text, confidence, seconds, read_at, label if isinstance(label, str) else None
+            )
+            try:
+                await self.on_output(output)
+            except Exception:  # a failing stage must not stop inference
+                _log.exception("the output consumer failed")
         return True
 
     async def run(self) -> None:
@@ -200,11 +229,14 @@ class InferenceLoop:
         self._task = None
 
 
-def _timed_run(runner: Runner, window: np.ndarray) -> tuple[np.ndarray, float]:
+def _timed_run(runner: Runner, window: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The raw input and output tensors and the latency; quantizing the input counts, as
+    ``Runner.run`` does."""
     shape = tuple(int(d) for d in runner.input.shape[1:])
     x = fit_window(np.asarray(window, dtype=np.float32), shape)
     started = time.perf_counter()
-    output = runner.run(x)
+    raw_input = runner.prepare(x)
+    output = runner.run_raw(raw_input)
     if isinstance(runner, PacedRunner):
-        return output, runner.latency_s  # the board's estimate, which the run was held to
-    return output, time.perf_counter() - started
+        return raw_input, output, runner.latency_s  # the board's estimate, which the run was held to
+    return raw_input, output, time.perf_counter() - started

@@ -159,6 +159,14 @@ def agent(
         None, "--label", help="The class the collected windows show; unlabelled without it."
     ),
     collect_every: int = typer.Option(1, "--collect-every", min=1, help="Collect every N-th window."),
+    hop_port: int = typer.Option(
+        0,
+        "--hop-port",
+        min=0,
+        max=65535,
+        help="UDP port a pipeline relay takes hop messages on (DTLS-PSK), once the server names its "
+        "upstream nodes; 0 picks a free one.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print each event as one JSON line."),
 ) -> None:
     """Run a device agent: register, report capabilities, run the model, install signed updates."""
@@ -175,6 +183,7 @@ def agent(
         "lifetime": lifetime,
         "rate_hz": rate,
         "collect": collection,
+        "hop_port": hop_port,
     }
     source = parse_sensor(sensor)
     err_console.print(f"agent {endpoint} ({profile.name}) -> {server}; Ctrl-C stops it", highlight=False)

@@ -50,6 +50,9 @@ class VariantArtifact:
     # Quantized input-0 tensors from the dataset's test split (bounded), for compilers that check
     # their output against the reference runtime on real data; empty when the model has no test split.
     test_vectors: tuple[bytes, ...] = ()
+    # Class names in output order for a classifier (a device names its results and a pipeline's
+    # conditions by them); empty for a regression or a split model's head.
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "selftests", MappingProxyType(dict(self.selftests)))
@@ -175,6 +178,7 @@ def build_manifest(
         "inputs": [t.as_dict() for t in variant.info.inputs],
         "outputs": [t.as_dict() for t in variant.info.outputs],
         "input_scaling": variant.input_scaling.as_dict(),
+        "labels": list(variant.labels),
         "selftest": selftest.as_dict() if selftest else None,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "lineage": dict(variant.lineage),

@@ -51,6 +51,18 @@ _COUNTERS = {
 _FAILED_CAMPAIGN = {CampaignState.HALTED.value, CampaignState.CANCELLED.value, "rolling_back", "rolled_back"}
 
 
+# What stopping writes: no pipeline, no role, no next hops or upstream keys (the listener closes).
+CLEARED: dict[Path, Value] = {
+    Path(26242, 0, 0): "",
+    Path(26242, 0, 1): "",
+    Path(26242, 0, 2): "",
+    Path(26242, 0, 3, 0): "",
+    Path(26242, 0, 4): "",
+    Path(26242, 0, 5): "",
+    Path(26242, 0, 6, 0): "",
+}
+
+
 def stage_values(
     spec: PipelineSpec, stage_index: int, keys: dict[str, str], next_hops: list[str]
 ) -> dict[Path, Value]:
@@ -64,11 +76,14 @@ def stage_values(
         Path(26242, 0, 4): stage.condition,
         Path(26242, 0, 8): stage.link or "",
         Path(26242, 0, 9): stage.fanout,
+        # A split head passes its cut tensor on; a cascade's model passes the window it looked at.
+        Path(26242, 0, 23): "output" if stage.part == "head" else "input",
     }
-    for i, uri in enumerate(next_hops):
+    # One empty instance clears a list resource on the node.
+    for i, uri in enumerate(next_hops or [""]):
         values[Path(26242, 0, 3, i)] = uri
-    for i, node in enumerate(upstream):
-        values[Path(26242, 0, 6, i)] = f"{node}={keys[node]}"
+    for i, entry in enumerate([f"{node}={keys[node]}" for node in upstream] or [""]):
+        values[Path(26242, 0, 6, i)] = entry
     return values
 
 
@@ -180,8 +195,7 @@ class PipelineRunner:
                 hops = []
                 for node in stage.nodes:
                     values = stage_values(spec, index, keys, next_hops)
-                    if index < len(spec.stages) - 1:
-                        values[Path(26242, 0, 5)] = keys[node]
+                    values[Path(26242, 0, 5)] = keys[node] if next_hops else ""
                     await self.server.devices.write(node, STAGE, values)
                     configured.append(node)
                     if index > 0:
@@ -241,9 +255,7 @@ class PipelineRunner:
         left = []
         for node in applied.get("configured", []):
             try:
-                await self.server.devices.write(
-                    node, STAGE, {Path(26242, 0, 0): "", Path(26242, 0, 1): "", Path(26242, 0, 2): ""}
-                )
+                await self.server.devices.write(node, STAGE, CLEARED)
             except TinymlaasError as exc:
                 _log.warning("clearing %s's pipeline stage failed: %s", node, exc.detail)
                 left.append(node)

@@ -17,7 +17,7 @@ from tinymlaas.errors import InvalidInput, NotFound, UnsupportedModel
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.views import module_view
-from tinymlaas.squeeze.info import SelfTest
+from tinymlaas.squeeze.info import ModelInfo, SelfTest
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.squeeze.runtimes import quantize
 from tinymlaas.squeeze.variants import Progress, no_progress
@@ -50,6 +50,14 @@ def _test_vectors(
     )
 
 
+def _labels(spec: dict[str, Any] | None, info: ModelInfo) -> tuple[str, ...]:
+    """The dataset's class names when the model's output has one value per class, else none."""
+    labels = tuple(str(label) for label in (spec or {}).get("labels") or ())
+    if not labels or not info.outputs or math.prod(info.outputs[0].shape) != len(labels):
+        return ()
+    return labels
+
+
 def _artifact(
     ctx: Context, repo: ModelRepository, variant: VariantRow
 ) -> tuple[VariantArtifact, tuple[str, int] | None]:
@@ -64,6 +72,7 @@ def _artifact(
         snapshot = (run.snapshot_id, int(run.recipe.get("seed", 0)))
     if model.dataset_id:
         lineage["dataset"] = model.dataset_id
+    info = inspect_tflite(tflite, name=variant.id)
     artifact = VariantArtifact(
         variant_id=variant.id,
         model_id=model.id,
@@ -71,7 +80,7 @@ def _artifact(
         model_version=model.version,
         quantization=variant.quantization,
         tflite=tflite,
-        info=inspect_tflite(tflite, name=variant.id),
+        info=info,
         arena_bytes=variant.arena_bytes,
         selftests={
             runtime: SelfTest(
@@ -85,6 +94,7 @@ def _artifact(
         lineage=lineage,
         input_scaling=InputScaling.from_dict(model.input_scaling),
         method=variant.method,
+        labels=_labels(model.spec, info),
     )
     return artifact, snapshot
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -186,13 +187,47 @@ def _module_for(ctx: Context, variant_id: str, board: str, runtime: str) -> str:
     return str(module["id"])
 
 
+@dataclass(frozen=True)
+class _Input:
+    """What a stage's model takes: the input tensor's shape and the scaling applied before it."""
+
+    shape: tuple[int, ...]
+    scaling: dict[str, Any] | None
+
+
+def _input_of(session: Session, variant_id: str) -> _Input:
+    repo = ModelRepository(session)
+    variant = repo.variant(variant_id)
+    inputs = variant.info.get("inputs") or [{}]
+    return _Input(tuple(inputs[0].get("shape") or ()), repo.model(variant.model_id).input_scaling)
+
+
+def _cascade_mismatch(before: _Input, after: _Input) -> str | None:
+    """Why the next model of a cascade cannot take the window the one before it looked at."""
+    if before.shape != after.shape:
+        return f"its model takes inputs of shape {list(after.shape)}, the window is {list(before.shape)}"
+    if (before.scaling or {}) != (after.scaling or {}):
+        return "its model scales its inputs differently (trained on other data): the window would be misread"
+    return None
+
+
 def _groups(ctx: Context, spec: PipelineSpec) -> dict[tuple[str, str], list[str]]:
     """(stage, module) -> its nodes: nodes of one stage with different boards get their own modules."""
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     problems = []
+    previous: tuple[StageSpec, _Input] | None = None
     for stage in spec.stages:
         with ctx.session() as session:
             variant_id = _stage_variant(session, stage)
+            window = _input_of(session, variant_id)
+            if previous is not None and previous[0].part != "head":
+                mismatch = _cascade_mismatch(previous[1], window)
+                if mismatch:
+                    problems.append(
+                        f"stage {stage.name!r} looks at the window stage {previous[0].name!r} passes on, "
+                        f"but {mismatch}"
+                    )
+            previous = (stage, window)
             devices = DeviceRepository(session)
             nodes = []
             for endpoint in stage.nodes:

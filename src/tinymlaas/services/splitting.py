@@ -125,7 +125,7 @@ def _part_model(
                 keras_blob=None,
                 arch=f"split-{role}",
                 params=info.params,
-                spec=parent.spec,
+                spec=parent.spec if role == "tail" else None,
                 input_scaling=scaling,
                 source_file=f"split of {parent.name} v{parent.version} ({parent.id})",
                 sandbox=parent.sandbox,
