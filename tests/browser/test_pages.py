@@ -41,6 +41,7 @@ class Seeded:
     run: str
     model: str
     campaign: str
+    pipeline: str
 
 
 def _wait(api: httpx.Client, path: str, done: set[str], timeout_s: float) -> dict[str, Any]:
@@ -75,6 +76,8 @@ def seeded(server, fleet: list[str]) -> Iterator[Seeded]:
         # A native module for another board, so the model page draws its per-layer instruction chart.
         native = _job(api, f"/variants/{variant['id']}/compile", {"board": "pico", "compiler": "native"})
         assert native["result"]["on_target"]["layers"], native["result"]
+        # A split plan, so the model page draws its stacked bar per cut.
+        _job(api, "/splits", {"model": model["id"], "chain": f"{BOARD}:ble:rpi4"})
         deadline = time.monotonic() + 60
         while api.get("/devices").raise_for_status().json()["count"] < len(fleet):
             assert time.monotonic() < deadline, "the fleet never registered"
@@ -84,8 +87,23 @@ def seeded(server, fleet: list[str]) -> Iterator[Seeded]:
         campaign = api.post("/campaigns", json={**rollout, "allow_degraded": True}).raise_for_status().json()
         ended = _wait(api, f"/campaigns/{campaign['id']}", {"completed", "halted", "cancelled"}, ROLLOUT_S)
         assert ended["state"] == "completed", ended
+        stages = [
+            {
+                "name": "gate",
+                "model": model["id"],
+                "nodes": fleet[:1],
+                "condition": "not:idle",
+                "link": "ble",
+            },
+            {"name": "classify", "model": model["id"], "nodes": fleet[1:]},
+        ]
+        pipeline = api.post("/pipelines", json={"name": "pages", "stages": stages}).raise_for_status().json()
         yield Seeded(
-            train_job=trained["id"], run=model["run"]["id"], model=model["id"], campaign=campaign["id"]
+            train_job=trained["id"],
+            run=model["run"]["id"],
+            model=model["id"],
+            campaign=campaign["id"],
+            pipeline=pipeline["name"],
         )
 
 
@@ -106,6 +124,8 @@ def _pages(seeded: Seeded, fleet: list[str]) -> dict[str, str]:
         "deployments": "/deployments",
         "deployment": f"/deployments/{seeded.campaign}",
         "pipeline": "/pipeline",
+        "pipelines": "/pipelines",
+        "node-pipeline": f"/pipelines/{seeded.pipeline}",
         "cost": "/cost",
         "audit": "/audit",
     }

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from tinymlaas.deploy.campaigns import CampaignState, InstallationState
 from tinymlaas.deploy.pipelines import PipelineSpec, PipelineState
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.lwm2m.core import Path, Value
@@ -23,7 +23,12 @@ from tinymlaas.lwm2m.server import Lwm2mServer
 from tinymlaas.server.campaigns import Write
 from tinymlaas.services._reports import resources
 from tinymlaas.services.context import Context
-from tinymlaas.storage.repositories import CampaignRepository, PipelineRepository
+from tinymlaas.services.pipelines import (
+    campaigns_outcome,
+    pipeline_snapshot,
+    pipelines_to_drive,
+    record_progress,
+)
 
 __all__ = ["PipelineRunner"]
 
@@ -48,7 +53,6 @@ _COUNTERS = {
     21: "correct",
     22: "messages_per_s",
 }
-_FAILED_CAMPAIGN = {CampaignState.HALTED.value, CampaignState.CANCELLED.value, "rolling_back", "rolled_back"}
 
 
 # What stopping writes: no pipeline, no role, no next hops or upstream keys (the listener closes).
@@ -107,7 +111,7 @@ class PipelineRunner:
             await asyncio.sleep(self.interval)
 
     async def run_once(self) -> None:
-        for pipeline_id, state in await self._write(self._load):
+        for pipeline_id, state in await self._write(pipelines_to_drive, self.context):
             if state is PipelineState.APPLYING:
                 await self._applying(pipeline_id)
             elif state is PipelineState.RUNNING:
@@ -115,68 +119,14 @@ class PipelineRunner:
             elif state is PipelineState.STOPPED:
                 await self._clear(pipeline_id)
 
-    def _load(self) -> list[tuple[str, PipelineState]]:
-        with self.context.session() as session:
-            rows = PipelineRepository(session).all(
-                states=(
-                    PipelineState.APPLYING.value,
-                    PipelineState.RUNNING.value,
-                    PipelineState.STOPPED.value,
-                )
-            )
-            return [
-                (row.id, PipelineState(row.state))
-                for row in rows
-                if row.state != PipelineState.STOPPED.value or (row.applied or {}).get("configured")
-            ]
-
-    def _snapshot(self, pipeline_id: str) -> tuple[PipelineSpec, dict[str, Any]]:
-        with self.context.session() as session:
-            row = PipelineRepository(session).get(pipeline_id)
-            return PipelineSpec.model_validate(row.spec), dict(row.applied or {})
-
-    def _update(self, pipeline_id: str, expect: PipelineState, **changes: Any) -> None:
-        """Store changes unless someone moved the pipeline on meanwhile (a stop wins over the runner)."""
-        with self.context.session() as session:
-            row = PipelineRepository(session).get(pipeline_id)
-            if row.state != expect.value:
-                return
-            applied = dict(row.applied or {})
-            applied.update(changes.pop("applied", {}))
-            row.applied = applied
-            for key, value in changes.items():
-                setattr(row, key, value)
-            row.updated_at = datetime.now(UTC)
-
-    def _campaigns_outcome(self, applied: dict[str, Any]) -> tuple[bool, str | None]:
-        """(all done, the first failure) over the pipeline's campaigns."""
-        with self.context.session() as session:
-            repo = CampaignRepository(session)
-            done = True
-            for stage, ids in applied.get("campaigns", {}).items():
-                for campaign_id in ids:
-                    campaign = repo.campaign(campaign_id)
-                    if campaign.state in _FAILED_CAMPAIGN:
-                        return False, f"stage {stage!r}: campaign {campaign_id} is {campaign.state}"
-                    for endpoint, installation in repo.installations(campaign_id).items():
-                        if installation.state in (
-                            InstallationState.FAILED.value,
-                            InstallationState.REFUSED.value,
-                        ):
-                            return False, (
-                                f"stage {stage!r}: installing on {endpoint} {installation.state} "
-                                f"(campaign {campaign_id})"
-                            )
-                    if campaign.state != CampaignState.COMPLETED.value:
-                        done = False
-            return done, None
+    async def _update(self, pipeline_id: str, expect: PipelineState, **changes: Any) -> None:
+        await self._write(partial(record_progress, self.context, pipeline_id, expect, **changes))
 
     async def _applying(self, pipeline_id: str) -> None:
-        spec, applied = await self._write(self._snapshot, pipeline_id)
-        done, failure = await self._write(self._campaigns_outcome, applied)
+        spec, applied = await self._write(pipeline_snapshot, self.context, pipeline_id)
+        done, failure = await self._write(campaigns_outcome, self.context, applied)
         if failure is not None:
-            await self._write(
-                self._update,
+            await self._update(
                 pipeline_id,
                 PipelineState.APPLYING,
                 state=PipelineState.FAILED.value,
@@ -209,8 +159,7 @@ class PipelineRunner:
                         hops.append(uri)
                 next_hops = hops
         except TinymlaasError as exc:
-            await self._write(
-                self._update,
+            await self._update(
                 pipeline_id,
                 PipelineState.APPLYING,
                 state=PipelineState.FAILED.value,
@@ -219,8 +168,7 @@ class PipelineRunner:
             )
             return
         nodes = {node: {"listen": uri} for node, uri in listen.items()}
-        await self._write(
-            self._update,
+        await self._update(
             pipeline_id,
             PipelineState.APPLYING,
             state=PipelineState.RUNNING.value,
@@ -228,7 +176,7 @@ class PipelineRunner:
         )
 
     async def _read(self, pipeline_id: str) -> None:
-        spec, applied = await self._write(self._snapshot, pipeline_id)
+        spec, applied = await self._write(pipeline_snapshot, self.context, pipeline_id)
         nodes: dict[str, Any] = dict(applied.get("nodes", {}))
         now = datetime.now(UTC).isoformat()
         for stage in spec.stages:
@@ -248,10 +196,10 @@ class PipelineRunner:
                         entry["read_at"] = now
                         entry.pop("error", None)
                 nodes[node] = entry
-        await self._write(self._update, pipeline_id, PipelineState.RUNNING, applied={"nodes": nodes})
+        await self._update(pipeline_id, PipelineState.RUNNING, applied={"nodes": nodes})
 
     async def _clear(self, pipeline_id: str) -> None:
-        _spec, applied = await self._write(self._snapshot, pipeline_id)
+        _spec, applied = await self._write(pipeline_snapshot, self.context, pipeline_id)
         left = []
         for node in applied.get("configured", []):
             try:
@@ -259,4 +207,4 @@ class PipelineRunner:
             except TinymlaasError as exc:
                 _log.warning("clearing %s's pipeline stage failed: %s", node, exc.detail)
                 left.append(node)
-        await self._write(self._update, pipeline_id, PipelineState.STOPPED, applied={"configured": left})
+        await self._update(pipeline_id, PipelineState.STOPPED, applied={"configured": left})

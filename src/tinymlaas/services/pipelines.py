@@ -20,12 +20,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tinymlaas.deploy.campaigns import CampaignState, InstallationState
 from tinymlaas.deploy.pipelines import PipelineSpec, PipelineState, StageSpec, parse_pipeline, transition
 from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.services.campaigns import create_campaign, preview_campaign
 from tinymlaas.services.compiling import compile_module
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.storage.repositories import (
+    CampaignRepository,
     DeviceRepository,
     ModelRepository,
     PipelineRepository,
@@ -35,14 +37,20 @@ from tinymlaas.storage.tables import PipelineRow
 
 __all__ = [
     "apply_pipeline",
+    "campaigns_outcome",
     "create_pipeline",
     "list_pipelines",
+    "pipeline_snapshot",
     "pipeline_status",
+    "pipelines_to_drive",
+    "record_progress",
     "show_pipeline",
     "stop_pipeline",
 ]
 
 HOP_KEY_BYTES = 16
+# Campaign states after which a stage's modules will not all be installed.
+_FAILED_CAMPAIGN = {CampaignState.HALTED.value, CampaignState.CANCELLED.value, "rolling_back", "rolled_back"}
 
 
 def _row(session: Session, ref: str) -> PipelineRow:
@@ -84,10 +92,10 @@ def pipeline_status(spec: dict[str, Any], nodes: dict[str, Any]) -> list[dict[st
         counters = [r["counters"] for r in reports]
 
         def total(key: str, counters: list[dict[str, Any]] = counters) -> int:
-            return sum(int(c.get(key, 0)) for c in counters)
+            return sum(int(c.get(key) or 0) for c in counters)
 
         def mean(key: str, weight: str, counters: list[dict[str, Any]] = counters) -> float | None:
-            pairs = [(float(c[key]), int(c.get(weight, 0))) for c in counters if c.get(key) is not None]
+            pairs = [(float(c[key]), int(c.get(weight) or 0)) for c in counters if c.get(key) is not None]
             weights = sum(w for _, w in pairs)
             return sum(v * w for v, w in pairs) / weights if weights else None
 
@@ -103,7 +111,7 @@ def pipeline_status(spec: dict[str, Any], nodes: dict[str, Any]) -> list[dict[st
                 "filtered": total("filtered"),
                 "send_failures": total("send_failures"),
                 "outbox": total("outbox"),
-                "messages_per_s": sum(float(c.get("messages_per_s", 0.0)) for c in counters),
+                "messages_per_s": sum(float(c.get("messages_per_s") or 0.0) for c in counters),
                 "hop_latency_ms": mean("hop_latency_ms", "messages_out"),
                 "compute_ms": mean("compute_ms", "passed"),
                 "end_to_end_ms": mean("end_to_end_ms", "messages_in"),
@@ -296,3 +304,66 @@ def stop_pipeline(ctx: Context, ref: str) -> dict[str, Any]:
         row.updated_at = datetime.now(UTC)
         session.flush()
         return _view(row)
+
+
+def pipelines_to_drive(ctx: Context) -> list[tuple[str, PipelineState]]:
+    """Pipelines the server's runner has work on: applying, running, or stopped with nodes to clear."""
+    with ctx.session() as session:
+        rows = PipelineRepository(session).all(
+            states=(
+                PipelineState.APPLYING.value,
+                PipelineState.RUNNING.value,
+                PipelineState.STOPPED.value,
+            )
+        )
+        return [
+            (row.id, PipelineState(row.state))
+            for row in rows
+            if row.state != PipelineState.STOPPED.value or (row.applied or {}).get("configured")
+        ]
+
+
+def pipeline_snapshot(ctx: Context, pipeline_id: str) -> tuple[PipelineSpec, dict[str, Any]]:
+    """The declaration and what applying it set up, keys included: for the server's runner only."""
+    with ctx.session() as session:
+        row = PipelineRepository(session).get(pipeline_id)
+        return PipelineSpec.model_validate(row.spec), dict(row.applied or {})
+
+
+def record_progress(ctx: Context, pipeline_id: str, expect: PipelineState, **changes: Any) -> None:
+    """Store what the runner did or read, unless someone moved the pipeline on meanwhile (a stop wins
+    over the runner); ``applied`` entries are merged into the stored ones, other changes set columns."""
+    with ctx.session() as session:
+        row = PipelineRepository(session).get(pipeline_id)
+        if row.state != expect.value:
+            return
+        applied = dict(row.applied or {})
+        applied.update(changes.pop("applied", {}))
+        row.applied = applied
+        for key, value in changes.items():
+            setattr(row, key, value)
+        row.updated_at = datetime.now(UTC)
+
+
+def campaigns_outcome(ctx: Context, applied: dict[str, Any]) -> tuple[bool, str | None]:
+    """(all done, the first failure) over the pipeline's campaigns."""
+    with ctx.session() as session:
+        repo = CampaignRepository(session)
+        done = True
+        for stage, ids in applied.get("campaigns", {}).items():
+            for campaign_id in ids:
+                campaign = repo.campaign(campaign_id)
+                if campaign.state in _FAILED_CAMPAIGN:
+                    return False, f"stage {stage!r}: campaign {campaign_id} is {campaign.state}"
+                for endpoint, installation in repo.installations(campaign_id).items():
+                    if installation.state in (
+                        InstallationState.FAILED.value,
+                        InstallationState.REFUSED.value,
+                    ):
+                        return False, (
+                            f"stage {stage!r}: installing on {endpoint} {installation.state} "
+                            f"(campaign {campaign_id})"
+                        )
+                if campaign.state != CampaignState.COMPLETED.value:
+                    done = False
+        return done, None

@@ -28,6 +28,7 @@ from tinymlaas.web import (
     fleet,
     login,
     models,
+    node_pipelines,
     pipeline,
     training,
 )
@@ -52,6 +53,7 @@ PAGE_ROUTERS = (
     cost.router,
     devices.router,
     deployments.router,
+    node_pipelines.router,
     pipeline.router,
     training.router,
     models.router,

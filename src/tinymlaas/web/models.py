@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,7 @@ from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.imports import MODEL_SUFFIXES
 from tinymlaas.services.model_pages import model_lines, show_model_page
 from tinymlaas.services.models import import_uploaded_model, show_model, show_variant
+from tinymlaas.services.splitting import list_splits
 from tinymlaas.web.deps import ContextDep, ExecutorDep, Viewer, needs, render
 from tinymlaas.web.model_summaries import (
     Usable,
@@ -31,6 +32,7 @@ from tinymlaas.web.model_summaries import (
     size_figure,
 )
 from tinymlaas.web.sessions import DashboardSession
+from tinymlaas.web.split_summaries import split_section
 from tinymlaas.web.training_summaries import curve_figures
 
 __all__ = ["router"]
@@ -53,7 +55,13 @@ def _models_page(
 
 
 def _model_page(
-    request: Request, context: Context, session: DashboardSession, ref: str, status: int = 200, **values: Any
+    request: Request,
+    context: Context,
+    session: DashboardSession,
+    ref: str,
+    status: int = 200,
+    split: str | None = None,
+    **values: Any,
 ) -> HTMLResponse:
     page = show_model_page(context, ref)
     model, usable = page.model, _usable(context)
@@ -73,6 +81,7 @@ def _model_page(
         },
         confusion=confusion_table(page.confusion) if page.confusion else None,
         has_variants=bool(model.variants),
+        split=split_section(list_splits(context, model.id), split),
         **values,
     )
 
@@ -83,8 +92,15 @@ def models_page(request: Request, context: ContextDep, session: Viewer) -> HTMLR
 
 
 @router.get("/models/{ref}", response_class=HTMLResponse)
-def model_page(request: Request, context: ContextDep, session: Viewer, ref: str) -> HTMLResponse:
-    return _model_page(request, context, session, ref)
+def model_page(
+    request: Request,
+    context: ContextDep,
+    session: Viewer,
+    ref: str,
+    split: Annotated[str, Query(max_length=32)] = "",
+) -> HTMLResponse:
+    """The model version's page; ``split`` picks which of its split plans to show (the newest by default)."""
+    return _model_page(request, context, session, ref, split=split or None)
 
 
 @router.post("/models/imports", response_model=None)
