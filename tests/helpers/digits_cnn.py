@@ -8,7 +8,7 @@ from pathlib import Path
 from tinymlaas.metrics import score
 from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context
-from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.datasets import DatasetService, spec_to_dict
 from tinymlaas.services.squeezing import store_variant
 from tinymlaas.settings import Settings
 from tinymlaas.squeeze.convert import Quantization, convert
@@ -24,7 +24,7 @@ def digits_cnn_store(data_dir: Path) -> tuple[Context, int]:
 
     context = Context(Settings(data_dir=data_dir))
     datasets = DatasetService(context)
-    datasets.generate("digits", "digits", samples=200, seed=1)
+    datasets.generate("digits", "digits", samples=400, seed=1)
     snapshot = datasets.snapshot("digits")
     loaded = datasets.load(snapshot, seed=SEED)
     keras.utils.set_random_seed(SEED)
@@ -39,15 +39,15 @@ def digits_cnn_store(data_dir: Path) -> tuple[Context, int]:
         ]
     )
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(loaded.arrays.x_train, loaded.arrays.y_train, epochs=3, verbose=0)
+    model.fit(loaded.arrays.x_train, loaded.arrays.y_train, epochs=40, verbose=0)
     float_metric = score(
         loaded.spec.task, loaded.arrays.y_test, model.predict(loaded.arrays.x_test, verbose=0)
     )
     with context.session() as session:
         session.add(
             TrainingRunRow(
-                id="run_split", snapshot_id=snapshot, recipe={"arch": "cnn2d", "epochs": 3, "seed": SEED},
-                split_counts={}, history={}, metric_name="accuracy", metric_value=0.5, epochs_run=3,
+                id="run_split", snapshot_id=snapshot, recipe={"arch": "cnn2d", "epochs": 40, "seed": SEED},
+                split_counts={}, history={}, metric_name="accuracy", metric_value=float_metric.value, epochs_run=40,
                 duration_s=0.1, confusion_matrix=None,
             )
         )  # fmt: skip
@@ -56,7 +56,7 @@ def digits_cnn_store(data_dir: Path) -> tuple[Context, int]:
             ModelRow(
                 id="mdl_split", name="digits-cnn", version=1, origin="trained", training_run_id="run_split",
                 keras_blob=context.blobs.put(_keras_io.to_bytes(model)), arch="cnn2d", params=1,
-                spec={"task": "classification"}, float_metric=float_metric.as_dict(),
+                spec=spec_to_dict(loaded.spec), float_metric=float_metric.as_dict(),
             )
         )  # fmt: skip
     evaluation = Evaluation(loaded.spec.task, loaded.arrays.x_test, loaded.arrays.y_test)

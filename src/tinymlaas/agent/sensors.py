@@ -69,22 +69,28 @@ class GestureStream(SensorSource):
 
 
 class ReplaySource(SensorSource):
-    """The samples of a recorded dataset file (``.npz`` with ``x`` and ``y``, or ``.csv``), in a loop."""
+    """The samples of a recorded dataset file (``.npz`` with ``x`` and ``y``, or ``.csv``), in a loop.
+
+    ``last_label`` is the recorded label of the window read last (None for an unlabelled sample), so a
+    pipeline's last stage can count its correct results.
+    """
 
     def __init__(self, path: Path) -> None:
         data = import_path(Path(path))
         if not data.samples:
             raise InvalidInput(f"{Path(path).name}: the recording holds no samples to replay")
         self._windows = [np.asarray(sample.x, np.float32) for sample in data.samples]
+        self._labels = [sample.label for sample in data.samples]
         self._shape = tuple(data.spec.input_shape)
         self._next = 0
+        self.last_label: str | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
     def read(self) -> np.ndarray:
-        window = self._windows[self._next]
+        window, self.last_label = self._windows[self._next], self._labels[self._next]
         self._next = (self._next + 1) % len(self._windows)
         return window
 

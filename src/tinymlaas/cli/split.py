@@ -104,7 +104,8 @@ def print_build(plan: dict[str, Any]) -> None:
         console.print(
             f"{accuracy['metric']}: split {accuracy['split']:.4f}, unsplit int8 {accuracy['unsplit']:.4f} "
             f"({accuracy['basis']}: {accuracy['outputs_differing']} of {accuracy['samples']} outputs differ, "
-            f"by at most {accuracy['max_output_difference']})"
+            f"by at most {accuracy['max_output_difference']}; with the tail in TFLM: "
+            f"{'identical' if accuracy['exact_with_tflm_tail'] else 'NOT identical'})"
         )
     else:
         console.print("accuracy: not measured (a part was refused, or the model has no test split)")

@@ -155,10 +155,16 @@ def _accuracy(
     parent: ModelRow,
     full: bytes,
     parts: tuple[Runner | HostModule, Runner | HostModule],
-    head_tflite: bytes,
+    halves: tuple[bytes, bytes],
     tail_runtime: str,
 ) -> dict[str, Any] | None:
-    """Top-1 on the test split through the two built parts, and through the unsplit int8 in TFLM."""
+    """Top-1 on the test split through the two built parts, and through the unsplit int8 in TFLM.
+
+    The tail also runs in TFLM beside its own runtime: head module then TFLM tail must give the
+    unsplit model's outputs exactly (the cut moves no arithmetic); the tail's own runtime (LiteRT on
+    a gateway) may round a few outputs differently, which the differences count.
+    """
+    head_tflite, tail_tflite = halves
     if parent.training_run_id is None or parent.spec is None:
         return None
     with ctx.session() as session:
@@ -172,13 +178,18 @@ def _accuracy(
     scaling = InputScaling.from_dict(parent.input_scaling)
     info, head_info = inspect_tflite(full), inspect_tflite(head_tflite)
     unsplit = TflmRunner(full, info.inputs[0], info.outputs[0], arena_bytes=TFLM_ARENA_BYTES)
+    tail_info = inspect_tflite(tail_tflite)
+    reference_tail = TflmRunner(
+        tail_tflite, tail_info.inputs[0], tail_info.outputs[0], arena_bytes=TFLM_ARENA_BYTES
+    )
     head, tail = parts
-    split_raw, full_raw = [], []
+    split_raw, full_raw, exact = [], [], True
     for x in x_test:
         q = quantize(scaling.apply(np.asarray(x, np.float32)).reshape(info.inputs[0].shape), info.inputs[0])
         middle = np.asarray(_raw(head, q), np.int8).reshape(head_info.outputs[0].shape)
         split_raw.append(np.asarray(_raw(tail, middle)).reshape(-1))
         full_raw.append(np.asarray(unsplit.run_raw(q)).reshape(-1))
+        exact = exact and np.array_equal(reference_tail.run_raw(middle).reshape(-1), full_raw[-1])
     task = loaded.spec.task
     split_metric = score(task, y_test, dequantize(np.stack(split_raw), info.outputs[0]))
     full_metric = score(task, y_test, dequantize(np.stack(full_raw), info.outputs[0]))
@@ -190,9 +201,10 @@ def _accuracy(
         "samples": len(x_test),
         "outputs_differing": int(np.count_nonzero(differences.max(axis=1))),
         "max_output_difference": int(differences.max()),
+        "exact_with_tflm_tail": bool(exact),
         "basis": (
-            f"measured on {len(x_test)} test samples: the head module then the tail module ({tail_runtime}), "
-            "against the unsplit int8 model in TFLM; output differences in int8 steps"
+            f"measured on {len(x_test)} test samples: the head module then the tail module "
+            f"({tail_runtime}), against the unsplit int8 model in TFLM; output differences in int8 steps"
         ),
     }
 
@@ -265,7 +277,9 @@ def build_split(
     progress("measuring end-to-end accuracy through the built parts")
     if all(m["package"] is not None for m in modules):
         runners = (_module_runner(ctx, modules[0], head_tflite), _module_runner(ctx, modules[1], tail_tflite))
-        built["accuracy"] = _accuracy(ctx, parent, full, runners, head_tflite, modules[1]["runtime"])
+        built["accuracy"] = _accuracy(
+            ctx, parent, full, runners, (head_tflite, tail_tflite), modules[1]["runtime"]
+        )
     else:
         built["accuracy"] = None
     with ctx.session() as session:

@@ -1,0 +1,184 @@
+"""A three-stage cascade on real agents: applied through campaigns, configured over LwM2M, run.
+
+A nano33ble replays labelled digits and runs the gate; windows that pass go over an emulated BLE
+link to an rpi4, whose windows that pass go over Wi-Fi to a host; every node reports its counts
+over LwM2M and the API shows them per stage. Stopping clears every node's stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from tinymlaas.agent import Agent
+from tinymlaas.agent.sensors import ReplaySource
+from tinymlaas.api.app import create_api
+from tinymlaas.catalog import load_catalog
+from tinymlaas.data.scaling import InputScaling
+from tinymlaas.deploy.signing import load_or_create_signing_key
+from tinymlaas.lwm2m.core import Path as ObjectPath
+from tinymlaas.server.fleet import FleetService
+from tinymlaas.services.auth import Role, create_token
+from tinymlaas.services.context import Context
+from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.fleet import show_device
+from tinymlaas.services.pipelines import apply_pipeline, create_pipeline, show_pipeline, stop_pipeline
+from tinymlaas.services.provisioning import provision_device
+from tinymlaas.squeeze.inspect import inspect_tflite
+from tinymlaas.squeeze.runtimes import TflmRunner
+from tinymlaas.storage.repositories import ModelRepository
+
+NODES = (("src-1", "nano33ble"), ("gw-1", "rpi4"), ("cloud-1", "x86-64-host"))
+CASCADE = """
+name = "digits-cascade"
+[[stages]]
+name = "gate"
+model = "digits-cnn"
+nodes = ["src-1"]
+condition = "not:{common}"
+link = "ble"
+[[stages]]
+name = "classify"
+model = "digits-cnn"
+nodes = ["gw-1"]
+condition = "score>=0.0"
+link = "wifi"
+[[stages]]
+name = "identify"
+model = "digits-cnn"
+nodes = ["cloud-1"]
+"""
+
+
+async def _until(check: Callable[[], bool], timeout: float, why: Callable[[], object]) -> None:
+    """Wait for ``check``; on timeout fail with what ``why`` says of the state then."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out: {why()}"
+        await asyncio.sleep(0.1)
+
+
+def _recording(context: Context, path: Path) -> tuple[Path, list[str]]:
+    """The digits test split as a labelled recording the source node replays, and the int8 model's
+    top label for each window in replay order (TFLM, the runtime the nano33ble runs)."""
+    datasets = DatasetService(context)
+    loaded = datasets.load(datasets.snapshot("digits"), seed=5)
+    labels = np.array([loaded.spec.labels[int(y)] for y in loaded.arrays.y_test])
+    np.savez(path, x=loaded.arrays.x_test, y=labels)
+    with context.session() as session:
+        model = ModelRepository(session).model("digits-cnn")
+        variant = next(v for v in model.variants if v.quantization == "int8")
+        blob, arena, scaling = variant.tflite_blob, variant.arena_bytes, model.input_scaling
+    tflite = context.blobs.get(blob)
+    info = inspect_tflite(tflite)
+    runner = TflmRunner(
+        tflite, info.inputs[0], info.outputs[0], arena_bytes=arena or 1 << 20,
+        scaling=InputScaling.from_dict(scaling),
+    )  # fmt: skip
+    predicted = [loaded.spec.labels[int(np.argmax(runner.run(x)))] for x in loaded.arrays.x_test]
+    return path, predicted
+
+
+def _stages(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {stage["name"]: stage for stage in view["stages"]}
+
+
+def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits_cnn_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
+    key = load_or_create_signing_key(context.settings.keys_dir)
+    catalog = load_catalog()
+    recording, predicted = _recording(context, tmp_path / "digits.npz")
+    common = Counter(predicted).most_common(1)[0][0]
+    assert Counter(predicted)[common] < len(predicted), "the gate must let some windows through"
+
+    async def scenario() -> None:
+        fleet = await FleetService.start(
+            context, "127.0.0.1", 0, request_timeout=5, campaign_interval=0.1, install_timeout=30
+        )
+        agents = []
+        try:
+            for endpoint, board in NODES:
+                provision_device(context, endpoint, board, state_dir=tmp_path / endpoint)
+                agents.append(
+                    await Agent.start(
+                        catalog.board(board),
+                        endpoint,
+                        fleet.uri,
+                        tmp_path / endpoint,
+                        key.public_key_bytes(),
+                        sensor=ReplaySource(recording) if endpoint == "src-1" else None,
+                        rate_hz=20,
+                        telemetry_interval=0.5,
+                    )
+                )
+            await _until(
+                lambda: all(show_device(context, e).capabilities.get("runtime") for e, _ in NODES),
+                30,
+                lambda: {e: show_device(context, e).capabilities for e, _ in NODES},
+            )
+            create_pipeline(context, CASCADE.format(common=common), fmt="toml")
+            applied = apply_pipeline(context, "digits-cascade")
+            assert set(applied["campaigns"]) == {"gate", "classify", "identify"}
+
+            def view() -> dict[str, Any]:
+                return show_pipeline(context, "digits-cascade")
+
+            await _until(lambda: view()["state"] == "running", 90, view)
+            await _until(
+                lambda: (
+                    _stages(view())["identify"]["messages_in"] >= 8
+                    and _stages(view())["gate"]["messages_in"] >= len(predicted)
+                ),
+                60,
+                view,
+            )
+
+            stages = _stages(show_pipeline(context, "digits-cascade"))
+            gate, classify, identify = stages["gate"], stages["classify"], stages["identify"]
+            assert gate["passed"] + gate["filtered"] == gate["messages_in"] > 0
+            # The device ran the same int8 model in the same runtime on the same windows in order.
+            seen = [predicted[i % len(predicted)] for i in range(gate["messages_in"])]
+            assert gate["filtered"] == seen.count(common) > 0
+            assert classify["messages_in"] <= gate["messages_out"] <= gate["passed"]
+            assert classify["passed"] == classify["messages_in"] and classify["filtered"] == 0
+            assert identify["messages_in"] <= classify["messages_out"]
+            assert (
+                identify["labelled"] == identify["messages_in"]
+                and identify["correct"] <= identify["labelled"]
+            )
+            assert gate["hop_latency_ms"] >= 30.0, "the BLE profile's one-way latency is 30 ms"
+            assert identify["end_to_end_ms"] > gate["hop_latency_ms"]
+            assert all(s["offline"] == [] and s["reported"] == 1 for s in stages.values())
+            assert any("measured" in basis or "estimate" in basis for basis in gate["latency_basis"])
+
+            _, secret = create_token(context, Role.VIEWER, "pipeline reader")
+            with TestClient(create_api(context)) as client:
+                response = client.get(
+                    "/api/v1/pipelines/digits-cascade", headers={"Authorization": f"Bearer {secret}"}
+                )
+            assert response.status_code == 200
+            api_stages = {s["name"]: s for s in response.json()["stages"]}
+            assert api_stages["identify"]["messages_in"] >= 8
+            assert "keys" not in response.text and "hop_key" not in response.text
+
+            stop_pipeline(context, "digits-cascade")
+
+            async def cleared() -> bool:
+                values = await fleet.server.devices.read("gw-1", "/26242/0/0")
+                return values[ObjectPath(26242, 0, 0)] == ""
+
+            async with asyncio.timeout(30):
+                while not await cleared():
+                    await asyncio.sleep(0.2)
+        finally:
+            for agent in agents:
+                await agent.stop()
+            await fleet.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
