@@ -47,8 +47,8 @@ def digits_cnn_store(data_dir: Path) -> tuple[Context, int]:
         session.add(
             TrainingRunRow(
                 id="run_split", snapshot_id=snapshot, recipe={"arch": "cnn2d", "epochs": 40, "seed": SEED},
-                split_counts={}, history={}, metric_name="accuracy", metric_value=float_metric.value, epochs_run=40,
-                duration_s=0.1, confusion_matrix=None,
+                split_counts={}, history={}, metric_name="accuracy", metric_value=float_metric.value,
+                epochs_run=40, duration_s=0.1, confusion_matrix=None,
             )
         )  # fmt: skip
         session.flush()
