@@ -37,8 +37,15 @@ __all__ = ["build_split", "list_splits", "plan_model_split", "show_split"]
 
 # Test samples run through the built parts for the end-to-end accuracy.
 MAX_ACCURACY_SAMPLES = 1_000
-# Arena for running a part or the unsplit model on this host: only the host's memory bounds it.
-TFLM_ARENA_BYTES = 4 * 1024 * 1024
+
+
+def _tflm(tflite: bytes, arena_bytes: int | None) -> TflmRunner | None:
+    """TFLM on this host with the measured arena and room to spare; None where TFLM cannot run the
+    model (no arena was found), since loading it anyway would abort the process."""
+    if arena_bytes is None:
+        return None
+    info = inspect_tflite(tflite)
+    return TflmRunner(tflite, info.inputs[0], info.outputs[0], arena_bytes=2 * arena_bytes + 16 * 1024)
 
 
 def _int8_variant(model: ModelRow) -> VariantRow:
@@ -134,7 +141,9 @@ def _part_model(
         return row.id
 
 
-def _module_runner(ctx: Context, module: dict[str, Any], tflite: bytes) -> Runner | HostModule:
+def _module_runner(
+    ctx: Context, module: dict[str, Any], tflite: bytes, arena_bytes: int | None
+) -> Runner | HostModule | None:
     """What the node runs: the native module's C built for this host, else its runtime on the model."""
     if module["runtime"] == "native":
         with zipfile.ZipFile(io.BytesIO(ctx.blobs.get(module["package"]))) as archive:
@@ -143,7 +152,7 @@ def _module_runner(ctx: Context, module: dict[str, Any], tflite: bytes) -> Runne
     info = inspect_tflite(tflite)
     if module["runtime"] == "litert":
         return LiteRtRunner(tflite, info.inputs[0], info.outputs[0])
-    return TflmRunner(tflite, info.inputs[0], info.outputs[0], arena_bytes=TFLM_ARENA_BYTES)
+    return _tflm(tflite, arena_bytes)
 
 
 def _raw(runner: Runner | HostModule, x: np.ndarray) -> np.ndarray:
@@ -155,7 +164,8 @@ def _accuracy(
     parent: ModelRow,
     full: bytes,
     parts: tuple[Runner | HostModule, Runner | HostModule],
-    halves: tuple[bytes, bytes],
+    head_tflite: bytes,
+    references: tuple[TflmRunner, TflmRunner | None],
     tail_runtime: str,
 ) -> dict[str, Any] | None:
     """Top-1 on the test split through the two built parts, and through the unsplit int8 in TFLM.
@@ -164,7 +174,7 @@ def _accuracy(
     unsplit model's outputs exactly (the cut moves no arithmetic); the tail's own runtime (LiteRT on
     a gateway) may round a few outputs differently, which the differences count.
     """
-    head_tflite, tail_tflite = halves
+    unsplit, reference_tail = references
     if parent.training_run_id is None or parent.spec is None:
         return None
     with ctx.session() as session:
@@ -177,11 +187,6 @@ def _accuracy(
         return None
     scaling = InputScaling.from_dict(parent.input_scaling)
     info, head_info = inspect_tflite(full), inspect_tflite(head_tflite)
-    unsplit = TflmRunner(full, info.inputs[0], info.outputs[0], arena_bytes=TFLM_ARENA_BYTES)
-    tail_info = inspect_tflite(tail_tflite)
-    reference_tail = TflmRunner(
-        tail_tflite, tail_info.inputs[0], tail_info.outputs[0], arena_bytes=TFLM_ARENA_BYTES
-    )
     head, tail = parts
     split_raw, full_raw, exact = [], [], True
     for x in x_test:
@@ -189,7 +194,8 @@ def _accuracy(
         middle = np.asarray(_raw(head, q), np.int8).reshape(head_info.outputs[0].shape)
         split_raw.append(np.asarray(_raw(tail, middle)).reshape(-1))
         full_raw.append(np.asarray(unsplit.run_raw(q)).reshape(-1))
-        exact = exact and np.array_equal(reference_tail.run_raw(middle).reshape(-1), full_raw[-1])
+        if reference_tail is not None:
+            exact = exact and np.array_equal(reference_tail.run_raw(middle).reshape(-1), full_raw[-1])
     task = loaded.spec.task
     split_metric = score(task, y_test, dequantize(np.stack(split_raw), info.outputs[0]))
     full_metric = score(task, y_test, dequantize(np.stack(full_raw), info.outputs[0]))
@@ -201,7 +207,7 @@ def _accuracy(
         "samples": len(x_test),
         "outputs_differing": int(np.count_nonzero(differences.max(axis=1))),
         "max_output_difference": int(differences.max()),
-        "exact_with_tflm_tail": bool(exact),
+        "exact_with_tflm_tail": bool(exact) if reference_tail is not None else None,
         "basis": (
             f"measured on {len(x_test)} test samples: the head module then the tail module "
             f"({tail_runtime}), against the unsplit int8 model in TFLM; output differences in int8 steps"
@@ -223,6 +229,7 @@ def build_split(
         parent = repo.model(row.model_id)
         variant = repo.variant(row.variant_id)
         chain_spec, chosen, blob = row.chain, row.chosen, variant.tflite_blob
+        full_arena = variant.arena_bytes
         candidates = {c["index"]: c for c in row.plan["candidates"]}
         operators = int(row.plan["operators"])
         session.expunge(parent)
@@ -244,6 +251,7 @@ def build_split(
     assert head_tflite is not None and tail_tflite is not None
     built: dict[str, Any] = {"cut": index, "label": candidates[index]["label"]}
     modules = []
+    arenas: list[int | None] = []
     for role, tflite, scaling, board in (
         ("head", head_tflite, parent.input_scaling, chain.device),
         ("tail", tail_tflite, None, chain.remote),
@@ -260,6 +268,7 @@ def build_split(
             progress=progress,
         )
         part_variant = store_variant(ctx, model_id, squeezed, None)
+        arenas.append(squeezed.arena.arena_bytes)
         runtime = _device_runtime(board) if role == "head" else board.runtimes[0]
         progress(f"{role}: compiling for {board.id} ({runtime})")
         module = compile_module(ctx, part_variant["id"], board.id, runtime=runtime, progress=progress)
@@ -275,13 +284,20 @@ def build_split(
             "bytes": len(tflite),
         }
     progress("measuring end-to-end accuracy through the built parts")
-    if all(m["package"] is not None for m in modules):
-        runners = (_module_runner(ctx, modules[0], head_tflite), _module_runner(ctx, modules[1], tail_tflite))
+    head = _module_runner(ctx, modules[0], head_tflite, arenas[0]) if modules[0]["package"] else None
+    tail = _module_runner(ctx, modules[1], tail_tflite, arenas[1]) if modules[1]["package"] else None
+    unsplit = _tflm(full, full_arena)
+    built["accuracy"] = None
+    if head is not None and tail is not None and unsplit is not None:
         built["accuracy"] = _accuracy(
-            ctx, parent, full, runners, (head_tflite, tail_tflite), modules[1]["runtime"]
+            ctx,
+            parent,
+            full,
+            (head, tail),
+            head_tflite,
+            (unsplit, _tflm(tail_tflite, arenas[1])),
+            modules[1]["runtime"],
         )
-    else:
-        built["accuracy"] = None
     with ctx.session() as session:
         row = SplitPlanRepository(session).get(plan_id)
         row.head_model_id, row.tail_model_id = built["head"]["model"], built["tail"]["model"]
