@@ -18,6 +18,7 @@ from tinymlaas.services.pipelines import (
     show_pipeline,
     stop_pipeline,
 )
+from tinymlaas.services.splitting import build_split, plan_model_split
 from tinymlaas.storage.repositories import DeviceRepository
 
 DECLARATION = """
@@ -130,3 +131,21 @@ def test_a_stage_joins_its_nodes_reports_and_names_the_silent_ones() -> None:
     assert stage["end_to_end_ms"] == pytest.approx((100.0 * 10 + 200.0 * 30) / 40)
     assert stage["messages_per_s"] == pytest.approx(4.0)
     assert stage["last_results"] == {"gw-1": "7", "gw-2": "3"}
+
+
+def test_a_cascade_stage_that_cannot_read_the_window_passed_on_is_refused(digits_cnn_store) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
+    plan = plan_model_split(context, "digits-cnn", "nano33ble:wifi:rpi4")
+    interior = next(c["index"] for c in plan["candidates"] if 0 < c["index"] < plan["operators"])
+    tail = build_split(context, plan["id"], cut=interior)["build"]["tail"]["model"]
+    _device(context, "shape-mcu", "nano33ble", _caps("native", ALL_OPS))
+    _device(context, "shape-gw", "rpi4", _caps("litert", ALL_OPS))
+    declaration = DECLARATION.format(name="misread", source="shape-mcu", relay="shape-gw").replace(
+        'name = "classify"\nmodel = "digits-cnn"', f'name = "classify"\nmodel = "{tail}"'
+    )
+    create_pipeline(context, declaration, fmt="toml")
+    with pytest.raises(
+        InvalidInput, match=r"stage 'classify' looks at the window stage 'gate' passes on, but"
+    ):
+        apply_pipeline(context, "misread")
+    assert show_pipeline(context, "misread")["state"] == "draft"

@@ -69,10 +69,10 @@ def print_plan(plan: dict[str, Any]) -> None:
         console.print(f"[dim]{line}[/]")
     for note in plan["notes"]:
         console.print(f"[yellow]{note}[/]")
+    for c in plan["candidates"]:
+        if not c["fits"]:
+            console.print(f"[red]cut {c['index']} does not fit[/] ({c['label']}): {'; '.join(c['reasons'])}")
     if plan["chosen"] is None:
-        for c in plan["candidates"]:
-            if not c["fits"]:
-                console.print(f"cut {c['index']} ({c['label']}): {'; '.join(c['reasons'])}")
         return
     speedup = plan.get("speedup_vs_worse_extreme")
     chosen = next(c for c in plan["candidates"] if c["index"] == plan["chosen"])

@@ -194,9 +194,38 @@ class PipelineRunner:
                         entry["counters"] = {name: found.get(rid) for rid, name in _COUNTERS.items()}
                         entry["latency_basis"] = str(basis.get(16) or "")
                         entry["read_at"] = now
+                        entry["reported_listen"] = str(found.get(_LISTEN) or "")
                         entry.pop("error", None)
                 nodes[node] = entry
+        await self._follow_moved_listeners(spec, nodes)
         await self._update(pipeline_id, PipelineState.RUNNING, applied={"nodes": nodes})
+
+    async def _follow_moved_listeners(self, spec: PipelineSpec, nodes: dict[str, Any]) -> None:
+        """A node that restarted may listen on another port: tell the stage before it where it is now.
+
+        Until then the upstream nodes keep the messages for it in their outboxes, so nothing is lost;
+        a node whose new address cannot be written yet is tried again on the next pass.
+        """
+        for index in range(1, len(spec.stages)):
+            stage = spec.stages[index]
+            moved = [
+                n
+                for n in stage.nodes
+                if nodes.get(n, {}).get("reported_listen")
+                and nodes[n]["reported_listen"] != nodes[n].get("listen")
+            ]
+            if not moved:
+                continue
+            hops = [nodes[n].get("reported_listen") or nodes[n].get("listen", "") for n in stage.nodes]
+            values: dict[Path, Value] = {Path(26242, 0, 3, i): uri for i, uri in enumerate(hops) if uri}
+            try:
+                for upstream in spec.stages[index - 1].nodes:
+                    await self.server.devices.write(upstream, STAGE, values)
+            except TinymlaasError as exc:
+                _log.info("pointing stage %s at its moved nodes failed: %s", stage.name, exc.detail)
+                continue
+            for n in moved:
+                nodes[n]["listen"] = nodes[n]["reported_listen"]
 
     async def _clear(self, pipeline_id: str) -> None:
         _spec, applied = await self._write(pipeline_snapshot, self.context, pipeline_id)
