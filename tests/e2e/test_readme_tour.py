@@ -126,6 +126,16 @@ EXPECTED = (
         ("nano33ble", "pico", "rpi4", "fits", "flash", "arena", "timings"),
     ),
     Expected(
+        r"split gestures --chain nano33ble:ble:rpi4 --json",
+        (
+            '"candidates"',
+            '"chosen"',
+            '"transfer"',
+            "counted in QEMU mps2-an386",
+            "LiteRT on the emulating host",
+        ),
+    ),
+    Expected(
         r"^tinymlaas serve$",
         (r"LwM2M server listening on coaps://127\.0\.0\.1:\d+", r"signing public key: \S+"),
     ),
