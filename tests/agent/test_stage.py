@@ -382,9 +382,10 @@ def test_the_outbox_outlives_an_offline_next_hop_and_a_restart(tmp_path, modules
         uri = await _relay(rig, "relay", "tail", upstream="src", hop_port=port)
         await rig.stop("relay")
         await rig.start("src", "head")
-        await rig.configure("src", r0="p1", r1="head", r2="source", r3=[uri], r5=SOURCE_KEY)
+        await rig.configure("src", r0="p1", r1="head", r2="source", r3=[uri], r5=SOURCE_KEY, r23="output")
         await rig.stop("src")
         await rig.start("src", "head", windows=windows)
+        assert (await rig.read("src"))[23] == "output"
 
         async def waiting() -> bool:
             counters = await rig.read("src")
@@ -447,5 +448,21 @@ def test_round_robin_spreads_messages_over_next_hops_and_all_copies_them_to_each
         await rig.start("src", "head", windows=4)
         await eventually(lambda: delivered(8))
         assert [(await rig.read(name))[10] for name in ("first", "second")] == [7, 7]
+
+    run(tmp_path, modules, body)
+
+
+def test_the_whole_configuration_survives_a_restart(tmp_path, modules):
+    async def body(rig: Rig) -> None:
+        uri = await _relay(rig, "relay", "tail", upstream="src")
+        await rig.start("src", "head")
+        written = {"r0": "p1", "r1": "head", "r2": "source", "r3": [uri], "r5": SOURCE_KEY}
+        await rig.configure("src", **written, r8="ble", r9="all", r23="input")
+        before = await rig.read("src")
+        await rig.stop("src")
+        await rig.start("src", "head")
+        after = await rig.read("src")
+        assert [after[r] for r in (0, 1, 2, 4, 8, 9, 23)] == [before[r] for r in (0, 1, 2, 4, 8, 9, 23)]
+        assert after[23] == "input" and after[9] == "all" and after[8] == "ble"
 
     run(tmp_path, modules, body)

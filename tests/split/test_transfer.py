@@ -121,3 +121,13 @@ def test_prediction_is_within_20_percent_of_the_emulated_ble_link() -> None:
         assert datagrams == predicted.datagrams
         assert median == pytest.approx(predicted.seconds, rel=0.2), "; ".join(rows)
     print("\n".join(rows))
+
+
+def test_the_result_waits_for_the_last_block_not_for_its_answer() -> None:
+    ble = PROFILES["ble"]
+    estimate = predict_transfer(5_000, ble)
+    one_way_s = (ble.latency_ms + ble.jitter_ms / 2) / 1000
+    assert estimate.seconds - estimate.arrival_seconds == pytest.approx(
+        one_way_s + (4 + 2 + 29 + 3) * 8 / ble.bandwidth_bps  # header, token, DTLS, Block1
+    )
+    assert predict_transfer(0, PROFILES["loopback"]).arrival_seconds == pytest.approx(0, abs=1e-6)

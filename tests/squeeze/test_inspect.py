@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from tinymlaas.errors import UnsupportedModel
@@ -35,3 +36,22 @@ def test_truncated_model_is_refused_by_name(tiny_models, cut):
 def test_non_tflite_bytes_are_refused():
     with pytest.raises(UnsupportedModel, match="not a TFLite model"):
         inspect_tflite(b"PK\x03\x04 this is a zip, not a model", name="x.tflite")
+
+
+def test_a_full_integer_model_without_weights_is_int8() -> None:
+    """A split part made only of pooling and softmax carries no weights and is int8 all the same."""
+    import keras
+
+    from tinymlaas.squeeze.convert import Quantization, convert
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 2)),
+            keras.layers.AveragePooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Softmax(),
+        ]
+    )
+    representative = np.random.default_rng(0).normal(size=(16, 8, 8, 2)).astype(np.float32)
+    info = inspect_tflite(convert(model, Quantization.INT8, representative))
+    assert info.params == 0 and info.quantization == "int8"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -145,7 +146,8 @@ class HopSender:
         if self.target.link is not None:
             if self._link is None:
                 upstream = (parts.hostname or "", parts.port or 5684)
-                self._link = await UdpLinkEmulator.start(upstream, self.target.link)
+                # A seed of its own per link and start, so no two hops (or restarts) lose the same datagrams.
+                self._link = await UdpLinkEmulator.start(upstream, self.target.link, secrets.randbits(32))
             base = f"coaps://127.0.0.1:{self._link.port}"
         if self._coap is None:
             self._coap = await CoapEndpoint.connect_secure(

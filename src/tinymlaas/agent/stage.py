@@ -368,7 +368,7 @@ class StageEngine:
             data = json.loads(path.read_text())
             changes = {0: data["pipeline"], 1: data["stage"], 2: data["role"], 3: data["next_hops"]}
             changes |= {4: data["condition"], 5: data["hop_key"], 6: data["upstream_keys"]}
-            changes |= {8: data["hop_link"], 9: data["fanout"]}
+            changes |= {8: data["hop_link"], 9: data["fanout"], 23: data.get("forward", "output")}
             return configure(StageConfig(), changes, None)
         except (OSError, ValueError, KeyError, TypeError, InvalidInput) as exc:
             detail = exc.detail if isinstance(exc, InvalidInput) else str(exc)

@@ -432,7 +432,10 @@ class _Planner:
             payload_bytes=payload,
             device=device,
             transfer=Figure(
-                transfer.seconds * 1000, transfer.seconds * 1000, transfer.seconds * 1000, transfer.basis
+                transfer.arrival_seconds * 1000,
+                transfer.arrival_seconds * 1000,
+                transfer.arrival_seconds * 1000,
+                f"{transfer.basis}; counted until the last block arrives",
             ),
             remote=self.compute(self.chain.remote, self.remote_timer, cut, tail, head=False),
             energy=device_energy(self.chain.device, device, transfer, self.chain.link),

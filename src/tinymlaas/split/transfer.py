@@ -80,6 +80,9 @@ class TransferEstimate:
     datagrams: float  # expected datagrams on the air both ways, retransmissions included
     seconds: float  # expected
     basis: str  # one sentence: the model and its figures
+    # Until the last block reaches the receiver, which then runs its stage: the exchange minus the
+    # final answer's way back, which the sender waits for but the pipeline's result does not.
+    arrival_seconds: float = 0.0
     uplink_bytes: float = 0.0  # expected bytes the sender puts on the air, retransmissions included
     downlink_bytes: float = 0.0  # expected bytes of the answers it receives
 
@@ -132,6 +135,7 @@ def predict_transfer(
         datagrams=datagrams,
         seconds=seconds,
         basis=basis,
+        arrival_seconds=max(0.0, seconds - response_bytes * 8 / link.bandwidth_bps - one_way_s),
         uplink_bytes=request_bytes * attempts,
         downlink_bytes=blocks * response_bytes * attempts * (1 - link.loss),
     )

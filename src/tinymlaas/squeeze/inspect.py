@@ -127,7 +127,11 @@ def _parse(data: bytes) -> ModelInfo:
     model_outputs = tuple(infos[int(j)] for j in graph.OutputsAsNumpy())
     if "float16" in weight_types:
         quantization = "float16"
-    elif all(t.dtype == "int8" for t in (*model_inputs, *model_outputs)) and "int8" in weight_types:
+    elif all(t.dtype == "int8" for t in (*model_inputs, *model_outputs)) and (
+        "int8" in weight_types or weight_types <= {"int32"}
+    ):
+        # Full-integer: int8 in and out with int8 weights, or no weights at all (a part of a split
+        # model made only of reshapes, pooling or softmax is int8 all the same).
         quantization = "int8"
     elif all(t.dtype == "int16" for t in (*model_inputs, *model_outputs)) and "int8" in weight_types:
         quantization = "int16x8"
