@@ -26,7 +26,15 @@ import tomllib
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.linkemu import PROFILES
@@ -49,7 +57,17 @@ MAX_SPEC_BYTES = 64 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CONDITION = re.compile(r"^(|not:[^\s:]{1,64}|label:[^\s:]{1,64}|score>=(0(\.\d+)?|1(\.0+)?))$")
 
-Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("letters, digits, '_', '.', '-', starting with a letter or digit")
+    return value
+
+
+# A pipeline's or stage's name: it appears in CoAP paths (/hop/<pipeline>/<stage>) and on pages.
+Name = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_name)]
+# A node is a device's LwM2M endpoint name, whatever characters its maker gave it.
+NodeName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 def check_condition(condition: str) -> str:
@@ -71,17 +89,10 @@ class StageSpec(BaseModel):
     model: str | None = Field(None, max_length=160, description="Model id, name or name:version.")
     split: str | None = Field(None, max_length=32, description="A split plan id; with part.")
     part: Literal["head", "tail"] | None = None
-    nodes: list[Name] = Field(min_length=1, max_length=MAX_NODES, description="Device endpoints.")
+    nodes: list[NodeName] = Field(min_length=1, max_length=MAX_NODES, description="Device endpoints.")
     condition: str = Field("", max_length=80, description="Cascade: forward only outputs that pass.")
     fanout: Literal["round-robin", "all"] = "round-robin"
     link: str | None = Field(None, description="Link profile emulated on this stage's outgoing hops.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("letters, digits, '_', '.', '-', starting with a letter or digit")
-        return value
 
     @field_validator("condition")
     @classmethod
@@ -118,13 +129,6 @@ class PipelineSpec(BaseModel):
 
     name: Name
     stages: list[StageSpec] = Field(min_length=2, max_length=MAX_STAGES)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("letters, digits, '_', '.', '-', starting with a letter or digit")
-        return value
 
     @model_validator(mode="after")
     def _graph(self) -> PipelineSpec:

@@ -37,7 +37,7 @@ from tinymlaas.services.campaigns import campaign_value, store_campaign
 from tinymlaas.services.context import Context
 from tinymlaas.storage.repositories import CampaignRepository, ModelRepository
 
-__all__ = ["CampaignRunner", "Write"]
+__all__ = ["CampaignRunner", "Write", "run_passes"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +49,19 @@ PACKAGE_URI = Path(9, 0, 3)
 UNINSTALL = Path(9, 0, 6)
 _NAME, _VERSION, _STATE, _RESULT, _STATUS_REASON = 0, 1, 7, 9, 16
 _IN_FLIGHT = (InstallationState.SENT, InstallationState.DOWNLOADING, InstallationState.INSTALLING)
+
+
+async def run_passes(one_pass: Callable[[], Awaitable[None]], interval: float, what: str) -> None:
+    """Run ``one_pass`` every ``interval`` seconds until cancelled; a failing pass is logged and the
+    next one tries again, so one bad row never stops a runner."""
+    while True:
+        try:
+            await one_pass()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.exception("%s pass failed", what)
+        await asyncio.sleep(interval)
 
 
 @dataclass(frozen=True)
@@ -96,15 +109,7 @@ class CampaignRunner:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     async def run(self) -> None:
-        """Run passes until cancelled; a failing pass is logged and the next one tries again."""
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("campaign pass failed")
-            await asyncio.sleep(self.interval)
+        await run_passes(self.run_once, self.interval, "campaign")
 
     async def run_once(self) -> None:
         found = await self._write(self._load)

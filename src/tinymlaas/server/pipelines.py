@@ -10,7 +10,6 @@ reported, never a figure of the server's own. Stopping clears the nodes' configu
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from functools import partial
@@ -20,7 +19,7 @@ from tinymlaas.deploy.pipelines import PipelineSpec, PipelineState
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.lwm2m.core import Path, Value
 from tinymlaas.lwm2m.server import Lwm2mServer
-from tinymlaas.server.campaigns import Write
+from tinymlaas.server.campaigns import Write, run_passes
 from tinymlaas.services._reports import resources
 from tinymlaas.services.context import Context
 from tinymlaas.services.pipelines import (
@@ -101,14 +100,7 @@ class PipelineRunner:
         self.interval = interval
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                _log.exception("pipeline pass failed")
-            await asyncio.sleep(self.interval)
+        await run_passes(self.run_once, self.interval, "pipeline")
 
     async def run_once(self) -> None:
         for pipeline_id, state in await self._write(pipelines_to_drive, self.context):
