@@ -8,8 +8,9 @@ over LwM2M and the API shows them per stage. Stopping clears every node's stage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,12 @@ from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.fleet import show_device
 from tinymlaas.services.pipelines import apply_pipeline, create_pipeline, show_pipeline, stop_pipeline
 from tinymlaas.services.provisioning import provision_device
+from tinymlaas.services.splitting import build_split, plan_model_split
 from tinymlaas.squeeze.inspect import inspect_tflite
 from tinymlaas.squeeze.runtimes import TflmRunner
 from tinymlaas.storage.repositories import ModelRepository
 
-NODES = (("src-1", "nano33ble"), ("gw-1", "rpi4"), ("cloud-1", "x86-64-host"))
+CASCADE_NODES = (("src-1", "nano33ble"), ("gw-1", "rpi4"), ("gw-2", "rpi4"), ("cloud-1", "x86-64-host"))
 CASCADE = """
 name = "digits-cascade"
 [[stages]]
@@ -46,7 +48,7 @@ link = "ble"
 [[stages]]
 name = "classify"
 model = "digits-cnn"
-nodes = ["gw-1"]
+nodes = ["gw-1", "gw-2"]
 condition = "score>=0.0"
 link = "wifi"
 [[stages]]
@@ -54,6 +56,49 @@ name = "identify"
 model = "digits-cnn"
 nodes = ["cloud-1"]
 """
+
+
+@contextlib.asynccontextmanager
+async def _nodes(
+    context: Context, tmp_path: Path, nodes: Sequence[tuple[str, str]], recording: Path
+) -> AsyncIterator[tuple[FleetService, dict[str, Agent], Callable[[str], Awaitable[Agent]]]]:
+    """A server and one agent per (endpoint, board[:runtime]) node, provisioned and reported; the
+    first node replays ``recording``. Yields the server, the agents and a way to start one again."""
+    key = load_or_create_signing_key(context.settings.keys_dir)
+    catalog = load_catalog()
+    boards = {endpoint: board for endpoint, board in nodes}
+    fleet = await FleetService.start(
+        context, "127.0.0.1", 0, request_timeout=5, campaign_interval=0.1, install_timeout=30
+    )
+
+    async def start(endpoint: str) -> Agent:
+        board, _, runtime = boards[endpoint].partition(":")
+        return await Agent.start(
+            catalog.board(board).running(runtime or None),
+            endpoint,
+            fleet.uri,
+            tmp_path / endpoint,
+            key.public_key_bytes(),
+            sensor=ReplaySource(recording) if endpoint == nodes[0][0] else None,
+            rate_hz=20,
+            telemetry_interval=0.5,
+        )
+
+    agents: dict[str, Agent] = {}
+    try:
+        for endpoint, board in nodes:
+            provision_device(context, endpoint, board.partition(":")[0], state_dir=tmp_path / endpoint)
+            agents[endpoint] = await start(endpoint)
+        await _until(
+            lambda: all(show_device(context, e).capabilities.get("runtime") for e in boards),
+            30,
+            lambda: {e: show_device(context, e).capabilities for e in boards},
+        )
+        yield fleet, agents, start
+    finally:
+        for agent in agents.values():
+            await agent.stop()
+        await fleet.stop()
 
 
 async def _until(check: Callable[[], bool], timeout: float, why: Callable[[], object]) -> None:
@@ -91,39 +136,12 @@ def _stages(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits_cnn_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     context, _ = digits_cnn_store
-    key = load_or_create_signing_key(context.settings.keys_dir)
-    catalog = load_catalog()
     recording, predicted = _recording(context, tmp_path / "digits.npz")
     common = Counter(predicted).most_common(1)[0][0]
     assert Counter(predicted)[common] < len(predicted), "the gate must let some windows through"
 
     async def scenario() -> None:
-        fleet = await FleetService.start(
-            context, "127.0.0.1", 0, request_timeout=5, campaign_interval=0.1, install_timeout=30
-        )
-        agents = []
-        try:
-
-            async def start(endpoint: str, board: str) -> Agent:
-                return await Agent.start(
-                    catalog.board(board),
-                    endpoint,
-                    fleet.uri,
-                    tmp_path / endpoint,
-                    key.public_key_bytes(),
-                    sensor=ReplaySource(recording) if endpoint == "src-1" else None,
-                    rate_hz=20,
-                    telemetry_interval=0.5,
-                )
-
-            for endpoint, board in NODES:
-                provision_device(context, endpoint, board, state_dir=tmp_path / endpoint)
-                agents.append(await start(endpoint, board))
-            await _until(
-                lambda: all(show_device(context, e).capabilities.get("runtime") for e, _ in NODES),
-                30,
-                lambda: {e: show_device(context, e).capabilities for e, _ in NODES},
-            )
+        async with _nodes(context, tmp_path, CASCADE_NODES, recording) as (fleet, agents, start):
             create_pipeline(context, CASCADE.format(common=common), fmt="toml")
             applied = apply_pipeline(context, "digits-cascade")
             assert set(applied["campaigns"]) == {"gate", "classify", "identify"}
@@ -149,21 +167,26 @@ def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits
             n, m = len(predicted), gate["messages_in"]
             possible = {sum(predicted[(o + i) % n] == common for i in range(m)) for o in range(n)}
             assert gate["filtered"] in possible and gate["filtered"] > 0
-            assert classify["messages_in"] <= gate["messages_out"] <= gate["passed"]
+            # Nodes are read one after another and a gateway counts a message before the gate hears its
+            # answer, so a stage never takes in more than the stage before it let through.
+            assert classify["messages_in"] <= gate["passed"] and gate["messages_out"] <= gate["passed"]
             assert classify["passed"] == classify["messages_in"] and classify["filtered"] == 0
-            assert identify["messages_in"] <= classify["messages_out"]
+            assert identify["messages_in"] <= classify["passed"]
             assert (
                 identify["labelled"] == identify["messages_in"]
                 and identify["correct"] <= identify["labelled"]
             )
             assert gate["hop_latency_ms"] >= 30.0, "the BLE profile's one-way latency is 30 ms"
             assert identify["end_to_end_ms"] > gate["hop_latency_ms"]
-            assert all(s["offline"] == [] and s["reported"] == 1 for s in stages.values())
+            assert all(s["offline"] == [] and s["reported"] == len(s["nodes"]) for s in stages.values())
+            # The classify stage is parallel: the gate spreads its messages over both gateways.
+            nodes = view()["nodes"]
+            assert all(nodes[n]["counters"]["messages_in"] > 0 for n in ("gw-1", "gw-2"))
             assert any("measured" in basis or "estimate" in basis for basis in gate["latency_basis"])
 
             # The gateway goes away mid-pipeline: the stage shows it, the gate keeps what it passes in
             # its outbox, and once the gateway is back (listening on another port) all of it arrives.
-            await agents[1].stop()
+            await agents["gw-1"].stop()
             await _until(
                 lambda: (
                     _stages(view())["classify"]["offline"] == ["gw-1"]
@@ -173,7 +196,7 @@ def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits
                 view,
             )
             queued = _stages(view())["gate"]["passed"]
-            agents[1] = await start("gw-1", "rpi4")
+            agents["gw-1"] = await start("gw-1")
             await _until(lambda: _stages(view())["gate"]["messages_out"] >= queued, 60, view)
             assert _stages(view())["classify"]["offline"] == []
 
@@ -196,9 +219,51 @@ def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits
             async with asyncio.timeout(30):
                 while not await cleared():
                     await asyncio.sleep(0.2)
-        finally:
-            for agent in agents:
-                await agent.stop()
-            await fleet.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+SPLIT = """
+name = "digits-split"
+[[stages]]
+name = "head"
+split = "{plan}"
+part = "head"
+nodes = ["head-1"]
+link = "ble"
+[[stages]]
+name = "tail"
+split = "{plan}"
+part = "tail"
+nodes = ["tail-1"]
+"""
+
+
+def test_a_split_model_runs_as_a_native_head_on_the_mcu_and_a_litert_tail_on_the_gateway(
+    digits_cnn_store, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    context, _ = digits_cnn_store
+    recording, _ = _recording(context, tmp_path / "digits.npz")
+    plan = plan_model_split(context, "digits-cnn", "nano33ble:ble:rpi4")
+    interior = [c["index"] for c in plan["candidates"] if 0 < c["index"] < plan["operators"]]
+    build_split(context, plan["id"], cut=interior[0])
+
+    async def scenario() -> None:
+        nodes = (("head-1", "nano33ble:native"), ("tail-1", "rpi4"))
+        async with _nodes(context, tmp_path, nodes, recording) as (_fleet, _agents, _start):
+            create_pipeline(context, SPLIT.format(plan=plan["id"]), fmt="toml")
+            applied = apply_pipeline(context, "digits-split")
+            assert set(applied["campaigns"]) == {"head", "tail"}
+
+            def view() -> dict[str, Any]:
+                return show_pipeline(context, "digits-split")
+
+            await _until(lambda: view()["state"] == "running", 90, view)
+            await _until(lambda: _stages(view())["tail"]["messages_in"] >= 12, 60, view)
+            head, tail = _stages(view())["head"], _stages(view())["tail"]
+            # A split head passes its cut tensor on whatever it is: no condition, nothing filtered.
+            assert head["filtered"] == 0 and head["passed"] == head["messages_in"]
+            assert tail["labelled"] == tail["messages_in"] >= 12
+            assert any("QEMU" in basis for basis in head["latency_basis"]), head["latency_basis"]
 
     asyncio.run(asyncio.wait_for(scenario(), 240))
