@@ -180,8 +180,11 @@ def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits
             assert identify["end_to_end_ms"] > gate["hop_latency_ms"]
             assert all(s["offline"] == [] and s["reported"] == len(s["nodes"]) for s in stages.values())
             # The classify stage is parallel: the gate spreads its messages over both gateways.
-            nodes = view()["nodes"]
-            assert all(nodes[n]["counters"]["messages_in"] > 0 for n in ("gw-1", "gw-2"))
+            await _until(
+                lambda: all(view()["nodes"][n]["counters"]["messages_in"] > 0 for n in ("gw-1", "gw-2")),
+                30,
+                lambda: {n: view()["nodes"][n] for n in ("gw-1", "gw-2")},
+            )
             assert any("measured" in basis or "estimate" in basis for basis in gate["latency_basis"])
 
             # The gateway goes away mid-pipeline: the stage shows it, the gate keeps what it passes in
