@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -35,6 +36,7 @@ from tinymlaas.agent.buffer import BufferedSample, SampleBuffer
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.linkemu import LinkProfile, UdpLinkEmulator
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse, PeerUnreachable
+from tinymlaas.split.transfer import BLOCK_BYTES
 from tinymlaas.split.wire import HOP_PATH, HopTiming, decode, encode
 
 __all__ = [
@@ -198,8 +200,11 @@ class HopSender:
             timing = HopTiming(self.target.identity, compute_ms, time.time() * 1000.0)
             payload = encode(replace(stored, hops=(*stored.hops, timing)))
             uri = f"{base}/{HOP_PATH}/{stored.pipeline}/{stored.stage}"
+            # A large tensor goes Block1-wise, one exchange per block: allow each its own timeout, or a
+            # message that takes longer than one on a slow link would be sent again for ever.
+            blocks = max(1, math.ceil(len(payload) / BLOCK_BYTES))
             response = await coap.request(
-                "POST", uri, payload, content_format=CBOR_CONTENT_FORMAT, timeout=self._timeout
+                "POST", uri, payload, content_format=CBOR_CONTENT_FORMAT, timeout=self._timeout * blocks
             )
         except (PeerUnreachable, OSError) as exc:
             await self._paused(str(exc))
