@@ -1,4 +1,5 @@
-"""``tinymlaas demo`` run as a user runs it: the dashboard up, lifecycle jobs, six devices, every outcome."""
+"""``tinymlaas demo`` run as a user runs it: the dashboard up, lifecycle jobs, six devices, every outcome,
+and a three-node pipeline running."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from test_serve import output_until
 from helpers.seeding import log_in
 
 FLEET_BOARDS = ("nano33ble", "pico", "rpi4")
+PIPELINE_STAGES = (("gate", "demo-gate"), ("classify", "demo-gateway"), ("confirm", "demo-cloud"))
+PIPELINE_NODES = {node for _, node in PIPELINE_STAGES}
+
+
+def _in_fleet(endpoint: str) -> bool:
+    return endpoint.startswith("demo-") and endpoint not in PIPELINE_NODES
 
 
 def _log_in(client: httpx.Client, token: str) -> None:
@@ -21,7 +28,7 @@ def _log_in(client: httpx.Client, token: str) -> None:
     assert response.status_code == 303, response.text
 
 
-def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli) -> None:
+def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions_and_a_pipeline(cli) -> None:
     env = {**os.environ, "TINYMLAAS_DATA_DIR": str(cli.data_dir)}
     demo = subprocess.Popen(
         [
@@ -39,16 +46,36 @@ def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli)
         assert "58 installation failure" in printed  # what the README promises, whole in a log
         assert "…" not in printed
 
+        # The pipeline's table, as its nodes reported: every stage saw windows; the savings told.
+        assert "Pipeline scenes-journey (running)" in printed
+        for stage, node in PIPELINE_STAGES:
+            row = re.search(rf"│ {stage} +│ {node} +│ (\d+) +│", printed)
+            assert row is not None and int(row[1]) > 0, (stage, printed[-3000:])
+        assert re.search(r"gate: \d+ of \d+ windows \(\d+ %\) never left the device", printed)
+        assert re.search(r"classify: \d+ of \d+ windows \(\d+ %\) never left the gateway", printed)
+
         # While the demo waits, the dashboard shows the fleet the devices report, live.
         with httpx.Client(base_url=url, timeout=30) as client:
             _log_in(client, token)
             fleet = client.get("/ui/fleet.json").json()
-            demo_devices = [d for d in fleet["devices"] if d["endpoint"].startswith("demo-")]
-            assert fleet["counts"]["online"] == len(demo_devices) == 6
+            demo_devices = [d for d in fleet["devices"] if _in_fleet(d["endpoint"])]
+            assert len(demo_devices) == 6
+            assert fleet["counts"]["online"] == len(demo_devices) + len(PIPELINE_NODES)
             assert {d["model"] for d in demo_devices} == {"gestures 2"}
             assert "demo-nano33ble-000" in client.get("/").text
-            listed = client.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"}).json()
-            assert listed["count"] == 6
+            bearer = {"Authorization": f"Bearer {token}"}
+            listed = client.get("/api/v1/devices", headers=bearer).json()
+            assert listed["count"] == 9
+
+            pipelines = client.get("/pipelines").text
+            row = re.search(r'data-pipeline="scenes-journey">(.*?)</tr>', pipelines, re.S)
+            assert row is not None, pipelines
+            assert re.search(r'data-testid="pipeline-state">running<', row[1]), row[1]
+            assert "gate → classify → confirm" in row[1]
+            pipeline = client.get("/api/v1/pipelines/scenes-journey", headers=bearer).json()
+            assert pipeline["state"] == "running"
+            assert [(s["name"], *s["nodes"]) for s in pipeline["stages"]] == list(PIPELINE_STAGES)
+            assert all(s["messages_in"] > 0 for s in pipeline["stages"])
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 0
@@ -59,7 +86,7 @@ def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli)
 
     # The store keeps what the devices reported over LwM2M after the demo stopped them.
     devices = {d["endpoint"]: d for d in cli.json("devices", "list")}
-    demo_devices = {e: d for e, d in devices.items() if e.startswith("demo-")}
+    demo_devices = {e: d for e, d in devices.items() if _in_fleet(e)}
     assert sorted(demo_devices) == [f"demo-{b}-{i:03d}" for b in FLEET_BOARDS for i in range(2)]
     for endpoint, device in demo_devices.items():
         assert not device["online"], endpoint
@@ -78,8 +105,9 @@ def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli)
             assert basis.startswith("estimate:") and "QEMU" in basis, basis
 
     campaigns = cli.json("campaigns", "list")
-    # Three boards, two versions each, plus the module whose self-test fails on the device.
-    assert len(campaigns) == 7
+    # Three boards, two versions each, the module whose self-test fails on the device, and one
+    # campaign per pipeline stage.
+    assert len(campaigns) == 7 + len(PIPELINE_STAGES)
     (broken,) = [c for c in campaigns if c["state"] == "halted"]
     (installation,) = broken["installations"]
     assert installation["state"] == "failed"
@@ -87,9 +115,16 @@ def test_the_demo_keeps_the_dashboard_up_on_a_fleet_that_took_both_versions(cli)
     assert "differs by" in installation["detail"]["status_reason"]
     assert all(c["state"] == "completed" for c in campaigns if c is not broken)
 
-    # Both model versions were trained by the server's job workers, as lifecycle jobs.
+    # Both gestures versions and the pipeline's two scenes models were trained by the server's job
+    # workers, as lifecycle jobs.
     jobs = cli.json("jobs", "list")
-    assert [(j["kind"], j["state"]) for j in jobs] == [("lifecycle", "succeeded")] * 2
+    assert [(j["kind"], j["state"]) for j in jobs] == [("lifecycle", "succeeded")] * 4
+    assert sorted((j["params"]["dataset"], j["params"].get("arch")) for j in jobs) == [
+        ("gestures", None),
+        ("gestures", None),
+        ("scenes", "gate"),
+        ("scenes", "mobilenet"),
+    ]
 
 
 def test_the_demo_without_waiting_runs_the_lifecycle_as_a_job_and_exits(cli) -> None:

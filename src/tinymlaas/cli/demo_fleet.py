@@ -22,6 +22,7 @@ import shutil
 import time
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +156,15 @@ async def run_fleet_demo(
     timeout: float = 180.0,
     hold: Callable[[], Awaitable[None]] | None = None,
     attach: Callable[[DeviceLink | None], None] | None = None,
+    alongside: Callable[[str], AbstractAsyncContextManager[object]] | None = None,
 ) -> list[DeviceView]:
     """Run the fleet story for two lifecycle reports of one model (``first`` then ``second`` version).
 
     ``say(kind, data)`` hears each step as it happens: ``server``, ``devices``, ``refused``,
     ``campaign``, ``progress`` and ``outcome``. With ``hold``, the server and devices keep running
     (registered, inferring, reporting) until it returns, so the dashboard can be explored live.
+    ``alongside(server_uri)`` is entered after the story and left after ``hold``: more on the same
+    server (the demo's pipeline), running while the fleet is held and stopped before the fleet stops.
     Returns the devices as they reported at the end of the story.
     """
     if len(boards) < 2:
@@ -217,8 +221,11 @@ async def run_fleet_demo(
         await asyncio.sleep(1.5)  # one more telemetry report from each device on the new model
         devices = [d for d in await asyncio.to_thread(list_devices, ctx) if d.endpoint in endpoints]
         say("devices", devices)
-        if hold is not None:
-            await hold()
+        async with AsyncExitStack() as stack:
+            if alongside is not None:
+                await stack.enter_async_context(alongside(fleet_service.uri))
+            if hold is not None:
+                await hold()
         return devices
     finally:
         if attach is not None:

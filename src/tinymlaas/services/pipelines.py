@@ -84,9 +84,11 @@ def pipeline_status(spec: dict[str, Any], nodes: dict[str, Any]) -> list[dict[st
     """Per stage, the nodes' counters joined: messages, pass/filter, hop and end-to-end latency.
 
     Counts add up over a stage's nodes; a latency is the mean of the nodes' means weighted by their
-    messages. ``reported`` counts the nodes whose counters were read, so a missing node shows.
+    messages. ``reported`` counts the nodes whose counters were read, so a missing node shows. Only
+    the last stage has results, so only it has an end-to-end latency and correct results.
     """
     stages = []
+    last = spec["stages"][-1]["name"] if spec["stages"] else None
     for stage in spec["stages"]:
         reports = [nodes[n] for n in stage["nodes"] if n in nodes and nodes[n].get("counters")]
         counters = [r["counters"] for r in reports]
@@ -114,7 +116,7 @@ def pipeline_status(spec: dict[str, Any], nodes: dict[str, Any]) -> list[dict[st
                 "messages_per_s": sum(float(c.get("messages_per_s") or 0.0) for c in counters),
                 "hop_latency_ms": mean("hop_latency_ms", "messages_out"),
                 "compute_ms": mean("compute_ms", "passed"),
-                "end_to_end_ms": mean("end_to_end_ms", "messages_in"),
+                "end_to_end_ms": mean("end_to_end_ms", "messages_in") if stage["name"] == last else None,
                 "labelled": total("labelled"),
                 "correct": total("correct"),
                 "last_results": {
