@@ -62,6 +62,10 @@ def test_the_newest_plan_lists_every_cut_with_its_figures_and_the_choice(
     assert texts(page, "split-chosen")[0].startswith(f"Chosen: cut {plan['chosen']}")
     for candidate in candidates:
         assert f'data-cut="{candidate["index"]}" data-fits="{str(candidate["fits"]).lower()}"' in page
+    # nano33ble's board file gives sourced power figures, so each cut shows the device's energy.
+    energies = texts(page, "split-energy")
+    assert [e.split(" mJ")[0] for e in energies] == [f"{c['device_energy']['mj']:.3f}" for c in candidates]
+    assert "nRF52840 Product Specification" in " ".join(texts(page, "split-basis"))
 
 
 def test_the_chart_stacks_the_three_times_per_cut_and_marks_the_cuts_that_do_not_fit(
@@ -128,6 +132,7 @@ def test_an_older_plan_is_linked_and_shown_when_chosen(
     assert texts(chosen, "split-plan-current") == ["pico:wifi:rpi4"]
     assert texts(chosen, "split-total") == [f"{c['total_ms']:,.2f} ms" for c in older["candidates"]]
     assert 'data-testid="split-build"' not in chosen
+    assert texts(chosen, "split-energy") == []  # no source gives the pico's power figures
     # An unknown plan id falls back to the newest rather than failing the model's page.
     fallback = viewer.get("/models/mdl_split", params={"split": "spl_missing"}).text
     assert f'data-plan="{newer["id"]}"' in fallback

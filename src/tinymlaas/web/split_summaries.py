@@ -78,8 +78,16 @@ def _row(candidate: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
         "remote": _range(candidate["remote"]),
         "total": _ms(candidate["total_ms"]),
         "total_ms": candidate["total_ms"],
+        "energy": _energy(candidate.get("device_energy")),
         "chosen": candidate["index"] == plan["chosen"],
     }
+
+
+def _energy(energy: dict[str, Any] | None) -> str | None:
+    """The device's millijoules with their range; None where the board file gives no power figures."""
+    if not energy:
+        return None
+    return f"{energy['mj']:.3f} mJ ({energy['low_mj']:.3f}–{energy['high_mj']:.3f})"
 
 
 def cut_figure(plan: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +139,7 @@ def cut_chart_text(plan: dict[str, Any]) -> str:
 def _bases(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Per column, each distinct sentence the planner gave for it and the cuts it covers."""
     columns = []
+    energies = {c["index"]: c["device_energy"]["basis"] for c in plan["candidates"] if c.get("device_energy")}
     for key, label, _ in _PARTS:
         sentences: dict[str, list[int]] = {}
         for c in plan["candidates"]:
@@ -141,6 +150,19 @@ def _bases(plan: dict[str, Any]) -> list[dict[str, Any]]:
                 "sentences": [
                     {"text": text, "cuts": indices, "all": len(indices) == len(plan["candidates"])}
                     for text, indices in sentences.items()
+                ],
+            }
+        )
+    if energies:
+        by_text: dict[str, list[int]] = {}
+        for index, text in energies.items():
+            by_text.setdefault(text, []).append(index)
+        columns.append(
+            {
+                "column": "device energy",
+                "sentences": [
+                    {"text": text, "cuts": indices, "all": len(indices) == len(plan["candidates"])}
+                    for text, indices in by_text.items()
                 ],
             }
         )
