@@ -177,7 +177,8 @@ def test_a_three_stage_cascade_runs_on_emulated_nodes_and_reports_per_hop(digits
                 and identify["correct"] <= identify["labelled"]
             )
             assert gate["hop_latency_ms"] >= 30.0, "the BLE profile's one-way latency is 30 ms"
-            assert identify["end_to_end_ms"] > gate["hop_latency_ms"]
+            # A window reaches the last stage over BLE (30 ms one way at least) and Wi-Fi (3 ms).
+            assert identify["end_to_end_ms"] >= 33.0
             assert all(s["offline"] == [] and s["reported"] == len(s["nodes"]) for s in stages.values())
             # The classify stage is parallel: the gate spreads its messages over both gateways.
             await _until(
