@@ -341,7 +341,10 @@ def _cut_row(candidate: CutFigures, link: LinkProfile, measured: dict[str, Any] 
         },
         "measured": measured,
     }
-    if measured is not None and "mean_ms" in measured:
+    if measured is not None and measured.get("mean_ms", 0) <= 0 and "mean_ms" in measured:
+        # A gateway reports 0 ms when it never produced a result for the cut: nothing to compare.
+        row["note"] = "the gateway reported no end-to-end latency for this cut"
+    elif measured is not None and "mean_ms" in measured:
         row["prediction_error"] = (candidate.total_ms - measured["mean_ms"]) / measured["mean_ms"]
         row["within_target"] = abs(row["prediction_error"]) <= PREDICTION_TARGET
         row["loss_sd_of_mean_ms"] = _loss_sd_ms(link, transfer.blocks, measured["n"])
@@ -461,11 +464,12 @@ def _table(setting: dict[str, Any]) -> None:
         p, m = row["predicted"], row["measured"] or {}
         mark = " ◀" if row["index"] == setting["chosen"] else ""
         where = row["label"][:48] + ("" if row["fits"] else " (does not fit)")
-        if "mean_ms" not in m:
+        if "prediction_error" not in row:
             table.add_row(
                 f"{row['index']}{mark}", where, f"{row['payload_bytes']:,}", f"{p['device_ms']:.1f}", "-",
                 f"{p['transfer_ms']:.1f}", "-", f"{p['remote_ms']:.2f}", "-", f"{p['total_ms']:.1f}",
-                f"{p['total_lossless_ms']:.1f}", m.get("error", "not measured")[:40], "", "", "", "", "",
+                f"{p['total_lossless_ms']:.1f}", (m.get("error") or row.get("note") or "not measured")[:40],
+                "", "", "", "", "",
             )  # fmt: skip
             continue
         error = row["prediction_error"]
