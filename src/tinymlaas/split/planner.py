@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +83,6 @@ class Chain:
     device: Board
     link: LinkProfile
     remote: Board
-
-    @property
-    def text(self) -> str:
-        return f"{self.device.id} --{self.link.name}--> {self.remote.id}"
 
     @property
     def spec(self) -> str:
@@ -487,10 +483,3 @@ def plan_split(
         skipped=search.skipped,
         notes=tuple(notes),
     )
-
-
-def describe_reasons(plan: SplitPlan) -> Sequence[str]:
-    """One line per candidate that does not fit, for a chain where none does."""
-    return [
-        f"cut {c.cut.index} ({c.cut.label}): {'; '.join(c.reasons)}" for c in plan.candidates if not c.fits
-    ]
