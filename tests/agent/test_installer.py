@@ -115,7 +115,8 @@ def test_a_package_larger_than_a_slot_is_refused_before_writing(tmp_path, packag
 def test_files_that_do_not_match_their_manifest_fail_the_integrity_check(tmp_path, packages):
     package = packages[("litert", 1)]
     installer = _installer(tmp_path, "litert")
-    files = {**package.files, "model.tflite": package.files["model.tflite"][:-1] + b"\0"}
+    model = package.files["model.tflite"]
+    files = {**package.files, "model.tflite": model[:-1] + bytes([model[-1] ^ 0xFF])}
     outcome = installer.install_verified(package.manifest, files)
     assert outcome.result is UpdateResult.INTEGRITY_CHECK_FAILURE
     assert installer.tracker.state is UpdateState.INITIAL

@@ -115,9 +115,8 @@ def test_a_post_without_the_sessions_csrf_token_is_refused(tmp_path) -> None:
     with logged_in_client(context, Role.DATA_SCIENTIST) as client:
         token = client.headers.pop("X-CSRF-Token")
         missing = client.post("/datasets", data=_DATASET, follow_redirects=False)
-        wrong = client.post(
-            "/datasets", data={**_DATASET, "csrf_token": token[:-1] + "0"}, follow_redirects=False
-        )
+        altered = token[:-1] + ("1" if token.endswith("0") else "0")
+        wrong = client.post("/datasets", data={**_DATASET, "csrf_token": altered}, follow_redirects=False)
         logout = client.post("/logout", follow_redirects=False)
         assert client.get("/", follow_redirects=False).status_code == 200  # the logout was refused too
     for response in (missing, wrong, logout):
