@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	@command -v g++ >/dev/null && command -v coap-client-notls >/dev/null && command -v chromium >/dev/null \
 		&& command -v autoreconf >/dev/null && command -v libtoolize >/dev/null \
 		&& command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
-		&& test -f /usr/lib/arm-none-eabi/newlib/libc.a || \
+		&& test -f /usr/lib/arm-none-eabi/newlib/libc.a && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq g++ libcoap3-bin chromium autoconf automake libtool \
-			gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+			gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm postgresql)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"

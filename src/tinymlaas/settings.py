@@ -7,6 +7,7 @@ everywhere: a command-line flag, a ``TINYMLAAS_*`` environment variable, or the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,8 +36,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TINYMLAAS_", frozen=True)
 
     data_dir: Path = Field(default_factory=_default_data_dir)
-    # Any SQLAlchemy URL; empty means SQLite inside data_dir (the embedded default).
+    # Any SQLAlchemy URL; empty means SQLite inside data_dir (the embedded default). For several
+    # servers or job workers on several machines: ``postgresql+psycopg://user:password@host/db``.
     database_url: str = ""
+    # Where blobs (samples, models, packages) live: empty means files under data_dir; ``s3://bucket``
+    # or ``s3://bucket/prefix`` an S3-compatible object store every worker can reach. Credentials
+    # come from the usual AWS variables or files; ``s3_endpoint_url`` names a server other than AWS.
+    blob_url: str = ""
+    s3_endpoint_url: str = ""
+    # What runs background jobs: ``local`` worker processes on this machine, or ``ray`` tasks on a
+    # Ray cluster at ``ray_address`` (empty starts a Ray instance on this machine).
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""
     # Extra directories of board files (TOML) that add to or override the built-in catalog.
     boards_dirs: tuple[Path, ...] = ()
     # Seed for splits and training, so a rerun on the same snapshot gives the same model.
