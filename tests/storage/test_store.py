@@ -7,13 +7,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from tinymlaas.errors import NotFound, RuntimeFailure
-from tinymlaas.storage.blobs import BlobStore
+from tinymlaas.storage.blobs import FilesystemBlobStore
 from tinymlaas.storage.db import open_database
 from tinymlaas.storage.tables import Base
 
 
 def test_blobs_are_content_addressed_and_verified(tmp_path):
-    store = BlobStore(tmp_path)
+    store = FilesystemBlobStore(tmp_path)
     digest = store.put(b"hello")
     assert digest == hashlib.sha256(b"hello").hexdigest()
     assert store.put(b"hello") == digest and store.get(digest) == b"hello"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tinymlaas.catalog import Catalog, load_catalog
 from tinymlaas.files import make_private_dir
 from tinymlaas.settings import Settings
-from tinymlaas.storage.blobs import BlobStore
+from tinymlaas.storage.blobs import BlobStore, open_blob_store
 from tinymlaas.storage.db import open_database
 
 __all__ = ["Context", "new_id"]
@@ -35,7 +35,7 @@ class Context:
 
     @cached_property
     def blobs(self) -> BlobStore:
-        return BlobStore(self.settings.blob_dir)
+        return open_blob_store(self.settings)
 
     @cached_property
     def catalog(self) -> Catalog:

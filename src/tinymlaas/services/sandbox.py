@@ -23,7 +23,7 @@ class SandboxRemoval:
 
     dataset: str
     rows: dict[str, int]  # table -> rows deleted
-    blobs: int  # blob files removed
+    blobs: int  # blobs removed
     freed_bytes: int
 
 

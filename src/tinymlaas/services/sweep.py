@@ -28,7 +28,7 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Swept:
     uploads: tuple[Path, ...]  # spool directories and files removed from uploads_dir
-    blobs: tuple[Path, ...]  # unreferenced blobs and half-written blob files removed
+    blobs: tuple[Path | str, ...]  # unreferenced blobs and half-written files removed: paths, s3:// URLs
     freed_bytes: int
 
 
@@ -61,7 +61,7 @@ def sweep_leftovers(ctx: Context, *, grace: timedelta = SWEEP_GRACE, now: float 
     """
     cutoff = (time.time() if now is None else now) - grace.total_seconds()
     uploads: list[Path] = []
-    blobs: list[Path] = []
+    blobs: list[Path | str] = []
     freed = 0
     spool = ctx.settings.uploads_dir
     if spool.is_dir():
@@ -72,12 +72,12 @@ def sweep_leftovers(ctx: Context, *, grace: timedelta = SWEEP_GRACE, now: float 
                 uploads.append(entry)
     with ctx.session() as session:
         referenced = BlobReferenceRepository(session).referenced()
-    for path in sorted(ctx.blobs.files()):
-        digest = ctx.blobs.digest_of(path)
-        if (digest is None or digest not in referenced) and path.lstat().st_mtime < cutoff:
-            freed += path.lstat().st_size
-            path.unlink()
-            blobs.append(path)
+    for item in sorted(ctx.blobs.stored(), key=lambda item: str(item.location)):
+        if (item.digest is None or item.digest not in referenced) and item.touched_at < cutoff:
+            removed = ctx.blobs.remove(item, untouched_since=cutoff)
+            if removed is not None:
+                freed += removed
+                blobs.append(item.location)
     swept = Swept(tuple(uploads), tuple(blobs), freed)
     if uploads or blobs:
         _log.info(
