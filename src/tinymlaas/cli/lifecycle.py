@@ -170,7 +170,7 @@ def clean(
         console.print(
             f"deleted dry run {r.job} on {r.dataset}: {r.rows.get('models', 0)} model(s), "
             f"{r.rows.get('modules', 0)} module(s), {r.rows.get('samples', 0)} sample(s), "
-            f"{r.blobs} blob file(s), {fmt_bytes(r.freed_bytes)}"
+            f"{r.blobs} blob(s), {fmt_bytes(r.freed_bytes)}"
         )
     if not removed:
         console.print("no dry run to delete")

@@ -167,7 +167,7 @@ class DryRunSummary(BaseModel):
 
 
 class DryRunRemoval(BaseModel):
-    """What deleting a dry run removed: its jobs, rows per table, and blob files no row names now."""
+    """What deleting a dry run removed: its jobs, rows per table, and blobs no row names now."""
 
     job: str
     dataset: str

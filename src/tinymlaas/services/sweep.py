@@ -81,7 +81,7 @@ def sweep_leftovers(ctx: Context, *, grace: timedelta = SWEEP_GRACE, now: float 
     swept = Swept(tuple(uploads), tuple(blobs), freed)
     if uploads or blobs:
         _log.info(
-            "start-up sweep removed %d upload leftover(s) and %d unreferenced blob file(s), %d bytes: %s",
+            "start-up sweep removed %d upload leftover(s) and %d unreferenced blob(s), %d bytes: %s",
             len(uploads),
             len(blobs),
             freed,
