@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from helpers.postgres import DATABASE_URL_VARIABLE
 from helpers.seeding import add_campaign, add_model_chain, register_device
 from helpers.servers import Api, serve
 from tinymlaas.services.context import Context
@@ -31,6 +32,28 @@ def seed_store(context: Context) -> None:
             session, campaign_id="cmp_seed", module_id="mod_seed", selector="board:pico", endpoint="dev-a",
             state="running", installation="pending", at=now,
         )  # fmt: skip
+
+
+# Schema fuzzing builds its store when the module is imported, before any fixture can choose a backend.
+# Run with TINYMLAAS_DATABASE_URL naming a fresh PostgreSQL database, it fuzzes that store instead.
+SQLITE_ONLY_MODULES = {"test_openapi_fuzz.py"}
+
+
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    if isinstance(collector, pytest.Module) and collector.path.name in SQLITE_ONLY_MODULES:
+        collector.add_marker(pytest.mark.store_backends("sqlite"))
+
+
+@pytest.fixture(autouse=True)
+def _on_each_backend(
+    store_backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh store per test, but for a test of the package's API server, which shares the server's
+    store: a CLI it runs on the server's data directory must find the same store on PostgreSQL too."""
+    if "api" not in request.fixturenames:
+        request.getfixturevalue("store")
+    elif store_backend == "postgresql":
+        monkeypatch.setenv(DATABASE_URL_VARIABLE, request.getfixturevalue("package_store").url)
 
 
 @pytest.fixture(scope="package")

@@ -8,6 +8,7 @@ import json
 import zipfile
 from collections.abc import Callable
 
+import pytest
 from test_campaigns_runner import _store_modules, _until, modules  # noqa: F401
 
 from tinymlaas.agent import Agent
@@ -21,6 +22,9 @@ from tinymlaas.services.fleet import show_device
 from tinymlaas.services.provisioning import provision_device
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.storage.tables import ModuleRow
+
+# Campaign steps are conditional writes to the store: run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store")
 
 ENDPOINTS = ("nano-a", "nano-b")
 

@@ -21,6 +21,9 @@ from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import show_device
 from tinymlaas.settings import Settings
 
+# Campaign steps are conditional writes to the store: run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store")
+
 ENDPOINT = "dev-nano"
 
 

@@ -31,6 +31,9 @@ from tinymlaas.services.provisioning import provision_device
 from tinymlaas.storage.repositories import DeviceRepository, ModelRepository
 from tinymlaas.storage.tables import ModelRow, ModuleRow, VariantRow
 
+# Campaign steps are conditional writes to the store: run on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store")
+
 ENDPOINT = "dev-nano"
 
 

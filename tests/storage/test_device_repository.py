@@ -11,8 +11,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def sessions(tmp_path):
-    return open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def sessions(store):
+    return open_database(store)
 
 
 def register(repository: DeviceRepository, endpoint: str, registration_id: str, at: datetime) -> None:

@@ -5,21 +5,46 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["open_database"]
+from tinymlaas.errors import InvalidInput, TinymlaasError
+
+__all__ = ["StoreUnavailable", "open_database"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# A server-backed store is shared by the HTTP server, the LwM2M server, the campaign runner and every
+# job worker process, each with its own pool: a few connections each, more in bursts, so a fleet of
+# workers stays well inside PostgreSQL's default of 100 connections.
+_SERVER_POOL: dict[str, Any] = {
+    "pool_pre_ping": True,  # a restarted server or a dropped idle connection is noticed before use
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 30,
+    "pool_recycle": 1800,
+}
+# How long connecting to a store's server may take before the store counts as unreachable.
+_CONNECT_TIMEOUT_S = 10
 
 
-def _alembic_config(engine: Engine) -> Config:
+class StoreUnavailable(TinymlaasError):
+    """The store's database server could not be reached or refused us; trying again later may work."""
+
+    http_status = 503
+    coap_code = "5.03"
+    title = "Store unavailable"
+
+
+def _alembic_config() -> Config:
+    # The migrations run on the connection handed over, so the URL (and its password) is not needed.
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     return config
 
 
@@ -40,14 +65,62 @@ def _create_private_file(database: str | None) -> None:
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise InvalidInput(
+            "the database URL is not a URL: expected sqlite:///path or "
+            "postgresql+psycopg://user:password@host:port/database"
+        ) from None
+
+
+def _refuse_bad_data(context: ExceptionContext) -> None:
+    """A value PostgreSQL cannot store (a NUL character in text, text longer than its column, a number
+    out of range) is the caller's input at fault, not the server: say so instead of failing with 500.
+    SQLite stores such values as they are, so only PostgreSQL needs this."""
+    if isinstance(context.sqlalchemy_exception, DataError):
+        reason = str(context.original_exception).strip().splitlines()[0]
+        raise InvalidInput(f"the store refused a value: {reason}") from None
+
+
+def _create_engine(parsed: URL) -> Engine:
+    shown = parsed.render_as_string(hide_password=True)
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        options = {**_SERVER_POOL, "connect_args": {"connect_timeout": _CONNECT_TIMEOUT_S}}
+    try:
+        return create_engine(parsed, **options)
+    except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+        raise InvalidInput(
+            f"cannot open the store at {shown}: {_without_password(str(exc), parsed)}"
+        ) from None
+
+
+def _without_password(message: str, url: URL) -> str:
+    return message.replace(url.password, "***") if isinstance(url.password, str) and url.password else message
+
+
 def open_database(url: str) -> sessionmaker[Session]:
-    """Connect, bring the schema to the newest migration, and return a session factory."""
-    engine = create_engine(url)
+    """Connect, bring the schema to the newest migration, and return a session factory.
+
+    Errors name the store by its URL without the password; the driver's words say what went wrong.
+    """
+    parsed = _parse(url)
+    engine = _create_engine(parsed)
     if engine.dialect.name == "sqlite":
         _create_private_file(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
-    with engine.begin() as connection:
-        config = _alembic_config(engine)
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    else:
+        event.listen(engine, "handle_error", _refuse_bad_data)
+    try:
+        with engine.begin() as connection:
+            config = _alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:  # no server, a refused login, an unknown database, a locked file
+        engine.dispose()
+        reason = _without_password(str(exc.orig).strip(), parsed)
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot open the store at {shown}: {reason}") from None
     return sessionmaker(engine, expire_on_commit=False)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -54,6 +55,12 @@ __all__ = [
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# The key of an append-only history (device events, the audit trail): 64-bit where the database has
+# a separate type for it, since a large fleet outgrows PostgreSQL's 32-bit INTEGER within months even
+# though old rows are pruned; SQLite keeps INTEGER, the only type it numbers rows with by itself.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -264,7 +271,7 @@ class DeviceEventRow(Base):
     __tablename__ = "device_events"
 
     # An integer key keeps events in the order they were recorded, even within one clock tick.
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     endpoint: Mapped[str] = mapped_column(ForeignKey("devices.endpoint", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -391,7 +398,7 @@ class AuditEventRow(Base):
 
     __tablename__ = "audit_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
     actor: Mapped[str] = mapped_column(String(160))  # "token <name> (<id>)", "device <endpoint>", "cli"
     role: Mapped[str] = mapped_column(String(32))

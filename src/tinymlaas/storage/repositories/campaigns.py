@@ -25,7 +25,13 @@ class CampaignRepository:
         return campaign
 
     def campaign(self, campaign_id: str) -> CampaignRow:
-        row = self.session.get(CampaignRow, campaign_id)
+        """The campaign, its row locked until the transaction ends where the database can (PostgreSQL).
+
+        Every change to a campaign reads it, applies a step to the value and writes it back; the lock
+        makes a second writer wait and then read what the first wrote, instead of overwriting it with
+        a step taken from an older state. SQLite needs none: it lets one writer in at a time.
+        """
+        row = self.session.get(CampaignRow, campaign_id, with_for_update=True, populate_existing=True)
         if row is None:
             raise NotFound(f"no campaign {campaign_id!r} (see 'campaigns list')")
         return row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -145,7 +146,10 @@ class DeviceRepository:
         query = (
             select(DeviceRow.board_id, name, version, DeviceRow.online, func.count(DeviceRow.id))
             .group_by(DeviceRow.board_id, name, version, DeviceRow.online)
-            .order_by(DeviceRow.board_id, name, version, DeviceRow.online)
+            # Unreported first on every backend: SQLite puts NULL first by default, PostgreSQL last.
+            .order_by(
+                DeviceRow.board_id.nulls_first(), name.nulls_first(), version.nulls_first(), DeviceRow.online
+            )
         )
         return [
             DeviceCounts(board, model_name, None if model_version is None else str(model_version), online, n)
@@ -164,10 +168,13 @@ class DeviceRepository:
             if group.model_name:
                 models[f"{group.model_name}:{group.model_version or ''}".rstrip(":")] += group.devices
         tags: Counter[str] = Counter()
+        # Grouped by the stored text, which both SQLite and PostgreSQL can compare (a PostgreSQL json
+        # value cannot be), and read back from it.
+        tag_text = cast(DeviceRow.tags, String)
         for tag_set, devices in self.session.execute(
-            select(DeviceRow.tags, func.count(DeviceRow.id)).group_by(cast(DeviceRow.tags, String))
+            select(tag_text, func.count(DeviceRow.id)).group_by(tag_text)
         ):
-            for tag in tag_set or []:
+            for tag in json.loads(tag_set) if tag_set else []:
                 tags[tag] += devices
         return FleetChoices(
             boards=dict(sorted(boards.items())),

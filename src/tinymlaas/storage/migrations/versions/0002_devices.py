@@ -42,7 +42,10 @@ def upgrade() -> None:
 
     op.create_table(
         "device_events",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        # BIGINT on servers (PostgreSQL's INTEGER is 32-bit); INTEGER, as it always was, on SQLite.
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("endpoint", sa.String(length=128), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),

@@ -39,7 +39,10 @@ def upgrade() -> None:
     op.create_index("ix_dashboard_sessions_token_id", "dashboard_sessions", ["token_id"])
     op.create_table(
         "audit_events",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        # BIGINT on servers (PostgreSQL's INTEGER is 32-bit); INTEGER, as it always was, on SQLite.
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=160), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
