@@ -12,6 +12,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "RuntimeFailure",
+    "StoreUnavailable",
     "TinymlaasError",
     "TooLarge",
     "UnsupportedModel",
@@ -84,3 +85,11 @@ class RuntimeFailure(TinymlaasError):
     http_status = 500
     coap_code = "5.00"
     title = "Runtime failure"
+
+
+class StoreUnavailable(TinymlaasError):
+    """The store's database server could not be reached or refused us; trying again later may work."""
+
+    http_status = 503
+    coap_code = "5.03"
+    title = "Store unavailable"

@@ -6,12 +6,14 @@ open while the second takes the same step; exactly one may win, and nothing the 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -21,12 +23,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from helpers.postgres import PostgresServer
 from helpers.seeding import add_campaign, add_model_chain, register_device
-from tinymlaas.errors import InvalidInput
+from tinymlaas.data.types import DatasetSpec, SampleKind, Task
+from tinymlaas.data.upload import SampleUpload
+from tinymlaas.errors import Conflict, InvalidInput, StoreUnavailable
+from tinymlaas.services.auth import revoke_token
 from tinymlaas.services.campaigns import cancel_campaign
 from tinymlaas.services.context import Context
+from tinymlaas.services.datasets import DatasetService
 from tinymlaas.settings import Settings
-from tinymlaas.storage.db import StoreUnavailable, open_database
-from tinymlaas.storage.repositories import CampaignRepository, DeviceRepository, JobRepository
+from tinymlaas.storage.db import open_database
+from tinymlaas.storage.repositories import (
+    CampaignRepository,
+    DatasetRepository,
+    DeviceRepository,
+    JobRepository,
+    TokenRepository,
+)
 from tinymlaas.storage.tables import ApiTokenRow, Base, DatasetRow, JobRow, SampleRow
 
 pytestmark = pytest.mark.store_backends("postgresql")
@@ -193,6 +205,28 @@ def test_a_token_used_while_it_is_revoked_stays_revoked(store) -> None:
         assert token is not None and token.revoked and token.last_used_at is not None
 
 
+def test_two_admins_revoked_at_once_leave_one_admin_token(store, tmp_path) -> None:
+    context = Context(Settings(data_dir=tmp_path / "data", database_url=store))
+    sessions = open_database(store)
+    with sessions() as session, session.begin():
+        for name in ("a", "b"):
+            session.add(ApiTokenRow(id=f"tok_{name}", name=name, role="admin", secret_sha256=name * 64))
+
+    def revoke_a(session: Session) -> None:
+        tokens = TokenRepository(session).tokens(lock=True)
+        next(t for t in tokens if t.id == "tok_a").revoked = True
+
+    def revoke_b(_session: Session) -> dict[str, Any]:
+        return revoke_token(context, "tok_b")
+
+    _, second = _race(sessions, revoke_a, revoke_b)
+    assert isinstance(second, Conflict) and "last unrevoked admin token" in str(second)
+    with sessions() as session:
+        assert session.scalars(select(ApiTokenRow.id).where(ApiTokenRow.revoked.is_(False))).all() == [
+            "tok_b"
+        ]
+
+
 def test_the_same_sample_stored_twice_at_once_is_kept_once(store) -> None:
     sessions = open_database(store)
     with sessions() as session, session.begin():
@@ -214,6 +248,31 @@ def test_the_same_sample_stored_twice_at_once_is_kept_once(store) -> None:
     assert isinstance(second, IntegrityError) and "uq_sample_content" in str(second)
     with sessions() as session:
         assert list(session.scalars(select(SampleRow.id))) == ["smp_1"]
+
+
+def test_a_device_sample_whose_content_arrives_twice_at_once_is_answered_as_stored(store, tmp_path) -> None:
+    context = Context(Settings(data_dir=tmp_path / "data", database_url=store))
+    spec = DatasetSpec(Task.CLASSIFICATION, SampleKind.TIMESERIES, (4, 3))
+    DatasetService(context).create("field", spec, open_classes=True)
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    encoded = io.BytesIO()
+    np.save(encoded, x, allow_pickle=False)
+    digest = context.blobs.put(encoded.getvalue())
+    sessions = open_database(store)
+
+    def first_upload(session: Session) -> str:
+        dataset = DatasetRepository(session).find("field")
+        assert dataset is not None
+        row = SampleRow(id="smp_first", dataset_id=dataset.id, blob=digest, label=None, source="t")
+        return DatasetRepository(session).add_sample_once(row)[0].id
+
+    def second_upload(_session: Session) -> Any:
+        return DatasetService(context).collect("field", SampleUpload("u2", "pico-1", None, x, 0.0))
+
+    first, second = _race(sessions, first_upload, second_upload)
+    assert first == "smp_first"
+    assert not isinstance(second, Exception), second
+    assert (second.sample_id, second.stored) == ("smp_first", False)
 
 
 def test_a_value_postgresql_cannot_store_is_the_callers_invalid_input(store) -> None:

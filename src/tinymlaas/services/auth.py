@@ -213,7 +213,7 @@ def revoke_token(ctx: Context, token_id: str) -> dict[str, Any]:
     HTTP until someone on the server host made a new one.
     """
     with ctx.session() as session:
-        tokens = TokenRepository(session).tokens()
+        tokens = TokenRepository(session).tokens(lock=True)
         row = next((t for t in tokens if t.id == token_id), None)
         if row is None:
             raise NotFound(f"no token {token_id!r}; list them with GET /tokens or 'tinymlaas tokens list'")

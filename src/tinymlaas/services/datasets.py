@@ -425,17 +425,18 @@ class DatasetService:
             _check_collected(_row_spec(row), x, label, where)
             digest = self.ctx.blobs.put(_encode(x))
             sample = repo.sample_by_blob(row.id, digest)
-            stored = sample is None
+            stored = False
             if sample is None:
-                sample = SampleRow(
-                    id=new_id("smp"),
-                    dataset_id=row.id,
-                    blob=digest,
-                    label=label,
-                    target=None,
-                    source=f"device:{upload.endpoint}",
+                sample, stored = repo.add_sample_once(
+                    SampleRow(
+                        id=new_id("smp"),
+                        dataset_id=row.id,
+                        blob=digest,
+                        label=label,
+                        target=None,
+                        source=f"device:{upload.endpoint}",
+                    )
                 )
-                repo.add_samples([sample])
             repo.add_collected(
                 CollectedSampleRow(
                     dataset_id=row.id,

@@ -14,9 +14,9 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tinymlaas.errors import InvalidInput, TinymlaasError
+from tinymlaas.errors import InvalidInput, StoreUnavailable
 
-__all__ = ["StoreUnavailable", "open_database"]
+__all__ = ["open_database"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # A server-backed store is shared by the HTTP server, the LwM2M server, the campaign runner and every
@@ -31,14 +31,6 @@ _SERVER_POOL: dict[str, Any] = {
 }
 # How long connecting to a store's server may take before the store counts as unreachable.
 _CONNECT_TIMEOUT_S = 10
-
-
-class StoreUnavailable(TinymlaasError):
-    """The store's database server could not be reached or refused us; trying again later may work."""
-
-    http_status = 503
-    coap_code = "5.03"
-    title = "Store unavailable"
 
 
 def _alembic_config() -> Config:

@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import Conflict, NotFound
@@ -88,6 +89,22 @@ class DatasetRepository:
 
     def add_samples(self, rows: Iterable[SampleRow]) -> None:
         self.session.add_all(rows)
+
+    def add_sample_once(self, row: SampleRow) -> tuple[SampleRow, bool]:
+        """Store ``row`` unless its content is in its dataset already: (the stored sample, added).
+
+        Checking first is not enough when two uploads of the same content arrive at once: the unique
+        content constraint lets one insert win and the other waits for it, then gets the winner's row.
+        """
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            stored = self.sample_by_blob(row.dataset_id, row.blob)
+            if stored is None:
+                raise
+            return stored, False
+        return row, True
 
     def sample_by_blob(self, dataset_id: str, blob: str) -> SampleRow | None:
         return self.session.scalar(

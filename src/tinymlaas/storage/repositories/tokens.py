@@ -25,7 +25,13 @@ class TokenRepository:
     def by_hash(self, secret_sha256: str) -> ApiTokenRow | None:
         return self.session.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_sha256 == secret_sha256))
 
-    def tokens(self, *, limit: int | None = None, offset: int = 0) -> list[ApiTokenRow]:
-        """Oldest first, so the first admin token heads the list; id breaks ties so pages never overlap."""
+    def tokens(self, *, limit: int | None = None, offset: int = 0, lock: bool = False) -> list[ApiTokenRow]:
+        """Oldest first, so the first admin token heads the list; id breaks ties so pages never overlap.
+
+        ``lock`` holds the rows until the transaction ends, for a decision over the whole set (keeping
+        the last admin token) that two transactions must not make at once on a server database.
+        """
         query = select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.id)
+        if lock:
+            query = query.with_for_update()
         return list(self.session.scalars(query.offset(offset).limit(limit)))
