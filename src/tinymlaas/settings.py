@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     http_port: int = 8000
     # Background jobs (training, squeezing, compiling) ``serve`` runs at once, each in its own process.
     job_workers: int = Field(default=2, ge=1)
+    # Several ``serve`` processes may share one store; the one holding the campaign lease drives
+    # campaigns and pipelines, renewing it every pass. When its holder stops renewing (killed, cut off),
+    # another takes the lease over after this many seconds.
+    campaign_lease_s: float = Field(default=10.0, gt=0, le=3600)
     # Development only: take LwM2M requests from devices over plain CoAP (NoSec), where the endpoint name
     # a device claims is all there is to go by. Off, a device must prove who it is over DTLS.
     allow_nosec: bool = False
