@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +26,7 @@ from tinymlaas.jobs import (
     JOB_TRANSITIONS,
     SERVER_STOPPED,
     TERMINAL_STATES,
+    Executor,
     JobKind,
     JobState,
     LocalProcessExecutor,
@@ -36,18 +44,97 @@ def context(tmp_path) -> Context:
     return Context(Settings(data_dir=tmp_path / "data"))
 
 
-@pytest.fixture
-def executors(context: Context) -> Iterator[Callable[..., LocalProcessExecutor]]:
-    started: list[LocalProcessExecutor] = []
+# Where the Ray head's workers find ``helpers.workers``: pickled functions are imported by name.
+TESTS_DIR = Path(__file__).resolve().parents[1]
+RAY_START_TIMEOUT_S = 60
 
-    def start(**kwargs: Any) -> LocalProcessExecutor:
-        executor = LocalProcessExecutor(context.settings, **kwargs)
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """One Ray head for the module (``ray start --block``), stopped by its process group; its address.
+
+    Its own temp dir keeps it out of other Ray users' ``auto`` lookup; auth is off on both sides, as
+    on a private test network.
+    """
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay short
+    port = _free_port()
+    log = temp_dir / "head.log"
+    python_path = os.pathsep.join(p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": python_path, "RAY_AUTH_MODE": "disabled"}
+    command = [
+        str(Path(sys.executable).with_name("ray")),
+        *("start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1"),
+        *("--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"),
+        *(f"--object-store-memory={80 * 1024 * 1024}", f"--temp-dir={temp_dir}"),
+    ]
+    with pytest.MonkeyPatch.context() as monkeypatch, log.open("wb") as out:
+        monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+        head = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + RAY_START_TIMEOUT_S
+            while b"Ray runtime started" not in log.read_bytes():
+                assert head.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, "the Ray head did not start"
+                time.sleep(0.2)
+            yield f"127.0.0.1:{port}"
+        finally:
+            head.terminate()
+            try:
+                head.wait(30)
+            finally:
+                # Whatever of the head outlived it: its session holds only processes this fixture started.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(head.pid, signal.SIGKILL)
+                shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["local", "ray"])
+def executor_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def executors(
+    context: Context, executor_kind: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Executor]]:
+    """Starts executors of the test's kind on its store; Ray ones on the module's Ray head."""
+    settings = context.settings
+    if executor_kind == "ray":
+        from tinymlaas.jobs.ray_executor import RayExecutor
+
+        address = request.getfixturevalue("ray_cluster")
+        settings = settings.model_copy(update={"executor": "ray", "ray_address": address})
+        kind: type[Executor] = RayExecutor
+    else:
+        kind = LocalProcessExecutor
+    started: list[Executor] = []
+
+    def start(**kwargs: Any) -> Executor:
+        executor = kind(settings, **kwargs)
         started.append(executor)
         return executor
 
     yield start
     for executor in started:
         executor.shutdown()
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    """Whether process ``pid`` is gone within ``timeout``: a killed worker is reaped by its parent."""
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _in(*states: JobState) -> Callable[[dict[str, Any]], bool]:
@@ -115,7 +202,7 @@ def test_two_jobs_run_at_once_a_third_waits_and_cancel_ends_them(context, execut
 
     cancelled = cancel_job(context, ids[0], executor=executor)
     assert cancelled["state"] == "cancelled" and cancelled["finished_at"] is not None
-    assert process_gone(first["worker_pid"])
+    assert _gone(first["worker_pid"])
     # The freed slot goes to the third job; cancelling a queued job never starts it.
     wait_for_job(context, ids[2], _in(JobState.RUNNING))
     assert cancel_job(context, ids[2], executor=executor)["state"] == "cancelled"
@@ -131,7 +218,12 @@ def test_two_jobs_run_at_once_a_third_waits_and_cancel_ends_them(context, execut
     assert show_job(context, ids[1])["state"] == "cancelled"
 
 
-def test_a_killed_worker_fails_its_job_and_frees_its_slot(context, executors):
+# How each executor tells a worker killed under a running job: a local process's exit code names the
+# signal; Ray reports only that its worker died.
+KILLED = {"local": "the worker process was killed by SIGKILL", "ray": "the Ray worker process died"}
+
+
+def test_a_killed_worker_fails_its_job_and_frees_its_slot(context, executors, executor_kind):
     executor = executors(max_workers=1, worker=slow)
     killed, after = (
         submit_job(context, "train", {"dataset": "d"}, executor=executor)["id"] for _ in range(2)
@@ -139,7 +231,7 @@ def test_a_killed_worker_fails_its_job_and_frees_its_slot(context, executors):
     pid = wait_for_job(context, killed, _in(JobState.RUNNING))["worker_pid"]
     os.kill(pid, signal.SIGKILL)
     failed = wait_for_job(context, killed, _in(JobState.FAILED))
-    assert "killed by SIGKILL" in failed["error"]
+    assert KILLED[executor_kind] in failed["error"]
     assert failed["finished_at"] is not None
     wait_for_job(context, after, _in(JobState.RUNNING))
 

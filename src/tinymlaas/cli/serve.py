@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -13,11 +14,18 @@ import typer
 from tinymlaas.api.app import API_PREFIX
 from tinymlaas.cli._shared import console, err_console, get_context, print_recovered
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key
-from tinymlaas.errors import Conflict
+from tinymlaas.errors import Conflict, InvalidInput
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.server.http import HttpServer
 from tinymlaas.services.auth import ensure_first_admin
 from tinymlaas.services.context import Context
+
+
+class ExecutorKind(StrEnum):
+    """What runs background jobs (``Settings.executor``)."""
+
+    LOCAL = "local"
+    RAY = "ray"
 
 
 def serve(
@@ -44,6 +52,19 @@ def serve(
     no_http: bool = typer.Option(
         False, "--no-http", help="Serve LwM2M only: no REST API, dashboard or background jobs."
     ),
+    executor: ExecutorKind | None = typer.Option(
+        None,
+        "--executor",
+        help="What runs background jobs: local worker processes or Ray tasks (default local; "
+        "TINYMLAAS_EXECUTOR).",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        metavar="ADDR",
+        help="The Ray cluster for --executor ray: auto, ray://host:10001 or host:6379; empty starts Ray "
+        "on this machine (TINYMLAAS_RAY_ADDRESS).",
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",
@@ -57,7 +78,7 @@ def serve(
     made and printed once; 'tokens create' makes more.
     Devices are set offline when the server stops: their registrations lived in this process.
     """
-    context = get_context(ctx)
+    context = _with_executor(get_context(ctx), executor, ray_address)
     settings = context.settings
     # Created on first start, so agents can be provisioned with the key that will sign their packages.
     keys = settings.keys_dir
@@ -75,6 +96,21 @@ def serve(
         (settings.coap_port if coap_port is None else coap_port) if settings.allow_nosec else None,
     )
     asyncio.run(_serve(context, coap, http, keys / PUBLIC_KEY_NAME, as_json))
+
+
+def _with_executor(context: Context, executor: ExecutorKind | None, ray_address: str | None) -> Context:
+    """The context whose settings the executor flags changed: the executor reads them, not the flags."""
+    overrides: dict[str, str] = {}
+    if executor is not None:
+        overrides["executor"] = executor.value
+    if ray_address is not None:
+        overrides["ray_address"] = ray_address.strip()
+    if not overrides:
+        return context
+    settings = context.settings.model_copy(update=overrides)
+    if ray_address is not None and settings.executor != ExecutorKind.RAY:
+        raise InvalidInput("--ray-address is for Ray: add --executor ray (or set TINYMLAAS_EXECUTOR=ray)")
+    return Context(settings)
 
 
 @dataclass(frozen=True)
@@ -152,8 +188,12 @@ def _announce(
                 highlight=False,
                 soft_wrap=True,
             )
+        if http is not None:
+            console.print(f"background jobs run as {http.jobs_run_as}", highlight=False, soft_wrap=True)
         if admin_token is not None:
             console.print(
                 f"first admin API token (shown once, keep it): {admin_token}", highlight=False, soft_wrap=True
             )
+    if as_json and http is not None:
+        err_console.print(f"background jobs run as {http.jobs_run_as}", style="dim", soft_wrap=True)
     err_console.print("press Ctrl-C to stop", style="dim")

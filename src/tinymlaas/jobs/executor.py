@@ -27,6 +27,9 @@ class Executor(ABC):
     """Runs stored jobs. A distributed engine implements the same three calls; the job row, not the
     executor, is the source of truth, so any implementation reports through the database."""
 
+    # What ``recover`` did with the jobs a previous server left, when this executor was created.
+    recovered: Recovered
+
     @abstractmethod
     def submit(self, job_id: str) -> None:
         """Run the QUEUED job ``job_id`` when there is room."""

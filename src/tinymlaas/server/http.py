@@ -15,11 +15,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from tinymlaas.errors import Conflict
-from tinymlaas.jobs import LocalProcessExecutor, Recovered
+from tinymlaas.jobs import Executor, LocalProcessExecutor, Recovered
 from tinymlaas.server.app import create_app
 from tinymlaas.services.context import Context
 from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.sweep import sweep_leftovers
+from tinymlaas.settings import Settings
 
 __all__ = ["HttpServer"]
 
@@ -34,6 +35,21 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _start_executor(settings: Settings) -> tuple[Executor, str]:
+    """The executor ``settings.executor`` names, and where it runs jobs, said for people.
+
+    Ray is imported here, on demand, so a server on the default local executor never loads it.
+    """
+    workers = settings.job_workers
+    if settings.executor == "ray":
+        from tinymlaas.jobs.ray_executor import RayExecutor
+
+        on_ray = RayExecutor(settings, max_workers=workers)
+        started = "" if settings.ray_address else "a Ray instance started for this server, "
+        return on_ray, f"Ray tasks on {started}{on_ray.address} ({workers} at once)"
+    return LocalProcessExecutor(settings, max_workers=workers), f"local worker processes ({workers} at once)"
 
 
 class HttpServer:
@@ -54,7 +70,9 @@ class HttpServer:
         bound_host, bound_port = self.sock.getsockname()[:2]
         self.url = f"http://{bound_host}:{bound_port}"
         self.context = context
-        self.executor: LocalProcessExecutor | None = None
+        self.executor: Executor | None = None
+        # Where background jobs run, said for people; set once the executor started.
+        self.jobs_run_as = ""
         self.server: _EmbeddedServer | None = None
         self.task: asyncio.Task[None] | None = None
         self.app: FastAPI | None = None
@@ -64,9 +82,7 @@ class HttpServer:
         what became of a previous server's jobs. The sweep logs what it removed. ``devices`` is the
         LwM2M server of this process, through which the dashboard reads and executes on devices."""
         await asyncio.to_thread(sweep_leftovers, self.context)
-        self.executor = LocalProcessExecutor(
-            self.context.settings, max_workers=self.context.settings.job_workers
-        )
+        self.executor, self.jobs_run_as = _start_executor(self.context.settings)
         app = self.app = create_app(self.context, self.executor, devices)
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
         self.server = _EmbeddedServer(config)
