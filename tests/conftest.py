@@ -168,3 +168,11 @@ def package_store(
     """A store for a package's package-scoped fixtures (its API server)."""
     with _store(store_backend, request, tmp_path_factory.mktemp("store") / "store.sqlite") as url:
         yield ScopedStore(url, request.addfinalizer)
+
+
+@pytest.fixture(autouse=True)
+def _no_store_url_without_a_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that runs on no store backend gets its embedded SQLite store, even while a store of a
+    wider scope (a package's API server on PostgreSQL) still has its URL in the environment."""
+    if "store_backend" not in request.fixturenames:
+        monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)

@@ -62,3 +62,29 @@ def test_a_single_class_is_refused():
             Arrays(arrays.x_train, zeros, arrays.x_val, zeros[:100], arrays.x_test, zeros[:100]),
             Recipe(arch="dense", epochs=1),
         )
+
+
+def test_a_recipes_search_hyperparameters_shape_the_model_and_survive_storage():
+    recipe = Recipe(arch="dense", epochs=2, width=0.5, hyper={"depth": 1})
+    shallow = train(SPEC, _sine_arrays(), recipe)
+    default = train(SPEC, _sine_arrays(), Recipe(arch="dense", epochs=2, width=0.5))
+    dense_layers = [layer for layer in shallow.model.layers if layer.__class__.__name__ == "Dense"]
+    assert len(dense_layers) < len([la for la in default.model.layers if la.__class__.__name__ == "Dense"])
+    stored = Recipe(**recipe.as_dict())
+    assert stored == recipe and stored.hyper == {"depth": 1}
+    assert Recipe(**{k: v for k, v in recipe.as_dict().items() if k != "hyper"}).hyper == {}
+
+
+def test_quantization_aware_training_rebuilds_a_searched_model_from_its_hyperparameters():
+    from tinymlaas.training.qat import QatUnavailable, quantization_aware
+    from tinymlaas.training.trainer import scaled
+
+    recipe = Recipe(arch="dense", epochs=2, width=0.5, hyper={"depth": 1})
+    trained = train(SPEC, _sine_arrays(), recipe)
+    arrays = scaled(_sine_arrays(), trained.scaling)
+    tuned = quantization_aware(
+        trained.model, "dense", 0.5, SPEC, arrays, learning_rate=0.003, seed=1, epochs=1, hyper=recipe.hyper
+    )
+    assert tuned.model is not None
+    with pytest.raises(QatUnavailable, match="do not match its zoo architecture"):
+        quantization_aware(trained.model, "dense", 0.5, SPEC, arrays, learning_rate=0.003, seed=1, epochs=1)

@@ -22,6 +22,7 @@ from tinymlaas.cli import (
     models,
     pipeline,
     pipelines,
+    search,
     serve,
     split,
     tokens,
@@ -52,6 +53,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(split.app, name="splits")
 app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(search.app, name="searches")
 app.command("train")(models.train)
 app.command("squeeze")(models.squeeze)
 app.command("compile")(models.compile_)
@@ -60,6 +62,7 @@ app.command("serve")(serve.serve)
 app.command("agent")(agent.agent)
 app.command("deploy")(deploy.deploy)
 app.command("split")(split.split)
+app.command("search")(search.search)
 
 
 @app.callback()

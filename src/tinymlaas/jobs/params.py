@@ -16,12 +16,14 @@ from pydantic_core import ErrorDetails
 from tinymlaas.errors import InvalidInput
 from tinymlaas.jobs.states import JobKind
 from tinymlaas.squeeze.convert import Quantization
+from tinymlaas.training.search_space import MAX_EPOCHS, MAX_TRIALS, MAX_WORKERS
 
 __all__ = [
     "PARAMS",
     "CompileParams",
     "JobParams",
     "LifecycleParams",
+    "SearchParams",
     "SplitParams",
     "SqueezeParams",
     "TrainParams",
@@ -67,6 +69,21 @@ class SplitParams(JobParams):
     cut: int | None = Field(None, ge=0)
 
 
+class SearchParams(JobParams):
+    """A constraint-aware model search (``services.search.run_search``); budgets in bytes and ms."""
+
+    dataset: str = Field(max_length=128)
+    boards: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1, max_length=16)
+    max_ram: int | None = Field(None, ge=1)
+    max_flash: int | None = Field(None, ge=1)
+    max_latency_ms: float | None = Field(None, gt=0)
+    trials: int = Field(24, ge=1, le=MAX_TRIALS)
+    workers: int | None = Field(None, ge=1, le=MAX_WORKERS)
+    epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS)
+    arch: str | None = Field(None, max_length=64)
+    seed: int | None = None
+
+
 class LifecycleParams(JobParams):
     dataset: str
     boards: list[str] = Field(min_length=1)
@@ -82,6 +99,7 @@ PARAMS: Mapping[JobKind, type[JobParams]] = MappingProxyType(
         JobKind.COMPILE: CompileParams,
         JobKind.LIFECYCLE: LifecycleParams,
         JobKind.SPLIT: SplitParams,
+        JobKind.SEARCH: SearchParams,
     }
 )
 

@@ -202,6 +202,7 @@ _KIND_STEPS = {
     JobKind.SQUEEZE: PipelineStep.SQUEEZE,
     JobKind.COMPILE: PipelineStep.COMPILE,
     JobKind.SPLIT: PipelineStep.COMPILE,
+    JobKind.SEARCH: PipelineStep.TRAIN,
 }
 
 

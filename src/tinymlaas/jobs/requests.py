@@ -38,6 +38,7 @@ JOB_PERMISSIONS: dict[JobKind, Permission] = {
     JobKind.SQUEEZE: Permission.MODELS_WRITE,
     JobKind.COMPILE: Permission.MODELS_WRITE,
     JobKind.SPLIT: Permission.MODELS_WRITE,
+    JobKind.SEARCH: Permission.TRAINING_WRITE,
 }
 
 

@@ -13,6 +13,7 @@ from tinymlaas.jobs.params import (
     CompileParams,
     JobParams,
     LifecycleParams,
+    SearchParams,
     SplitParams,
     SqueezeParams,
     TrainParams,
@@ -21,10 +22,12 @@ from tinymlaas.jobs.records import JobReporter
 from tinymlaas.services.compiling import compile_module
 from tinymlaas.services.context import Context
 from tinymlaas.services.lifecycle import LifecyclePhase, run_lifecycle
+from tinymlaas.services.search import run_search
 from tinymlaas.services.splitting import build_split, plan_model_split
 from tinymlaas.services.squeezing import squeeze_model
 from tinymlaas.services.training import train_model
 from tinymlaas.squeeze.convert import DEFAULT_QUANTIZATIONS
+from tinymlaas.training.search_space import Budget, describe
 from tinymlaas.training.trainer import EpochCallback
 
 __all__ = ["run"]
@@ -87,6 +90,31 @@ def _split(ctx: Context, params: SplitParams, reporter: JobReporter) -> dict[str
     return plan
 
 
+def _search(ctx: Context, params: SearchParams, reporter: JobReporter) -> dict[str, Any]:
+    reporter.report(
+        f"searching {params.trials} models for {', '.join(params.boards)} …", 0.0, phase=LifecyclePhase.TRAIN
+    )
+
+    def on_trial(done: int, total: int, trial: dict[str, Any]) -> None:
+        config = describe(trial["config"]) if trial.get("config") else "?"
+        reporter.report(f"trial {done}/{total} {trial.get('state', 'failed')}: {config}", done / total)
+
+    return run_search(
+        ctx,
+        params.dataset,
+        params.boards,
+        budget=Budget(
+            max_ram=params.max_ram, max_flash=params.max_flash, max_latency_ms=params.max_latency_ms
+        ),
+        trials=params.trials,
+        workers=params.workers,
+        epochs=params.epochs,
+        arch=params.arch,
+        seed=params.seed,
+        on_trial=on_trial,
+    )
+
+
 # Where each lifecycle phase starts on the job's progress bar; training fills the span up to squeeze.
 _STARTS = {
     LifecyclePhase.SNAPSHOT: 0.0,
@@ -126,4 +154,6 @@ def run(ctx: Context, params: JobParams, reporter: JobReporter) -> dict[str, Any
             return _lifecycle(ctx, params, reporter)
         case SplitParams():
             return _split(ctx, params, reporter)
+        case SearchParams():
+            return _search(ctx, params, reporter)
     raise TypeError(f"no runner for {type(params).__name__}")

@@ -19,6 +19,7 @@ class JobKind(Enum):
     COMPILE = "compile"
     LIFECYCLE = "lifecycle"
     SPLIT = "split"
+    SEARCH = "search"
 
 
 class JobState(Enum):

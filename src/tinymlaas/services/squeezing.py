@@ -186,6 +186,7 @@ class _Attempt:
             arrays,
             learning_rate=float(self.recipe.get("learning_rate", 0.003)),
             seed=int(self.recipe["seed"]),
+            hyper=self.recipe.get("hyper") or None,
         )
         tflite = convert(result.model, Quantization.INT8, arrays.x_train)
         return assess(

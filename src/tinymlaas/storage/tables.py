@@ -45,6 +45,7 @@ __all__ = [
     "ModuleRow",
     "PipelineRow",
     "SampleRow",
+    "SearchRow",
     "SnapshotRow",
     "SnapshotSampleRow",
     "SplitPlanRow",
@@ -466,3 +467,32 @@ class PipelineRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class SearchRow(Base):
+    """One constraint-aware model search: what it was asked, every trial's config and figures, and
+    the Pareto front per board (``training.search_space``).
+
+    ``trials`` and ``fronts`` are kept whole as JSON because the trials ran in Ray and are gone; the
+    front's models are ordinary models (named in ``fronts``), so they compile and deploy as usual.
+    """
+
+    __tablename__ = "searches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(128), index=True)
+    snapshot_id: Mapped[str] = mapped_column(String(64))
+    arch: Mapped[str] = mapped_column(String(64))
+    boards: Mapped[list[Any]] = mapped_column(JSON)
+    budget: Mapped[dict[str, Any]] = mapped_column(JSON)  # max_ram, max_flash, max_latency_ms
+    trials_planned: Mapped[int] = mapped_column(Integer)
+    workers: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # training.search_space.SearchState
+    trials: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    fronts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Counts, the closest trials and the sentence when nothing met the budget, wall time.
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,6 +11,7 @@ Only zoo models can be rebuilt this way; an imported Keras model keeps its post-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,7 @@ def quantization_aware(
     learning_rate: float,
     seed: int,
     epochs: int = FINE_TUNE_EPOCHS,
+    hyper: Mapping[str, int] | None = None,
 ) -> QatResult:
     """Fine-tune a fake-quantized twin of the zoo model ``model`` on scaled ``arrays``."""
     why = available()
@@ -99,7 +101,7 @@ def quantization_aware(
     import tf_keras as k
 
     k.utils.set_random_seed(seed)
-    twin = zoo.build(arch, spec, width, keras_module=k)
+    twin = zoo.build(arch, spec, width, keras_module=k, hyper=hyper)
     weights = model.get_weights()
     if [w.shape for w in twin.get_weights()] != [w.shape for w in weights]:
         raise QatUnavailable(f"the {arch} model's weights do not match its zoo architecture")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +38,9 @@ class Recipe:
     width: float = 1.0  # width multiplier for the architecture
     seed: int = 1234
     scaling: str = ScalingMethod.STANDARDIZE.value  # how inputs are scaled (data.scaling.ScalingMethod)
+    # A search's hyperparameters beyond the width (training.search_space); empty: the family's default.
+    # Kept with the run so squeezing (quantization-aware training, cross-validation) rebuilds this model.
+    hyper: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -125,7 +128,7 @@ def train(
     scaling = fit_scaling(ScalingMethod(recipe.scaling), arrays.x_train)
     arrays = scaled(arrays, scaling)
     keras.utils.set_random_seed(recipe.seed)
-    model = zoo.build(recipe.arch, spec, recipe.width)
+    model = zoo.build(recipe.arch, spec, recipe.width, hyper=recipe.hyper or None)
     classification = spec.task is Task.CLASSIFICATION
     model.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),

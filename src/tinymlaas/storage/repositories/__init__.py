@@ -11,6 +11,7 @@ from tinymlaas.storage.repositories.jobs import JobRepository
 from tinymlaas.storage.repositories.models import ModelRepository
 from tinymlaas.storage.repositories.pipelines import PipelineRepository
 from tinymlaas.storage.repositories.sandbox import Removed, SandboxRepository
+from tinymlaas.storage.repositories.searches import SearchRepository
 from tinymlaas.storage.repositories.sessions import DashboardSessionRepository
 from tinymlaas.storage.repositories.splits import SplitPlanRepository
 from tinymlaas.storage.repositories.tokens import TokenRepository
@@ -32,6 +33,7 @@ __all__ = [
     "SamplePoint",
     "SampleQuery",
     "SandboxRepository",
+    "SearchRepository",
     "SplitPlanRepository",
     "TokenRepository",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tinymlaas.data.types import DatasetSpec, SampleKind
 from tinymlaas.errors import InvalidInput
+from tinymlaas.training.search_space import check_hyperparameters
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -33,10 +35,19 @@ def choose(spec: DatasetSpec) -> str:
 
 
 def build(
-    arch: str, spec: DatasetSpec, width: float = 1.0, *, keras_module: ModuleType | None = None
+    arch: str,
+    spec: DatasetSpec,
+    width: float = 1.0,
+    *,
+    keras_module: ModuleType | None = None,
+    hyper: Mapping[str, int] | None = None,
 ) -> keras.Model:
     """Build ``arch`` for ``spec`` with Keras 3, or with ``keras_module`` (``tf_keras``, whose layers
-    the quantization-aware trainer wraps); inputs arrive already scaled (``data.scaling``)."""
+    the quantization-aware trainer wraps); inputs arrive already scaled (``data.scaling``).
+
+    ``hyper`` holds a search's hyperparameters beyond the width (``training.search_space`` says
+    which each family takes and their bounds); without them every family builds its default model.
+    """
     if arch not in ARCHITECTURES:
         raise InvalidInput(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     rank = ARCHITECTURES[arch]
@@ -46,6 +57,8 @@ def build(
         )
     if width <= 0:
         raise InvalidInput(f"width multiplier must be positive, got {width}")
+    checked = check_hyperparameters(arch, hyper or {})
     if keras_module is None:
         import keras as keras_module
-    return importlib.import_module(f"tinymlaas.training.zoo.{arch}").build(spec, width, keras_module)
+    family = importlib.import_module(f"tinymlaas.training.zoo.{arch}")
+    return family.build(spec, width, keras_module, **checked)
