@@ -4,7 +4,11 @@ One ``Agent`` is one device. It opens a CoAP endpoint, registers with the LwM2M 
 the registration alive with Updates before half the lifetime. Against a ``coaps://`` server it proves itself
 with the PSK provisioned into its state directory (the Security object, ``lwm2m.core.DeviceCredentials``)
 and has no listening socket at all: its one DTLS session to the server is the only way in. Either way it
-answers only requests that come from its server, never from another address. Requests go to the
+answers only requests that come from its server, never from another address. Given several servers
+(one store, active/standby), it talks to one at a time: when registering or an Update goes unanswered
+``FAILOVER_AFTER`` times in a row, it closes its endpoint, connects to the next server in the list
+(round robin) and registers there; its uploads, the server's requests it answers and a package download
+under way all follow it (``agent.download``: the download goes on from the new server). Requests go to the
 dispatcher, which serves ``/3/0``, ``/4/0``, ``/9/0``, ``/26241/0`` and ``/26242/0`` through one provider
 per object (``agent.objects``); updates are the ``Updater``'s, the pipeline stage the ``StageEngine``'s
 (which listens for hop messages on a socket of its own, DTLS-PSK, only while the server names upstream
@@ -17,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,9 +55,34 @@ from tinymlaas.lwm2m.core import ContentFormat, DeviceCredentials, Path, format_
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse, PeerUnreachable, same_origin
 from tinymlaas.lwm2m.transport.coap import CoapBlock
 
-__all__ = ["DEFAULT_RATE_HZ", "Agent"]
+__all__ = ["DEFAULT_RATE_HZ", "FAILOVER_AFTER", "MAX_SERVERS", "Agent"]
 
 DEFAULT_RATE_HZ = 10.0
+# Unanswered registrations or Updates in a row before the agent moves on to its next server: one lost
+# datagram is not a dead server, two in a row with the CoAP retransmissions behind each most likely are.
+FAILOVER_AFTER = 2
+MAX_SERVERS = 16  # servers one agent may be given to fail over between
+
+
+def server_uris(server_uri: str | Sequence[str]) -> tuple[str, ...]:
+    """The agent's servers in failover order, each checked to be ``coap[s]://host[:port]``."""
+    uris = (server_uri,) if isinstance(server_uri, str) else tuple(server_uri)
+    if not 1 <= len(uris) <= MAX_SERVERS:
+        raise InvalidInput(f"An agent takes 1 to {MAX_SERVERS} server URIs, got {len(uris)}")
+    for uri in uris:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("coap", "coaps") or not parts.hostname:
+            raise InvalidInput(f"The server URI {uri!r} is not coap[s]://host[:port]")
+    trimmed = tuple(uri.rstrip("/") for uri in uris)
+    if len(set(trimmed)) != len(trimmed):
+        raise InvalidInput(f"The server URIs name one server twice: {', '.join(trimmed)}")
+    return trimmed
+
+
+def _rebased(uri: str, server: str) -> str:
+    """``uri``'s path and query at ``server``'s scheme and address."""
+    base = urlsplit(server)
+    return urlsplit(uri)._replace(scheme=base.scheme, netloc=base.netloc).geturl()
 
 
 class Agent:
@@ -70,7 +99,7 @@ class Agent:
         self,
         board: Board,
         endpoint: str,
-        server_uri: str,
+        server_uri: str | Sequence[str],
         state_dir: FsPath,
         public_key: bytes,
         *,
@@ -82,16 +111,14 @@ class Agent:
         on_event: EventCallback | None,
         hop_port: int = 0,
     ) -> None:
-        parts = urlsplit(server_uri)
-        if parts.scheme not in ("coap", "coaps") or not parts.hostname:
-            raise InvalidInput(f"The server URI {server_uri!r} is not coap[s]://host[:port]")
+        self.server_uris = server_uris(server_uri)
+        self._current = 0
         if lifetime < 1:
             raise InvalidInput(f"A registration lifetime is at least 1 s, got {lifetime}")
         if not board.runtimes:
             raise InvalidInput(f"Board {board.id} lists no runtime to run models in")
         self.board = board
         self.endpoint = endpoint
-        self.server_uri = server_uri.rstrip("/")
         self.state_dir = FsPath(state_dir)
         self.lifetime = lifetime
         trusted_key = load_public_key(bytes(public_key))
@@ -141,13 +168,19 @@ class Agent:
             ]
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._credentials: DeviceCredentials | None = None
+
+    @property
+    def server_uri(self) -> str:
+        """The server the agent talks to now: the first it was given, until it fails over."""
+        return self.server_uris[self._current]
 
     @classmethod
     async def start(
         cls,
         board: Board,
         endpoint: str,
-        server_uri: str,
+        server_uri: str | Sequence[str],
         state_dir: FsPath,
         public_key: bytes,
         *,
@@ -164,6 +197,7 @@ class Agent:
     ) -> Agent:
         """Bind, register (returning once the first attempt is answered or failed), and resume any update.
 
+        ``server_uri`` is one server or several to fail over between, tried in order (round robin).
         ``public_key`` is the server's Ed25519 key (raw, hex or PEM bytes); only packages it signed are
         installed. ``sensor`` feeds the inference loop at ``rate_hz``; without one the agent runs no
         inference. An unreachable server is retried in the background with growing pauses. ``collect``
@@ -178,7 +212,7 @@ class Agent:
             server_uri,
             state_dir,
             public_key,
-            host=bind_host if bind_host is not None else bind_host_for(server_uri),
+            host=bind_host if bind_host is not None else bind_host_for(server_uris(server_uri)[0]),
             lifetime=lifetime,
             sensor=sensor,
             rate_hz=rate_hz,
@@ -193,7 +227,6 @@ class Agent:
             agent._uploader = SampleUploader(
                 collect,
                 endpoint,
-                agent.server_uri,
                 agent.state_dir / OUTBOX_DIR,
                 request_timeout=request_timeout,
                 on_event=agent._emit,
@@ -201,14 +234,15 @@ class Agent:
             inference.on_window = agent._uploader.offer
         if inference is not None:
             inference.on_output = agent.stage.on_output
-        agent._coap = await agent._open(credentials)
+        agent._credentials = credentials
+        agent._coap = await agent._open(agent.server_uri)
         try:
             await agent.stage.start()  # a relay whose hop port is taken must not leave its socket open
         except BaseException:
             await agent._coap.close()
             raise
         if agent._uploader is not None:
-            agent._spawn(agent._uploader.run(agent._coap), "uploads")
+            agent._spawn(agent._uploader.run(agent._link), "uploads")
         agent._spawn(agent._keep_registered(), "registration")
         agent._spawn(agent._runtime.report_telemetry(telemetry_interval), "telemetry")
         agent._spawn(agent.stage.report(telemetry_interval), "stage counters")
@@ -242,13 +276,14 @@ class Agent:
             await self._emit("deregistered", f"{self.endpoint} de-registered")
         await self._coap.close()
 
-    async def _open(self, credentials: DeviceCredentials | None) -> CoapEndpoint:
-        if urlsplit(self.server_uri).scheme == "coap":
+    async def _open(self, server_uri: str) -> CoapEndpoint:
+        """An endpoint for ``server_uri``: a plain socket, or a DTLS session under the device's key."""
+        if urlsplit(server_uri).scheme == "coap":
             return await CoapEndpoint.bind(self._host, 0, self._from_server)
-        credentials = credentials or DeviceCredentials.load(self.state_dir)
+        credentials = self._credentials or DeviceCredentials.load(self.state_dir)
         if credentials is None:
             raise InvalidInput(
-                f"{self.endpoint} has no credentials for {self.server_uri}: provision it first with "
+                f"{self.endpoint} has no credentials for {server_uri}: provision it first with "
                 f"'tinymlaas devices provision {self.endpoint} --board {self.board.id} "
                 f"--state-dir {self.state_dir}'"
             )
@@ -257,7 +292,7 @@ class Agent:
                 f"the credentials in {self.state_dir} are {credentials.endpoint!r}'s, not {self.endpoint!r}'s"
             )
         return await CoapEndpoint.connect_secure(
-            self.server_uri, credentials.identity, credentials.key, self._from_server
+            server_uri, credentials.identity, credentials.key, self._from_server
         )
 
     async def _from_server(self, request: CoapRequest) -> CoapResponse:
@@ -299,12 +334,27 @@ class Agent:
         for path in sorted(with_ancestors(paths)):
             self._coap.notify(str(path))
 
+    def _link(self) -> tuple[CoapEndpoint, str]:
+        """The endpoint and server to send to now; both change when the agent fails over."""
+        return self._coap, self.server_uri
+
+    def _follow(self, uri: str) -> str:
+        """``uri`` at the current server if it names one of the agent's servers, else as it is."""
+        if any(same_origin(uri, server) for server in self.server_uris):
+            return _rebased(uri, self.server_uri)
+        return uri
+
     async def _request_block(self, uri: str, num: int, szx: int) -> CoapBlock:
         return await self._coap.request_block(uri, num, szx, timeout=BLOCK_TIMEOUT_S)
 
     def _package_uri(self, uri: str) -> str:
-        """Where to fetch the package the server names ``uri``: there, unless a subclass relays it."""
-        return uri
+        """Where to fetch the package the server names ``uri``: from the current server, with the path
+        the server named, when it names one of the agent's servers (a subclass may relay it).
+
+        Every server publishing a campaign's package does so at the same path, so the updater asks
+        again during a download and a download under way moves with the agent when it fails over.
+        """
+        return self._follow(uri)
 
     def _server_path(self, location: Iterable[str]) -> str:
         return self.server_uri + "/" + "/".join(location)
@@ -338,15 +388,24 @@ class Agent:
     async def _keep_registered(self) -> None:
         """Register, then send an Update before half the lifetime; retry with growing, jittered pauses
         on failure (``agent.pacing``), so a fleet neither updates in lockstep nor storms a restarted
-        server."""
+        server. Given several servers, ``FAILOVER_AFTER`` unanswered attempts in a row move the agent
+        on to the next one, where it registers at once."""
         pacing = Pacing(self.lifetime, random.Random())
+        unanswered = 0
         while True:
             try:
                 location = self._location
                 ok = await (self._register() if location is None else self._update_registration(location))
+                unanswered = 0
             except PeerUnreachable as exc:
                 ok = False
+                unanswered += 1
                 await self._emit("registration-failed", exc.detail)
+                if unanswered >= FAILOVER_AFTER and len(self.server_uris) > 1:
+                    unanswered = 0
+                    if await self._fail_over(exc.detail):
+                        pacing = Pacing(self.lifetime, random.Random())
+                        continue
             self._first_attempt.set()
             pause = pacing.after_success() if ok else pacing.after_failure()
             with contextlib.suppress(TimeoutError):
@@ -354,3 +413,30 @@ class Agent:
             if self._reregister.is_set():
                 self._reregister.clear()
                 self._location = None
+
+    async def _fail_over(self, reason: str) -> bool:
+        """Move on to the next server: connect to it first, then close the old endpoint, so a request
+        under way on it (a package block) fails and is sent again to the new server. False, and the
+        agent stays where it was, if the new endpoint cannot be opened."""
+        previous = self._current
+        following = (previous + 1) % len(self.server_uris)
+        try:
+            opened = await self._open(self.server_uris[following])
+        except InvalidInput as exc:
+            detail = exc.detail
+        except OSError as exc:
+            detail = str(exc)
+        else:
+            old, self._coap, self._current = self._coap, opened, following
+            self._location = None
+            await old.close()
+            await self._emit(
+                "failed-over",
+                f"{self.endpoint} failed over to {self.server_uri} after {FAILOVER_AFTER} unanswered "
+                f"attempts at {self.server_uris[previous]} ({reason})",
+            )
+            return True
+        await self._emit(
+            "registration-failed", f"cannot fail over to {self.server_uris[following]}: {detail}"
+        )
+        return False

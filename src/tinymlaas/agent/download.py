@@ -3,6 +3,12 @@
 The package is fetched one Block2 block at a time and every block is kept under ``state_dir/download/``
 (the bytes, the offset reached, the URI), so a restarted agent continues where it stopped instead of at
 block 0: on a link that loses power or coverage mid-download (NB-IoT), starting over may never finish.
+
+A block that goes unanswered is asked for again with a backoff (1 s doubling to 10 s) for up to
+``DOWNLOAD_STALL_S`` of silence. An agent that fails over to another server mid-download fetches the
+package from that server instead (``locate``); as each server signs its own copy, with a sequence of
+its own, the download starts over there rather than mix two copies, and that server's 4.04 counts as
+silence too until it answers: it serves the package once it has taken the campaigns over.
 """
 
 from __future__ import annotations
@@ -125,33 +131,53 @@ class PackageDownload:
         self.uri, self.offset, self.szx, self.complete = None, 0, DEFAULT_BLOCK_SZX, False
 
 
-async def _fetch_block(request_block: RequestBlock, uri: str, num: int, szx: int) -> CoapBlock:
-    """One block, retried while the server does not answer; 4.04 and other errors end the update."""
+class _Moved(Exception):
+    """The agent now fetches the package elsewhere: the block is asked for there instead."""
+
+
+async def _fetch_block(
+    request_block: RequestBlock,
+    uri: str,
+    num: int,
+    szx: int,
+    *,
+    locate: Callable[[str], str],
+    moved: bool,
+) -> CoapBlock:
+    """One block, retried while the server does not answer; 4.04 and other errors end the update, but
+    for a download that ``moved`` to another server, where 4.04 is retried as silence. Before each
+    retry ``locate`` is asked again, and ``_Moved`` raised once it names another place."""
     silent_since = time.monotonic()
     pause = 1.0
     while True:
         try:
             block = await request_block(uri, num, szx)
         except PeerUnreachable as exc:
-            silent = time.monotonic() - silent_since
-            if silent > DOWNLOAD_STALL_S:
-                detail = f"{exc.detail}; no answer for {silent:.0f} s"
-                raise UpdateFailed(UpdateResult.CONNECTION_LOST, detail) from None
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 10.0)
-            continue
+            reason = exc.detail
         except InvalidInput as exc:
             raise UpdateFailed(UpdateResult.INVALID_URI, exc.detail) from None
-        code = block.response.code
-        if code == "4.04":
-            raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri}: the server has no such package")
-        if code == "4.03":
-            # The package exists but is not this device's to fetch: a URI it should not have been given.
-            reason = block.response.diagnostic or "no reason given"
-            raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri}: the server refuses this device ({reason})")
-        if code != "4.08" and not block.response.success:
-            raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{uri} block {num}: the server answered {code}")
-        return block
+        else:
+            if block.response.code != "4.04" or not moved:
+                break
+            reason = f"{uri}: no such package here yet"
+        silent = time.monotonic() - silent_since
+        if silent > DOWNLOAD_STALL_S:
+            failure = UpdateResult.INVALID_URI if moved else UpdateResult.CONNECTION_LOST
+            raise UpdateFailed(failure, f"{reason}; no answer for {silent:.0f} s")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 10.0)
+        if locate(uri) != uri:
+            raise _Moved
+    code = block.response.code
+    if code == "4.04":
+        raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri}: the server has no such package")
+    if code == "4.03":
+        # The package exists but is not this device's to fetch: a URI it should not have been given.
+        reason = block.response.diagnostic or "no reason given"
+        raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri}: the server refuses this device ({reason})")
+    if code != "4.08" and not block.response.success:
+        raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{uri} block {num}: the server answered {code}")
+    return block
 
 
 async def download_package(
@@ -160,29 +186,40 @@ async def download_package(
     *,
     max_bytes: int,
     on_block: Callable[[int], Awaitable[None]],
+    locate: Callable[[str], str] = str,
 ) -> None:
     """Fetch the rest of ``download`` (``UpdateFailed`` ends it); ``on_block`` hears each block's number.
 
     ``max_bytes`` is a model slot's flash: a package that outgrows it fails with 50 while it arrives.
+    ``locate`` names where the package is to be fetched from now, asked before every block: when the
+    agent has failed over to another server, the download starts over from that server's copy.
     """
     uri = download.uri or ""
     parts = urlsplit(uri)
     if parts.scheme not in ("coap", "coaps") or not parts.hostname:
         raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri!r} is not a coap:// or coaps:// URI")
     primed = False
+    moved = False
     while not download.complete:
+        located = locate(uri)
+        if located != uri:
+            download.begin(located)
+            uri, primed, moved = located, False, True
         num = download.offset >> (download.szx + 4)
-        block = await _fetch_block(request_block, uri, num, download.szx)
-        if block.response.code == "4.08":
-            # Request Entity Incomplete: an aiocoap server serves later blocks only to a client that
-            # asked for block 0 first (its block-wise cache is per client), so a resumed download
-            # fetches block 0 once more. It must equal the block 0 kept: else the package changed.
-            if primed:
-                raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{uri}: the server refuses block {num}")
-            primed = True
-            block = await _fetch_block(request_block, uri, 0, download.szx)
-            if block.response.success and download.data().startswith(block.response.payload):
-                continue
+        try:
+            block = await _fetch_block(request_block, uri, num, download.szx, locate=locate, moved=moved)
+            if block.response.code == "4.08":
+                # Request Entity Incomplete: an aiocoap server serves later blocks only to a client that
+                # asked for block 0 first (its block-wise cache is per client), so a resumed download
+                # fetches block 0 once more. It must equal the block 0 kept: else the package changed.
+                if primed:
+                    raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{uri}: the server refuses block {num}")
+                primed = True
+                block = await _fetch_block(request_block, uri, 0, download.szx, locate=locate, moved=moved)
+                if block.response.success and download.data().startswith(block.response.payload):
+                    continue
+        except _Moved:
+            continue
         # Block 0 starts over: the package changed, or the peer ignores Block2 and sent it whole.
         if block.num != 0 and block.offset != download.offset:
             raise UpdateFailed(
@@ -196,4 +233,5 @@ async def download_package(
                 f"{uri}: the package outgrows the {max_bytes} bytes of a model slot",
             )
         download.write(block.offset, payload, szx=block.szx, complete=not block.more)
+        moved = False  # the server moved to answers: its 4.04 from now on means what it says
         await on_block(block.num)

@@ -9,7 +9,9 @@ With a link profile every agent gets its own ``UdpLinkEmulator`` relay on 127.0.
 so registrations, reads and package downloads all cross the emulated link and losses differ per device
 yet repeat from run to run. The server's Package URI names the server's own address, which the agent
 would reach around its relay; behind a link, a Package URI on that address is fetched through the relay
-instead, as a real device's one radio carries all of its traffic.
+instead, as a real device's one radio carries all of its traffic. Given several servers (to fail over
+between), an agent behind a link gets a relay to each, and fetches a package through the relay to the
+server it talks to now.
 
 Starts (and stops) are bounded in number at any moment, so a large fleet does not flood the server with
 registrations in the same instant.
@@ -18,13 +20,13 @@ registrations in the same instant.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from tinymlaas.agent.client import DEFAULT_RATE_HZ, Agent
+from tinymlaas.agent.client import DEFAULT_RATE_HZ, Agent, server_uris
 from tinymlaas.agent.events import AgentEvent
 from tinymlaas.agent.sensors import SensorSource
 from tinymlaas.agent.uploader import Collection
@@ -47,7 +49,9 @@ class Fleet:
     """The running agents and their relays, both by endpoint name in spawn order."""
 
     agents: dict[str, Agent] = field(default_factory=dict)
+    # Each agent's relay to its first server; ``relays`` has one per server, in the servers' order.
     links: dict[str, UdpLinkEmulator] = field(default_factory=dict)
+    relays: dict[str, list[UdpLinkEmulator]] = field(default_factory=dict)
 
     async def stop(self) -> None:
         """De-register and stop every agent, then close the relays their de-registrations went through."""
@@ -60,8 +64,9 @@ class Fleet:
         try:
             await asyncio.gather(*(stop_one(agent) for agent in self.agents.values()))
         finally:
-            for relay in self.links.values():
-                relay.close()
+            for relays in self.relays.values():
+                for relay in relays:
+                    relay.close()
 
     def link_stats(self) -> dict[str, LinkStats]:
         """Each relay's counters so far, by endpoint; empty without a link profile."""
@@ -79,17 +84,18 @@ def _upstream(server_uri: str) -> tuple[str, int]:
     return parts.hostname, parts.port or _default_port(parts.scheme)
 
 
-def _agent_behind_link(upstream: tuple[str, int]) -> type[Agent]:
-    """An ``Agent`` whose downloads from the server at ``upstream`` go through its relay (``server_uri``)."""
+def _agent_behind_link(upstreams: tuple[tuple[str, int], ...]) -> type[Agent]:
+    """An ``Agent`` whose downloads from any of the servers at ``upstreams`` go through its relay to the
+    server it talks to now (``server_uri``)."""
 
     class AgentBehindLink(Agent):
-        server: ClassVar[tuple[str, int]] = upstream
+        servers: ClassVar[tuple[tuple[str, int], ...]] = upstreams
 
         def _package_uri(self, uri: str) -> str:
             parts = urlsplit(uri)
-            if (parts.hostname, parts.port or _default_port(parts.scheme)) == self.server:
+            if (parts.hostname, parts.port or _default_port(parts.scheme)) in self.servers:
                 return parts._replace(netloc=urlsplit(self.server_uri).netloc).geturl()
-            return uri
+            return super()._package_uri(uri)
 
     return AgentBehindLink
 
@@ -97,7 +103,7 @@ def _agent_behind_link(upstream: tuple[str, int]) -> type[Agent]:
 async def spawn_fleet(
     count: int,
     board: Board,
-    server_uri: str,
+    server_uri: str | Sequence[str],
     state_dir: Path,
     public_key: bytes,
     *,
@@ -111,12 +117,15 @@ async def spawn_fleet(
     collect: Collection | None = None,
     credentials: Callable[[str], DeviceCredentials] | None = None,
     hop_port_base: int = 0,
+    request_timeout: float = 10.0,
 ) -> Fleet:
     """Start ``count`` agents for ``board`` and return once each has had its first registration attempt.
 
     ``sensor_factory(i)`` gives agent ``i`` its input (none when absent); ``on_event`` hears every agent's
     events with the endpoint name first. ``link`` is a profile name or a profile of one's own (see
-    ``link_profile``). With ``collect`` every agent uploads its windows, through an outbox of its own.
+    ``link_profile``). ``server_uri`` is one server or several every agent fails over between, in
+    order; ``request_timeout`` is how long an agent waits for each answer. With ``collect`` every
+    agent uploads its windows, through an outbox of its own.
     A ``coaps://`` server needs ``credentials(endpoint)``: the provisioned key of each agent.
     ``hop_port_base`` gives agent ``i`` the pipeline hop port ``hop_port_base + i`` (0: each a free one),
     so upstream nodes can be told where a relay listens before it starts.
@@ -127,27 +136,32 @@ async def spawn_fleet(
     if hop_port_base and not 0 < hop_port_base <= 65536 - count:
         raise InvalidInput(f"Hop ports {hop_port_base}..{hop_port_base + count - 1} are not all UDP ports")
     profile = link_profile(link) if isinstance(link, str) else link
-    upstream = _upstream(server_uri)
-    agent_class = Agent if profile is None else _agent_behind_link(upstream)
+    servers = server_uris(server_uri)
+    upstreams = tuple(_upstream(uri) for uri in servers)
+    agent_class = Agent if profile is None else _agent_behind_link(upstreams)
     gate = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
 
-    async def start_one(index: int) -> tuple[Agent, UdpLinkEmulator | None]:
+    async def start_one(index: int) -> tuple[Agent, list[UdpLinkEmulator]]:
         endpoint = f"{prefix or board.id}-{index:03d}"
 
         def forward(event: AgentEvent) -> Awaitable[None] | None:
             return on_event(endpoint, event) if on_event is not None else None
 
         async with gate:
-            relay = None
-            uri = server_uri
-            if profile is not None:
-                relay = await UdpLinkEmulator.start(upstream, profile, seed=seed + index)
-                uri = f"{urlsplit(server_uri).scheme}://127.0.0.1:{relay.port}"
+            relays: list[UdpLinkEmulator] = []
+            uris = list(servers)
             try:
+                if profile is not None:
+                    for upstream in upstreams:
+                        relays.append(await UdpLinkEmulator.start(upstream, profile, seed=seed + index))
+                    uris = [
+                        f"{urlsplit(uri).scheme}://127.0.0.1:{relay.port}"
+                        for uri, relay in zip(servers, relays, strict=True)
+                    ]
                 agent = await agent_class.start(
                     board,
                     endpoint,
-                    uri,
+                    uris,
                     Path(state_dir) / endpoint,
                     public_key,
                     lifetime=lifetime,
@@ -157,22 +171,24 @@ async def spawn_fleet(
                     collect=collect,
                     credentials=credentials(endpoint) if credentials is not None else None,
                     hop_port=hop_port_base + index if hop_port_base else 0,
+                    request_timeout=request_timeout,
                 )
             except BaseException:
-                if relay is not None:
+                for relay in relays:
                     relay.close()
                 raise
-            return agent, relay
+            return agent, relays
 
     results = await asyncio.gather(*(start_one(index) for index in range(count)), return_exceptions=True)
     fleet = Fleet()
     for result in results:
         if isinstance(result, BaseException):
             continue
-        agent, relay = result
+        agent, relays = result
         fleet.agents[agent.endpoint] = agent
-        if relay is not None:
-            fleet.links[agent.endpoint] = relay
+        if relays:
+            fleet.links[agent.endpoint] = relays[0]
+            fleet.relays[agent.endpoint] = relays
     failure = next((result for result in results if isinstance(result, BaseException)), None)
     if failure is not None:
         await fleet.stop()

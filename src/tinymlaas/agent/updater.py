@@ -37,8 +37,9 @@ __all__ = ["Updater"]
 class Updater:
     """One device's updates. ``task`` is the update running in the background, if any.
 
-    ``locate`` maps a Package URI to the one to fetch from (a relay, say); ``on_change`` hears every change
-    of the installed package or the update state, for observers of Object 9.
+    ``locate`` maps a Package URI to the one to fetch from (a relay, say, or the server the agent failed
+    over to), asked again while the package downloads; ``on_change`` hears every change of the installed
+    package or the update state, for observers of Object 9.
     """
 
     def __init__(
@@ -181,6 +182,7 @@ class Updater:
                     self._request_block,
                     max_bytes=self._board.usable_flash_bytes,
                     on_block=self._block_arrived,
+                    locate=self._locate,
                 )
                 await self._move(
                     UpdateState.DOWNLOADED, UpdateResult.DOWNLOADING, f"{self._download.offset} bytes"

@@ -40,7 +40,7 @@ from tinymlaas.data.upload import CBOR_CONTENT_FORMAT, COLLECT_ROOT, MAX_UPLOAD_
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapResponse, PeerUnreachable
 
-__all__ = ["OUTBOX_DIR", "CollectStats", "Collection", "SampleUploader", "UploadEventCallback"]
+__all__ = ["OUTBOX_DIR", "CollectStats", "Collection", "SampleUploader", "ServerLink", "UploadEventCallback"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ _PENDING_MAX = 256  # windows taken but not on disk yet; more means the disk can
 _MIN_BACKOFF = 0.5  # seconds before the first resend after a failed delivery
 
 UploadEventCallback = Callable[[str, str], Awaitable[None]]  # (kind, message)
+# The endpoint to send from and the server URI to send to, asked anew for every send: both change when
+# the agent fails over to another server, and waiting uploads then go there.
+ServerLink = Callable[[], tuple[CoapEndpoint, str]]
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,12 @@ def _retryable(response: CoapResponse) -> bool:
 
 
 class SampleUploader:
-    """Takes windows with ``offer``; ``run`` stores them and delivers them through a CoAP endpoint."""
+    """Takes windows with ``offer``; ``run`` stores them and delivers them to the agent's server."""
 
     def __init__(
         self,
         collection: Collection,
         endpoint: str,
-        server_uri: str,
         directory: Path,
         *,
         request_timeout: float,
@@ -109,7 +111,6 @@ class SampleUploader:
     ) -> None:
         self.collection = collection
         self._endpoint = endpoint
-        self._server_uri = server_uri.rstrip("/")
         self._timeout = request_timeout
         self._on_event = on_event
         # The outbox is touched from worker threads, one operation at a time.
@@ -159,11 +160,11 @@ class SampleUploader:
             dropped=buffered.dropped + self._lost,
         )
 
-    async def run(self, coap: CoapEndpoint) -> None:
-        """Store, and deliver from ``coap``, until cancelled; windows taken but not yet stored are stored
-        on the way out."""
+    async def run(self, link: ServerLink) -> None:
+        """Store, and deliver through ``link``, until cancelled; windows taken but not yet stored are
+        stored on the way out."""
         try:
-            await asyncio.gather(self._spool(), self._deliver(coap))
+            await asyncio.gather(self._spool(), self._deliver(link))
         finally:
             with self._lock:
                 while self._pending:
@@ -220,7 +221,7 @@ class SampleUploader:
                     f"{self._buffer_stats.items} waiting for the server",
                 )
 
-    async def _deliver(self, coap: CoapEndpoint) -> None:
+    async def _deliver(self, link: ServerLink) -> None:
         first_pause = min(_MIN_BACKOFF, self.collection.max_backoff)
         backoff = first_pause
         while True:
@@ -230,7 +231,8 @@ class SampleUploader:
                 await self._stored.wait()
                 continue
             dataset = str(sample.meta.get("dataset", self.collection.dataset))
-            uri = f"{self._server_uri}/{COLLECT_ROOT}/{dataset}"
+            coap, server_uri = link()
+            uri = f"{server_uri.rstrip('/')}/{COLLECT_ROOT}/{dataset}"
             try:
                 response = await coap.request(
                     "POST", uri, sample.payload, content_format=CBOR_CONTENT_FORMAT, timeout=self._timeout

@@ -21,6 +21,7 @@ from tinymlaas.agent import (
     ReplaySource,
     SensorSource,
 )
+from tinymlaas.agent.client import server_uris
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_public_key
 from tinymlaas.errors import InvalidInput
@@ -133,11 +134,13 @@ def agent(
         "--runtime",
         help="The runtime the device's firmware runs: tflm, native, litert (default: the board's first).",
     ),
-    server: str | None = typer.Option(
+    server: list[str] | None = typer.Option(
         None,
         "--server",
+        metavar="URI",
         help="The LwM2M server's URI: coaps:// with the key 'devices provision' put in --state-dir "
-        "(default: where 'serve' with this store's settings listens, coaps://127.0.0.1:5684).",
+        "(default: where 'serve' with this store's settings listens, coaps://127.0.0.1:5684). Repeat it "
+        "for servers on one store to fail over between, in order.",
     ),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="Where slots, update state and downloads persist across restarts."
@@ -173,11 +176,11 @@ def agent(
     collection = parse_collection(collect, label, collect_every)
     context = get_context(ctx)
     profile = context.catalog.board(board).running(runtime)
-    server = server or default_server_uri(context)
+    servers = server_uris(server or [default_server_uri(context)])
     options = {
         "board": profile,
         "endpoint": endpoint,
-        "server_uri": server,
+        "server_uri": servers,
         "state_dir": state_dir,
         "public_key": trusted_key(context.settings, public_key),
         "lifetime": lifetime,
@@ -186,6 +189,8 @@ def agent(
         "hop_port": hop_port,
     }
     source = parse_sensor(sensor)
-    err_console.print(f"agent {endpoint} ({profile.name}) -> {server}; Ctrl-C stops it", highlight=False)
+    err_console.print(
+        f"agent {endpoint} ({profile.name}) -> {', '.join(servers)}; Ctrl-C stops it", highlight=False
+    )
     asyncio.run(_serve(options, source, as_json))
     err_console.print("agent stopped")

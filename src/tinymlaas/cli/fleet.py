@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from tinymlaas.agent import AgentEvent, SensorSource
+from tinymlaas.agent.client import server_uris
 from tinymlaas.agent.fleet import spawn_fleet
 from tinymlaas.cli._shared import console, err_console, get_context
 from tinymlaas.cli.agent import event_line, parse_collection, parse_sensor, trusted_key
@@ -29,6 +30,7 @@ _SHOWN = frozenset(
     {
         "registered",
         "registration-failed",
+        "failed-over",
         "deregistered",
         "installed",
         "install-failed",
@@ -105,11 +107,13 @@ def spawn(
         "--runtime",
         help="The runtime every agent's firmware runs: tflm, native, litert (default: the board's first).",
     ),
-    server: str | None = typer.Option(
+    server: list[str] | None = typer.Option(
         None,
         "--server",
+        metavar="URI",
         help="The LwM2M server's URI, coaps:// for DTLS (default: where 'serve' with this store's "
-        "settings listens, coaps://127.0.0.1:5684).",
+        "settings listens, coaps://127.0.0.1:5684). Repeat it for servers on one store every agent "
+        "fails over between, in order.",
     ),
     state_dir: Path = typer.Option(
         ..., "--state-dir", help="Each agent keeps its slots and update state in a sub-directory here."
@@ -162,11 +166,11 @@ def spawn(
         raise InvalidInput(exc.detail) from None
     profile = profile.running(runtime)
     radio = link_profile(link, loss=loss, duplicate=duplicate)
-    server = server or default_server_uri(context)
+    servers = server_uris(server or [default_server_uri(context)])
     options: dict[str, Any] = {
         "count": count,
         "board": profile,
-        "server_uri": server,
+        "server_uri": servers,
         "state_dir": state_dir,
         "public_key": trusted_key(context.settings, public_key),
         "prefix": prefix,
@@ -176,12 +180,14 @@ def spawn(
         "lifetime": lifetime,
         "collect": parse_collection(collect, label, collect_every),
         "credentials": (
-            _credentials(context, profile.id, server, state_dir)
-            if provision and server.startswith("coaps://")
+            _credentials(context, profile.id, servers[0], state_dir)
+            if provision and servers[0].startswith("coaps://")
             else None
         ),
     }
     via = f" over {radio.name}" if radio else ""
-    err_console.print(f"{count} x {profile.name} -> {server}{via}; Ctrl-C stops them", highlight=False)
+    err_console.print(
+        f"{count} x {profile.name} -> {', '.join(servers)}{via}; Ctrl-C stops them", highlight=False
+    )
     asyncio.run(_serve(options, radio))
     err_console.print("fleet stopped")

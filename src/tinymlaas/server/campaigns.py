@@ -8,6 +8,12 @@ package is served only to the campaign's targets and withdrawn once none of them
 Campaigns are planned, cancelled and rolled back by ``services.campaigns`` from any process; the runner
 keeps no state of its own, and each change re-reads the campaign in the same transaction, so a
 restarted server continues where the last one stopped and a ``campaigns cancel`` is never overwritten.
+
+Several servers may share one store (active/standby): each pass first takes or renews the lease
+``campaigns`` (``CampaignLease``); only its holder sends, polls and serves packages, the others stand
+by. A holder that dies stops renewing, and the first standby to ask after the lease ran out takes over
+and carries every campaign on from the store, publishing the packages anew for the devices that fail
+over to it mid-download.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from tinymlaas.lwm2m.transport import PeerUnreachable
 from tinymlaas.services._reports import iso, resources
 from tinymlaas.services.campaigns import campaign_value, store_campaign
 from tinymlaas.services.context import Context
-from tinymlaas.storage.repositories import CampaignRepository, ModelRepository
+from tinymlaas.storage.repositories import CampaignRepository, LeaseRepository, ModelRepository
 
-__all__ = ["CampaignRunner", "Write", "run_passes"]
+__all__ = ["LEASE_NAME", "CampaignLease", "CampaignRunner", "Write", "run_passes"]
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +55,10 @@ PACKAGE_URI = Path(9, 0, 3)
 UNINSTALL = Path(9, 0, 6)
 _NAME, _VERSION, _STATE, _RESULT, _STATUS_REASON = 0, 1, 7, 9, 16
 _IN_FLIGHT = (InstallationState.SENT, InstallationState.DOWNLOADING, InstallationState.INSTALLING)
+_FETCHING = (InstallationState.SENT, InstallationState.DOWNLOADING)
+# The one lease the campaign and pipeline runners of every server on a store share: pipelines start
+# campaigns and configure the nodes they install on, so both belong to the same process.
+LEASE_NAME = "campaigns"
 
 
 async def run_passes(one_pass: Callable[[], Awaitable[None]], interval: float, what: str) -> None:
@@ -62,6 +72,60 @@ async def run_passes(one_pass: Callable[[], Awaitable[None]], interval: float, w
         except Exception:
             _log.exception("%s pass failed", what)
         await asyncio.sleep(interval)
+
+
+class CampaignLease:
+    """This process's claim on driving campaigns and pipelines, asked for again before every pass.
+
+    ``holder`` is the process's server id; the lease lasts ``ttl_s`` from each renewal, so a holder
+    that stops renewing (killed, cut off from the store) is replaced after at most ``ttl_s`` plus one
+    pass. Taking and losing it are logged, so an operator sees which server drives the fleet.
+    """
+
+    def __init__(self, context: Context, holder: str, write: Write, *, clock: Clock, ttl_s: float) -> None:
+        self.context = context
+        self.holder = holder
+        self.ttl_s = ttl_s
+        self._write = write
+        self._clock = clock
+        self.held = False
+
+    async def hold(self) -> bool:
+        """Take or renew the lease; True while this process holds it. A store that cannot be reached
+        counts as not holding it: another server may have taken it meanwhile."""
+        try:
+            held = await self._write(self._acquire)
+        except Exception:
+            _log.exception("renewing the %s lease failed", LEASE_NAME)
+            held = False
+        if held != self.held:
+            if held:
+                _log.info("%s took the %s lease (term %g s)", self.holder, LEASE_NAME, self.ttl_s)
+            else:
+                _log.info("%s lost the %s lease; standing by", self.holder, LEASE_NAME)
+        self.held = held
+        return held
+
+    async def release(self) -> None:
+        """Give the lease up (a clean shutdown), so a standby takes over on its next pass."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            await self._write(self._release)
+        except Exception:
+            _log.exception("releasing the %s lease failed; it runs out in %g s", LEASE_NAME, self.ttl_s)
+            return
+        _log.info("%s released the %s lease", self.holder, LEASE_NAME)
+
+    def _acquire(self) -> bool:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        with self.context.session() as session:
+            return LeaseRepository(session).acquire(LEASE_NAME, self.holder, now, self.ttl_s)
+
+    def _release(self) -> None:
+        with self.context.session() as session:
+            LeaseRepository(session).release(LEASE_NAME, self.holder)
 
 
 @dataclass(frozen=True)
@@ -80,7 +144,8 @@ class CampaignRunner:
     """Drives every campaign that has something to send or a device in flight, every ``interval`` seconds.
 
     ``write`` runs database work off the event loop, one piece at a time (FleetService's writer), so
-    the runner's changes and the fleet's device reports are stored in order.
+    the runner's changes and the fleet's device reports are stored in order. With a ``lease`` a pass
+    does nothing, and withdraws the packages it served, unless this process holds it.
     """
 
     def __init__(
@@ -93,8 +158,10 @@ class CampaignRunner:
         interval: float = 0.5,
         install_timeout: float = 120.0,
         concurrency: int = 32,
+        lease: CampaignLease | None = None,
     ) -> None:
         self.context = context
+        self.lease = lease
         self.server = server
         self._write = write
         self._clock = clock
@@ -112,10 +179,21 @@ class CampaignRunner:
         await run_passes(self.run_once, self.interval, "campaign")
 
     async def run_once(self) -> None:
+        if self.lease is not None and not await self.lease.hold():
+            self._withdraw(set())
+            return
         found = await self._write(self._load)
         for work in found:
+            fetching = any(s in _FETCHING for s in work.campaign.installations.values())
+            if fetching and work.campaign.id not in self._published:
+                # A server taking over mid-campaign serves the package before any poll, so a device
+                # that failed over to it mid-download finds the package here.
+                await self._package_path(work)
             await self._advance(work)
-        serving = {work.campaign.id for work in found if work.campaign.serves_package}
+        self._withdraw({work.campaign.id for work in found if work.campaign.serves_package})
+
+    def _withdraw(self, serving: set[str]) -> None:
+        """Stop serving the packages of campaigns not in ``serving``."""
         for campaign_id in set(self._published) - serving:
             self.server.unpublish(self._published.pop(campaign_id))
 

@@ -12,11 +12,18 @@ What is stored is read back by ``services.fleet``, with or without a server runn
 
 Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
 events are stored in the order they happened.
+
+Several servers may share one store, each with its own registrations: devices recorded online by
+one are online for all (the device table is shared), and the campaign lease decides which of them
+drives campaigns and pipelines (``server.campaigns.CampaignLease``). Each process names itself with a
+random ``server_id`` for that lease and for the logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +34,7 @@ from tinymlaas.errors import InvalidInput, TinymlaasError
 from tinymlaas.lwm2m.core import Path, Registration, UpdateResult, UpdateState, Value
 from tinymlaas.lwm2m.server import DEFAULT_SECURE_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
-from tinymlaas.server.campaigns import CampaignRunner
+from tinymlaas.server.campaigns import CampaignLease, CampaignRunner
 from tinymlaas.server.pipelines import PipelineRunner
 from tinymlaas.services._reports import code_name, resources
 from tinymlaas.services.collect import SampleCollector
@@ -41,6 +48,8 @@ from tinymlaas.storage.repositories import DeviceRepository
 __all__ = ["TELEMETRY_SAMPLES_KEPT", "FleetService"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
 
 RUNTIME = Path(26241, 0)
 DEVICE = Path(3, 0)
@@ -116,12 +125,16 @@ class FleetService:
     """An ``Lwm2mServer`` wired to the device tables. Create one with ``start``, end it with ``stop``."""
 
     server: Lwm2mServer
+    # Whether this process drives campaigns and pipelines now, among the servers on its store.
+    lease: CampaignLease
     # The server's requests to devices for callers on other threads: the dashboard's page handlers.
     link: DeviceLink
 
     def __init__(self, context: Context, clock: Clock) -> None:
         self.context = context
         self._clock = clock
+        # Who this process is among the servers on one store: the holder it writes into the lease.
+        self.server_id = f"srv_{secrets.token_hex(8)}"
         self._write_lock = asyncio.Lock()
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
@@ -176,6 +189,9 @@ class FleetService:
             nosec_port=nosec_port,
             authorize=lambda request, endpoint: authorize_endpoint(context, endpoint, request.peer),
         )
+        fleet.lease = CampaignLease(
+            context, fleet.server_id, fleet._write, clock=clock, ttl_s=context.settings.campaign_lease_s
+        )
         runner = CampaignRunner(
             context,
             fleet.server,
@@ -183,14 +199,18 @@ class FleetService:
             clock=clock,
             interval=campaign_interval,
             install_timeout=install_timeout,
+            lease=fleet.lease,
         )
         fleet.link = DeviceLink(
             fleet.server.devices, asyncio.get_running_loop(), request_timeout=request_timeout
         )
         fleet._campaigns = asyncio.create_task(runner.run(), name="campaign runner")
-        pipelines = PipelineRunner(context, fleet.server, fleet._write, interval=max(0.5, campaign_interval))
+        pipelines = PipelineRunner(
+            context, fleet.server, fleet._write, interval=max(0.5, campaign_interval), lease=fleet.lease
+        )
         fleet._pipelines = asyncio.create_task(pipelines.run(), name="pipeline runner")
         fleet._pruning = asyncio.create_task(fleet._prune_events(), name="event pruning")
+        _log.info("server %s listening on %s", fleet.server_id, fleet.server.uri)
         return fleet
 
     @property
@@ -208,11 +228,14 @@ class FleetService:
         return self.server.port
 
     async def stop(self) -> None:
-        """Stop campaigns and report reads, stop the server, and set the devices it had registered offline."""
+        """Stop campaigns and report reads, give the campaign lease up (a standby server takes over on
+        its next pass rather than after the lease's term), stop the server, and set the devices it had
+        registered offline."""
         for background in (self._campaigns, self._pipelines, self._pruning):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
+        await self.lease.release()
         for task in list(self._reading.values()):
             task.cancel()
         await asyncio.gather(*self._reading.values(), return_exceptions=True)

@@ -5,7 +5,9 @@ waits for them, then writes each node's Pipeline Stage object (26242) over LwM2M
 a node told which upstream nodes may send to it (with their keys) starts listening and reports its
 Listen URI, which becomes the Next Hops of the stage before it. While a pipeline runs, the runner
 reads every node's counters back and stores them, so the API and dashboard show what the nodes
-reported, never a figure of the server's own. Stopping clears the nodes' configuration.
+reported, never a figure of the server's own. Stopping clears the nodes' configuration. Of several
+servers on one store only the holder of the campaign lease (``server.campaigns.CampaignLease``) drives
+pipelines, as it drives the campaigns they start.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tinymlaas.deploy.pipelines import PipelineSpec, PipelineState
 from tinymlaas.errors import TinymlaasError
 from tinymlaas.lwm2m.core import Path, Value
 from tinymlaas.lwm2m.server import Lwm2mServer
-from tinymlaas.server.campaigns import Write, run_passes
+from tinymlaas.server.campaigns import CampaignLease, Write, run_passes
 from tinymlaas.services._reports import resources
 from tinymlaas.services.context import Context
 from tinymlaas.services.pipelines import (
@@ -91,18 +93,30 @@ def stage_values(
 
 
 class PipelineRunner:
-    """Advances applying pipelines, reads running ones, clears stopped ones, every ``interval`` s."""
+    """Advances applying pipelines, reads running ones, clears stopped ones, every ``interval`` s;
+    with a ``lease``, only in passes where this process holds it."""
 
-    def __init__(self, context: Context, server: Lwm2mServer, write: Write, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        context: Context,
+        server: Lwm2mServer,
+        write: Write,
+        *,
+        interval: float = 1.0,
+        lease: CampaignLease | None = None,
+    ) -> None:
         self.context = context
         self.server = server
         self._write = write
         self.interval = interval
+        self.lease = lease
 
     async def run(self) -> None:
         await run_passes(self.run_once, self.interval, "pipeline")
 
     async def run_once(self) -> None:
+        if self.lease is not None and not await self.lease.hold():
+            return
         for pipeline_id, state in await self._write(pipelines_to_drive, self.context):
             if state is PipelineState.APPLYING:
                 await self._applying(pipeline_id)

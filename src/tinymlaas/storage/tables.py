@@ -496,3 +496,18 @@ class SearchRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LeaseRow(Base):
+    """A named lease several server processes on one store contend for; the holder does the work.
+
+    ``expires_at`` is when another process may take it over unless the holder renews it first, so a
+    killed holder is replaced after at most one lease term and no two processes drive the same thing.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
