@@ -110,6 +110,7 @@ def test_serve_json_prints_where_it_listens_and_its_key(cli) -> None:
         started = json.loads(output_until(server, "coap_uri", 30))
         http_url = started.pop("http_url")
         admin_token = started.pop("admin_token")
+        assert started.pop("server_id").startswith("srv_")
         assert started == {
             "coap_uri": f"coaps://127.0.0.1:{port}",
             "nosec_uri": None,

@@ -150,7 +150,16 @@ async def _serve(
         if http is not None:
             print_recovered(await http.start(fleet.link))
             admin_token = ensure_first_admin(context)
-        _announce(fleet.uri, fleet.nosec_uri, public_key, http, admin_token, as_json)
+        _announce(
+            fleet.uri,
+            fleet.nosec_uri,
+            fleet.server_id,
+            context.settings.campaign_lease_s,
+            public_key,
+            http,
+            admin_token,
+            as_json,
+        )
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -164,6 +173,8 @@ async def _serve(
 def _announce(
     coap_uri: str,
     nosec_uri: str | None,
+    server_id: str,
+    lease_s: float,
     public_key: Path,
     http: HttpServer | None,
     admin_token: str | None,
@@ -173,13 +184,14 @@ def _announce(
         started = {
             "coap_uri": coap_uri,
             "nosec_uri": nosec_uri,
+            "server_id": server_id,
             "public_key": str(public_key),
             "http_url": http.url if http else None,
             "admin_token": admin_token,
         }
         typer.echo(json.dumps(started))
     else:
-        console.print(f"LwM2M server listening on {coap_uri}", highlight=False, soft_wrap=True)
+        console.print(f"LwM2M server {server_id} listening on {coap_uri}", highlight=False, soft_wrap=True)
         console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
         if http is not None:
             console.print(f"dashboard on {http.url}/", highlight=False, soft_wrap=True)
@@ -196,4 +208,10 @@ def _announce(
             )
     if as_json and http is not None:
         err_console.print(f"background jobs run as {http.jobs_run_as}", style="dim", soft_wrap=True)
+    err_console.print(
+        f"campaigns and pipelines are driven by whichever server on this store holds the campaign lease; "
+        f"another takes it over {lease_s:g} s after its holder stops",
+        style="dim",
+        soft_wrap=True,
+    )
     err_console.print("press Ctrl-C to stop", style="dim")
