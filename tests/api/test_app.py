@@ -20,6 +20,7 @@ OPERATION_IDS = {
     "show_pipeline", "delete_dry_run",
     "list_node_pipelines", "create_node_pipeline", "show_node_pipeline", "apply_node_pipeline",
     "stop_node_pipeline", "plan_split", "list_splits", "show_split",
+    "search_models", "list_searches", "show_search",
     "list_devices", "show_device", "show_device_telemetry", "list_device_history", "fleet_health",
     "acknowledge_alert",
     "list_provisioned_devices", "provision_a_device", "revoke_a_device",

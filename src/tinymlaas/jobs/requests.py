@@ -16,6 +16,7 @@ from tinymlaas.jobs.params import (
     CompileParams,
     JobParams,
     LifecycleParams,
+    SearchParams,
     SqueezeParams,
     TrainParams,
     parse_params,
@@ -26,6 +27,7 @@ from tinymlaas.services.auth import Permission
 from tinymlaas.services.compiling import choose_compiler
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.search import check_search
 from tinymlaas.storage.repositories import ModelRepository
 from tinymlaas.training.zoo import ARCHITECTURES
 
@@ -116,6 +118,8 @@ def check_job(ctx: Context, kind: str | JobKind, params: Mapping[str, Any]) -> t
             _squeezable(ctx, checked.model)
         case CompileParams():
             _compilable(ctx, checked)
+        case SearchParams():
+            check_search(ctx, checked.dataset, checked.boards, checked.arch)
     return job_kind, checked
 
 

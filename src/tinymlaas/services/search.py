@@ -43,7 +43,7 @@ from tinymlaas.compilers.native.armbuild import CORES
 from tinymlaas.compilers.native.qemu import measure_on_qemu, toolchain_problem
 from tinymlaas.data.scaling import InputScaling
 from tinymlaas.data.types import Arrays, DatasetSpec
-from tinymlaas.errors import InvalidInput, RuntimeFailure, TinymlaasError
+from tinymlaas.errors import InvalidInput, NotFound, RuntimeFailure, TinymlaasError
 from tinymlaas.services import _keras_io
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService, spec_to_dict
@@ -79,7 +79,7 @@ from tinymlaas.training.trainer import Recipe, scaled, train
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["TrialCallback", "list_searches", "run_search", "show_search"]
+__all__ = ["TrialCallback", "check_search", "count_searches", "list_searches", "run_search", "show_search"]
 
 # A search trains many models: fewer epochs than the trainer's default, with early stopping.
 DEFAULT_EPOCHS = 20
@@ -784,15 +784,62 @@ def run_search(
         return _view(row)
 
 
+def check_search(ctx: Context, dataset: str, boards: Sequence[str], arch: str | None = None) -> None:
+    """Refuse a search naming a dataset, board or architecture that does not exist, naming the field,
+    before a job is queued for it (the job would otherwise fail minutes later)."""
+    try:
+        spec = DatasetService(ctx).show(dataset).spec
+    except NotFound:
+        raise InvalidInput(f"dataset: there is no dataset {dataset!r}") from None
+    unknown = ", ".join(repr(b) for b in boards if b not in ctx.catalog.boards)
+    if unknown:
+        raise InvalidInput(f"boards: no board {unknown} (known: {', '.join(sorted(ctx.catalog.boards))})")
+    if arch is None:
+        return
+    if arch not in zoo.ARCHITECTURES:
+        raise InvalidInput(f"arch: no architecture {arch!r}; choose one of {', '.join(zoo.ARCHITECTURES)}")
+    if zoo.ARCHITECTURES[arch] != len(spec.input_shape):
+        raise InvalidInput(
+            f"arch: {arch} takes inputs of rank {zoo.ARCHITECTURES[arch]}, the samples of {dataset!r} "
+            f"have shape {list(spec.input_shape)}"
+        )
+
+
 def show_search(ctx: Context, search_id: str) -> dict[str, Any]:
     with ctx.session() as session:
         return _view(SearchRepository(session).get(search_id))
 
 
-def list_searches(ctx: Context, dataset: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Newest first, without each search's trial list (``show_search`` has it)."""
+def _best(row: SearchRow) -> dict[str, Any] | None:
+    """The most accurate measured trial within budget on at least one board, with those boards: what a
+    list of searches shows in place of the trials it leaves out."""
+    best = None
+    for trial in row.trials:
+        if trial.get("state") != TrialState.MEASURED.value:
+            continue
+        within = [board for board, figures in trial["boards"].items() if figures["within_budget"]]
+        if within and (best is None or trial["accuracy"]["value"] > best["accuracy"]["value"]):
+            best = {"trial": trial["trial"], "accuracy": trial["accuracy"], "boards": within}
+    return best
+
+
+def list_searches(
+    ctx: Context, dataset: str | None = None, *, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Newest first, without each search's trial list (``show_search`` has it) but with its ``best``
+    trial within budget (None when no trial met it)."""
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"limit must be from 1 to 1000, got {limit}")
+    if offset < 0:
+        raise InvalidInput(f"offset must be at least 0, got {offset}")
     with ctx.session() as session:
-        rows = SearchRepository(session).newest(dataset, limit=limit)
-        return [{k: v for k, v in _view(row).items() if k != "trials"} for row in rows]
+        return [
+            {**{k: v for k, v in _view(row).items() if k != "trials"}, "best": _best(row)}
+            for row in SearchRepository(session).newest(dataset, limit=limit, offset=offset)
+        ]
+
+
+def count_searches(ctx: Context, dataset: str | None = None) -> int:
+    """How many searches ``list_searches`` finds for ``dataset`` (every dataset's when None) before paging."""
+    with ctx.session() as session:
+        return SearchRepository(session).count(dataset)

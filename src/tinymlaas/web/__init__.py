@@ -30,6 +30,7 @@ from tinymlaas.web import (
     models,
     node_pipelines,
     pipeline,
+    searches,
     training,
 )
 from tinymlaas.web.deps import (
@@ -56,6 +57,7 @@ PAGE_ROUTERS = (
     node_pipelines.router,
     pipeline.router,
     training.router,
+    searches.router,
     models.router,
     audit.router,
 )

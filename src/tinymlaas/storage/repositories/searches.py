@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import NotFound
@@ -26,9 +26,15 @@ class SearchRepository:
             raise NotFound(f"no search {search_id!r}")
         return row
 
-    def newest(self, dataset: str | None = None, *, limit: int = 100) -> list[SearchRow]:
-        """Newest first; every dataset's when ``dataset`` is None."""
-        query = select(SearchRow).order_by(SearchRow.created_at.desc()).limit(limit)
+    def newest(self, dataset: str | None = None, *, limit: int = 100, offset: int = 0) -> list[SearchRow]:
+        """Newest first, id breaking ties so pages never overlap; every dataset's when ``dataset`` is None."""
+        query = select(SearchRow).order_by(SearchRow.created_at.desc(), SearchRow.id)
         if dataset is not None:
             query = query.where(SearchRow.dataset == dataset)
-        return list(self.session.scalars(query))
+        return list(self.session.scalars(query.limit(limit).offset(offset)))
+
+    def count(self, dataset: str | None = None) -> int:
+        query = select(func.count()).select_from(SearchRow)
+        if dataset is not None:
+            query = query.where(SearchRow.dataset == dataset)
+        return int(self.session.scalar(query) or 0)
