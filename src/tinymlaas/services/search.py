@@ -50,7 +50,7 @@ from tinymlaas.services.datasets import DatasetService, spec_to_dict
 from tinymlaas.services.squeezing import store_variant
 from tinymlaas.settings import Settings
 from tinymlaas.squeeze.convert import Quantization, convert
-from tinymlaas.squeeze.runtimes import LiteRtRunner
+from tinymlaas.squeeze.runtimes import litert_host_times_ms
 from tinymlaas.squeeze.variants import Evaluation, assess
 from tinymlaas.storage.repositories import ModelRepository, SearchRepository
 from tinymlaas.storage.tables import ModelRow, SearchRow, TrainingRunRow
@@ -242,17 +242,7 @@ def _mac_latency(macs: int, board: Board) -> dict[str, Any]:
 
 
 def _host_latency(tflite: bytes, board: Board) -> dict[str, Any]:
-    from tinymlaas.squeeze.inspect import inspect_tflite
-
-    info = inspect_tflite(tflite)
-    runner = LiteRtRunner(tflite, info.inputs[0], info.outputs[0])
-    raw = np.random.default_rng(0).integers(-128, 128, info.inputs[0].shape, dtype=np.int8)
-    runner.run_raw(raw)  # the first run allocates and warms caches
-    times = []
-    for _ in range(HOST_RUNS):
-        started = time.perf_counter()
-        runner.run_raw(raw)
-        times.append((time.perf_counter() - started) * 1000.0)
+    times = litert_host_times_ms(tflite, HOST_RUNS)
     return {
         "latency_ms": statistics.median(times),
         "latency_low": min(times),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +44,7 @@ from tinymlaas.split.cuts import Cut, CutSearch, find_cuts, split_model
 from tinymlaas.split.transfer import TransferEstimate, predict_transfer
 from tinymlaas.split.wire import HopMessage, HopTiming, encode
 from tinymlaas.squeeze.inspect import inspect_tflite
-from tinymlaas.squeeze.runtimes import LiteRtRunner
+from tinymlaas.squeeze.runtimes import litert_host_times_ms
 
 __all__ = [
     "OBJECTIVES",
@@ -321,16 +320,7 @@ def _host_figure(part: bytes | None, board: Board, what: str) -> Figure:
     """The part run in LiteRT on this host, as the emulated node runs it."""
     if part is None:
         return _NOTHING
-    info = inspect_tflite(part)
-    runner = LiteRtRunner(part, info.inputs[0], info.outputs[0])
-    rng = np.random.default_rng(0)
-    raw = rng.integers(-128, 128, info.inputs[0].shape, dtype=np.int8)
-    runner.run_raw(raw)  # the first run allocates and warms caches
-    times = []
-    for _ in range(HOST_RUNS):
-        started = time.perf_counter()
-        runner.run_raw(raw)
-        times.append((time.perf_counter() - started) * 1000.0)
+    times = litert_host_times_ms(part, HOST_RUNS)
     return Figure(
         statistics.median(times),
         min(times),
