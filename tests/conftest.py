@@ -124,16 +124,24 @@ def store_backend(request: pytest.FixtureRequest) -> str:
 @contextlib.contextmanager
 def _store(backend: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Iterator[str]:
     """A fresh empty store's URL, in ``TINYMLAAS_DATABASE_URL`` too for PostgreSQL, so every
-    ``Settings`` made meanwhile (and the job workers it is pickled to) uses it."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        if backend == "sqlite":
-            monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
-            yield f"sqlite:///{sqlite_path}"
-            return
-        server: PostgresServer = request.getfixturevalue("postgres")
-        with server.database() as url:
-            monkeypatch.setenv(DATABASE_URL_VARIABLE, url)
+    ``Settings`` made meanwhile (and the job workers it is pickled to) uses it.
+
+    The variable is removed, not restored, at the end: stores of different scopes open and close out
+    of order (a module's store opens inside a test's), and restoring what was there before would bring
+    back the URL of a database already dropped.
+    """
+    if backend == "sqlite":
+        os.environ.pop(DATABASE_URL_VARIABLE, None)
+        yield f"sqlite:///{sqlite_path}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.database() as url:
+        os.environ[DATABASE_URL_VARIABLE] = url
+        try:
             yield url
+        finally:
+            if os.environ.get(DATABASE_URL_VARIABLE) == url:
+                del os.environ[DATABASE_URL_VARIABLE]
 
 
 @pytest.fixture
@@ -170,9 +178,10 @@ def package_store(
         yield ScopedStore(url, request.addfinalizer)
 
 
-@pytest.fixture(autouse=True)
-def _no_store_url_without_a_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test that runs on no store backend gets its embedded SQLite store, even while a store of a
-    wider scope (a package's API server on PostgreSQL) still has its URL in the environment."""
-    if "store_backend" not in request.fixturenames:
-        monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that runs on no store backend gets its embedded SQLite store, and so do the fixtures of
+    any scope it sets up: a wider store (a package's API server on PostgreSQL) may outlive its last test
+    with its URL still in the environment."""
+    if "store_backend" not in getattr(item, "fixturenames", ()):
+        os.environ.pop(DATABASE_URL_VARIABLE, None)

@@ -191,7 +191,7 @@ def _announce(
         }
         typer.echo(json.dumps(started))
     else:
-        console.print(f"LwM2M server {server_id} listening on {coap_uri}", highlight=False, soft_wrap=True)
+        console.print(f"LwM2M server listening on {coap_uri} as {server_id}", highlight=False, soft_wrap=True)
         console.print(f"package signing public key: {public_key}", highlight=False, soft_wrap=True)
         if http is not None:
             console.print(f"dashboard on {http.url}/", highlight=False, soft_wrap=True)
