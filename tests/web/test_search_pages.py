@@ -19,9 +19,11 @@ from tinymlaas.jobs.service import list_jobs
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
 from tinymlaas.services.datasets import DatasetService
+from tinymlaas.services.search import show_search
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import SearchRepository
 from tinymlaas.storage.tables import SearchRow
+from tinymlaas.web.search_summaries import board_sections
 
 BOARD = "nano33ble"
 QEMU = "estimate: 41,234 instructions counted in QEMU mps2-an386 × 1.1 cycles per instruction ÷ 64 MHz"
@@ -280,3 +282,14 @@ def test_a_data_scientist_starts_a_search_through_the_form_and_sees_it_run(  # t
         "/searches", data={"dataset": "gestures", "boards": [BOARD]}, headers={"X-CSRF-Token": "forged"}
     )
     assert forged.status_code == 403 and len(list_jobs(context, kind=JobKind.SEARCH)) == 1
+
+
+def test_a_budget_far_beyond_every_trial_is_named_at_the_charts_edge_not_drawn(context: Context) -> None:
+    search = show_search(context, "srch_front")
+    roomy = {**search, "budget": {"max_ram": 4 * 1024 * 1024, "max_flash": None, "max_latency_ms": None}}
+    [section] = board_sections(roomy, {BOARD: context.catalog.board(BOARD)})
+    ram = section["figures"][0]
+    farthest = max(x for trace in ram["data"] for x in trace["x"])
+    assert ram["layout"]["shapes"] == [] and ram["layout"]["xaxis"]["range"][1] < 2 * farthest
+    [note] = ram["layout"]["annotations"]
+    assert note["text"].startswith("budget ") and "beyond the chart" in note["text"]

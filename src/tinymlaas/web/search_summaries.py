@@ -38,6 +38,10 @@ _AXES = {
 }
 
 
+# A budget more than this many times the costliest trial is named at the chart's edge, not drawn.
+_BUDGET_OFF_CHART = 3
+
+
 def budget_text(budget: dict[str, Any]) -> str:
     """``RAM ≤ 64.0 KiB, flash ≤ 256.0 KiB, latency ≤ 50 ms``; what a search with no budget held to."""
     parts = []
@@ -213,6 +217,23 @@ def _scatter(
     if limit is not None:
         x = round(limit / 1024, 3) if key == "ram_bytes" else limit
         shown = fmt_bytes(int(limit)) if key == "ram_bytes" else f"{limit:g} ms"
+        farthest = max((v for trace in traces for v in trace.get("x", ()) if v is not None), default=0)
+        if farthest and x > _BUDGET_OFF_CHART * farthest:
+            # A budget far beyond every trial would squeeze the trials against the axis: the chart keeps
+            # to the trials and says where the budget lies.
+            layout["xaxis"]["range"] = [0, farthest * 1.15]
+            layout["annotations"].append(
+                {
+                    "x": 1,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "y": 1,
+                    "text": f"budget {shown} (beyond the chart) →",
+                    "showarrow": False,
+                    "xanchor": "right",
+                }
+            )
+            return {"data": traces, "layout": layout}
         layout["shapes"].append(
             {
                 "type": "line",
