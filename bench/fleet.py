@@ -14,11 +14,12 @@ block-wise, verified its signature, installed it and passed its TFLM self-test.
 Reported per loss figure: the time until every device was ready; total rollout time (campaign
 created to the last outcome recorded); per-device p50/p95/max as the server records them (Package URI
 written to outcome seen, so the campaign runner's polling delay is part of it); successes, failures
-and their reasons; the server's peak RSS, CPU seconds and CPU % of one core during the rollout; and
-the datagrams the links dropped, so the loss applied is visible. Writes ``bench/results/fleet.json``
-(or ``--out``) and prints a table.
+and their reasons; the server's peak RSS, CPU seconds and CPU % of one core during the rollout; the
+datagrams the links dropped, so the loss applied is visible, and all datagrams per package block
+installed. ``--processes N`` splits the fleet over N processes (``fleet spawn --processes``). Writes
+``bench/results/fleet.json`` (or ``--out``) and prints a table.
 
-    python bench/fleet.py [--devices 200] [--loss 0,0.1] [--timeout 900] [--out PATH]
+    python bench/fleet.py [--devices 200] [--loss 0,0.1] [--processes 1] [--timeout 900] [--out PATH]
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 LINK_LINE = re.compile(
     r"^\S+ .*: up (\d+)/(\d+) delivered, (\d+) dropped; down (\d+)/(\d+) delivered, (\d+) dropped$"
 )
+
+# `serve` names its server id in this line (``LwM2M server srv_... listening on ...``).
+SERVER_LISTENING = re.compile(r"^LwM2M server (\S+ )?listening on ", re.MULTILINE)
 
 # Wide enough for every column even when the output is a file or a CI log.
 console = Console(width=170)
@@ -153,8 +157,21 @@ class _Sample:
     rss_bytes: int
 
 
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux /proc), empty once it is gone."""
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        found: list[int] = []
+        for task in tasks:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        return found
+    except OSError:
+        return []
+
+
 class ProcessSampler(threading.Thread):
-    """CPU time and RSS of one process from /proc, every ``interval`` seconds, until stopped."""
+    """CPU time and RSS of one process and its children (``fleet spawn --processes``) from /proc,
+    every ``interval`` seconds, until stopped; RSS is their sum."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
@@ -164,14 +181,19 @@ class ProcessSampler(threading.Thread):
         self._stop_event = threading.Event()
 
     def read(self) -> _Sample | None:
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return None
-        # Fields after the command name, which may itself hold spaces and parentheses.
-        fields = stat.rsplit(")", 1)[1].split()
-        utime, stime, rss_pages = int(fields[11]), int(fields[12]), int(fields[21])
-        return _Sample(time.monotonic(), (utime + stime) / TICKS, rss_pages * PAGE)
+        cpu_s, rss = 0.0, 0
+        for pid in (self.pid, *_children(self.pid)):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                if pid == self.pid:
+                    return None
+                continue
+            # Fields after the command name, which may itself hold spaces and parentheses.
+            fields = stat.rsplit(")", 1)[1].split()
+            cpu_s += (int(fields[11]) + int(fields[12])) / TICKS
+            rss += int(fields[21]) * PAGE
+        return _Sample(time.monotonic(), cpu_s, rss)
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -256,7 +278,7 @@ def _check_alive(process: subprocess.Popen[bytes], what: str, log: Path) -> None
 
 def _wait_for_server(process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while "LwM2M server listening" not in log.read_text(errors="replace"):
+    while not SERVER_LISTENING.search(log.read_text(errors="replace")):
         _check_alive(process, "tinymlaas serve", log)
         if time.monotonic() > deadline:
             raise BenchFailed(f"tinymlaas serve did not start in {timeout:g} s:\n{_tail(log)}")
@@ -375,7 +397,7 @@ def _scenario(
         spawn = ["fleet", "spawn", "--count", str(args.devices), "--board", args.board]
         spawn += ["--server", server_uri, "--state-dir", str(scenario_dir / "agents")]
         spawn += ["--public-key", str(store / "keys" / PUBLIC_KEY_NAME), "--sensor", "none"]
-        spawn += ["--loss", f"{loss:g}", "--seed", str(args.seed)]
+        spawn += ["--loss", f"{loss:g}", "--seed", str(args.seed), "--processes", str(args.processes)]
         registering = time.monotonic()
         fleet = procs.start("fleet", spawn, store, fleet_log, env)
         fleet_sampler = ProcessSampler(fleet.pid)
@@ -396,6 +418,8 @@ def _scenario(
     links = _link_totals(fleet_log)
     sent = links.get("up_received", 0) + links.get("down_received", 0)
     dropped = links.get("up_dropped", 0) + links.get("down_dropped", 0)
+    blocks = -(-build.signed_package_bytes // 1024)
+    delivered = result["succeeded"] * blocks
     return {
         "security": security,
         "loss": loss,
@@ -407,7 +431,14 @@ def _scenario(
             "peak_rss_mib_overall": server_sampler.between(0, float("inf"))["peak_rss_mib"],
         },
         "fleet_process": fleet_sampler.between(start, end),
-        "link": {**links, "measured_loss": round(dropped / sent, 4) if sent else None},
+        "link": {
+            **links,
+            "measured_loss": round(dropped / sent, 4) if sent else None,
+            # Every datagram the links carried (registration, reads, telemetry and the download, both
+            # ways) over the package blocks that reached a device that installed it: 2 is one request
+            # and one answer per block with nothing else on the link.
+            "datagrams_per_block": round(sent / delivered, 2) if delivered else None,
+        },
         "logs": str(scenario_dir),
     }
 
@@ -568,6 +599,7 @@ def _print_table(results: dict[str, Any]) -> None:
         "server CPU %",
         "agents CPU %",
         "dropped",
+        "datagrams/block",
     ):
         table.add_column(column, justify="right")
     for run in results["scenarios"]:
@@ -594,10 +626,12 @@ def _print_table(results: dict[str, Any]) -> None:
             _fmt(run["server"]["cpu_percent"], 0),
             _fmt(run["fleet_process"]["cpu_percent"], 0),
             dropped,
+            _fmt(link.get("datagrams_per_block"), 2),
         )
     table.caption = (
         "rollout: campaign created to last outcome; per device (successes): Package URI written to "
-        "outcome recorded; server figures over the rollout; dropped: datagrams lost on the links, both ways"
+        "outcome recorded; server figures over the rollout; dropped: datagrams lost on the links, both ways; "
+        "datagrams/block: all link datagrams of the run over the package blocks installed"
     )
     console.print(table)
     for run in results["scenarios"]:
@@ -637,6 +671,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="Link losses of agent i are drawn from SEED + i.")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="OS processes `fleet spawn` splits the agents over (each its own event loop).",
+    )
+    parser.add_argument(
         "--work-dir",
         type=Path,
         help="Keep the stores, agent states and logs here (default: a temporary directory, removed); "
@@ -645,6 +685,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.devices < 1:
         parser.error("--devices must be at least 1")
+    if not 1 <= args.processes <= 64:
+        parser.error("--processes must be within 1..64")
     try:
         losses = [float(part) for part in args.loss.split(",")]
     except ValueError:

@@ -1,8 +1,12 @@
 """Fetching a model package over CoAP block-wise transfer, resumable across restarts.
 
-The package is fetched one Block2 block at a time and every block is kept under ``state_dir/download/``
-(the bytes, the offset reached, the URI), so a restarted agent continues where it stopped instead of at
-block 0: on a link that loses power or coverage mid-download (NB-IoT), starting over may never finish.
+Up to ``window`` Block2 blocks are asked for at once (RFC 7959 §2.4 lets a client ask for any block), so
+a lost datagram holds up one block while the others arrive, and every block is kept under
+``state_dir/download/`` as it arrives, in whatever order (the bytes at their place, which blocks are
+held, the URI), so a restarted agent asks only for the blocks it lacks instead of starting at block 0:
+on a link that loses power or coverage mid-download (NB-IoT), starting over may never finish. The window
+starts at one block and follows the round trips (``_fetch_window``). A server that does not send Size2
+gets one block at a time, as the end of the package is then known only when its last block arrives.
 
 A block that goes unanswered is asked for again with a backoff (1 s doubling to 10 s) for up to
 ``DOWNLOAD_STALL_S`` of silence. An agent that fails over to another server mid-download fetches the
@@ -14,11 +18,15 @@ silence too until it answers: it serves the package once it has taken the campai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from tinymlaas.agent.update import UpdateResult
@@ -29,8 +37,10 @@ from tinymlaas.lwm2m.transport.coap import DEFAULT_BLOCK_SZX, CoapBlock
 
 __all__ = [
     "BLOCK_TIMEOUT_S",
+    "DEFAULT_WINDOW",
     "DOWNLOAD_DIR",
     "DOWNLOAD_STALL_S",
+    "MAX_WINDOW",
     "PackageDownload",
     "RequestBlock",
     "UpdateFailed",
@@ -41,10 +51,15 @@ DOWNLOAD_DIR = "download"
 # How long block requests may go unanswered in a row before the download fails with 52; it rides out a
 # congested or briefly dead link, as on NB-IoT.
 DOWNLOAD_STALL_S = 180.0
-# One block request waits as long as CoAP retransmits a confirmable message (MAX_TRANSMIT_WAIT, 93 s
-# with RFC 7252's defaults). A shorter wait would abandon a request the CoAP layer still retransmits,
-# and the next block request would queue behind it (one outstanding request per peer).
+# One block request is retransmitted for as long as CoAP retransmits a confirmable message
+# (MAX_TRANSMIT_WAIT, 93 s with RFC 7252's defaults) before it counts as unanswered.
 BLOCK_TIMEOUT_S = 95.0
+# How long a resumed download takes 4.03 for the server not knowing the restarted agent's address yet.
+REFUSED_GRACE_S = 30.0
+# A block answered within this many times the quickest one did not queue; a slower one did.
+_QUEUED = 1.5
+DEFAULT_WINDOW = 4  # Block2 requests in flight per download
+MAX_WINDOW = 16
 
 RequestBlock = Callable[[str, int, int], Awaitable[CoapBlock]]
 """GETs block ``num`` of ``uri`` at size exponent ``szx``, waiting up to ``BLOCK_TIMEOUT_S``."""
@@ -59,13 +74,57 @@ class UpdateFailed(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class _Held:
+    """What a download holds: replaced whole, never changed in place, so a snapshot of it can be
+    written to disk by another thread while the event loop goes on."""
+
+    uri: str | None = None
+    szx: int = DEFAULT_BLOCK_SZX
+    blocks: frozenset[int] = frozenset()
+    total: int | None = None
+
+    @property
+    def block_size(self) -> int:
+        return 1 << (self.szx + 4)
+
+    def count(self) -> int | None:
+        return None if self.total is None else max(1, -(-self.total // self.block_size))
+
+    @property
+    def complete(self) -> bool:
+        return self.total is not None and len(self.blocks) == self.count()
+
+    @property
+    def offset(self) -> int:
+        first_missing = next(num for num in range(len(self.blocks) + 1) if num not in self.blocks)
+        reached = first_missing * self.block_size
+        return reached if self.total is None else min(reached, self.total)
+
+    def saved(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "szx": self.szx,
+            "blocks": sorted(self.blocks),
+            "total": self.total,
+            "offset": self.offset,
+            "complete": self.complete,
+        }
+
+
 class PackageDownload:
     """The package download in progress, persisted under ``state_dir/download/``.
 
-    ``package.part`` holds the bytes received so far; ``progress.json`` the URI, the offset those bytes
-    reach, the block size in use and whether the last block arrived. Bytes reach the disk (``fsync``)
-    before the offset that counts them, so after a power cut the file may be longer than the offset but
-    never shorter; opening trims it back.
+    ``package.part`` holds each block received at its place in the package; ``progress.json`` the URI,
+    the block size, which blocks are held, the package's size once known, and (for people and older
+    readers) ``offset``, the bytes held from the start without a gap. A block's bytes reach the disk
+    (``fsync``) before ``progress.json`` lists it, so after a power cut the file may hold a block not
+    listed, never the reverse; a listed block is never written again, so a duplicate or a late answer
+    cannot change it.
+
+    ``keep_block`` does the writing and its three ``fsync``s in a worker thread: in a process of many
+    agents (``fleet spawn``) they would otherwise stall every agent's event loop once per block. A lock
+    orders those writes with ``begin`` and ``clear``, and a write staged before either is dropped.
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -73,62 +132,172 @@ class PackageDownload:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._part = self.directory / "package.part"
         self._progress_path = self.directory / "progress.json"
-        self.uri: str | None = None
-        self.offset = 0
-        self.szx = DEFAULT_BLOCK_SZX
-        self.complete = False
+        self._held = _Held()
+        self._lock = threading.Lock()
+        self._generation = 0
         self._open()
+
+    @property
+    def uri(self) -> str | None:
+        return self._held.uri
+
+    @property
+    def szx(self) -> int:
+        return self._held.szx
+
+    @property
+    def blocks(self) -> frozenset[int]:
+        return self._held.blocks
+
+    @property
+    def total(self) -> int | None:
+        return self._held.total
+
+    @property
+    def block_size(self) -> int:
+        return self._held.block_size
+
+    @property
+    def complete(self) -> bool:
+        return self._held.complete
+
+    @property
+    def offset(self) -> int:
+        """Bytes held from the package's first byte on, up to the first missing block."""
+        return self._held.offset
+
+    @property
+    def received(self) -> int:
+        """Bytes held in all, gaps or not."""
+        held = self._held
+        count = held.count()
+        size = len(held.blocks) * held.block_size
+        if held.total is not None and count is not None and count - 1 in held.blocks:
+            size -= count * held.block_size - held.total
+        return size
+
+    def missing(self) -> list[int]:
+        """The blocks still to fetch, in order; while the size is unknown, only the next one."""
+        held = self._held
+        count = held.count()
+        if count is None:
+            return [next(num for num in range(len(held.blocks) + 1) if num not in held.blocks)]
+        return [num for num in range(count) if num not in held.blocks]
 
     def _open(self) -> None:
         if not self._progress_path.exists():
             return
         try:
             saved = json.loads(self._progress_path.read_text())
-            uri, offset, szx, complete = saved["uri"], saved["offset"], saved["szx"], saved["complete"]
+            uri, szx = saved["uri"], int(saved["szx"])
+            if "blocks" in saved:
+                blocks = frozenset(int(num) for num in saved["blocks"])
+                total = None if saved["total"] is None else int(saved["total"])
+            else:  # saved by a version that kept only a gapless prefix
+                offset = int(saved["offset"])
+                blocks = frozenset(range(-(-offset // (1 << (szx + 4)))))
+                total = offset if saved["complete"] else None
         except (OSError, ValueError, KeyError, TypeError):
             self.clear()
             return
         size = self._part.stat().st_size if self._part.exists() else -1
-        if not isinstance(uri, str) or not isinstance(offset, int) or size < offset:
+        needed = 0 if not blocks else max(blocks) * (1 << (szx + 4)) + 1
+        if not isinstance(uri, str) or not 0 <= szx <= 6 or min(blocks, default=0) < 0 or size < needed:
             self.clear()
             return
-        if size > offset:
-            with open(self._part, "r+b") as handle:
-                handle.truncate(offset)
-        self.uri, self.offset, self.szx, self.complete = uri, offset, int(szx), bool(complete)
-
-    def _save(self) -> None:
-        write_json_atomic(
-            self._progress_path,
-            {"uri": self.uri, "offset": self.offset, "szx": self.szx, "complete": self.complete},
-        )
+        self._held = _Held(uri, szx, blocks, total)
 
     def begin(self, uri: str) -> None:
-        """Start a new download of ``uri`` from its first byte."""
-        self._part.write_bytes(b"")
-        self.uri, self.offset, self.szx, self.complete = uri, 0, DEFAULT_BLOCK_SZX, False
-        self._save()
+        """Start a new download of ``uri`` from nothing."""
+        with self._lock:
+            self._generation += 1
+            self._part.write_bytes(b"")
+            self._held = _Held(uri)
+            write_json_atomic(self._progress_path, self._held.saved())
 
-    def write(self, offset: int, data: bytes, *, szx: int, complete: bool) -> None:
-        """Keep ``data`` as the bytes from ``offset`` on (dropping any beyond), durably."""
-        with open(self._part, "r+b") as handle:
-            handle.truncate(offset)
-            handle.seek(offset)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.offset, self.szx, self.complete = offset + len(data), szx, complete
-        self._save()
+    def _stage(self, num: int, data: bytes, szx: int, more: bool, total: int | None) -> _Held | None:
+        """What the download holds once block ``num`` is kept; None for a block already held."""
+        held = self._held
+        if num < 0:
+            raise InvalidInput(f"block number {num} is negative")
+        if num in held.blocks:
+            return None
+        if szx != held.szx and held.blocks:
+            raise InvalidInput(f"block {num} came in blocks of {1 << (szx + 4)} bytes, not {held.block_size}")
+        size = 1 << (szx + 4)
+        start = num * size
+        if len(data) > size or (more and len(data) != size):
+            raise InvalidInput(f"block {num} holds {len(data)} bytes; blocks are {size}")
+        known = held.total
+        for said in (total, None if more else start + len(data)):
+            if said is None:
+                continue
+            if (known is not None and known != said) or said < start + len(data):
+                raise InvalidInput(f"block {num} says the package is {said} bytes, earlier blocks {known}")
+            known = said
+        if known is not None and more and start + len(data) >= known:
+            raise InvalidInput(f"block {num} says more follows past the package's {known} bytes")
+        return _Held(held.uri, szx, held.blocks | {num}, known)
+
+    def _persist(self, generation: int, num: int, data: bytes, staged: _Held) -> bool:
+        """Write the block, then the progress that lists it; False if ``begin`` or ``clear`` came first."""
+        with self._lock:
+            if generation != self._generation:
+                return False
+            with open(self._part, "r+b") as handle:
+                handle.seek(num * staged.block_size)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            write_json_atomic(self._progress_path, staged.saved())
+            return True
+
+    def write_block(self, num: int, data: bytes, *, szx: int, more: bool, total: int | None) -> bool:
+        """Keep block ``num`` durably; False for a block already held, which is left as it was.
+
+        ``more`` and ``total`` (Size2) are what the server said with the block; InvalidInput when they
+        contradict what the blocks before said (the package changed under the download), or when a block
+        has the wrong length or a block size other than the download's.
+        """
+        staged = self._stage(num, data, szx, more, total)
+        if staged is None or not self._persist(self._generation, num, data, staged):
+            return False
+        self._held = staged
+        return True
+
+    async def keep_block(self, num: int, data: bytes, *, szx: int, more: bool, total: int | None) -> bool:
+        """``write_block``, with the disk work in a worker thread."""
+        staged = self._stage(num, data, szx, more, total)
+        if staged is None:
+            return False
+        generation = self._generation
+        if not await asyncio.to_thread(self._persist, generation, num, data, staged):
+            return False
+        if generation != self._generation:
+            return False
+        self._held = staged
+        return True
+
+    def block(self, num: int) -> bytes:
+        """Block ``num`` as held (empty when it is not)."""
+        if num not in self._held.blocks:
+            return b""
+        with open(self._part, "rb") as handle:
+            handle.seek(num * self._held.block_size)
+            return handle.read(self._held.block_size)
 
     def data(self) -> bytes:
-        return self._part.read_bytes()[: self.offset]
+        """The whole package; only meaningful once ``complete``."""
+        return self._part.read_bytes()[: self._held.total or 0]
 
     def clear(self) -> None:
         """Forget the download; a later one starts from nothing."""
-        self._progress_path.unlink(missing_ok=True)
-        self._part.unlink(missing_ok=True)
-        fsync_dir(self.directory)
-        self.uri, self.offset, self.szx, self.complete = None, 0, DEFAULT_BLOCK_SZX, False
+        with self._lock:
+            self._generation += 1
+            self._progress_path.unlink(missing_ok=True)
+            self._part.unlink(missing_ok=True)
+            fsync_dir(self.directory)
+            self._held = _Held()
 
 
 class _Moved(Exception):
@@ -142,14 +311,18 @@ async def _fetch_block(
     szx: int,
     *,
     locate: Callable[[str], str],
-    moved: bool,
+    run: _Run,
 ) -> CoapBlock:
-    """One block, retried while the server does not answer; 4.04 and other errors end the update, but
-    for a download that ``moved`` to another server, where 4.04 is retried as silence. Before each
-    retry ``locate`` is asked again, and ``_Moved`` raised once it names another place."""
+    """One block, retried while the server does not answer; 4.04, 4.03 and other errors end the update,
+    but for a download that moved to another server, where 4.04 is retried as silence, and one resumed
+    after a restart, where 4.03 is retried for ``REFUSED_GRACE_S``: over NoSec the server recognises a
+    device by the address it registered from, and the restarted agent registers anew while its download
+    resumes. Before each retry ``locate`` is asked again, and ``_Moved`` raised once it names another
+    place."""
     silent_since = time.monotonic()
     pause = 1.0
     while True:
+        limit = DOWNLOAD_STALL_S
         try:
             block = await request_block(uri, num, szx)
         except PeerUnreachable as exc:
@@ -157,12 +330,16 @@ async def _fetch_block(
         except InvalidInput as exc:
             raise UpdateFailed(UpdateResult.INVALID_URI, exc.detail) from None
         else:
-            if block.response.code != "4.04" or not moved:
+            code = block.response.code
+            if code == "4.04" and run.moved:
+                reason = f"{uri}: no such package here yet"
+            elif code == "4.03" and run.resumed:
+                reason, limit = f"{uri}: refused ({block.response.diagnostic})", REFUSED_GRACE_S
+            else:
                 break
-            reason = f"{uri}: no such package here yet"
         silent = time.monotonic() - silent_since
-        if silent > DOWNLOAD_STALL_S:
-            failure = UpdateResult.INVALID_URI if moved else UpdateResult.CONNECTION_LOST
+        if silent > limit:
+            failure = UpdateResult.INVALID_URI if run.moved or run.resumed else UpdateResult.CONNECTION_LOST
             raise UpdateFailed(failure, f"{reason}; no answer for {silent:.0f} s")
         await asyncio.sleep(pause)
         pause = min(pause * 2, 10.0)
@@ -180,6 +357,16 @@ async def _fetch_block(
     return block
 
 
+class _Run:
+    """Where one ``download_package`` call stands: the URI fetched from and what its server showed."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.moved = False  # fetching from a server failed over to, which has not answered yet
+        self.resumed = False  # going on with blocks a previous run kept, no block answered yet
+        self.primed = False  # block 0 was asked for again since the last block arrived
+
+
 async def download_package(
     download: PackageDownload,
     request_block: RequestBlock,
@@ -187,51 +374,135 @@ async def download_package(
     max_bytes: int,
     on_block: Callable[[int], Awaitable[None]],
     locate: Callable[[str], str] = str,
+    window: int = DEFAULT_WINDOW,
 ) -> None:
     """Fetch the rest of ``download`` (``UpdateFailed`` ends it); ``on_block`` hears each block's number.
 
     ``max_bytes`` is a model slot's flash: a package that outgrows it fails with 50 while it arrives.
     ``locate`` names where the package is to be fetched from now, asked before every block: when the
     agent has failed over to another server, the download starts over from that server's copy.
+    ``window`` (1..16) is how many block requests may be in flight at once.
     """
+    if not 1 <= window <= MAX_WINDOW:
+        raise InvalidInput(f"a download window of {window} blocks is outside 1..{MAX_WINDOW}")
     uri = download.uri or ""
     parts = urlsplit(uri)
     if parts.scheme not in ("coap", "coaps") or not parts.hostname:
         raise UpdateFailed(UpdateResult.INVALID_URI, f"{uri!r} is not a coap:// or coaps:// URI")
-    primed = False
-    moved = False
+    run = _Run(uri)
+    run.resumed = bool(download.blocks)
     while not download.complete:
-        located = locate(uri)
-        if located != uri:
+        located = locate(run.uri)
+        if located != run.uri:
             download.begin(located)
-            uri, primed, moved = located, False, True
-        num = download.offset >> (download.szx + 4)
+            run.uri, run.primed, run.moved = located, False, True
         try:
-            block = await _fetch_block(request_block, uri, num, download.szx, locate=locate, moved=moved)
-            if block.response.code == "4.08":
-                # Request Entity Incomplete: an aiocoap server serves later blocks only to a client that
-                # asked for block 0 first (its block-wise cache is per client), so a resumed download
-                # fetches block 0 once more. It must equal the block 0 kept: else the package changed.
-                if primed:
-                    raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{uri}: the server refuses block {num}")
-                primed = True
-                block = await _fetch_block(request_block, uri, 0, download.szx, locate=locate, moved=moved)
-                if block.response.success and download.data().startswith(block.response.payload):
-                    continue
+            await _fetch_window(download, request_block, run, max_bytes, on_block, locate, window)
         except _Moved:
             continue
-        # Block 0 starts over: the package changed, or the peer ignores Block2 and sent it whole.
-        if block.num != 0 and block.offset != download.offset:
-            raise UpdateFailed(
-                UpdateResult.CONNECTION_LOST,
-                f"{uri}: asked for the block at byte {download.offset}, got byte {block.offset}",
-            )
-        payload = block.response.payload
-        if block.offset + len(payload) > max_bytes:
-            raise UpdateFailed(
-                UpdateResult.NOT_ENOUGH_STORAGE,
-                f"{uri}: the package outgrows the {max_bytes} bytes of a model slot",
-            )
-        download.write(block.offset, payload, szx=block.szx, complete=not block.more)
-        moved = False  # the server moved to answers: its 4.04 from now on means what it says
-        await on_block(block.num)
+
+
+async def _fetch_window(
+    download: PackageDownload,
+    request_block: RequestBlock,
+    run: _Run,
+    max_bytes: int,
+    on_block: Callable[[int], Awaitable[None]],
+    locate: Callable[[str], str],
+    window: int,
+) -> None:
+    """Fetch missing blocks, up to ``window`` at once, until the package is whole or a fetch fails.
+
+    How many are in flight follows the path, as TCP Vegas does: one more after each block answered
+    about as fast as the quickest so far, one fewer after a slower one (it queued behind the others on
+    a thin link, or was lost and asked for again). A lossy but fast path opens the whole window; on a
+    link whose bandwidth one block already fills (NB-IoT), more blocks in flight would only queue there.
+    """
+    in_flight: dict[asyncio.Task[CoapBlock], int] = {}
+    sent: dict[asyncio.Task[CoapBlock], float] = {}
+    loop = asyncio.get_running_loop()
+    allowed = 1
+    quickest = float("inf")
+    try:
+        while not download.complete:
+            if locate(run.uri) != run.uri:
+                raise _Moved
+            asked = set(in_flight.values())
+            for num in _unasked(download.missing(), asked):
+                if len(in_flight) >= allowed:
+                    break
+                fetch = _fetch_block(request_block, run.uri, num, download.szx, locate=locate, run=run)
+                task = asyncio.ensure_future(fetch)
+                in_flight[task], sent[task] = num, loop.time()
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=in_flight.__getitem__):
+                num = in_flight.pop(task)
+                took = loop.time() - sent.pop(task)
+                block = task.result()
+                if block.response.code == "4.08":
+                    await _prime(download, request_block, run, locate, num)
+                    continue
+                await _keep(download, run, block, num, max_bytes, on_block)
+                quickest = min(quickest, took)
+                allowed = min(window, allowed + 1) if took <= _QUEUED * quickest else max(1, allowed - 1)
+    finally:
+        for task in in_flight:
+            task.cancel()
+        for task in in_flight:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _unasked(missing: Iterable[int], asked: set[int]) -> Iterable[int]:
+    return (num for num in missing if num not in asked)
+
+
+async def _prime(
+    download: PackageDownload,
+    request_block: RequestBlock,
+    run: _Run,
+    locate: Callable[[str], str],
+    num: int,
+) -> None:
+    """Answer a 4.08 (Request Entity Incomplete) by asking for block 0 again, once per block received.
+
+    A server on aiocoap's block-wise cache serves later blocks only to a client that asked for block 0
+    first (the cache is per client), so a resumed download fetches block 0 once more. It must equal the
+    block 0 kept: else the package changed.
+    """
+    if run.primed:
+        raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{run.uri}: the server refuses block {num}")
+    run.primed = True
+    block = await _fetch_block(request_block, run.uri, 0, download.szx, locate=locate, run=run)
+    if not (block.response.success and download.block(0) == block.response.payload):
+        raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{run.uri}: block 0 is not the one kept")
+
+
+async def _keep(
+    download: PackageDownload,
+    run: _Run,
+    block: CoapBlock,
+    num: int,
+    max_bytes: int,
+    on_block: Callable[[int], Awaitable[None]],
+) -> None:
+    """Write an answered block where it belongs, or end the update if it cannot belong to the package."""
+    if block.num != num:
+        raise UpdateFailed(
+            UpdateResult.CONNECTION_LOST,
+            f"{run.uri}: asked for block {num}, the server sent block {block.num}",
+        )
+    payload = block.response.payload
+    if max(block.offset + len(payload), block.total or 0) > max_bytes:
+        raise UpdateFailed(
+            UpdateResult.NOT_ENOUGH_STORAGE,
+            f"{run.uri}: the package outgrows the {max_bytes} bytes of a model slot",
+        )
+    try:
+        fresh = await download.keep_block(num, payload, szx=block.szx, more=block.more, total=block.total)
+    except InvalidInput as exc:
+        raise UpdateFailed(UpdateResult.CONNECTION_LOST, f"{run.uri}: {exc.detail}") from None
+    run.moved = run.resumed = False  # the server answers: its 4.04 and 4.03 now mean what they say
+    run.primed = False
+    if fresh:
+        await on_block(num)

@@ -118,6 +118,7 @@ async def spawn_fleet(
     credentials: Callable[[str], DeviceCredentials] | None = None,
     hop_port_base: int = 0,
     request_timeout: float = 10.0,
+    first_index: int = 0,
 ) -> Fleet:
     """Start ``count`` agents for ``board`` and return once each has had its first registration attempt.
 
@@ -129,12 +130,19 @@ async def spawn_fleet(
     A ``coaps://`` server needs ``credentials(endpoint)``: the provisioned key of each agent.
     ``hop_port_base`` gives agent ``i`` the pipeline hop port ``hop_port_base + i`` (0: each a free one),
     so upstream nodes can be told where a relay listens before it starts.
+    ``first_index`` numbers the agents from there on (names, seeds, hop ports), for a fleet split over
+    several processes, each running its own range.
     If any agent fails to start, the ones started are stopped again.
     """
     if count < 1:
         raise InvalidInput(f"A fleet has at least 1 agent, got {count}")
-    if hop_port_base and not 0 < hop_port_base <= 65536 - count:
-        raise InvalidInput(f"Hop ports {hop_port_base}..{hop_port_base + count - 1} are not all UDP ports")
+    if first_index < 0:
+        raise InvalidInput(f"Agents are numbered from 0 on, not from {first_index}")
+    last = first_index + count - 1
+    if hop_port_base and not 0 < hop_port_base <= 65535 - last:
+        raise InvalidInput(
+            f"Hop ports {hop_port_base + first_index}..{hop_port_base + last} are not all UDP ports"
+        )
     profile = link_profile(link) if isinstance(link, str) else link
     servers = server_uris(server_uri)
     upstreams = tuple(_upstream(uri) for uri in servers)
@@ -179,7 +187,8 @@ async def spawn_fleet(
                 raise
             return agent, relays
 
-    results = await asyncio.gather(*(start_one(index) for index in range(count)), return_exceptions=True)
+    indices = range(first_index, first_index + count)
+    results = await asyncio.gather(*(start_one(index) for index in indices), return_exceptions=True)
     fleet = Fleet()
     for result in results:
         if isinstance(result, BaseException):

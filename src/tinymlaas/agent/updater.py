@@ -78,7 +78,7 @@ class Updater:
         server tells a slow download (NB-IoT, a lossy link) from a stalled one."""
         tracker = self.tracker
         if tracker.state is UpdateState.DOWNLOAD_STARTED and self._download.uri is not None:
-            return f"downloading: {self._download.offset} bytes received"
+            return f"downloading: {self._download.received} bytes received"
         return tracker.detail
 
     def resume(self) -> None:
@@ -185,7 +185,7 @@ class Updater:
                     locate=self._locate,
                 )
                 await self._move(
-                    UpdateState.DOWNLOADED, UpdateResult.DOWNLOADING, f"{self._download.offset} bytes"
+                    UpdateState.DOWNLOADED, UpdateResult.DOWNLOADING, f"{self._download.received} bytes"
                 )
             if self.tracker.state is UpdateState.DOWNLOADED:
                 verified = self._verify()
@@ -203,7 +203,7 @@ class Updater:
             await self._move(UpdateState.INITIAL, failure.result, failure.detail)
 
     async def _block_arrived(self, num: int) -> None:
-        await self._events.emit("download", f"block {num} ({self._download.offset} bytes so far)", num)
+        await self._events.emit("download", f"block {num} ({self._download.received} bytes so far)", num)
 
     def _verify(self) -> VerifiedPackage:
         if not self._download.complete:

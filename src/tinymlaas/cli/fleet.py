@@ -1,12 +1,19 @@
-"""``tinymlaas fleet spawn``: many emulated devices in one process, for campaigns worth watching."""
+"""``tinymlaas fleet spawn``: many emulated devices, for campaigns worth watching.
+
+One process with one event loop holds hundreds of agents; past what one core keeps up with (a thousand
+agents each behind an emulated link), ``--processes N`` splits them over N processes, each a
+``fleet spawn`` of its own for a contiguous range of the agents (names, seeds and hop ports as one
+fleet would give them). The parent relays their lines and hands Ctrl-C or SIGTERM on to each.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import typer
 
@@ -23,7 +30,9 @@ from tinymlaas.services.provisioning import default_server_uri, provision_device
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Fleets of emulated devices in one process.", no_args_is_help=True)
+app = typer.Typer(help="Fleets of emulated devices, in one process or several.", no_args_is_help=True)
+
+MAX_PROCESSES = 64
 
 # Per-block download and state-machine lines from hundreds of agents would drown the ones that matter.
 _SHOWN = frozenset(
@@ -55,6 +64,66 @@ def _sensor_factory(spec: str) -> Callable[[int], SensorSource | None]:
     return lambda index: parse_sensor(spec)
 
 
+def _split(count: int, processes: int) -> list[tuple[int, int]]:
+    """(first index, count) per process: contiguous ranges whose sizes differ by at most one."""
+    size, extra = divmod(count, processes)
+    parts, first = [], 0
+    for part in range(processes):
+        length = size + (part < extra)
+        parts.append((first, length))
+        first += length
+    return parts
+
+
+async def _relay(stream: asyncio.StreamReader, out: IO[str]) -> None:
+    """Copy a child's lines whole, so lines of several children never interleave mid-line."""
+    while line := await stream.readline():
+        out.write(line.decode("utf-8", errors="replace"))
+        out.flush()
+
+
+async def _serve_split(args: list[str], parts: list[tuple[int, int]]) -> int:
+    """Run one ``fleet spawn`` child per part until Ctrl-C or SIGTERM, which each child is given; the
+    worst exit status. A child that ends by itself stops the others: the fleet is no longer whole."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    children: list[asyncio.subprocess.Process] = []
+    relays: list[asyncio.Task[None]] = []
+    try:
+        for first, count in parts:
+            # Click keeps the last value of an option given twice, so these override the parent's own.
+            child_args = [*args, "--count", str(count), "--first-index", str(first), "--processes", "1"]
+            child = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tinymlaas",
+                *child_args,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            children.append(child)
+            assert child.stdout is not None and child.stderr is not None
+            relays += [
+                asyncio.create_task(_relay(child.stdout, sys.stdout)),
+                asyncio.create_task(_relay(child.stderr, sys.stderr)),
+            ]
+        ended = [asyncio.create_task(child.wait()) for child in children]
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *ended], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        for child in children:
+            if child.returncode is None:
+                child.send_signal(signal.SIGINT)
+        codes = [await child.wait() for child in children]
+        await asyncio.gather(*relays)
+    return max((abs(code) for code in codes), default=0)
+
+
 async def _serve(options: dict[str, Any], link: LinkProfile | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,9 +135,13 @@ async def _serve(options: dict[str, Any], link: LinkProfile | None) -> None:
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await fleet.stop()
+        # The handlers stay while the agents de-register: a fleet split over processes gets Ctrl-C
+        # from the terminal and once more from its parent, and the second must not cut the first short.
+        try:
+            await fleet.stop()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
         for endpoint, stats in fleet.link_stats().items():
             up, down = stats.uplink, stats.downlink
             err_console.print(
@@ -157,6 +230,16 @@ def spawn(
         help="Give an agent without credentials in its state directory a key from this store "
         "(the server's, on this machine) before it starts.",
     ),
+    processes: int = typer.Option(
+        1,
+        "--processes",
+        min=1,
+        max=MAX_PROCESSES,
+        help="Split the agents over this many processes, each with its own event loop (one per core).",
+    ),
+    first_index: int | None = typer.Option(
+        None, "--first-index", min=0, hidden=True, help="Set by --processes: this child's first agent."
+    ),
 ) -> None:
     """Run COUNT agents until Ctrl-C, printing registrations and installs as they happen."""
     context = get_context(ctx)
@@ -185,9 +268,23 @@ def spawn(
             else None
         ),
     }
+    options["first_index"] = first_index or 0
+    part = first_index is not None  # one child of a split fleet: the parent prints the fleet's lines
     via = f" over {radio.name}" if radio else ""
-    err_console.print(
-        f"{count} x {profile.name} -> {', '.join(servers)}{via}; Ctrl-C stops them", highlight=False
-    )
+    if not part:
+        split = f" in {processes} processes" if processes > 1 else ""
+        err_console.print(
+            f"{count} x {profile.name} -> {', '.join(servers)}{via}{split}; Ctrl-C stops them",
+            highlight=False,
+        )
+    if processes > 1 and count > 1:
+        if options["credentials"] is not None:
+            # Keys are made here, one at a time, so the children never write the store at once.
+            for index in range(count):
+                options["credentials"](f"{prefix or profile.id}-{index:03d}")
+        code = asyncio.run(_serve_split(sys.argv[1:], _split(count, min(processes, count))))
+        err_console.print("fleet stopped")
+        raise typer.Exit(code)
     asyncio.run(_serve(options, radio))
-    err_console.print("fleet stopped")
+    if not part:
+        err_console.print("fleet stopped")

@@ -2,8 +2,10 @@
 
 Packages are served by the server itself at ``/pkg/<token>`` rather than by a separate file server, so a
 device needs only CoAP: it gets a Package URI in object 9 and pulls it block-wise (RFC 7959) from the
-address it registered with. Tokens are unguessable names chosen by the deploy layer; unpublishing one
-makes later blocks of an interrupted download answer 4.04.
+address it registered with. A package is held in memory from ``publish`` on and every block is cut from
+it as asked for (``lwm2m.transport``), with no store access or logging per block. Tokens are
+unguessable names chosen by the deploy layer; unpublishing one makes later blocks of an interrupted
+download answer 4.04.
 
 A package is the operator's model and the token travels in clear over NoSec, so a package is served
 only to the endpoints it was published for, and anyone else gets 4.03: under DTLS the endpoint the
@@ -22,7 +24,7 @@ import inspect
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tinymlaas.errors import Forbidden, InvalidInput, NotFound
 from tinymlaas.lwm2m.core import (
@@ -62,6 +64,9 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~-]{1,128}")  # URI-unreserved, so a token is 
 class _Package:
     data: bytes
     endpoints: frozenset[str]
+    # NoSec: the endpoint each address fetching the package was last found registered as. Every block
+    # is checked, so a check must not scan all the endpoints a campaign published the package for.
+    fetchers: dict[str, str] = field(default_factory=dict)
 
 
 class Lwm2mServer:
@@ -206,24 +211,34 @@ class Lwm2mServer:
             package = self._packages.get(request.path[1])
             if package is None:
                 raise NotFound(f"package {request.path[1]!r} is not published")
-            self._check_fetcher(request, package.endpoints)
+            self._check_fetcher(request, package)
             return CoapResponse("2.05", package.data, ContentFormat.OCTET_STREAM)
         mounted = self._mounted.get(root)
         if mounted is not None:
             return await mounted(request)
         raise NotFound(f"{request.uri_path}: not an LwM2M server resource")
 
-    def _check_fetcher(self, request: CoapRequest, endpoints: frozenset[str]) -> None:
-        """Forbidden unless ``request`` comes from one of ``endpoints``; the answer names no endpoint."""
+    def _check_fetcher(self, request: CoapRequest, package: _Package) -> None:
+        """Forbidden unless ``request`` comes from one of the package's endpoints; the answer names no
+        endpoint. The transport asks this for every block, so it looks up one registration, not all."""
         token = request.path[1]
         if request.peer is not None:
-            if request.peer not in endpoints:
+            if request.peer not in package.endpoints:
                 raise Forbidden(f"package {token!r} is not published for endpoint {request.peer!r}")
             return
         store = self.registrations.store
-        for endpoint in endpoints:
+        known = package.fetchers.get(request.remote)
+        if known is not None:
+            registration = store.get_by_endpoint(known)
+            if registration is not None and registration.address == request.remote:
+                return
+            del package.fetchers[request.remote]
+        for endpoint in package.endpoints:
             registration = store.get_by_endpoint(endpoint)
             if registration is not None and registration.address == request.remote:
+                if len(package.fetchers) >= len(package.endpoints):
+                    package.fetchers.clear()
+                package.fetchers[request.remote] = endpoint
                 return
         raise Forbidden(
             f"package {token!r} is served only to the devices it was published for, and no such device "

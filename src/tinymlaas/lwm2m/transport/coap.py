@@ -18,10 +18,15 @@ speaks first); aiocoap's DTLS server refuses to send on such a session unless to
 own, which ``_DtlsServerInterface`` does, and it tracks sessions without a bound, which its socket pool
 adds.
 
-Block-wise transfer (RFC 7959) is aiocoap's: a response larger than one block is cut into Block2 blocks
-for the peer, and ``request`` reassembles a block-wise response before returning it. ``request_block``
-asks for one block by number instead, so a client that kept the blocks it has can resume a transfer
-after a restart rather than start it again.
+Block-wise transfer (RFC 7959): ``request`` reassembles a block-wise response (aiocoap's client).
+``request_block`` asks for one block by number instead, so a client that kept the blocks it has can
+resume a transfer after a restart, and may ask for several blocks at once (RFC 7959 §2.4). Those block
+requests are non-confirmable and retransmitted here, on a timer from the peer's measured round trips
+(``rtt.RttEstimator``): aiocoap keeps one confirmable exchange per peer outstanding (NSTART 1, its
+backlog) and retransmits on fixed timers. A server cuts a large GET response into the block asked for
+on every request, without aiocoap's per-client cache of the whole response, so any client may ask for
+any block at any time (RFC 7959 §2.4) and no response is held in memory per client; Size2 tells the
+total size.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from aiocoap.blockwise import Block1Spool, ContinueException, IncompleteExceptio
 from aiocoap.credentials import DTLS
 from aiocoap.numbers import COAP_PORT, COAPS_PORT
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption
 from aiocoap.transports.tinydtls import (
     DTLS_CLOCK_OFFSET,
@@ -59,10 +65,12 @@ from aiocoap.transports.tinydtls_server import (
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from tinymlaas.errors import InvalidInput, TinymlaasError
+from tinymlaas.lwm2m.transport.rtt import RttEstimator, backoff
 
 __all__ = [
     "DEFAULT_BLOCK_SZX",
     "DEFAULT_TIMEOUT",
+    "BlockStats",
     "CoapBlock",
     "CoapEndpoint",
     "CoapRequest",
@@ -177,6 +185,7 @@ class CoapBlock:
     num: int
     more: bool
     szx: int
+    total: int | None = None  # the whole representation's size when the peer sent Size2
 
     @property
     def size(self) -> int:
@@ -198,12 +207,27 @@ MAX_DTLS_PEERS = 10_000  # DTLS sessions a server keeps; past it the least recen
 MAX_BODY_BYTES = (1 << 20) + (64 << 10)  # a reassembled Block1 request: one sample upload and its framing
 MAX_TRANSFERS_PER_PEER = 4  # Block1 transfers one peer may have half-sent at once
 BLOCK1_TIMEOUT_S = 30.0  # a half-sent transfer with no block for this long is dropped, its memory freed
+MAX_RTT_PEERS = 1024  # peers whose round trips a client endpoint remembers; the oldest is forgotten past it
+
+
+@dataclass
+class BlockStats:
+    """Block requests an endpoint sent (first transmissions and retransmissions) and blocks answered."""
+
+    requests: int = 0
+    retransmissions: int = 0
+    answered: int = 0
 
 
 def _origin(uri: str) -> tuple[str, str, int]:
     parts = urlsplit(uri)
     default = COAPS_PORT if parts.scheme == "coaps" else COAP_PORT
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def _peer_key(uri: str) -> str:
+    scheme, host, port = _origin(uri)
+    return f"{scheme}://{host}:{port}"
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -474,7 +498,16 @@ class _Dispatcher(resource.ObservableResource, resource.PathCapable):
 
         serverobservation.accept(forget)
 
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        """GETs are cut into blocks by ``render``, statelessly; other methods reassemble Block1."""
+        return bool(request.code != Code.GET)
+
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        if request.code == Code.GET:
+            return _block_of(await self._render(request), request)
+        return await self._render(request)  # aiocoap reassembled its Block1 blocks already
+
+    async def _render(self, request: aiocoap.Message) -> aiocoap.Message:
         coap_request = _to_request(request)
         try:
             response = await self._handler(coap_request)
@@ -484,6 +517,31 @@ class _Dispatcher(resource.ObservableResource, resource.PathCapable):
             _log.exception("CoAP handler failed on %s %s", coap_request.method, coap_request.uri_path)
             response = CoapResponse("5.00", b"internal server error")
         return _to_message(response)
+
+
+def _block_of(response: aiocoap.Message, request: aiocoap.Message) -> aiocoap.Message:
+    """The Block2 block of ``response`` that ``request`` asked for (block 0 when it asked for none), or
+    the response whole when it fits; Size2 gives the whole size. A block past the end is 4.00."""
+    asked = request.opt.block2
+    limit = request.remote.maximum_payload_size
+    if len(response.payload) <= (limit if asked is None else asked.size):
+        return response
+    if asked is None:
+        asked = BlockOption.BlockwiseTuple(0, False, request.remote.maximum_block_size_exp)
+    szx = min(asked.size_exponent, 6)  # no BERT over UDP
+    size = 1 << (szx + 4)
+    start = asked.block_number * size
+    if start >= len(response.payload):
+        raise coap_error.BadRequest(f"block {asked.block_number} of {size} bytes is past the end")
+    # Built afresh rather than by aiocoap's _extract_block, which deep-copies the whole response
+    # (options and all) for every block.
+    block = aiocoap.Message(code=response.code, payload=response.payload[start : start + size])
+    block.opt.content_format = response.opt.content_format
+    block.opt.block2 = BlockOption.BlockwiseTuple(
+        asked.block_number, start + size < len(response.payload), szx
+    )
+    block.opt.size2 = len(response.payload)
+    return block
 
 
 class Observation:
@@ -567,6 +625,9 @@ class CoapEndpoint:
         # A client's DTLS session to its server lives only while something holds it (aiocoap keeps it
         # weakly); holding it here keeps the address the server knows this device by.
         self._server_session: Any = None
+        self._rtt: dict[str, RttEstimator] = {}
+        self._resolved: dict[str, Any] = {}  # a peer's address as aiocoap resolved it, plain UDP only
+        self.block_stats = BlockStats()
 
     @classmethod
     async def bind(
@@ -761,25 +822,84 @@ class CoapEndpoint:
     ) -> CoapBlock:
         """GET block ``num`` of ``uri`` at blocks of ``2 ** (szx + 4)`` bytes, and only that block.
 
-        PeerUnreachable when no answer comes within ``timeout`` seconds; any response code returns.
+        The request is non-confirmable (RFC 7252 §5.2.3), so several may be outstanding to one peer, and
+        is sent again, under a new message ID and token, each time the peer's retransmission timeout
+        passes without an answer (``RttEstimator``, backing off); every copy stays open and the first
+        answer wins. PeerUnreachable when no answer comes within ``timeout`` seconds; any response code
+        returns.
         """
         if num < 0 or not 0 <= szx <= 6:
             raise InvalidInput(f"Block2 number {num} and size exponent {szx}: need num >= 0 and szx 0..6")
-        message = self._message("GET", uri, b"", None, None, ())
-        message.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
-        self._route(message, uri)
-        pending = self._context.request(message, handle_blockwise=False)
+        key = _peer_key(uri)
+        estimator = self._estimator(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        wait = estimator.first_timeout()
+        sent_at: dict[Any, float] = {}  # each copy (an aiocoap request) -> when that copy left
         try:
-            answer = await asyncio.wait_for(pending.response, timeout)
-        except TimeoutError:
-            raise self._unreachable(f"GET {uri} block {num}: no response within {timeout} s") from None
-        except coap_error.Error as exc:
-            raise self._unreachable(f"GET {uri} block {num}: {exc}") from None
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise self._unreachable(f"GET {uri} block {num}: no response within {timeout} s")
+                message = self._message("GET", uri, b"", None, None, ())
+                message.mtype = Type.NON
+                message.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
+                self._route(message, uri)
+                known = self._resolved.get(key)
+                if known is not None:
+                    message.remote = known
+                sent_at[self._context.request(message, handle_blockwise=False)] = loop.time()
+                self.block_stats.requests += 1
+                self.block_stats.retransmissions += len(sent_at) > 1
+                waiting = [copy.response for copy in sent_at if not copy.response.done()]
+                await asyncio.wait(waiting, timeout=min(wait, remaining), return_when=asyncio.FIRST_COMPLETED)
+                answered = [
+                    copy for copy in sent_at if copy.response.done() and not copy.response.exception()
+                ]
+                if answered:
+                    first = answered[0]
+                    answer = first.response.result()
+                    break
+                if all(copy.response.done() for copy in sent_at):
+                    error = next(iter(sent_at)).response.exception()
+                    raise self._unreachable(f"GET {uri} block {num}: {error}")
+                wait = backoff(wait)
+        finally:
+            for copy in sent_at:
+                _drop(copy)
+        if answer.code.is_successful():
+            # Only blocks teach the timer: a short error answer's round trip is no block's. The copy
+            # answered is known by its token, so the sample is exact however many copies went out.
+            estimator.answered(loop.time() - sent_at[first])
+        self.block_stats.answered += 1
         self._hold(answer)
+        if self._dtls_client is None and self._dtls_server is None:
+            # The next requests skip aiocoap's name resolution, which runs in a thread pool and would let
+            # block requests made in one order leave in another.
+            self._resolved[key] = answer.remote
         block = answer.opt.block2
+        total = answer.opt.size2
         if block is None:
-            return CoapBlock(_to_response(answer), 0, False, szx)
-        return CoapBlock(_to_response(answer), block.block_number, bool(block.more), block.size_exponent)
+            return CoapBlock(_to_response(answer), 0, False, szx, total)
+        return CoapBlock(
+            _to_response(answer), block.block_number, bool(block.more), block.size_exponent, total
+        )
+
+    def _estimator(self, key: str) -> RttEstimator:
+        """The round-trip estimator for the peer ``key`` names, made when first asked for."""
+        found = self._rtt.pop(key, None)
+        if found is None:
+            found = RttEstimator(time.monotonic)
+            while len(self._rtt) >= MAX_RTT_PEERS:
+                forgotten = next(iter(self._rtt))
+                del self._rtt[forgotten]
+                self._resolved.pop(forgotten, None)
+        self._rtt[key] = found  # most recently used last
+        return found
+
+    def rto(self, uri: str) -> float:
+        """The retransmission timeout block requests to the peer ``uri`` names start with now."""
+        return self._estimator(_peer_key(uri)).rto()
 
     async def observe(
         self,
@@ -831,6 +951,19 @@ class CoapEndpoint:
         self._observations.clear()
         self._server_session = None
         await self._context.shutdown()
+
+
+def _drop(request: Any) -> None:
+    """Give up an aiocoap request still waiting for its answer, at once.
+
+    aiocoap stops listening for the answer in a done-callback of the cancelled future, which runs one
+    event-loop pass later; an answer arriving in between finds the future cancelled, and the
+    InvalidStateError then surfaces inside the transport's receive path (over DTLS, inside tinydtls,
+    for every record of that pass). So the callback is run here, now; aiocoap's own call later finds
+    nothing left to do.
+    """
+    if request.response.cancel():
+        request._response_cancellation_handler(request.response)
 
 
 def _bound_port(context: aiocoap.Context) -> int:
