@@ -256,6 +256,7 @@ class Agent:
         """Stop every activity, de-register (unless told not to, as a power cut would) and unbind.
 
         An install running in its worker thread finishes there; its state is written atomically either way.
+        The download's blocks held in memory are written first, so a restart fetches none of them again.
         """
         update = self._updater.task
         tasks = [*self._tasks, *([update] if update is not None else [])]
@@ -264,6 +265,7 @@ class Agent:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.download.flush()
         if self._model.inference is not None:
             await self._model.inference.stop()
         await self.stage.stop()

@@ -41,6 +41,7 @@ __all__ = [
     "DOWNLOAD_DIR",
     "DOWNLOAD_STALL_S",
     "MAX_WINDOW",
+    "UNWRITTEN_BLOCKS",
     "PackageDownload",
     "RequestBlock",
     "UpdateFailed",
@@ -59,6 +60,8 @@ REFUSED_GRACE_S = 30.0
 # A block answered within this many times the quickest one did not queue; a slower one did.
 _QUEUED = 1.5
 DEFAULT_WINDOW = 4  # Block2 requests in flight per download
+# Blocks a download holds in memory, not yet on disk, before it waits for the disk.
+UNWRITTEN_BLOCKS = 32
 MAX_WINDOW = 16
 
 RequestBlock = Callable[[str, int, int], Awaitable[CoapBlock]]
@@ -122,9 +125,14 @@ class PackageDownload:
     listed, never the reverse; a listed block is never written again, so a duplicate or a late answer
     cannot change it.
 
-    ``keep_block`` does the writing and its three ``fsync``s in a worker thread: in a process of many
-    agents (``fleet spawn``) they would otherwise stall every agent's event loop once per block. A lock
-    orders those writes with ``begin`` and ``clear``, and a write staged before either is dropped.
+    ``keep_block`` commits blocks in groups, in a worker thread: the blocks that arrive while one group
+    is being written (its block writes, one ``fsync`` of the package and the progress file's atomic
+    replace) form the next group. A flash write per block is what a device does; an agent on a host
+    that ``fsync``ed three times per block would be held to its disk's pace, and a process of many agents
+    (``fleet spawn``) to a few hundred blocks a second. At most ``UNWRITTEN_BLOCKS`` wait in memory
+    before ``keep_block`` waits for the disk, and the block that completes the package returns only once
+    everything is on disk. A lock orders those writes with ``begin`` and ``clear``, and a group staged
+    before either is dropped.
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -135,6 +143,10 @@ class PackageDownload:
         self._held = _Held()
         self._lock = threading.Lock()
         self._generation = 0
+        # Blocks held (listed in ``_held``) but not yet on disk, and the task writing them.
+        self._unwritten: dict[int, bytes] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        self._write_failed: OSError | None = None  # a group of this download that did not reach the disk
         self._open()
 
     @property
@@ -211,6 +223,7 @@ class PackageDownload:
         """Start a new download of ``uri`` from nothing."""
         with self._lock:
             self._generation += 1
+            self._unwritten, self._write_failed = {}, None
             self._part.write_bytes(b"")
             self._held = _Held(uri)
             write_json_atomic(self._progress_path, self._held.saved())
@@ -239,14 +252,15 @@ class PackageDownload:
             raise InvalidInput(f"block {num} says more follows past the package's {known} bytes")
         return _Held(held.uri, szx, held.blocks | {num}, known)
 
-    def _persist(self, generation: int, num: int, data: bytes, staged: _Held) -> bool:
-        """Write the block, then the progress that lists it; False if ``begin`` or ``clear`` came first."""
+    def _persist(self, generation: int, blocks: dict[int, bytes], staged: _Held) -> bool:
+        """Write the blocks, then the progress that lists them; False if ``begin`` or ``clear`` came first."""
         with self._lock:
             if generation != self._generation:
                 return False
             with open(self._part, "r+b") as handle:
-                handle.seek(num * staged.block_size)
-                handle.write(data)
+                for num, data in sorted(blocks.items()):
+                    handle.seek(num * staged.block_size)
+                    handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             write_json_atomic(self._progress_path, staged.saved())
@@ -260,40 +274,71 @@ class PackageDownload:
         has the wrong length or a block size other than the download's.
         """
         staged = self._stage(num, data, szx, more, total)
-        if staged is None or not self._persist(self._generation, num, data, staged):
+        if staged is None or not self._persist(self._generation, {num: data}, staged):
             return False
         self._held = staged
         return True
 
     async def keep_block(self, num: int, data: bytes, *, szx: int, more: bool, total: int | None) -> bool:
-        """``write_block``, with the disk work in a worker thread."""
+        """``write_block`` committed with the blocks around it, the disk work in a worker thread.
+
+        The block counts as held at once; it reaches the disk with its group, and this waits for that
+        only when ``UNWRITTEN_BLOCKS`` are waiting or the package is complete.
+        """
+        if self._write_failed is not None:
+            raise self._write_failed
         staged = self._stage(num, data, szx, more, total)
         if staged is None:
             return False
-        generation = self._generation
-        if not await asyncio.to_thread(self._persist, generation, num, data, staged):
-            return False
-        if generation != self._generation:
-            return False
         self._held = staged
+        self._unwritten[num] = data
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush())
+        if staged.complete or len(self._unwritten) >= UNWRITTEN_BLOCKS:
+            await asyncio.shield(self._flushing)
+            if self._write_failed is not None:
+                raise self._write_failed
         return True
+
+    async def flush(self) -> None:
+        """Wait until every block held is on disk (a clean stop)."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        """Write groups of unwritten blocks until none is left; a group of an older download is dropped.
+
+        A failed write is kept for ``keep_block`` to raise, as a write of its own block would have.
+        """
+        while self._unwritten:
+            generation, blocks, held = self._generation, self._unwritten, self._held
+            self._unwritten = {}
+            try:
+                await asyncio.to_thread(self._persist, generation, blocks, held)
+            except OSError as exc:
+                if generation == self._generation:
+                    self._write_failed = exc
+                return
 
     def block(self, num: int) -> bytes:
         """Block ``num`` as held (empty when it is not)."""
         if num not in self._held.blocks:
             return b""
+        if num in self._unwritten:
+            return self._unwritten[num]
         with open(self._part, "rb") as handle:
             handle.seek(num * self._held.block_size)
             return handle.read(self._held.block_size)
 
     def data(self) -> bytes:
-        """The whole package; only meaningful once ``complete``."""
+        """The whole package; only meaningful once ``complete`` (when every block is on disk, too)."""
         return self._part.read_bytes()[: self._held.total or 0]
 
     def clear(self) -> None:
         """Forget the download; a later one starts from nothing."""
         with self._lock:
             self._generation += 1
+            self._unwritten, self._write_failed = {}, None
             self._progress_path.unlink(missing_ok=True)
             self._part.unlink(missing_ok=True)
             fsync_dir(self.directory)

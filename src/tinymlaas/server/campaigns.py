@@ -9,6 +9,14 @@ Campaigns are planned, cancelled and rolled back by ``services.campaigns`` from 
 keeps no state of its own, and each change re-reads the campaign in the same transaction, so a
 restarted server continues where the last one stopped and a ``campaigns cancel`` is never overwritten.
 
+A pass only starts work: each device's send, poll or rollback runs as its own task (at most
+``concurrency`` at once), so a device behind a lossy link, whose answer waits on retransmissions, holds
+up no other. Devices are polled rarely: the fleet observes object 9 and hands what a device notified
+to ``heard``, which the next pass takes as that device's poll; a device with no news is read again
+after a pause that grows with the devices in flight (``POLLS_PER_S``), which also notices a lost
+notification and counts the bytes a download reached. What the tasks learn is stored in groups: every
+move waiting when the store is free goes into one transaction per campaign.
+
 Several servers may share one store (active/standby): each pass first takes or renews the lease
 ``campaigns`` (``CampaignLease``); only its holder sends, polls and serves packages, the others stand
 by. A holder that dies stops renewing, and the first standby to ask after the lease ran out takes over
@@ -20,8 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +51,7 @@ from tinymlaas.services.campaigns import campaign_value, store_campaign
 from tinymlaas.services.context import Context
 from tinymlaas.storage.repositories import CampaignRepository, LeaseRepository, ModelRepository
 
-__all__ = ["LEASE_NAME", "CampaignLease", "CampaignRunner", "Write", "run_passes"]
+__all__ = ["LEASE_NAME", "POLLS_PER_S", "CampaignLease", "CampaignRunner", "Write", "run_passes"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +67,9 @@ _FETCHING = (InstallationState.SENT, InstallationState.DOWNLOADING)
 # The one lease the campaign and pipeline runners of every server on a store share: pipelines start
 # campaigns and configure the nodes they install on, so both belong to the same process.
 LEASE_NAME = "campaigns"
+# Reads of object 9 per second the runner spreads its polls of quiet in-flight devices over; a few
+# devices are still polled every ``CampaignRunner.poll_interval`` seconds.
+POLLS_PER_S = 40.0
 
 
 async def run_passes(one_pass: Callable[[], Awaitable[None]], interval: float, what: str) -> None:
@@ -140,6 +151,18 @@ class _Work:
     details: dict[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Move:
+    """One change to one installation, waiting to be stored: a new state (with its Update Result), or
+    with ``state`` None only an addition to its detail, which counts as progress."""
+
+    campaign_id: str
+    endpoint: str
+    state: InstallationState | None
+    update_result: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 class CampaignRunner:
     """Drives every campaign that has something to send or a device in flight, every ``interval`` seconds.
 
@@ -157,7 +180,8 @@ class CampaignRunner:
         clock: Clock,
         interval: float = 0.5,
         install_timeout: float = 120.0,
-        concurrency: int = 32,
+        concurrency: int = 64,
+        poll_interval: float = 2.0,
         lease: CampaignLease | None = None,
     ) -> None:
         self.context = context
@@ -167,18 +191,50 @@ class CampaignRunner:
         self._clock = clock
         self.interval = interval
         self.install_timeout = install_timeout
-        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self._gate = asyncio.Semaphore(concurrency)
         # Campaign id -> token of its package, published by this process; the server's package store
         # does not outlive it.
         self._published: dict[str, str] = {}
+        # (campaign, endpoint) -> the task sending to, polling or reverting that device. A task that
+        # ended during a pass's load stays until the next pass, whose load then includes its move.
+        self._busy: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Endpoint -> (when, object 9 as the device notified it), taken by the next poll of the device.
+        self._heard: dict[str, tuple[datetime, dict[int, Value]]] = {}
+        self._polled: dict[tuple[str, str], datetime] = {}
+        self._moves: list[tuple[_Move, asyncio.Future[None]]] = []
+        self._storing: asyncio.Task[None] | None = None
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     async def run(self) -> None:
-        await run_passes(self.run_once, self.interval, "campaign")
+        try:
+            await run_passes(self.run_once, self.interval, "campaign")
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Cancel the devices' tasks; the moves they had learnt are stored first."""
+        tasks = list(self._busy.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._storing is not None:
+            await asyncio.gather(self._storing, return_exceptions=True)
+
+    async def settle(self) -> None:
+        """Wait until every task started so far has ended and its moves are stored."""
+        while any(not task.done() for task in self._busy.values()):
+            await asyncio.gather(*self._busy.values(), return_exceptions=True)
+
+    def heard(self, endpoint: str, software: dict[int, Value]) -> None:
+        """Object 9 as ``endpoint`` just reported it (a notification the fleet followed up with a read)."""
+        self._heard[endpoint] = (self._now(), software)
 
     async def run_once(self) -> None:
+        """One pass: start the sends, polls and rollbacks that are due, and return without waiting."""
+        self._busy = {key: task for key, task in self._busy.items() if not task.done()}
         if self.lease is not None and not await self.lease.hold():
             self._withdraw(set())
             return
@@ -191,6 +247,10 @@ class CampaignRunner:
                 await self._package_path(work)
             await self._advance(work)
         self._withdraw({work.campaign.id for work in found if work.campaign.serves_package})
+        in_flight = {
+            (w.campaign.id, e) for w in found for e, s in w.campaign.installations.items() if s in _IN_FLIGHT
+        }
+        self._polled = {key: at for key, at in self._polled.items() if key in in_flight}
 
     def _withdraw(self, serving: set[str]) -> None:
         """Stop serving the packages of campaigns not in ``serving``."""
@@ -229,29 +289,46 @@ class CampaignRunner:
     def _online(self, endpoint: str) -> bool:
         return self.server.store.get_by_endpoint(endpoint) is not None
 
-    async def _advance(self, work: _Work) -> None:
-        """One pass over a campaign: send, revert and poll, up to ``concurrency`` devices at a time.
-
-        Devices answer in a round trip each, and a slow or silent one (a lossy link, a device busy
-        self-testing) must not hold up the rest of the fleet behind it.
-        """
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def each(step: Callable[[_Work, str], Awaitable[None]], endpoints: Sequence[str]) -> None:
-            async def one(endpoint: str) -> None:
-                async with gate:
+    def _start(
+        self, work: _Work, endpoint: str, step: Callable[[_Work, str], Coroutine[Any, Any, None]]
+    ) -> None:
+        async def gated() -> None:
+            async with self._gate:
+                try:
                     await step(work, endpoint)
+                except Exception:
+                    # The device is tried again on a later pass, as one whose step found nothing to do.
+                    _log.exception("campaign %s: %s on %s failed", work.campaign.id, step.__name__, endpoint)
 
-            await asyncio.gather(*(one(endpoint) for endpoint in endpoints))
+        key = (work.campaign.id, endpoint)
+        self._busy[key] = asyncio.create_task(gated(), name=f"campaign {key[0]} on {endpoint}")
 
-        batch = [e for e in work.campaign.next_batch() if self._online(e)]
+    async def _advance(self, work: _Work) -> None:
+        """Start what a campaign needs now on each device that has no task of its own yet."""
+        campaign = work.campaign
+        idle = [e for e in campaign.installations if (campaign.id, e) not in self._busy]
+        batch = [e for e in campaign.next_batch() if (campaign.id, e) not in self._busy and self._online(e)]
         if batch:
             await self._package_path(work)  # signed and published once, before the sends need it
-            await each(self._send, batch)
-        if work.campaign.state is CampaignState.ROLLING_BACK:
-            succeeded = work.campaign.endpoints(InstallationState.SUCCEEDED)
-            await each(self._revert, [e for e in succeeded if self._online(e)])
-        await each(self._poll, [e for e, s in work.campaign.installations.items() if s in _IN_FLIGHT])
+            for endpoint in batch:
+                self._start(work, endpoint, self._send)
+        if campaign.state is CampaignState.ROLLING_BACK:
+            for endpoint in idle:
+                if campaign.installations[endpoint] is InstallationState.SUCCEEDED and self._online(endpoint):
+                    self._start(work, endpoint, self._revert)
+        now = self._now()
+        in_flight = [e for e, s in campaign.installations.items() if s in _IN_FLIGHT]
+        pause = max(self.poll_interval, len(in_flight) / POLLS_PER_S)
+        for endpoint in (e for e in in_flight if (campaign.id, e) not in self._busy):
+            heard = self._heard.get(endpoint)
+            last = max(
+                work.last_progress[endpoint],
+                self._polled.get((campaign.id, endpoint), work.last_progress[endpoint]),
+            )
+            news = heard is not None and heard[0] > work.last_progress[endpoint]
+            if news or (now - last).total_seconds() >= pause:
+                self._polled[(campaign.id, endpoint)] = now
+                self._start(work, endpoint, self._poll)
 
     async def _package_path(self, work: _Work) -> str:
         token = f"{work.campaign.id}.{work.module_id}"
@@ -281,25 +358,21 @@ class CampaignRunner:
     async def _send(self, work: _Work, endpoint: str) -> None:
         """Write the Package URI; the device downloads, verifies, installs and self-tests on its own."""
         uri = self._package_uri(endpoint, await self._package_path(work))
+        campaign_id = work.campaign.id
         try:
             await self.server.devices.write(endpoint, PACKAGE_URI, uri)
         except TinymlaasError as exc:
-            await self._write(self._record, work.campaign.id, endpoint, InstallationState.SENT, None, {})
-            await self._write(
-                self._record,
-                work.campaign.id,
-                endpoint,
-                InstallationState.FAILED,
-                None,
-                {"error": f"writing the package URI failed: {exc.detail}"},
+            error = f"writing the package URI failed: {exc.detail}"
+            await self._store(
+                _Move(campaign_id, endpoint, InstallationState.SENT),
+                _Move(campaign_id, endpoint, InstallationState.FAILED, detail={"error": error}),
             )
             return
-        await self._write(
-            self._record, work.campaign.id, endpoint, InstallationState.SENT, None, {"package_uri": uri}
-        )
+        await self._store(_Move(campaign_id, endpoint, InstallationState.SENT, detail={"package_uri": uri}))
 
     async def _poll(self, work: _Work, endpoint: str) -> None:
-        """Read object 9; record news, or FAILED once the device reported no progress for the timeout.
+        """Read object 9, or take what the device notified since; record news, or FAILED once the device
+        reported no progress for the timeout.
 
         Progress is a new state or a new Status Reason: the agent counts received bytes there while it
         downloads, so a slow link is told apart from a dead one.
@@ -308,30 +381,31 @@ class CampaignRunner:
         news: InstallationState | None = None
         result: int | None = None
         detail: dict[str, Any] = {}
-        if self._online(endpoint):
+        heard = self._heard.get(endpoint)
+        if heard is not None and heard[0] > work.last_progress[endpoint]:
+            del self._heard[endpoint]
+            news, result, detail = _reported(heard[1], work.manifest)
+        elif self._online(endpoint):
             try:
                 software = resources(await self.server.devices.read(endpoint, SOFTWARE))
             except TinymlaasError as exc:
                 _log.info("reading object 9 of %s failed: %s", endpoint, exc.detail)
             else:
                 news, result, detail = _reported(software, work.manifest)
+        campaign_id = work.campaign.id
         if news is not None and news is not current:
-            await self._write(self._record, work.campaign.id, endpoint, news, result, detail)
+            await self._store(_Move(campaign_id, endpoint, news, result, detail))
             return
         reason = detail.get("status_reason")
         if reason and reason != work.details[endpoint].get("status_reason"):
             # Same state, new Status Reason (bytes received so far): slow, not stalled.
-            await self._write(self._note, work.campaign.id, endpoint, {"status_reason": reason})
+            await self._store(_Move(campaign_id, endpoint, None, detail={"status_reason": reason}))
             return
         stalled = (self._now() - work.last_progress[endpoint]).total_seconds()
         if stalled > self.install_timeout:
-            await self._write(
-                self._record,
-                work.campaign.id,
-                endpoint,
-                InstallationState.FAILED,
-                result,
-                {"error": f"no progress for {stalled:.0f} s (timeout {self.install_timeout:g} s)"},
+            error = f"no progress for {stalled:.0f} s (timeout {self.install_timeout:g} s)"
+            await self._store(
+                _Move(campaign_id, endpoint, InstallationState.FAILED, result, {"error": error})
             )
 
     async def _revert(self, work: _Work, endpoint: str) -> None:
@@ -341,24 +415,19 @@ class CampaignRunner:
         (the answer was lost), else ROLLBACK_FAILED: something else replaced the module and it is left.
         """
         expected = _module_label(work.manifest)
+        campaign_id = work.campaign.id
+        failed = InstallationState.ROLLBACK_FAILED
         try:
             running = _running_label(resources(await self.server.devices.read(endpoint, SOFTWARE)))
             if running != expected and "rollback_requested" not in work.details[endpoint]:
                 error = (
                     f"the device runs {_label(running)} now, not this campaign's module; it is left as it is"
                 )
-                await self._write(
-                    self._record,
-                    work.campaign.id,
-                    endpoint,
-                    InstallationState.ROLLBACK_FAILED,
-                    None,
-                    {"error": error},
-                )
+                await self._store(_Move(campaign_id, endpoint, failed, detail={"error": error}))
                 return
             if running == expected:
                 requested = {"rollback_requested": iso(self._now())}
-                await self._write(self._note, work.campaign.id, endpoint, requested)
+                await self._store(_Move(campaign_id, endpoint, None, detail=requested))
                 await self.server.devices.execute(endpoint, UNINSTALL)
                 running = _running_label(resources(await self.server.devices.read(endpoint, SOFTWARE)))
         except PeerUnreachable as exc:
@@ -367,50 +436,67 @@ class CampaignRunner:
         except DeviceRequestFailed as exc:
             if exc.code == "5.03":  # an update is under way on the device; it ends on its own
                 return
-            failed = InstallationState.ROLLBACK_FAILED
-            await self._write(self._record, work.campaign.id, endpoint, failed, None, {"error": exc.detail})
+            await self._store(_Move(campaign_id, endpoint, failed, detail={"error": exc.detail}))
             return
         if running == expected:
             error = "the device still reports this campaign's model after Uninstall"
-            failed = InstallationState.ROLLBACK_FAILED
-            await self._write(self._record, work.campaign.id, endpoint, failed, None, {"error": error})
+            await self._store(_Move(campaign_id, endpoint, failed, detail={"error": error}))
             return
         reverted = InstallationState.ROLLED_BACK
-        detail = {"rolled_back_to": _label(running)}
-        await self._write(self._record, work.campaign.id, endpoint, reverted, None, detail)
+        await self._store(_Move(campaign_id, endpoint, reverted, detail={"rolled_back_to": _label(running)}))
 
-    def _note(self, campaign_id: str, endpoint: str, detail: dict[str, Any]) -> None:
-        """Add to one installation's detail without changing its state; it counts as progress."""
-        with self.context.session() as session:
-            installation = CampaignRepository(session).installations(campaign_id)[endpoint]
-            installation.detail = {**installation.detail, **detail}
-            installation.updated_at = self._now()
+    async def _store(self, *moves: _Move) -> None:
+        """Queue ``moves`` for the next group written, and wait until they are stored."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for move in moves:
+            future: asyncio.Future[None] = loop.create_future()
+            self._moves.append((move, future))
+            futures.append(future)
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.create_task(self._store_groups(), name="campaign moves")
+        await asyncio.gather(*futures)
 
-    def _record(
-        self,
-        campaign_id: str,
-        endpoint: str,
-        state: InstallationState,
-        update_result: int | None,
-        detail: dict[str, Any],
-    ) -> None:
-        """Apply one device's move to the campaign as stored now; a move it no longer takes is dropped."""
+    async def _store_groups(self) -> None:
+        """Store the moves waiting, in groups, until none is left; a failed group fails its waiters."""
+        while self._moves:
+            group, self._moves = self._moves, []
+            try:
+                await self._write(self._apply, [move for move, _ in group])
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+    def _apply(self, moves: list[_Move]) -> None:
+        """Apply moves in order, each campaign read and written once; a move it no longer takes is dropped."""
         now = self._now()
         with self.context.session() as session:
             repository = CampaignRepository(session)
-            row = repository.campaign(campaign_id)
-            installations = repository.installations(campaign_id)
-            try:
-                campaign = campaign_value(row, installations).record(endpoint, state)
-            except Conflict as exc:
-                _log.info("campaign %s: %s", campaign_id, exc.detail)
-                return
-            store_campaign(row, installations, campaign, now)
-            installation = installations[endpoint]
-            if update_result is not None:
-                installation.update_result = update_result
-            if detail:
-                installation.detail = {**installation.detail, **detail}
+            for campaign_id in dict.fromkeys(move.campaign_id for move in moves):
+                row = repository.campaign(campaign_id)
+                installations = repository.installations(campaign_id)
+                campaign = campaign_value(row, installations)
+                for move in (m for m in moves if m.campaign_id == campaign_id):
+                    installation = installations[move.endpoint]
+                    if move.state is None:
+                        installation.detail = {**installation.detail, **move.detail}
+                        installation.updated_at = now
+                        continue
+                    try:
+                        campaign = campaign.record(move.endpoint, move.state)
+                    except Conflict as exc:
+                        _log.info("campaign %s: %s", campaign_id, exc.detail)
+                        continue
+                    store_campaign(row, installations, campaign, now)
+                    if move.update_result is not None:
+                        installation.update_result = move.update_result
+                    if move.detail:
+                        installation.detail = {**installation.detail, **move.detail}
 
 
 def _reported(

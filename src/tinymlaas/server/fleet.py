@@ -129,6 +129,8 @@ class FleetService:
     lease: CampaignLease
     # The server's requests to devices for callers on other threads: the dashboard's page handlers.
     link: DeviceLink
+    # Carries campaigns out on the devices while this process holds the lease.
+    campaigns: CampaignRunner
 
     def __init__(self, context: Context, clock: Clock) -> None:
         self.context = context
@@ -138,6 +140,8 @@ class FleetService:
         self._write_lock = asyncio.Lock()
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
+        # Endpoints whose object 9 is being read after a notification -> whether another came meanwhile.
+        self._software_reads: dict[str, bool] = {}
         self._campaigns: asyncio.Task[None] | None = None
         self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
@@ -192,7 +196,7 @@ class FleetService:
         fleet.lease = CampaignLease(
             context, fleet.server_id, fleet._write, clock=clock, ttl_s=context.settings.campaign_lease_s
         )
-        runner = CampaignRunner(
+        fleet.campaigns = runner = CampaignRunner(
             context,
             fleet.server,
             fleet._write,
@@ -336,16 +340,30 @@ class FleetService:
         """Follow Update State and Update Result, so the device row shows each install as it happens.
 
         A change re-reads the whole Object 9 instance: the installed package's name and version change
-        together with the state, and a notification carries only the resource that changed.
+        together with the state, and a notification carries only the resource that changed. State and
+        Result usually change together, so notifications that arrive while a read is under way lead to
+        one more read, not one each. What was read is also the campaign runner's news of the device.
         """
 
         async def on_change(_values: dict[Path, Value]) -> None:
-            try:
-                software = resources(await self.server.devices.read(endpoint, SOFTWARE))
-            except TinymlaasError as exc:
-                await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
+            if endpoint in self._software_reads:  # a read under way; it reads again when it is done
+                self._software_reads[endpoint] = True
                 return
-            await self._write(self._store_installed, endpoint, software)
+            self._software_reads[endpoint] = False
+            try:
+                while True:
+                    try:
+                        software = resources(await self.server.devices.read(endpoint, SOFTWARE))
+                    except TinymlaasError as exc:
+                        await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
+                        return
+                    self.campaigns.heard(endpoint, software)
+                    await self._write(self._store_installed, endpoint, software)
+                    if not self._software_reads[endpoint]:
+                        return
+                    self._software_reads[endpoint] = False
+            finally:
+                del self._software_reads[endpoint]
 
         for resource_id in (7, 9):
             path = Path(SOFTWARE.object_id, SOFTWARE.instance_id, resource_id)
