@@ -194,8 +194,10 @@ class Agent:
         collect: Collection | None = None,
         credentials: DeviceCredentials | None = None,
         hop_port: int = 0,
+        wait: bool = True,
     ) -> Agent:
-        """Bind, register (returning once the first attempt is answered or failed), and resume any update.
+        """Bind, register (returning once the first attempt is answered or failed, unless ``wait`` is
+        False: ``first_attempt`` waits for it then), and resume any update.
 
         ``server_uri`` is one server or several to fail over between, tried in order (round robin).
         ``public_key`` is the server's Ed25519 key (raw, hex or PEM bytes); only packages it signed are
@@ -249,8 +251,13 @@ class Agent:
         if inference is not None:
             inference.start()
         agent._updater.resume()
-        await agent._first_attempt.wait()
+        if wait:
+            await agent.first_attempt()
         return agent
+
+    async def first_attempt(self) -> None:
+        """Until the first registration attempt was answered or failed."""
+        await self._first_attempt.wait()
 
     async def stop(self, *, deregister: bool = True) -> None:
         """Stop every activity, de-register (unless told not to, as a power cut would) and unbind.

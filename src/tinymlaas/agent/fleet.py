@@ -39,7 +39,7 @@ __all__ = ["COAP_PORT", "MAX_CONCURRENT_STARTS", "Fleet", "FleetEventCallback", 
 
 COAP_PORT = 5683
 COAPS_PORT = 5684
-MAX_CONCURRENT_STARTS = 20  # agents registering (or de-registering) at the same time
+MAX_CONCURRENT_STARTS = 20  # agents binding their sockets (or de-registering) at the same time
 
 FleetEventCallback = Callable[[str, AgentEvent], Awaitable[None] | None]
 
@@ -180,12 +180,16 @@ async def spawn_fleet(
                     credentials=credentials(endpoint) if credentials is not None else None,
                     hop_port=hop_port_base + index if hop_port_base else 0,
                     request_timeout=request_timeout,
+                    wait=False,
                 )
             except BaseException:
                 for relay in relays:
                     relay.close()
                 raise
-            return agent, relays
+        # Outside the gate: over a lossy link a first attempt can take the whole request timeout, and
+        # devices that power up together register together.
+        await agent.first_attempt()
+        return agent, relays
 
     indices = range(first_index, first_index + count)
     results = await asyncio.gather(*(start_one(index) for index in indices), return_exceptions=True)

@@ -124,12 +124,14 @@ class Updater:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
-        self._download.clear()
+        # The disk work runs off the event loop: in a process of many agents a Package URI written to
+        # each would otherwise hold every other agent's exchanges up.
+        await asyncio.to_thread(self._download.clear)
         if self.tracker.state not in (UpdateState.INITIAL, UpdateState.INSTALLED):
             await self._move(UpdateState.INITIAL, UpdateResult.INITIAL, "superseded by a new Package URI")
         if not uri:
             return CoapResponse("2.04")  # an empty URI cancels, as for Firmware Update
-        self._download.begin(uri)
+        await asyncio.to_thread(self._download.begin, uri)
         await self._move(UpdateState.DOWNLOAD_STARTED, UpdateResult.DOWNLOADING, f"downloading {uri}")
         self.task = asyncio.create_task(self._run(), name=f"{self._name} update")
         return CoapResponse("2.04")

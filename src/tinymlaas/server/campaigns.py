@@ -67,6 +67,10 @@ _FETCHING = (InstallationState.SENT, InstallationState.DOWNLOADING)
 # The one lease the campaign and pipeline runners of every server on a store share: pipelines start
 # campaigns and configure the nodes they install on, so both belong to the same process.
 LEASE_NAME = "campaigns"
+# A Package URI write whose answer never came is made again while the device reports no update, up to
+# this many writes in all; the count is kept in the installation's detail under UNANSWERED_WRITES.
+WRITE_ATTEMPTS = 3
+UNANSWERED_WRITES = "unanswered_writes"
 # Reads of object 9 per second the runner spreads its polls of quiet in-flight devices over; a few
 # devices are still polled every ``CampaignRunner.poll_interval`` seconds.
 POLLS_PER_S = 40.0
@@ -359,16 +363,42 @@ class CampaignRunner:
         """Write the Package URI; the device downloads, verifies, installs and self-tests on its own."""
         uri = self._package_uri(endpoint, await self._package_path(work))
         campaign_id = work.campaign.id
+        sent = InstallationState.SENT
         try:
             await self.server.devices.write(endpoint, PACKAGE_URI, uri)
+        except PeerUnreachable as exc:
+            # Only the answer may have been lost: the device may be downloading already. A poll that
+            # finds it idle writes again (``_write_again``).
+            unanswered = {"package_uri": uri, UNANSWERED_WRITES: 1, "last_write_error": exc.detail}
+            await self._store(_Move(campaign_id, endpoint, sent, detail=unanswered))
+            return
         except TinymlaasError as exc:
             error = f"writing the package URI failed: {exc.detail}"
             await self._store(
-                _Move(campaign_id, endpoint, InstallationState.SENT),
+                _Move(campaign_id, endpoint, sent),
                 _Move(campaign_id, endpoint, InstallationState.FAILED, detail={"error": error}),
             )
             return
-        await self._store(_Move(campaign_id, endpoint, InstallationState.SENT, detail={"package_uri": uri}))
+        await self._store(_Move(campaign_id, endpoint, sent, detail={"package_uri": uri}))
+
+    async def _write_again(self, work: _Work, endpoint: str) -> None:
+        """Write the Package URI again to a device that reports no update after an unanswered write;
+        FAILED once ``WRITE_ATTEMPTS`` writes in a row went unanswered."""
+        campaign_id = work.campaign.id
+        detail = work.details[endpoint]
+        uri = str(detail.get("package_uri") or self._package_uri(endpoint, await self._package_path(work)))
+        try:
+            await self.server.devices.write(endpoint, PACKAGE_URI, uri)
+        except TinymlaasError as exc:
+            unanswered = int(detail.get(UNANSWERED_WRITES, 0)) + 1
+            if isinstance(exc, PeerUnreachable) and unanswered < WRITE_ATTEMPTS:
+                noted = {UNANSWERED_WRITES: unanswered, "last_write_error": exc.detail}
+                await self._store(_Move(campaign_id, endpoint, None, detail=noted))
+                return
+            error = f"writing the package URI failed ({unanswered} attempts): {exc.detail}"
+            await self._store(_Move(campaign_id, endpoint, InstallationState.FAILED, detail={"error": error}))
+            return
+        await self._store(_Move(campaign_id, endpoint, None, detail={UNANSWERED_WRITES: 0}))
 
     async def _poll(self, work: _Work, endpoint: str) -> None:
         """Read object 9, or take what the device notified since; record news, or FAILED once the device
@@ -382,19 +412,24 @@ class CampaignRunner:
         result: int | None = None
         detail: dict[str, Any] = {}
         heard = self._heard.get(endpoint)
+        software: dict[int, Value] | None = None
         if heard is not None and heard[0] > work.last_progress[endpoint]:
             del self._heard[endpoint]
-            news, result, detail = _reported(heard[1], work.manifest)
+            software = heard[1]
         elif self._online(endpoint):
             try:
                 software = resources(await self.server.devices.read(endpoint, SOFTWARE))
             except TinymlaasError as exc:
                 _log.info("reading object 9 of %s failed: %s", endpoint, exc.detail)
-            else:
-                news, result, detail = _reported(software, work.manifest)
+        if software is not None:
+            news, result, detail = _reported(software, work.manifest)
         campaign_id = work.campaign.id
         if news is not None and news is not current:
             await self._store(_Move(campaign_id, endpoint, news, result, detail))
+            return
+        idle = software is not None and news is None
+        if idle and current is InstallationState.SENT and work.details[endpoint].get(UNANSWERED_WRITES):
+            await self._write_again(work, endpoint)
             return
         reason = detail.get("status_reason")
         if reason and reason != work.details[endpoint].get("status_reason"):

@@ -145,7 +145,8 @@ class FleetService:
         self._campaigns: asyncio.Task[None] | None = None
         self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
-        # Registration Updates stored after the device got its answer; awaited before the server stops.
+        # Registrations and their Updates stored after the device got its answer; awaited before the
+        # server stops.
         self._pending_updates: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -264,7 +265,10 @@ class FleetService:
     # Listeners: the registration interface awaits them before it answers the device.
 
     async def _on_registered(self, registration: Registration) -> None:
-        await self._write(self._store_registration, registration)
+        # As for Updates, the device gets its answer first: in a registration storm (a server restart,
+        # a fleet powering up) the writer is busy, and a device left waiting would time out and
+        # register again. The writer takes its work in order, so the row exists before the reports.
+        self._spawn_store(self._store_registration, registration)
         previous = self._reading.pop(registration.endpoint, None)
         if previous is not None:
             previous.cancel()
@@ -282,7 +286,10 @@ class FleetService:
         # Updates are the most frequent request of a fleet; during a rollout the writer is busy with
         # campaign records, and a device left waiting for that would time out its Update. The row only
         # refreshes the last-seen time, so the answer goes first and the store follows in order.
-        task = asyncio.create_task(self._write(self._store_update, registration))
+        self._spawn_store(self._store_update, registration)
+
+    def _spawn_store(self, work: Callable[[Registration], None], registration: Registration) -> None:
+        task = asyncio.create_task(self._write(work, registration))
         self._pending_updates.add(task)
         task.add_done_callback(self._pending_updates.discard)
 
