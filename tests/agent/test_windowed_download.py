@@ -141,6 +141,56 @@ def test_out_of_order_and_duplicate_blocks_never_corrupt_the_package(tmp_path: P
     assert PackageDownload(tmp_path).data() == PACKAGE
 
 
+def test_blocks_kept_together_are_written_in_groups_and_the_last_returns_once_all_are_on_disk(
+    tmp_path: Path,
+) -> None:
+    def chunk(num: int) -> bytes:
+        return PACKAGE[num * BLOCK : (num + 1) * BLOCK]
+
+    async def keep(download: PackageDownload, num: int) -> bool:
+        return await download.keep_block(num, chunk(num), szx=6, more=num < BLOCKS - 1, total=len(PACKAGE))
+
+    async def scenario() -> None:
+        download = PackageDownload(tmp_path)
+        download.begin("coap://127.0.0.1:5683/pkg/v1")
+        # Blocks arriving together: each counts as held at once, the disk takes them in groups.
+        assert all(await asyncio.gather(*(keep(download, num) for num in range(BLOCKS - 1))))
+        assert download.blocks == frozenset(range(BLOCKS - 1))
+        assert download.block(3) == chunk(3)
+        await download.flush()  # a clean stop
+        restarted = PackageDownload(tmp_path)
+        assert restarted.blocks == frozenset(range(BLOCKS - 1)) and restarted.block(7) == chunk(7)
+        assert not await keep(download, 5)  # a duplicate is still refused
+        assert await keep(download, BLOCKS - 1)  # completes the package: returns once it is all on disk
+        assert download.complete
+        on_disk = PackageDownload(tmp_path)
+        assert on_disk.complete and on_disk.data() == PACKAGE
+        assert json.loads((tmp_path / "download" / "progress.json").read_text())["blocks"] == list(
+            range(BLOCKS)
+        )
+
+    run(scenario)
+
+
+def test_a_block_that_cannot_reach_the_disk_fails_the_download(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        download = PackageDownload(tmp_path)
+        download.begin("coap://127.0.0.1:5683/pkg/v1")
+        (tmp_path / "download" / "package.part").unlink()
+        (tmp_path / "download" / "package.part").mkdir()  # the write of any group fails
+        with pytest.raises(OSError):
+            for num in range(BLOCKS):
+                await download.keep_block(
+                    num,
+                    PACKAGE[num * BLOCK : (num + 1) * BLOCK],
+                    szx=6,
+                    more=num < BLOCKS - 1,
+                    total=len(PACKAGE),
+                )
+
+    run(scenario)
+
+
 @pytest.mark.parametrize(
     ("num", "data", "szx", "more", "total", "message"),
     [

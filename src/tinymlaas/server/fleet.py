@@ -10,8 +10,8 @@ The same process runs update campaigns (``server.campaigns.CampaignRunner``) aga
 and takes the sensor samples devices upload into datasets (``services.collect``, at ``/dc/<dataset>``).
 What is stored is read back by ``services.fleet``, with or without a server running.
 
-Database writes run in a worker thread, one at a time, so the CoAP event loop never blocks on SQLite and
-events are stored in the order they happened.
+Database writes run in a worker thread, one at a time (``server.writer``), so the CoAP event loop never
+blocks on SQLite and events are stored in the order they happened; a Register goes ahead of the queue.
 
 Several servers may share one store, each with its own registrations: devices recorded online by
 one are online for all (the device table is shared), and the campaign lease decides which of them
@@ -36,6 +36,7 @@ from tinymlaas.lwm2m.server import DEFAULT_SECURE_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
 from tinymlaas.server.campaigns import CampaignLease, CampaignRunner
 from tinymlaas.server.pipelines import PipelineRunner
+from tinymlaas.server.writer import Writer
 from tinymlaas.services._reports import code_name, resources
 from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
@@ -137,7 +138,7 @@ class FleetService:
         self._clock = clock
         # Who this process is among the servers on one store: the holder it writes into the lease.
         self.server_id = f"srv_{secrets.token_hex(8)}"
-        self._write_lock = asyncio.Lock()
+        self._writer = Writer()
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
         # Endpoints whose object 9 is being read after a notification -> whether another came meanwhile.
@@ -145,8 +146,7 @@ class FleetService:
         self._campaigns: asyncio.Task[None] | None = None
         self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
-        # Registrations and their Updates stored after the device got its answer; awaited before the
-        # server stops.
+        # Registration Updates stored after the device got its answer; awaited before the server stops.
         self._pending_updates: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -249,8 +249,7 @@ class FleetService:
         await self._write(self._reset_presence, "server stopped")
 
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
-        async with self._write_lock:
-            return await asyncio.to_thread(work, *args)
+        return await self._writer(work, *args)
 
     def _now(self) -> datetime:
         return _at(self._clock())
@@ -265,10 +264,8 @@ class FleetService:
     # Listeners: the registration interface awaits them before it answers the device.
 
     async def _on_registered(self, registration: Registration) -> None:
-        # As for Updates, the device gets its answer first: in a registration storm (a server restart,
-        # a fleet powering up) the writer is busy, and a device left waiting would time out and
-        # register again. The writer takes its work in order, so the row exists before the reports.
-        self._spawn_store(self._store_registration, registration)
+        # Answered once stored, ahead of the reports and moves queued before it (``server.writer``).
+        await self._writer(self._store_registration, registration, urgent=True)
         previous = self._reading.pop(registration.endpoint, None)
         if previous is not None:
             previous.cancel()
@@ -286,10 +283,7 @@ class FleetService:
         # Updates are the most frequent request of a fleet; during a rollout the writer is busy with
         # campaign records, and a device left waiting for that would time out its Update. The row only
         # refreshes the last-seen time, so the answer goes first and the store follows in order.
-        self._spawn_store(self._store_update, registration)
-
-    def _spawn_store(self, work: Callable[[Registration], None], registration: Registration) -> None:
-        task = asyncio.create_task(self._write(work, registration))
+        task = asyncio.create_task(self._write(self._store_update, registration))
         self._pending_updates.add(task)
         task.add_done_callback(self._pending_updates.discard)
 
