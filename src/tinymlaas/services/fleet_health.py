@@ -344,8 +344,8 @@ def _presence(ctx: Context, now: datetime) -> list[PresenceEvent]:
             now - RESOLVED_WINDOW,
         )
         return [
-            PresenceEvent(row.endpoint, row.kind, as_utc(row.at), str(row.detail.get("reason", "")))
-            for row in rows
+            PresenceEvent(endpoint, kind, as_utc(at), str(detail.get("reason", "")))
+            for endpoint, kind, at, detail in rows
         ]
 
 

@@ -7,11 +7,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, String, cast, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.storage.tables import DeviceEventRow, DeviceRow
@@ -196,27 +196,32 @@ class DeviceRepository:
         """The first ``limit`` (None: all) online devices not heard from within their lifetime, by
         endpoint, as (endpoint, last_seen, lifetime); and how many there are.
 
-        Only devices last seen before ``now`` less the shortest lifetime can be silent, so only those are
-        read, and only the three columns the verdict needs.
+        The verdict (last seen plus lifetime before ``now``) is the database's, so a fleet of thousands
+        costs one count and one page of rows, not a row per device in Python.
         """
-        shortest = self.session.scalar(select(func.min(DeviceRow.lifetime)).where(DeviceRow.online.is_(True)))
-        if not shortest:
-            return [], 0
+        silent = (
+            DeviceRow.online.is_(True),
+            DeviceRow.lifetime > 0,
+            DeviceRow.last_seen.is_not(None),
+            self._expired_before(now),
+        )
+        count = self.session.scalar(select(func.count()).select_from(DeviceRow).where(*silent)) or 0
         query = (
             select(DeviceRow.endpoint, DeviceRow.last_seen, DeviceRow.lifetime)
-            .where(
-                DeviceRow.online.is_(True),
-                DeviceRow.lifetime > 0,
-                DeviceRow.last_seen < now - timedelta(seconds=shortest),
-            )
+            .where(*silent)
             .order_by(DeviceRow.endpoint)
+            .limit(limit)
         )
-        silent = [
-            (endpoint, seen, lifetime)
-            for endpoint, seen, lifetime in self.session.execute(query)
-            if _utc(seen) + timedelta(seconds=lifetime) < now
-        ]
-        return silent[:limit], len(silent)
+        return [(endpoint, seen, lifetime) for endpoint, seen, lifetime in self.session.execute(query)], count
+
+    def _expired_before(self, now: datetime) -> ColumnElement[bool]:
+        """``last_seen`` plus ``lifetime`` seconds lies before ``now``, in this database's date arithmetic."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            expires = DeviceRow.last_seen + func.make_interval(0, 0, 0, 0, 0, 0, DeviceRow.lifetime)
+            return expires < now
+        # SQLite keeps UTC times as text; julianday counts days.
+        moment = now.astimezone(UTC).replace(tzinfo=None)
+        return func.julianday(DeviceRow.last_seen) + DeviceRow.lifetime / 86400.0 < func.julianday(moment)
 
     def upsert_registration(
         self,
@@ -385,20 +390,20 @@ class DeviceRepository:
 
     def presence_of_returned(
         self, registered: str, departed: Iterable[str], since: datetime
-    ) -> list[DeviceEventRow]:
-        """Every ``registered`` and ``departed`` event, oldest first, of the devices that have a
-        ``departed`` event and registered at or after ``since``: the devices that may have come back."""
+    ) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+        """Every ``registered`` and ``departed`` event, oldest first, of the devices that registered at or
+        after ``since`` and not before a ``departed`` event of theirs: the devices that came back, as
+        (endpoint, kind, at, detail); columns rather than rows, as a fleet has thousands of them."""
         kinds = [registered, *departed]
-        returned = select(DeviceEventRow.endpoint).where(
-            DeviceEventRow.kind == registered, DeviceEventRow.at >= since
+        came, went = aliased(DeviceEventRow), aliased(DeviceEventRow)
+        returned = (
+            select(came.endpoint)
+            .join(went, went.endpoint == came.endpoint)
+            .where(came.kind == registered, came.at >= since, went.kind.in_(kinds[1:]), went.at <= came.at)
         )
-        went = select(DeviceEventRow.endpoint).where(DeviceEventRow.kind.in_(kinds[1:]))
-        query = select(DeviceEventRow).where(
-            DeviceEventRow.kind.in_(kinds),
-            DeviceEventRow.endpoint.in_(returned),
-            DeviceEventRow.endpoint.in_(went),
-        )
-        return list(self.session.scalars(query.order_by(DeviceEventRow.id)))
+        query = select(DeviceEventRow.endpoint, DeviceEventRow.kind, DeviceEventRow.at, DeviceEventRow.detail)
+        query = query.where(DeviceEventRow.kind.in_(kinds), DeviceEventRow.endpoint.in_(returned))
+        return list(self.session.execute(query.order_by(DeviceEventRow.id)).tuples())
 
     def events_since(self, kind: str, since: datetime) -> list[DeviceEventRow]:
         """Every device's events of ``kind`` recorded at or after ``since``, oldest first."""
