@@ -207,6 +207,8 @@ MAX_DTLS_PEERS = 10_000  # DTLS sessions a server keeps; past it the least recen
 MAX_BODY_BYTES = (1 << 20) + (64 << 10)  # a reassembled Block1 request: one sample upload and its framing
 MAX_TRANSFERS_PER_PEER = 4  # Block1 transfers one peer may have half-sent at once
 BLOCK1_TIMEOUT_S = 30.0  # a half-sent transfer with no block for this long is dropped, its memory freed
+# Requests unanswered in a row after which a client gives its connected DTLS session up (``_unreachable``).
+SILENT_SESSION_REQUESTS = 2
 MAX_RTT_PEERS = 1024  # peers whose round trips a client endpoint remembers; the oldest is forgotten past it
 
 
@@ -625,6 +627,7 @@ class CoapEndpoint:
         # A client's DTLS session to its server lives only while something holds it (aiocoap keeps it
         # weakly); holding it here keeps the address the server knows this device by.
         self._server_session: Any = None
+        self._silent_requests = 0  # requests unanswered in a row since the session last answered
         self._rtt: dict[str, RttEstimator] = {}
         self._resolved: dict[str, Any] = {}  # a peer's address as aiocoap resolved it, plain UDP only
         self.block_stats = BlockStats()
@@ -749,23 +752,30 @@ class CoapEndpoint:
     def _hold(self, answer: aiocoap.Message) -> None:
         if self._dtls_client is not None:
             self._server_session = answer.remote
+            self._silent_requests = 0
 
     def _unreachable(self, detail: str) -> PeerUnreachable:
-        """The error for an unanswered request; a client also gives up the DTLS session it used.
+        """The error for an unanswered request; a client may also give up the DTLS session it used.
 
         A server that restarted lost the session's keys and silently ignores its records, and a
         handshake whose flights were lost recovers slower by tinydtls's retransmissions than by a new
         one (measured under 10 % loss: 6 of 60 devices still unregistered after 78 s, against all 60 in
-        72 s), so the next request handshakes anew. A connected session leaves aiocoap's pool but is
-        not shut, so exchanges still under way on it end on their own.
+        72 s), so a handshake still under way is given up at once and a connected session once
+        ``SILENT_SESSION_REQUESTS`` requests in a row went unanswered: the next request handshakes anew.
+        A session that answers anything meanwhile (a package block) is alive, and giving it up for one
+        lost exchange only adds a handshake to a busy path. A connected session leaves aiocoap's pool
+        but is not shut, so exchanges still under way on it end on their own.
         """
         if self._dtls_client is not None:
-            self._server_session = None
+            self._silent_requests += 1
             for session in list(self._dtls_client._pool.values()):
-                if session.connected:
-                    session._remove_from_pool()
-                else:
+                if not session.connected:
                     session.shutdown()
+                elif self._silent_requests >= SILENT_SESSION_REQUESTS:
+                    session._remove_from_pool()
+            if self._silent_requests >= SILENT_SESSION_REQUESTS:
+                self._server_session = None
+                self._silent_requests = 0
         return PeerUnreachable(detail)
 
     def _message(
