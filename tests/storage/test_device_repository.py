@@ -5,7 +5,7 @@ import pytest
 
 from tinymlaas.errors import InvalidInput, NotFound
 from tinymlaas.storage.db import open_database
-from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.storage.repositories import DeviceRepository, ServerRepository
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -152,3 +152,33 @@ def test_fleet_aggregates_counted_in_sql_equal_those_counted_over_every_device(s
         listed, count = repository.silent_devices(now, 2)
         assert [endpoint for endpoint, _, _ in listed] == silent[:2] and count == len(silent)
         assert [endpoint for endpoint, _, _ in repository.silent_devices(now, None)[0]] == silent
+
+
+def test_presence_follows_the_server_each_device_registered_with(sessions):
+    with sessions() as session, session.begin():
+        servers, repository = ServerRepository(session), DeviceRepository(session)
+        servers.announce("srv_a", T0)
+        servers.announce("srv_b", T0)
+        for name, server in (("a1", "srv_a"), ("a2", "srv_a"), ("b1", "srv_b"), ("old", None)):
+            register(repository, name, f"r-{name}", T0)
+            repository.device(name).server_id = server
+        # b1 failed over to srv_a: its Update names the server it now talks to.
+        repository.seen("b1", T0 + timedelta(seconds=5), server_id="srv_a")
+        register(repository, "b2", "r-b2", T0)
+        repository.device("b2").server_id = "srv_b"
+        session.flush()
+
+        assert repository.mark_offline_served_by("srv_a") == ["a1", "a2", "b1"]
+        assert [d.endpoint for d in repository.devices(online=True)] == ["b2", "old"]
+
+        servers.renew("srv_b", T0 + timedelta(seconds=30))
+        assert servers.alive(T0 + timedelta(seconds=40), 15) == ["srv_b"]
+        # srv_b is alive: only the device of no known server goes (a server that starts asks this).
+        assert repository.mark_offline_unless_served_by(["srv_b"], unknown=False) == []
+        assert repository.mark_offline_unless_served_by(["srv_b"]) == ["old"]
+        # srv_b was killed: no renewal, so the others set its devices offline.
+        assert servers.alive(T0 + timedelta(seconds=60), 15) == []
+        assert repository.mark_offline_unless_served_by([], unknown=False) == ["b2"]
+        servers.leave("srv_b")
+        servers.renew("srv_b", T0 + timedelta(seconds=61))  # a renewal after leaving announces it again
+        assert servers.alive(T0 + timedelta(seconds=61), 15) == ["srv_b"]

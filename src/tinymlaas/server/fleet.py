@@ -16,7 +16,10 @@ blocks on SQLite and events are stored in the order they happened; a Register go
 Several servers may share one store, each with its own registrations: devices recorded online by
 one are online for all (the device table is shared), and the campaign lease decides which of them
 drives campaigns and pipelines (``server.campaigns.CampaignLease``). Each process names itself with a
-random ``server_id`` for that lease and for the logs.
+random ``server_id`` for that lease, the logs, and its row in ``servers``, renewed every
+``HEARTBEAT_S``: a device row names the server it registered with, so a server that stops sets only
+its own devices offline, and the devices of a server that was killed go offline once the others no
+longer see it renew its row (or when the next server starts).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.fleet import TELEMETRY_SAMPLED, DeviceEventKind, as_utc, prune_events
 from tinymlaas.services.provisioning import authorize_endpoint, psk_for_identity
-from tinymlaas.storage.repositories import DeviceRepository
+from tinymlaas.storage.repositories import DeviceRepository, ServerRepository
 
 __all__ = ["TELEMETRY_SAMPLES_KEPT", "FleetService"]
 
@@ -95,6 +98,10 @@ _INSTALLED = {
     16: "status_reason",
 }
 
+# Seconds between two renewals of a server's row; a server not seen for SERVER_GONE_AFTER_BEATS of them
+# is taken for dead by the others, which set its devices offline.
+HEARTBEAT_S = 5.0
+SERVER_GONE_AFTER_BEATS = 3
 # Seconds between two deletions of the device events older than ``Settings.event_retention_days``.
 EVENT_PRUNE_INTERVAL_S = 3600.0
 # Telemetry samples kept per device, newest first: four hours at the agent's default 5 s interval.
@@ -103,6 +110,11 @@ TELEMETRY_SAMPLES_KEPT = 2880
 # figures arriving within this many seconds of a sample that lacks them join it, so a sample holds
 # one report round.
 _SAMPLE_ROUND_S = 1.0
+
+
+def _went_offline(repository: DeviceRepository, endpoints: list[str], now: datetime, reason: str) -> None:
+    for endpoint in endpoints:
+        repository.record_event(endpoint, DeviceEventKind.OFFLINE, {"reason": reason}, at=now)
 
 
 def _at(seconds: float) -> datetime:
@@ -146,6 +158,7 @@ class FleetService:
         self._campaigns: asyncio.Task[None] | None = None
         self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         # Registration Updates stored after the device got its answer; awaited before the server stops.
         self._pending_updates: set[asyncio.Task[None]] = set()
 
@@ -162,12 +175,15 @@ class FleetService:
         request_timeout: float = DEFAULT_TIMEOUT,
         campaign_interval: float = 0.5,
         install_timeout: float = 120.0,
+        heartbeat_interval: float = HEARTBEAT_S,
     ) -> FleetService:
         """Open the database, set devices left online by an earlier process offline, listen, run campaigns.
 
-        Registrations do not survive the process that held them, so a device still marked online from
-        an earlier run is offline until it registers again. Campaigns pass every ``campaign_interval``
-        seconds; an installation with no progress for ``install_timeout`` seconds fails.
+        Registrations do not survive the process that held them, so a device still marked online by a
+        server that no longer runs is offline until it registers again; the devices of the other servers
+        on the store stay as they are. The server renews its own row every ``heartbeat_interval``
+        seconds. Campaigns pass every ``campaign_interval`` seconds; an installation with no progress
+        for ``install_timeout`` seconds fails.
 
         Devices talk DTLS-PSK on ``port`` under the keys ``services.provisioning`` made; ``nosec_port``
         (development only) also opens plain CoAP, for devices that were never provisioned.
@@ -178,7 +194,7 @@ class FleetService:
                 "development setting (TINYMLAAS_ALLOW_NOSEC=1)"
             )
         fleet = cls(context, clock)
-        await fleet._write(fleet._reset_presence, "server restarted")
+        await fleet._write(fleet._announce)
         fleet.server = await Lwm2mServer.start(
             host,
             port,
@@ -215,6 +231,7 @@ class FleetService:
         )
         fleet._pipelines = asyncio.create_task(pipelines.run(), name="pipeline runner")
         fleet._pruning = asyncio.create_task(fleet._prune_events(), name="event pruning")
+        fleet._heartbeat = asyncio.create_task(fleet._beat(heartbeat_interval), name="server heartbeat")
         _log.info("server %s listening on %s", fleet.server_id, fleet.server.uri)
         return fleet
 
@@ -235,8 +252,8 @@ class FleetService:
     async def stop(self) -> None:
         """Stop campaigns and report reads, give the campaign lease up (a standby server takes over on
         its next pass rather than after the lease's term), stop the server, and set the devices it had
-        registered offline."""
-        for background in (self._campaigns, self._pipelines, self._pruning):
+        registered offline (not those of the other servers on the store)."""
+        for background in (self._campaigns, self._pipelines, self._pruning, self._heartbeat):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
@@ -246,7 +263,7 @@ class FleetService:
         await asyncio.gather(*self._reading.values(), return_exceptions=True)
         await asyncio.gather(*self._pending_updates, return_exceptions=True)
         await self.server.stop()
-        await self._write(self._reset_presence, "server stopped")
+        await self._write(self._leave)
 
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
         return await self._writer(work, *args)
@@ -384,12 +401,44 @@ class FleetService:
             row.last_seen = self._now()
             repository.set_reported(endpoint, installed=_installed(software))
 
-    def _reset_presence(self, reason: str) -> None:
+    async def _beat(self, interval: float) -> None:
+        """Renew this server's row, and set offline the devices of servers no longer seen (killed)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._write(self._renew, interval)
+            except TinymlaasError as exc:  # the store is out of reach: the next beat tries again
+                _log.warning("renewing server %s failed: %s", self.server_id, exc.detail)
+
+    def _announce(self) -> None:
         now = self._now()
         with self.context.session() as session:
+            servers = ServerRepository(session)
+            servers.announce(self.server_id, now)
+            alive = servers.alive(now, SERVER_GONE_AFTER_BEATS * HEARTBEAT_S)
             repository = DeviceRepository(session)
-            for endpoint in repository.mark_all_offline():
-                repository.record_event(endpoint, DeviceEventKind.OFFLINE, {"reason": reason}, at=now)
+            _went_offline(
+                repository, repository.mark_offline_unless_served_by(alive), now, "server restarted"
+            )
+
+    def _renew(self, interval: float) -> None:
+        now = self._now()
+        with self.context.session() as session:
+            servers = ServerRepository(session)
+            servers.renew(self.server_id, now)
+            alive = servers.alive(now, SERVER_GONE_AFTER_BEATS * max(interval, HEARTBEAT_S))
+            repository = DeviceRepository(session)
+            gone = repository.mark_offline_unless_served_by([*alive, self.server_id], unknown=False)
+            _went_offline(repository, gone, now, "its server stopped answering")
+
+    def _leave(self) -> None:
+        now = self._now()
+        with self.context.session() as session:
+            ServerRepository(session).leave(self.server_id)
+            repository = DeviceRepository(session)
+            _went_offline(
+                repository, repository.mark_offline_served_by(self.server_id), now, "server stopped"
+            )
 
     def _store_registration(self, registration: Registration) -> None:
         with self.context.session() as session:
@@ -403,6 +452,7 @@ class FleetService:
                 lwm2m_version=registration.lwm2m_version,
                 objects=[str(path) for path in registration.objects],
                 registered_at=_at(registration.registered_at),
+                server_id=self.server_id,
             )
             repository.record_event(
                 registration.endpoint,
@@ -439,6 +489,7 @@ class FleetService:
                 address=registration.address,
                 lifetime=registration.lifetime,
                 objects=objects,
+                server_id=self.server_id,
             )
             if changed:
                 repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
@@ -449,7 +500,8 @@ class FleetService:
             row = repository.find(registration.endpoint)
             if row is None:
                 return
-            # A re-Register has already stored the new registration: the device stays online.
+            # A re-Register has already stored the new registration (here or with another server, after
+            # failing over): the device stays online.
             if row.registration_id == registration.registration_id:
                 row.online = False
             repository.record_event(

@@ -252,6 +252,8 @@ class DeviceRow(Base):
     board_id: Mapped[str | None] = mapped_column(String(64), index=True)  # as reported, may be unknown
     registration_id: Mapped[str | None] = mapped_column(String(32))  # the latest one, kept when offline
     online: Mapped[bool] = mapped_column(Boolean)
+    # The server process the device registered with last (``ServerRow.id``); its presence follows it.
+    server_id: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(256))  # the transport's peer URI (coap://host:port)
     lifetime: Mapped[int | None] = mapped_column(Integer)  # seconds
     lwm2m_version: Mapped[str | None] = mapped_column(String(8))
@@ -496,6 +498,20 @@ class SearchRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ServerRow(Base):
+    """A server process on this store, while it runs: ``seen_at`` is renewed every few seconds.
+
+    The devices registered with a server are online only while it lives: one that stops sets its own
+    devices offline, and the others set offline the devices of a server no longer seen (killed).
+    """
+
+    __tablename__ = "servers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class LeaseRow(Base):

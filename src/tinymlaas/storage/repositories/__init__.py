@@ -8,7 +8,7 @@ from tinymlaas.storage.repositories.credentials import CredentialRepository
 from tinymlaas.storage.repositories.datasets import DatasetRepository, Member, SamplePoint, SampleQuery
 from tinymlaas.storage.repositories.devices import DeviceRepository
 from tinymlaas.storage.repositories.jobs import JobRepository
-from tinymlaas.storage.repositories.leases import LeaseRepository
+from tinymlaas.storage.repositories.leases import LeaseRepository, ServerRepository
 from tinymlaas.storage.repositories.models import ModelRepository
 from tinymlaas.storage.repositories.pipelines import PipelineRepository
 from tinymlaas.storage.repositories.sandbox import Removed, SandboxRepository
@@ -36,6 +36,7 @@ __all__ = [
     "SampleQuery",
     "SandboxRepository",
     "SearchRepository",
+    "ServerRepository",
     "SplitPlanRepository",
     "TokenRepository",
 ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, cast, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, String, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from tinymlaas.errors import InvalidInput, NotFound
@@ -234,8 +234,10 @@ class DeviceRepository:
         lwm2m_version: str,
         objects: Iterable[str],
         registered_at: datetime,
+        server_id: str | None = None,
     ) -> DeviceRow:
-        """Mark a device online under a new registration, creating its row (id ``new_id``) on first sight.
+        """Mark a device online under a new registration (with the server ``server_id``), creating its
+        row (id ``new_id``) on first sight.
 
         What the device is (board, capabilities, identity) and its tags are kept until it reports again:
         a reboot does not make the server forget what the device is, and the compatibility gate still
@@ -266,6 +268,7 @@ class DeviceRepository:
         row.objects = list(objects)
         row.registered_at = registered_at
         row.last_seen = registered_at
+        row.server_id = server_id
         self.session.flush()
         return row
 
@@ -277,12 +280,15 @@ class DeviceRepository:
         address: str | None = None,
         lifetime: int | None = None,
         objects: Iterable[str] | None = None,
+        server_id: str | None = None,
     ) -> DeviceRow:
         """Record an Update: the device is alive at ``at`` (and may have moved, changed its lifetime or
-        sent its object list anew)."""
+        sent its object list anew, or updated with ``server_id`` after failing over to it)."""
         row = self.device(endpoint)
         row.online = True
         row.last_seen = at
+        if server_id is not None:
+            row.server_id = server_id
         if address is not None:
             row.address = address
         if lifetime is not None:
@@ -298,14 +304,33 @@ class DeviceRepository:
 
     def mark_all_offline(self) -> list[str]:
         """Set every online device offline; return their endpoints (sorted)."""
+        return self._set_offline(DeviceRow.online.is_(True))
+
+    def mark_offline_served_by(self, server_id: str) -> list[str]:
+        """Set the online devices registered with ``server_id`` offline; their endpoints (sorted)."""
+        return self._set_offline(DeviceRow.online.is_(True), DeviceRow.server_id == server_id)
+
+    def mark_offline_unless_served_by(self, alive: Iterable[str], *, unknown: bool = True) -> list[str]:
+        """Set offline the online devices whose server is not one of ``alive``, and with ``unknown``
+        those whose server is not known (registered before servers were recorded); their endpoints."""
+        alive = list(alive)
+        gone = DeviceRow.server_id.is_not(None)
+        if alive:
+            gone = and_(gone, DeviceRow.server_id.not_in(alive))
+        return self._set_offline(
+            DeviceRow.online.is_(True), or_(gone, DeviceRow.server_id.is_(None)) if unknown else gone
+        )
+
+    def _set_offline(self, *where: ColumnElement[bool]) -> list[str]:
         endpoints = list(
-            self.session.scalars(
-                select(DeviceRow.endpoint).where(DeviceRow.online.is_(True)).order_by(DeviceRow.endpoint)
-            )
+            self.session.scalars(select(DeviceRow.endpoint).where(*where).order_by(DeviceRow.endpoint))
         )
         if endpoints:
             self.session.execute(
-                update(DeviceRow).where(DeviceRow.endpoint.in_(endpoints)).values(online=False)
+                update(DeviceRow)
+                .where(*where)
+                .values(online=False)
+                .execution_options(synchronize_session=False)
             )
         return endpoints
 

@@ -1,4 +1,5 @@
-"""Named leases: which of several server processes on one store does a piece of work right now.
+"""Several server processes on one store: named leases (which of them does a piece of work right now)
+and the servers' own rows (which of them are alive, renewed every few seconds).
 
 A lease is taken or renewed by one conditional UPDATE, which succeeds only for its holder or once it
 has expired; a lease never taken is INSERTed, in a savepoint, and a unique-key violation there means
@@ -15,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tinymlaas.errors import InvalidInput
-from tinymlaas.storage.tables import LeaseRow
+from tinymlaas.storage.tables import LeaseRow, ServerRow
 
-__all__ = ["MAX_LEASE_S", "LeaseRepository"]
+__all__ = ["MAX_LEASE_S", "LeaseRepository", "ServerRepository"]
 
 MAX_LEASE_S = 3600.0  # a longer term would leave work undone for hours after its holder died
 _NAME_CHARS = 64  # the width of the name and holder columns
@@ -91,3 +92,40 @@ class LeaseRepository:
             if expires < _utc(now):
                 return None
         return row.holder
+
+
+class ServerRepository:
+    """The server processes on this store: each announces itself, renews ``seen_at`` and leaves."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def announce(self, server_id: str, now: datetime) -> None:
+        """Record ``server_id`` as running from ``now``."""
+        _checked("server id", server_id)
+        now = _utc(now)
+        self.session.merge(ServerRow(id=server_id, started_at=now, seen_at=now))
+
+    def renew(self, server_id: str, now: datetime) -> None:
+        """``server_id`` is alive at ``now``; announced anew if its row was removed meanwhile."""
+        now = _utc(now)
+        renewed = self.session.execute(
+            update(ServerRow)
+            .where(ServerRow.id == server_id)
+            .values(seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if renewed.rowcount != 1:  # type: ignore[attr-defined]
+            self.announce(server_id, now)
+
+    def alive(self, now: datetime, within_s: float) -> list[str]:
+        """The servers seen within ``within_s`` seconds before ``now``."""
+        cutoff = _utc(now) - timedelta(seconds=within_s)
+        return list(self.session.scalars(select(ServerRow.id).where(ServerRow.seen_at >= cutoff)))
+
+    def leave(self, server_id: str) -> None:
+        self.session.execute(delete(ServerRow).where(ServerRow.id == server_id))
+
+    def forget_before(self, before: datetime) -> None:
+        """Remove the rows of servers last seen before ``before`` (killed long ago)."""
+        self.session.execute(delete(ServerRow).where(ServerRow.seen_at < _utc(before)))
