@@ -153,6 +153,8 @@ class FleetService:
         self._writer = Writer()
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
+        # Endpoints whose reports went unanswered after they registered -> the objects to read again.
+        self._unread: dict[str, set[Path]] = {}
         # Endpoints whose object 9 is being read after a notification -> whether another came meanwhile.
         self._software_reads: dict[str, bool] = {}
         self._campaigns: asyncio.Task[None] | None = None
@@ -286,11 +288,13 @@ class FleetService:
         previous = self._reading.pop(registration.endpoint, None)
         if previous is not None:
             previous.cancel()
-        task = asyncio.create_task(
-            self._read_reports(registration.endpoint), name=f"read reports of {registration.endpoint}"
-        )
-        self._reading[registration.endpoint] = task
-        task.add_done_callback(lambda done: self._forget_reading(registration.endpoint, done))
+        self._unread.pop(registration.endpoint, None)
+        self._start_reading(registration.endpoint, (RUNTIME, DEVICE, SOFTWARE))
+
+    def _start_reading(self, endpoint: str, paths: tuple[Path, ...]) -> None:
+        task = asyncio.create_task(self._read_reports(endpoint, paths), name=f"read reports of {endpoint}")
+        self._reading[endpoint] = task
+        task.add_done_callback(lambda done: self._forget_reading(endpoint, done))
 
     def _forget_reading(self, endpoint: str, task: asyncio.Task[None]) -> None:
         if self._reading.get(endpoint) is task:
@@ -303,6 +307,12 @@ class FleetService:
         task = asyncio.create_task(self._write(self._store_update, registration))
         self._pending_updates.add(task)
         task.add_done_callback(self._pending_updates.discard)
+        unread = self._unread.get(registration.endpoint)
+        if unread and registration.endpoint not in self._reading:
+            # Reports the device did not answer after it registered: its Update shows it is reachable now.
+            self._start_reading(
+                registration.endpoint, tuple(p for p in (RUNTIME, DEVICE, SOFTWARE) if p in unread)
+            )
 
     async def _on_deregistered(self, registration: Registration) -> None:
         current = self.server.store.get_by_endpoint(registration.endpoint)
@@ -317,25 +327,37 @@ class FleetService:
         await self._write(self._store_gone, registration, DeviceEventKind.OFFLINE, "lifetime expired")
 
     def _stop_reading(self, endpoint: str) -> None:
+        self._unread.pop(endpoint, None)
         task = self._reading.pop(endpoint, None)
         if task is not None:
             task.cancel()
 
-    async def _read_reports(self, endpoint: str) -> None:
-        """Read 26241/0, 3/0 and 9/0; store what answered, an event for what did not; observe telemetry."""
+    async def _read_reports(self, endpoint: str, paths: tuple[Path, ...]) -> None:
+        """Read ``paths`` (26241/0, 3/0 and 9/0 after a registration); store what answered, an event for
+        what did not; observe telemetry and the update state.
+
+        A lost datagram on a lossy link must not leave the device without capabilities (and so refused
+        by every campaign) until it registers again: each read is tried again, and what still went
+        unanswered is read again at the device's next Update. A 4.04 is final.
+        """
         answers: dict[Path, dict[int, Any]] = {}
-        for path in (RUNTIME, DEVICE, SOFTWARE):
+        unanswered: set[Path] = set()
+        for path in paths:
             for attempt in range(1, REPORT_READ_ATTEMPTS + 1):
                 try:
                     answers[path] = resources(await self.server.devices.read(endpoint, path))
                     break
                 except TinymlaasError as exc:
-                    # A lost datagram on a lossy link must not leave the device without capabilities
-                    # (and so refused by every campaign) until it registers again; a 4.04 is final.
                     if attempt == REPORT_READ_ATTEMPTS or not isinstance(exc, PeerUnreachable):
                         await self._write(self._store_read_failure, endpoint, path, exc.detail)
+                        if isinstance(exc, PeerUnreachable):
+                            unanswered.add(path)
                         break
                     await asyncio.sleep(attempt)
+        if unanswered:
+            self._unread[endpoint] = unanswered
+        else:
+            self._unread.pop(endpoint, None)
         await self._write(self._store_reports, endpoint, answers)
         if SOFTWARE in answers:
             await self._observe_software(endpoint)
