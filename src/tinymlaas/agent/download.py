@@ -145,6 +145,7 @@ class PackageDownload:
         self._generation = 0
         # Blocks held (listed in ``_held``) but not yet on disk, and the task writing them.
         self._unwritten: dict[int, bytes] = {}
+        self._writing: dict[int, bytes] = {}  # the group on its way to disk
         self._flushing: asyncio.Task[None] | None = None
         self._write_failed: OSError | None = None  # a group of this download that did not reach the disk
         self._open()
@@ -312,20 +313,23 @@ class PackageDownload:
         """
         while self._unwritten:
             generation, blocks, held = self._generation, self._unwritten, self._held
-            self._unwritten = {}
+            self._unwritten, self._writing = {}, blocks
             try:
                 await asyncio.to_thread(self._persist, generation, blocks, held)
             except OSError as exc:
                 if generation == self._generation:
                     self._write_failed = exc
                 return
+            finally:
+                self._writing = {}
 
     def block(self, num: int) -> bytes:
         """Block ``num`` as held (empty when it is not)."""
         if num not in self._held.blocks:
             return b""
-        if num in self._unwritten:
-            return self._unwritten[num]
+        for waiting in (self._unwritten, self._writing):
+            if num in waiting:
+                return waiting[num]
         with open(self._part, "rb") as handle:
             handle.seek(num * self._held.block_size)
             return handle.read(self._held.block_size)

@@ -207,8 +207,6 @@ MAX_DTLS_PEERS = 10_000  # DTLS sessions a server keeps; past it the least recen
 MAX_BODY_BYTES = (1 << 20) + (64 << 10)  # a reassembled Block1 request: one sample upload and its framing
 MAX_TRANSFERS_PER_PEER = 4  # Block1 transfers one peer may have half-sent at once
 BLOCK1_TIMEOUT_S = 30.0  # a half-sent transfer with no block for this long is dropped, its memory freed
-# Requests unanswered in a row after which a client gives its connected DTLS session up (``_unreachable``).
-SILENT_SESSION_REQUESTS = 2
 MAX_RTT_PEERS = 1024  # peers whose round trips a client endpoint remembers; the oldest is forgotten past it
 
 
@@ -627,7 +625,7 @@ class CoapEndpoint:
         # A client's DTLS session to its server lives only while something holds it (aiocoap keeps it
         # weakly); holding it here keeps the address the server knows this device by.
         self._server_session: Any = None
-        self._silent_requests = 0  # requests unanswered in a row since the session last answered
+        self._answered_at = 0.0  # monotonic time of the last answer to a request of this endpoint
         self._rtt: dict[str, RttEstimator] = {}
         self._resolved: dict[str, Any] = {}  # a peer's address as aiocoap resolved it, plain UDP only
         self.block_stats = BlockStats()
@@ -752,30 +750,27 @@ class CoapEndpoint:
     def _hold(self, answer: aiocoap.Message) -> None:
         if self._dtls_client is not None:
             self._server_session = answer.remote
-            self._silent_requests = 0
+        self._answered_at = time.monotonic()
 
-    def _unreachable(self, detail: str) -> PeerUnreachable:
-        """The error for an unanswered request; a client may also give up the DTLS session it used.
+    def _unreachable(self, detail: str, since: float) -> PeerUnreachable:
+        """The error for a request unanswered since ``since`` (monotonic); a client whose session answered
+        nothing since then also gives that DTLS session up.
 
         A server that restarted lost the session's keys and silently ignores its records, and a
         handshake whose flights were lost recovers slower by tinydtls's retransmissions than by a new
         one (measured under 10 % loss: 6 of 60 devices still unregistered after 78 s, against all 60 in
-        72 s), so a handshake still under way is given up at once and a connected session once
-        ``SILENT_SESSION_REQUESTS`` requests in a row went unanswered: the next request handshakes anew.
-        A session that answers anything meanwhile (a package block) is alive, and giving it up for one
-        lost exchange only adds a handshake to a busy path. A connected session leaves aiocoap's pool
-        but is not shut, so exchanges still under way on it end on their own.
+        72 s), so the next request handshakes anew. A session that answered other requests meanwhile (a
+        download's blocks) is alive: giving it up for one lost exchange would only add a handshake to a
+        busy path. A connected session leaves aiocoap's pool but is not shut, so exchanges still under
+        way on it end on their own.
         """
-        if self._dtls_client is not None:
-            self._silent_requests += 1
+        if self._dtls_client is not None and self._answered_at < since:
+            self._server_session = None
             for session in list(self._dtls_client._pool.values()):
-                if not session.connected:
-                    session.shutdown()
-                elif self._silent_requests >= SILENT_SESSION_REQUESTS:
+                if session.connected:
                     session._remove_from_pool()
-            if self._silent_requests >= SILENT_SESSION_REQUESTS:
-                self._server_session = None
-                self._silent_requests = 0
+                else:
+                    session.shutdown()
         return PeerUnreachable(detail)
 
     def _message(
@@ -817,13 +812,16 @@ class CoapEndpoint:
         """
         message = self._message(method, uri, payload, content_format, accept, query)
         self._route(message, uri)
+        since = time.monotonic()
         pending = self._context.request(message)
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
         except TimeoutError:
-            raise self._unreachable(f"{method.upper()} {uri}: no response within {timeout} s") from None
+            raise self._unreachable(
+                f"{method.upper()} {uri}: no response within {timeout} s", since
+            ) from None
         except coap_error.Error as exc:
-            raise self._unreachable(f"{method.upper()} {uri}: {exc}") from None
+            raise self._unreachable(f"{method.upper()} {uri}: {exc}", since) from None
         self._hold(answer)
         return _to_response(answer)
 
@@ -844,13 +842,14 @@ class CoapEndpoint:
         estimator = self._estimator(key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        since = time.monotonic()
         wait = estimator.first_timeout()
         sent_at: dict[Any, float] = {}  # each copy (an aiocoap request) -> when that copy left
         try:
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise self._unreachable(f"GET {uri} block {num}: no response within {timeout} s")
+                    raise self._unreachable(f"GET {uri} block {num}: no response within {timeout} s", since)
                 message = self._message("GET", uri, b"", None, None, ())
                 message.mtype = Type.NON
                 message.opt.block2 = BlockOption.BlockwiseTuple(num, False, szx)
@@ -872,7 +871,7 @@ class CoapEndpoint:
                     break
                 if all(copy.response.done() for copy in sent_at):
                     error = next(iter(sent_at)).response.exception()
-                    raise self._unreachable(f"GET {uri} block {num}: {error}")
+                    raise self._unreachable(f"GET {uri} block {num}: {error}", since)
                 wait = backoff(wait)
         finally:
             for copy in sent_at:
@@ -929,14 +928,15 @@ class CoapEndpoint:
         message = self._message("GET", uri, b"", None, accept, query)
         message.opt.observe = 0
         self._route(message, uri)
+        since = time.monotonic()
         pending = self._context.request(message)
         try:
             answer = await asyncio.wait_for(pending.response, timeout)
         except TimeoutError:
             pending.observation.cancel()
-            raise self._unreachable(f"observe {uri}: no response within {timeout} s") from None
+            raise self._unreachable(f"observe {uri}: no response within {timeout} s", since) from None
         except coap_error.Error as exc:
-            raise self._unreachable(f"observe {uri}: {exc}") from None
+            raise self._unreachable(f"observe {uri}: {exc}", since) from None
         observation = Observation(pending, _to_response(answer), on_notification)
         if observation.active:
             self._observations.add(observation)
