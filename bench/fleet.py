@@ -19,7 +19,8 @@ datagrams the links dropped, so the loss applied is visible, and all datagrams p
 installed. ``--processes N`` splits the fleet over N processes (``fleet spawn --processes``). Writes
 ``bench/results/fleet.json`` (or ``--out``) and prints a table.
 
-    python bench/fleet.py [--devices 200] [--loss 0,0.1] [--processes 1] [--timeout 900] [--out PATH]
+    python bench/fleet.py [--devices 200] [--loss 0,0.1] [--link lte-m] [--processes 1] [--timeout 900]
+        [--out PATH]
 """
 
 from __future__ import annotations
@@ -372,8 +373,9 @@ def _installation_summary(campaign: dict[str, Any]) -> dict[str, Any]:
 def _scenario(
     security: str, loss: float, args: argparse.Namespace, build: Build, work: Path, procs: Processes
 ) -> dict[str, Any]:
-    tag = f"{security}, loss {100 * loss:g} %:"
-    scenario_dir = work / f"{security}-loss-{loss:g}"
+    link = args.link or "loopback"
+    tag = f"{security}, {link}, loss {100 * loss:g} %:"
+    scenario_dir = work / f"{security}-{link}-loss-{loss:g}"
     if scenario_dir.exists():
         shutil.rmtree(scenario_dir)
     store = scenario_dir / "store"
@@ -398,6 +400,7 @@ def _scenario(
         spawn += ["--server", server_uri, "--state-dir", str(scenario_dir / "agents")]
         spawn += ["--public-key", str(store / "keys" / PUBLIC_KEY_NAME), "--sensor", "none"]
         spawn += ["--loss", f"{loss:g}", "--seed", str(args.seed), "--processes", str(args.processes)]
+        spawn += ["--link", link]
         registering = time.monotonic()
         fleet = procs.start("fleet", spawn, store, fleet_log, env)
         fleet_sampler = ProcessSampler(fleet.pid)
@@ -422,6 +425,7 @@ def _scenario(
     delivered = result["succeeded"] * blocks
     return {
         "security": security,
+        "link_profile": link,
         "loss": loss,
         "devices": args.devices,
         **registration,
@@ -585,7 +589,7 @@ def _print_table(results: dict[str, Any]) -> None:
         f"{build['signed_package_bytes'] / 1000:.1f} KB signed package, single stage"
     )
     for column in (
-        "security",
+        "security, link",
         "loss",
         "register s",
         "rollout s",
@@ -610,7 +614,7 @@ def _print_table(results: dict[str, Any]) -> None:
             count = link.get("up_dropped", 0) + link.get("down_dropped", 0)
             dropped = f"{count} ({100 * link['measured_loss']:.1f} %)"
         table.add_row(
-            run["security"],
+            f"{run['security']}, {run.get('link_profile', 'loopback')}",
             f"{100 * run['loss']:g} %",
             _fmt(run["registration_s"])
             if run["registration_s"] is not None
@@ -670,6 +674,11 @@ def main() -> None:
         help="Built-in dataset of the module; its int8 package must weigh 20-100 KB signed.",
     )
     parser.add_argument("--seed", type=int, default=0, help="Link losses of agent i are drawn from SEED + i.")
+    parser.add_argument(
+        "--link",
+        help="Each agent's emulated link (fleet spawn --link: ble, wifi, lte-m, nb-iot; default loopback); "
+        "each --loss figure replaces the profile's own.",
+    )
     parser.add_argument(
         "--processes",
         type=int,
