@@ -161,8 +161,10 @@ class FleetService:
         self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        # Registration Updates stored after the device got its answer; awaited before the server stops.
-        self._pending_updates: set[asyncio.Task[None]] = set()
+        # Registration Updates, the newest per device, waiting to be stored (after the device got its
+        # answer), and the task storing them; it is awaited before the server stops.
+        self._updates: dict[str, Registration] = {}
+        self._storing_updates: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -263,7 +265,8 @@ class FleetService:
         for task in list(self._reading.values()):
             task.cancel()
         await asyncio.gather(*self._reading.values(), return_exceptions=True)
-        await asyncio.gather(*self._pending_updates, return_exceptions=True)
+        if self._storing_updates is not None:
+            await asyncio.gather(self._storing_updates, return_exceptions=True)
         await self.server.stop()
         await self._write(self._leave)
 
@@ -283,6 +286,7 @@ class FleetService:
     # Listeners: the registration interface awaits them before it answers the device.
 
     async def _on_registered(self, registration: Registration) -> None:
+        self._updates.pop(registration.endpoint, None)  # of the registration this one replaces
         # Answered once stored, ahead of the reports and moves queued before it (``server.writer``).
         await self._writer(self._store_registration, registration, urgent=True)
         previous = self._reading.pop(registration.endpoint, None)
@@ -304,9 +308,9 @@ class FleetService:
         # Updates are the most frequent request of a fleet; during a rollout the writer is busy with
         # campaign records, and a device left waiting for that would time out its Update. The row only
         # refreshes the last-seen time, so the answer goes first and the store follows in order.
-        task = asyncio.create_task(self._write(self._store_update, registration))
-        self._pending_updates.add(task)
-        task.add_done_callback(self._pending_updates.discard)
+        self._updates[registration.endpoint] = registration  # a newer one of the device replaces it
+        if self._storing_updates is None or self._storing_updates.done():
+            self._storing_updates = asyncio.create_task(self._store_pending_updates(), name="store updates")
         unread = self._unread.get(registration.endpoint)
         if unread and registration.endpoint not in self._reading:
             # Reports the device did not answer after it registered: its Update shows it is reachable now.
@@ -314,17 +318,33 @@ class FleetService:
                 registration.endpoint, tuple(p for p in (RUNTIME, DEVICE, SOFTWARE) if p in unread)
             )
 
+    async def _store_pending_updates(self) -> None:
+        """Store the Updates waiting, in groups, until none is left."""
+        while self._updates:
+            group = list(self._updates.values())
+            self._updates.clear()
+            await self._write(self._store_updates, group)
+
     async def _on_deregistered(self, registration: Registration) -> None:
         current = self.server.store.get_by_endpoint(registration.endpoint)
         # The registration interface reports a re-Register as the old registration's end first.
         reason = "re-registered" if current is not None else "deregister"
         if current is None:
             self._stop_reading(registration.endpoint)
+        self._drop_update(registration)
         await self._write(self._store_gone, registration, DeviceEventKind.DEREGISTERED, reason)
 
     async def _on_offline(self, registration: Registration) -> None:
         self._stop_reading(registration.endpoint)
+        self._drop_update(registration)
         await self._write(self._store_gone, registration, DeviceEventKind.OFFLINE, "lifetime expired")
+
+    def _drop_update(self, registration: Registration) -> None:
+        """Forget an Update of ``registration`` not stored yet: stored after its end, it would set the
+        device online again."""
+        pending = self._updates.get(registration.endpoint)
+        if pending is not None and pending.registration_id == registration.registration_id:
+            del self._updates[registration.endpoint]
 
     def _stop_reading(self, endpoint: str) -> None:
         self._unread.pop(endpoint, None)
@@ -488,33 +508,40 @@ class FleetService:
                 at=_at(registration.registered_at),
             )
 
-    def _store_update(self, registration: Registration) -> None:
-        at = _at(registration.updated_at)
+    def _store_updates(self, registrations: list[Registration]) -> None:
+        """Store a group of Updates in one transaction: a fleet of thousands sends hundreds a second."""
         with self.context.session() as session:
             repository = DeviceRepository(session)
-            row = repository.find(registration.endpoint)
-            if row is None:  # the row was deleted under a live registration; nothing to update
-                return
-            objects = [str(path) for path in registration.objects]
-            changed = {
-                key: value
-                for key, value, before in (
-                    ("address", registration.address, row.address),
-                    ("lifetime_s", registration.lifetime, row.lifetime),
-                    ("objects", objects, row.objects),
-                )
-                if value != before
-            }
-            repository.seen(
-                registration.endpoint,
-                at,
-                address=registration.address,
-                lifetime=registration.lifetime,
-                objects=objects,
-                server_id=self.server_id,
+            for registration in registrations:
+                self._store_update(repository, registration)
+
+    def _store_update(self, repository: DeviceRepository, registration: Registration) -> None:
+        at = _at(registration.updated_at)
+        row = repository.find(registration.endpoint)
+        # The row was deleted under a live registration, or the device registered anew (the Register
+        # is stored ahead of queued work) and this Update belongs to the registration it replaced.
+        if row is None or row.registration_id != registration.registration_id:
+            return
+        objects = [str(path) for path in registration.objects]
+        changed = {
+            key: value
+            for key, value, before in (
+                ("address", registration.address, row.address),
+                ("lifetime_s", registration.lifetime, row.lifetime),
+                ("objects", objects, row.objects),
             )
-            if changed:
-                repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
+            if value != before
+        }
+        repository.seen(
+            registration.endpoint,
+            at,
+            address=registration.address,
+            lifetime=registration.lifetime,
+            objects=objects,
+            server_id=self.server_id,
+        )
+        if changed:
+            repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
 
     def _store_gone(self, registration: Registration, kind: DeviceEventKind, reason: str) -> None:
         with self.context.session() as session:
