@@ -380,6 +380,8 @@ class FleetService:
             self._unread.pop(endpoint, None)
         await self._write(self._store_reports, endpoint, answers)
         if SOFTWARE in answers:
+            # A device that registered anew mid-update (its registration lapsed) tells its campaign here.
+            self.campaigns.heard(endpoint, answers[SOFTWARE])
             await self._observe_software(endpoint)
         if RUNTIME not in answers:
             return
