@@ -450,7 +450,9 @@ class FleetService:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._write(self._renew, interval)
+                # Ahead of queued work: a renewal held up behind a busy queue would make the other
+                # servers take this one for dead.
+                await self._writer(self._renew, interval, urgent=True)
             except TinymlaasError as exc:  # the store is out of reach: the next beat tries again
                 _log.warning("renewing server %s failed: %s", self.server_id, exc.detail)
 
