@@ -10,9 +10,9 @@ Three phases, each timed from the store (a device counts once the server recorde
    server's CPU % of one core, its RSS, and how many devices the server set offline meanwhile (a
    lifetime passed without an Update it could take);
 3. restart: the server is stopped (SIGTERM: it sets every device offline, as a restart does) and
-   started again on the same port and store; from its start until every device is online again
-   (50 %, 95 %, all). The agents find the server forgot them (their DTLS sessions and registrations
-   went with it) and register anew, backing off with jitter.
+   started again on the same port and store; from its start until as many devices as were online
+   before are online again (50 %, 95 %, all). The agents find the server forgot them (their DTLS
+   sessions and registrations went with it) and register anew, backing off with jitter.
 
 Writes ``bench/results/registrations.json`` (or ``--out``) and prints a table.
 
@@ -115,8 +115,12 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         fleet_sampler.start()
         watched = [(server, "tinymlaas serve", server_log), (fleet, "tinymlaas fleet spawn", fleet_log)]
         registration = _until_online(context, args.devices, started, args.timeout, "registering", watched)
+        registration["server"] = server_sampler.between(started, time.monotonic())
         if registration["online"] < args.devices:
-            raise BenchFailed(f"{registration['online']}/{args.devices} online after {args.timeout:g} s")
+            # Held and restarted as far as it got: the figures say how many were online.
+            console.print(
+                f"[yellow]{registration['online']}/{args.devices} online after {args.timeout:g} s[/]"
+            )
 
         _, before_hold = _offline_events(context, 0)
         hold_start = time.monotonic()
@@ -143,7 +147,10 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         server_sampler.start()
         _wait_for_server(server, restarted_log, 60)
         watched[0] = (server, "tinymlaas serve", restarted_log)
-        restart = _until_online(context, args.devices, restarted, args.timeout, "after the restart", watched)
+        # Back online: as many as were online before the restart.
+        before = holding["online_at_end"]
+        restart = _until_online(context, before, restarted, args.timeout, "after the restart", watched)
+        restart["of"] = before
         restart["server"] = server_sampler.between(restarted, time.monotonic())
         fleet_sampler.stop()
     except BenchFailed as exc:
@@ -174,7 +181,8 @@ def _print(result: dict[str, Any]) -> None:
     registration, holding, restart = result["registration"], result["holding"], result["restart"]
     table.add_row(
         "registration", str(registration["half_s"]), str(registration["p95_s"]), str(registration["all_s"]),
-        "", "", f"{registration['online']}/{result['devices']} online",
+        str(registration["server"]["cpu_percent"]), str(registration["server"]["peak_rss_mib"]),
+        f"{registration['online']}/{result['devices']} online",
     )  # fmt: skip
     server = holding["server"]
     held = f"{holding['online_at_end']} online at the end, {holding['set_offline_while_held']} set offline"
@@ -185,7 +193,7 @@ def _print(result: dict[str, Any]) -> None:
     table.add_row(
         "restart storm", str(restart["half_s"]), str(restart["p95_s"]), str(restart["all_s"]),
         str(restart["server"]["cpu_percent"]), str(restart["server"]["peak_rss_mib"]),
-        f"{restart['online']}/{result['devices']} back online",
+        f"{restart['online']}/{restart['of']} back online",
     )  # fmt: skip
     console.print(table)
 
