@@ -200,7 +200,20 @@ def _load(data: bytes | str, fmt: ContentFormat) -> list[dict[str, Any]]:
     return maps
 
 
-def _number(label: str, value: Any, where: str) -> int | float:
+class _Where:
+    """Where a record sits, for error messages; formatted only when one is raised, as a payload of
+    hundreds of records (a runtime's op list) would otherwise spend its decoding on it."""
+
+    __slots__ = ("index", "path")
+
+    def __init__(self, index: int, path: Path | None = None) -> None:
+        self.index, self.path = index, path
+
+    def __str__(self) -> str:
+        return f"SenML record {self.index}" + ("" if self.path is None else f" ({self.path})")
+
+
+def _number(label: str, value: Any, where: str | _Where) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"{where}: '{label}' must be a number, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -208,7 +221,9 @@ def _number(label: str, value: Any, where: str) -> int | float:
     return value
 
 
-def _decode_value(label: str, raw: Any, base_value: int | float | None, binary: bool, where: str) -> Value:
+def _decode_value(
+    label: str, raw: Any, base_value: int | float | None, binary: bool, where: str | _Where
+) -> Value:
     match label:
         case "v":
             number = _number(label, raw, where)
@@ -243,7 +258,7 @@ def decode_records(data: bytes | str, content_format: int) -> list[Record]:
     base_value: int | float | None = None
     records: list[Record] = []
     for index, item in enumerate(_load(data, fmt)):
-        where = f"SenML record {index}"
+        where = _Where(index)
         for label in item:
             if label.endswith("_"):
                 raise InvalidInput(f"{where}: must-understand label {label!r} is not supported")
@@ -264,7 +279,7 @@ def decode_records(data: bytes | str, content_format: int) -> list[Record]:
             raise InvalidInput(f"{where}: {exc.detail}") from None
         if path.resource_id is None:
             raise InvalidInput(f"{where}: {path} names an object or instance, not a resource")
-        where = f"{where} ({path})"
+        where = _Where(index, path)
         present = [label for label in _VALUE_LABELS if label in item]
         if len(present) > 1:
             raise InvalidInput(f"{where}: carries several values ({', '.join(present)})")
