@@ -65,7 +65,8 @@ def test_a_server_that_stops_sets_only_its_own_devices_offline_and_a_silent_one_
                 DeviceRepository(session).device("on-a").online = True
                 DeviceRepository(session).device("on-a").server_id = "srv_killed"
             await _until(lambda: not _online(context)["on-a"], "the killed server's device set offline")
-            assert show_device(context, "on-a").events[0]["detail"]["reason"] == "its server stopped answering"
+            reason = show_device(context, "on-a").events[0]["detail"]["reason"]
+            assert reason == "its server stopped answering"
             assert _online(context)["on-b"]
         finally:
             for agent in agents:
