@@ -182,3 +182,6 @@ def test_presence_follows_the_server_each_device_registered_with(sessions):
         servers.leave("srv_b")
         servers.renew("srv_b", T0 + timedelta(seconds=61))  # a renewal after leaving announces it again
         assert servers.alive(T0 + timedelta(seconds=61), 15) == ["srv_b"]
+        # A server long gone is forgotten once its devices are offline; a live one is kept.
+        servers.forget_before(T0 + timedelta(seconds=46))
+        assert servers.alive(T0 + timedelta(seconds=61), 3600) == ["srv_b"]

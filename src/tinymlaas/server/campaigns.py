@@ -227,11 +227,6 @@ class CampaignRunner:
         if self._storing is not None:
             await asyncio.gather(self._storing, return_exceptions=True)
 
-    async def settle(self) -> None:
-        """Wait until every task started so far has ended and its moves are stored."""
-        while any(not task.done() for task in self._busy.values()):
-            await asyncio.gather(*self._busy.values(), return_exceptions=True)
-
     def heard(self, endpoint: str, software: dict[int, Value]) -> None:
         """Object 9 as ``endpoint`` just reported it (a notification the fleet followed up with a read)."""
         self._heard[endpoint] = (self._now(), software)
@@ -240,6 +235,7 @@ class CampaignRunner:
         """One pass: start the sends, polls and rollbacks that are due, and return without waiting."""
         self._busy = {key: task for key, task in self._busy.items() if not task.done()}
         if self.lease is not None and not await self.lease.hold():
+            await self.stop()  # the devices' tasks started while it held the lease end too
             self._withdraw(set())
             return
         found = await self._write(self._load)

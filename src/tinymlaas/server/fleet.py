@@ -461,21 +461,25 @@ class FleetService:
         with self.context.session() as session:
             servers = ServerRepository(session)
             servers.announce(self.server_id, now)
-            alive = servers.alive(now, SERVER_GONE_AFTER_BEATS * HEARTBEAT_S)
+            gone_after = SERVER_GONE_AFTER_BEATS * HEARTBEAT_S
+            alive = servers.alive(now, gone_after)
             repository = DeviceRepository(session)
             _went_offline(
                 repository, repository.mark_offline_unless_served_by(alive), now, "server restarted"
             )
+            servers.forget_before(now - timedelta(seconds=gone_after))  # their devices are offline now
 
     def _renew(self, interval: float) -> None:
         now = self._now()
         with self.context.session() as session:
             servers = ServerRepository(session)
             servers.renew(self.server_id, now)
-            alive = servers.alive(now, SERVER_GONE_AFTER_BEATS * max(interval, HEARTBEAT_S))
+            gone_after = SERVER_GONE_AFTER_BEATS * max(interval, HEARTBEAT_S)
+            alive = servers.alive(now, gone_after)
             repository = DeviceRepository(session)
             gone = repository.mark_offline_unless_served_by([*alive, self.server_id], unknown=False)
             _went_offline(repository, gone, now, "its server stopped answering")
+            servers.forget_before(now - timedelta(seconds=gone_after))
 
     def _leave(self) -> None:
         now = self._now()
