@@ -286,6 +286,17 @@ def _wait_for_server(process: subprocess.Popen[bytes], log: Path, timeout: float
         time.sleep(0.2)
 
 
+def _socket_buffer_drops() -> int | None:
+    """Datagrams the kernel dropped because a socket's receive buffer was full, host-wide so far (UDP
+    RcvbufErrors in /proc/net/snmp): losses the links did not make, counted apart. None off Linux."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    except OSError:
+        return None
+    header, values = [line for line in lines if line and line[0] == "Udp:"][:2]
+    return int(values[header.index("RcvbufErrors")])
+
+
 def _ready_devices(context: Context) -> int:
     """Devices online that reported their TinyML Runtime object, as the compatibility gate needs."""
     return sum(1 for d in _devices(context) if d["online"] and "runtime" in d["capabilities"])
@@ -402,14 +413,17 @@ def _scenario(
         spawn += ["--loss", f"{loss:g}", "--seed", str(args.seed), "--processes", str(args.processes)]
         spawn += ["--link", link]
         registering = time.monotonic()
+        drops_before = _socket_buffer_drops()
         fleet = procs.start("fleet", spawn, store, fleet_log, env)
         fleet_sampler = ProcessSampler(fleet.pid)
         fleet_sampler.start()
         try:
             registration = _wait_for_registrations(args, context, fleet, fleet_log, registering, tag)
+            drops_registered = _socket_buffer_drops()
             watched = {"tinymlaas serve": (server, server_log), "tinymlaas fleet spawn": (fleet, fleet_log)}
             result = _rollout(args, build, store, context, watched, tag)
             rollout_window = result.pop("_window")
+            drops_after = _socket_buffer_drops()
         finally:
             # SIGINT makes `fleet spawn` de-register its agents and print each relay's counters.
             procs.stop("fleet", signal.SIGINT, grace=60.0)
@@ -443,6 +457,9 @@ def _scenario(
             # and one answer per block with nothing else on the link.
             "datagrams_per_block": round(sent / delivered, 2) if delivered else None,
         },
+        "socket_buffer_drops": None
+        if drops_before is None or drops_registered is None or drops_after is None
+        else {"registration": drops_registered - drops_before, "rollout": drops_after - drops_registered},
         "logs": str(scenario_dir),
     }
 
@@ -603,6 +620,7 @@ def _print_table(results: dict[str, Any]) -> None:
         "server CPU %",
         "agents CPU %",
         "dropped",
+        "buffer drops",
         "datagrams/block",
     ):
         table.add_column(column, justify="right")
@@ -630,11 +648,14 @@ def _print_table(results: dict[str, Any]) -> None:
             _fmt(run["server"]["cpu_percent"], 0),
             _fmt(run["fleet_process"]["cpu_percent"], 0),
             dropped,
+            "—" if run.get("socket_buffer_drops") is None else str(run["socket_buffer_drops"]["rollout"]),
             _fmt(link.get("datagrams_per_block"), 2),
         )
     table.caption = (
         "rollout: campaign created to last outcome; per device (successes): Package URI written to "
         "outcome recorded; server figures over the rollout; dropped: datagrams lost on the links, both ways; "
+        "buffer drops: datagrams the kernel dropped during the rollout because a socket's receive buffer was "
+        "full (host-wide); "
         "datagrams/block: all link datagrams of the run over the package blocks installed"
     )
     console.print(table)

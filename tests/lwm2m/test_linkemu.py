@@ -166,6 +166,30 @@ def test_duplicate_one_doubles_every_datagram():
     asyncio.run(scenario())
 
 
+def test_drop_rules_lose_what_they_pick_in_their_direction_until_replaced():
+    async def scenario() -> None:
+        async with _Net() as net:
+            server, address = await net.server(echo=True)
+            async with await UdpLinkEmulator.start(address, PERFECT, seed=0) as relay:
+                client = await net.client(relay.port)
+                # Requests starting with "x" never reach the server; echoes of "b" never come back.
+                relay.drop(uplink=lambda data: data.startswith(b"x"), downlink=lambda data: data == b"b")
+                for data in (b"a", b"x1", b"b", b"c"):
+                    client.transport.sendto(data)
+                await client.wait_for(2)
+                await _settle(relay, server)
+                assert server.payloads == [b"a", b"b", b"c"]
+                assert client.payloads == [b"a", b"c"]
+                assert (relay.stats.uplink.dropped, relay.stats.downlink.dropped) == (1, 1)
+
+                relay.drop()  # no rule any more
+                client.transport.sendto(b"x2")
+                await client.wait_for(3)
+                assert client.payloads[-1] == b"x2"
+
+    asyncio.run(scenario())
+
+
 def test_latency_delays_each_direction():
     async def scenario() -> None:
         async with _Net() as net:

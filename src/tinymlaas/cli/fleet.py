@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import typer
 
+from tinymlaas import heap
 from tinymlaas.agent import AgentEvent, SensorSource
 from tinymlaas.agent.client import server_uris
 from tinymlaas.agent.fleet import spawn_fleet
@@ -132,6 +133,7 @@ async def _serve(options: dict[str, Any], link: LinkProfile | None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     fleet = await spawn_fleet(**options, link=link, on_event=_print_event)
+    heap.settle()
     try:
         await stop.wait()
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from tinymlaas import heap
 from tinymlaas.api.app import API_PREFIX
 from tinymlaas.cli._shared import console, err_console, get_context, print_recovered
 from tinymlaas.deploy.signing import PUBLIC_KEY_NAME, load_or_create_signing_key
@@ -160,6 +161,7 @@ async def _serve(
             admin_token,
             as_json,
         )
+        heap.settle()
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,9 @@ The model, per direction:
   jitter shows up as delay variation, never as reordering.
 - A datagram is lost with probability ``loss`` (after using its airtime) and, if not lost, arrives
   twice with probability ``duplicate``.
+- A rule set with ``drop`` loses every datagram it picks, as a firewall or a dead radio direction
+  would: a lost answer, a request that never arrives, an outage of one direction for a while. The
+  rule sees the datagram's bytes and picks by them; the relay itself still knows nothing of CoAP.
 
 One relay stands for one device's link: all clients of a relay share its queues, its random
 generator and its statistics. Each client address still gets its own socket toward the server, so
@@ -33,9 +36,18 @@ from typing import Self, cast
 
 from tinymlaas.errors import InvalidInput
 
-__all__ = ["PROFILES", "DirectionStats", "LinkProfile", "LinkStats", "UdpLinkEmulator", "link_profile"]
+__all__ = [
+    "PROFILES",
+    "DirectionStats",
+    "DropRule",
+    "LinkProfile",
+    "LinkStats",
+    "UdpLinkEmulator",
+    "link_profile",
+]
 
 Address = tuple[str, int]
+DropRule = Callable[[bytes], bool]  # True: the datagram is lost
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,7 @@ class _Direction:
         # (arrival loop time, datagram, copies, where to), arrival times never decreasing
         self._queue: deque[tuple[float, bytes, int, Callable[[bytes], None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self.rule: DropRule | None = None
         self.received = 0
         self.delivered = 0
         self.dropped = 0
@@ -160,6 +173,8 @@ class _Direction:
         profile, rng = self._profile, self._rng
         # Draw all three numbers for every datagram so one outcome never shifts the others' sequence.
         lost = rng.random() < profile.loss
+        if self.rule is not None and self.rule(data):
+            lost = True
         doubled = rng.random() < profile.duplicate
         extra_ms = rng.uniform(0.0, profile.jitter_ms)
         self.received += 1
@@ -273,6 +288,13 @@ class UdpLinkEmulator:
     def stats(self) -> LinkStats:
         """A snapshot of the counters so far."""
         return LinkStats(self._uplink.stats(), self._downlink.stats())
+
+    def drop(self, *, uplink: DropRule | None = None, downlink: DropRule | None = None) -> None:
+        """From now on lose the datagrams each rule picks, client to server (``uplink``) and server to
+        client (``downlink``); a datagram a rule picks still takes its airtime and counts as dropped.
+        Each call replaces both rules, and None is no rule: ``drop()`` ends every rule."""
+        self._uplink.rule = uplink
+        self._downlink.rule = downlink
 
     def _from_client(self, data: bytes, client: Address) -> None:
         route = self._upstreams.get(client)
