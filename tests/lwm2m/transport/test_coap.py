@@ -221,3 +221,21 @@ def test_a_port_in_use_cannot_be_bound_again() -> None:
             await first.close()
 
     run(scenario)
+
+
+def test_no_exception_from_aiocoap_reaches_tinydtls_in_the_middle_of_a_record(caplog) -> None:
+    """A decrypted record is handed to aiocoap from C; whatever aiocoap raises is dropped there, and
+    tinydtls hears the record was taken whole."""
+    from tinymlaas.lwm2m.transport.coap import _dispatched
+
+    def late_answer(sender: object, data: bytes) -> int:
+        raise asyncio.InvalidStateError("invalid state")  # an answer to a request given up
+
+    def broken(sender: object, data: bytes) -> int:
+        raise TypeError("argument of type 'NoneType' is not iterable")
+
+    assert _dispatched(late_answer, None, b"12345") == 5
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert _dispatched(broken, None, b"123") == 3
+    assert "could not take" in caplog.text
+    assert _dispatched(lambda sender, data: len(data), None, b"ok") == 2

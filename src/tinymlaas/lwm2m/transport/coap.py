@@ -370,11 +370,33 @@ async def _retransmit(dtls_socket: Any) -> None:
         await asyncio.sleep(max(when - (time.time() - DTLS_CLOCK_OFFSET), RETRANSMIT_FLOOR_S))
 
 
+def _dispatched(read: Callable[[Any, bytes], int], sender: Any, data: bytes) -> int:
+    """Hand a decrypted record on through aiocoap's ``read``, never letting an exception back into
+    tinydtls.
+
+    tinydtls calls this from C in the middle of a record, and an exception there cannot unwind: the
+    record is cut short and the session left inconsistent. Measured in a 1,000-device rollout: an
+    answer that arrived in the one event-loop pass between a timed-out request and aiocoap's clean-up
+    of it raised InvalidStateError there (see ``_drop``), and sessions then went one-way. Such a late
+    answer is dropped here like any answer to a request given up; anything else is logged and dropped.
+    """
+    try:
+        return read(sender, data)
+    except asyncio.InvalidStateError:
+        _log.debug("dropped an answer to a request given up a moment before")
+    except Exception:
+        _log.exception("dropped a DTLS record that aiocoap could not take")
+    return len(data)
+
+
 class _DtlsPeer(_AddressDTLS):
     """One device's session on the server, retransmitting as ``_retransmit`` does."""
 
     async def _run_retransmissions(self) -> None:
         await _retransmit(self._dtls_socket)
+
+    def _read(self, sender: Any, data: bytes) -> int:
+        return _dispatched(super()._read, sender, data)
 
 
 class _DtlsSession(DTLSClientConnection):
@@ -391,6 +413,18 @@ class _DtlsSession(DTLSClientConnection):
         if (level, code) == (LEVEL_NOALERT, DTLS_EVENT_CONNECTED):
             self.connected_at = time.monotonic()
         super()._event(level, code)
+
+    def _read(self, sender: Any, data: bytes) -> int:
+        return _dispatched(super()._read, sender, data)
+
+    def shutdown(self) -> None:
+        """aiocoap's, also for a session whose socket is still being opened: it then stops opening
+        (aiocoap's own would fail on the retransmission task not made yet)."""
+        if not hasattr(self, "_retransmission_task"):
+            self._remove_from_pool()
+            self._startup.cancel()
+            return
+        super().shutdown()
 
     async def _run_retransmissions(self) -> None:
         await _retransmit(self._dtls_socket)
