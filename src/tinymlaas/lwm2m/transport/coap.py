@@ -215,6 +215,8 @@ MAX_RTT_PEERS = 1024  # peers whose round trips a client endpoint remembers; the
 # A DTLS client's session that answered nothing for this long while a block request waited is taken for
 # dead, whatever the request's own timeout (see ``request_block``).
 SILENT_SESSION_S = 30.0
+# A DTLS client's session given up is shut this long after (its exchanges under way end by then).
+RETIRED_SESSION_S = 60.0
 # A server takes every device's datagrams on one socket. Linux's default receive buffer (rmem_default,
 # about 200 KB: some 100 datagrams of a package block, with the kernel's overhead per datagram) fills
 # in a burst while the event loop is busy, and the kernel then drops what arrives, silently (UDP
@@ -384,8 +386,8 @@ def _dispatched(read: Callable[[Any, bytes], int], sender: Any, data: bytes) -> 
         return read(sender, data)
     except asyncio.InvalidStateError:
         _log.debug("dropped an answer to a request given up a moment before")
-    except Exception:
-        _log.exception("dropped a DTLS record that aiocoap could not take")
+    except Exception as exc:  # e.g. a record still arriving while the endpoint shuts down
+        _log.warning("dropped a DTLS record that aiocoap could not take: %r", exc)
     return len(data)
 
 
@@ -683,6 +685,7 @@ class CoapEndpoint:
         self._answered_at = 0.0  # monotonic time of the last answer to a request of this endpoint
         self._rtt: dict[str, RttEstimator] = {}
         self._resolved: dict[str, Any] = {}  # a peer's address as aiocoap resolved it, plain UDP only
+        self._retired: dict[Any, asyncio.TimerHandle] = {}  # sessions given up, each shut once retired
         self.block_stats = BlockStats()
 
     @classmethod
@@ -834,9 +837,20 @@ class CoapEndpoint:
             for session in sessions:
                 if session.connected:
                     session._remove_from_pool()
+                    self._retire(session)
                 else:
                     session.shutdown()
         return PeerUnreachable(detail)
+
+    def _retire(self, session: Any) -> None:
+        """Shut a session given up once ``RETIRED_SESSION_S`` have passed: exchanges still under way on it
+        end by then, and its socket is closed rather than held until the collector finds it."""
+
+        def shut() -> None:
+            del self._retired[session]
+            session.shutdown()
+
+        self._retired[session] = asyncio.get_running_loop().call_later(RETIRED_SESSION_S, shut)
 
     def _message(
         self,
@@ -1048,6 +1062,10 @@ class CoapEndpoint:
             observation.cancel()
         self._observations.clear()
         self._server_session = None
+        for session, timer in list(self._retired.items()):
+            timer.cancel()
+            session.shutdown()
+        self._retired.clear()
         await self._context.shutdown()
 
 
