@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from tinymlaas.catalog import load_catalog
 from tinymlaas.deploy import SigningKey
 from tinymlaas.errors import InvalidInput
 from tinymlaas.lwm2m.core import DeviceCredentials
-from tinymlaas.lwm2m.linkemu import link_profile
+from tinymlaas.lwm2m.linkemu import PROFILES, link_profile
 from tinymlaas.server.fleet import FleetService
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import list_devices
@@ -104,6 +105,40 @@ def test_agents_behind_wifi_links_register_through_their_relays(context: Context
                 await eventually(lambda: online(context) == {"wifi-000": BOARD, "wifi-001": BOARD})
                 for stats in fleet.link_stats().values():
                     assert stats.uplink.delivered > 0 and stats.downlink.delivered > 0
+            finally:
+                await fleet.stop()
+        finally:
+            await service.stop()
+
+    run(scenario)
+
+
+def test_agents_on_a_link_slower_than_their_timeout_wait_for_the_handshake_and_register(
+    context: Context, tmp_path: Path
+) -> None:
+    """0.7 s each way makes a DTLS handshake and a Register about 6 s, three times the 2 s asked for:
+    the agents wait six worst-case round trips of their link instead (8.4 s), else every Register would
+    time out before its handshake completed and start it over."""
+    slow = replace(PROFILES["loopback"], name="slow", latency_ms=700)
+
+    async def scenario() -> None:
+        service = await FleetService.start(context, "127.0.0.1", 0, request_timeout=5)
+        try:
+            board = load_catalog().board(BOARD)
+            fleet = await spawn_fleet(
+                2,
+                board,
+                service.uri,
+                tmp_path,
+                SigningKey.generate().public_key_bytes(),
+                prefix="slow",
+                link=slow,
+                request_timeout=2.0,
+                credentials=provisioner(context),
+            )
+            try:
+                assert all(agent.registered for agent in fleet.agents.values())
+                await eventually(lambda: online(context) == {"slow-000": BOARD, "slow-001": BOARD})
             finally:
                 await fleet.stop()
         finally:

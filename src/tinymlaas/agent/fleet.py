@@ -40,6 +40,12 @@ __all__ = ["COAP_PORT", "MAX_CONCURRENT_STARTS", "Fleet", "FleetEventCallback", 
 COAP_PORT = 5683
 COAPS_PORT = 5684
 MAX_CONCURRENT_STARTS = 20  # agents binding their sockets (or de-registering) at the same time
+# An agent's first request waits for its DTLS handshake (three round trips, more when a flight is lost)
+# and its own round trip. Over NB-IoT (up to 2.4 s one way) that is well over the default timeout, and
+# a Register that always timed out before its handshake completed started the handshake over, forever:
+# 0 of 200 agents registered in 4 minutes. Each answer is awaited at least this many worst-case round
+# trips of the agent's link.
+HANDSHAKE_ROUND_TRIPS = 6
 
 FleetEventCallback = Callable[[str, AgentEvent], Awaitable[None] | None]
 
@@ -125,7 +131,8 @@ async def spawn_fleet(
     ``sensor_factory(i)`` gives agent ``i`` its input (none when absent); ``on_event`` hears every agent's
     events with the endpoint name first. ``link`` is a profile name or a profile of one's own (see
     ``link_profile``). ``server_uri`` is one server or several every agent fails over between, in
-    order; ``request_timeout`` is how long an agent waits for each answer. With ``collect`` every
+    order; ``request_timeout`` is how long an agent waits for each answer, at least
+    ``HANDSHAKE_ROUND_TRIPS`` worst-case round trips of ``link``. With ``collect`` every
     agent uploads its windows, through an outbox of its own.
     A ``coaps://`` server needs ``credentials(endpoint)``: the provisioned key of each agent.
     ``hop_port_base`` gives agent ``i`` the pipeline hop port ``hop_port_base + i`` (0: each a free one),
@@ -147,6 +154,8 @@ async def spawn_fleet(
     servers = server_uris(server_uri)
     upstreams = tuple(_upstream(uri) for uri in servers)
     agent_class = Agent if profile is None else _agent_behind_link(upstreams)
+    if profile is not None:
+        request_timeout = max(request_timeout, HANDSHAKE_ROUND_TRIPS * profile.worst_round_trip_s)
     gate = asyncio.Semaphore(MAX_CONCURRENT_STARTS)
 
     async def start_one(index: int) -> tuple[Agent, list[UdpLinkEmulator]]:

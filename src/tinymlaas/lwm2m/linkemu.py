@@ -69,6 +69,11 @@ class LinkProfile:
         if not (0.0 <= self.loss <= 1.0 and 0.0 <= self.duplicate <= 1.0):
             raise InvalidInput(f"Link {self.name!r}: loss and duplicate are probabilities within 0..1")
 
+    @property
+    def worst_round_trip_s(self) -> float:
+        """There and back at the most latency and jitter, a small datagram's airtime aside."""
+        return 2 * (self.latency_ms + self.jitter_ms) / 1000
+
 
 # Typical figures, not measurements of any one network; latency is one way. Sources:
 # - BLE: Bluetooth Core Specification 5.x (connection interval 7.5 ms to 4 s) and Gomez, Oller,
