@@ -217,9 +217,6 @@ MAX_RTT_PEERS = 1024  # peers whose round trips a client endpoint remembers; the
 SILENT_SESSION_S = 30.0
 # A DTLS client's session given up is shut this long after (its exchanges under way end by then).
 RETIRED_SESSION_S = 60.0
-# A DTLS client's handshake still under way after this long is started over (tinydtls has retransmitted
-# its flight five times by then); a younger one is waited for.
-HANDSHAKE_PATIENCE_S = 60.0
 # A server takes every device's datagrams on one socket. Linux's default receive buffer (rmem_default,
 # about 200 KB: some 100 datagrams of a package block, with the kernel's overhead per datagram) fills
 # in a burst while the event loop is busy, and the kernel then drops what arrives, silently (UDP
@@ -409,10 +406,6 @@ class _DtlsSession(DTLSClientConnection):
     monotonic time its handshake completed (0 before), the server's first answer on it."""
 
     connected_at = 0.0
-
-    def __init__(self, *args: Any) -> None:
-        self.started_at = time.monotonic()  # when its handshake began
-        super().__init__(*args)
 
     @property
     def connected(self) -> bool:
@@ -826,16 +819,14 @@ class CoapEndpoint:
         """The error for a request unanswered since ``since`` (monotonic); a client whose session answered
         nothing since then also gives that DTLS session up.
 
-        A server that restarted lost the session's keys and silently ignores its records, so the next
-        request handshakes anew. A handshake still under way is kept for ``HANDSHAKE_PATIENCE_S``:
-        starting it over after every unanswered request (as this did before) made 4,000 agents
-        registering at once give an overloaded server a new handshake every 10 s each, and no more
-        than 1,132 were ever online together; over NB-IoT a handshake takes longer than one request's
-        timeout. A session that answered other requests meanwhile (a download's blocks), or whose
-        handshake completed meanwhile, is alive: the server holds its keys, and giving it up for one
-        lost or late exchange would only add a handshake to a busy server. A connected session given up
-        leaves aiocoap's pool at once and is shut ``RETIRED_SESSION_S`` later, so exchanges still under
-        way on it end on their own.
+        A server that restarted lost the session's keys and silently ignores its records, and a
+        handshake whose flights were lost recovers slower by tinydtls's retransmissions than by a new
+        one, or not at all (over LTE-M's 1 % loss, an agent that waited 60 s for its handshake never
+        registered), so the next request handshakes anew. A session that answered other requests
+        meanwhile (a download's blocks), or whose handshake completed meanwhile, is alive: the server
+        holds its keys, and giving it up for one lost or late exchange would only add a handshake to a
+        busy server. A connected session given up leaves aiocoap's pool at once and is shut
+        ``RETIRED_SESSION_S`` later, so exchanges still under way on it end on their own.
         """
         if self._dtls_client is None:
             return PeerUnreachable(detail)
@@ -843,12 +834,11 @@ class CoapEndpoint:
         handshaken = max((session.connected_at for session in sessions), default=0.0)
         if max(self._answered_at, handshaken) < since:
             self._server_session = None
-            now = time.monotonic()
             for session in sessions:
                 if session.connected:
                     session._remove_from_pool()
                     self._retire(session)
-                elif now - session.started_at > HANDSHAKE_PATIENCE_S:
+                else:
                     session.shutdown()
         return PeerUnreachable(detail)
 
