@@ -354,6 +354,8 @@ class _PskStore:
         return found
 
 
+_DTLS_HANDSHAKE = 22  # the record content type of handshake messages (RFC 6347 §4.1)
+_CLIENT_HELLO = 1  # the handshake message type
 RETRANSMIT_FLOOR_S = 0.05  # the shortest wait between two looks at tinydtls's handshake retransmissions
 
 
@@ -391,8 +393,37 @@ def _dispatched(read: Callable[[Any, bytes], int], sender: Any, data: bytes) -> 
     return len(data)
 
 
+def _cookie_hello(datagram: bytes) -> bytes | None:
+    """The handshake message of a datagram that opens with a ClientHello carrying a cookie (message_seq
+    above 0, RFC 6347 §4.2.1), None for any other datagram."""
+    if len(datagram) < 25 or datagram[0] != _DTLS_HANDSHAKE or datagram[3:5] != b"\x00\x00":
+        return None  # not an epoch-0 handshake record
+    if datagram[13] != _CLIENT_HELLO or datagram[17:19] == b"\x00\x00":
+        return None
+    return datagram[13 : 13 + int.from_bytes(datagram[11:13], "big")]
+
+
 class _DtlsPeer(_AddressDTLS):
-    """One device's session on the server, retransmitting as ``_retransmit`` does."""
+    """One device's session on the server, retransmitting as ``_retransmit`` does.
+
+    A device whose server flight (ServerHello .. ServerHelloDone) was lost sends its ClientHello again.
+    tinydtls answers it with a second flight on top of its own retransmission of the first, and the
+    device's Finished then never verified: the handshake hung until the device gave it up (seen on an
+    emulated link that lost one ServerHello). So a repeat of the cookie'd ClientHello this peer already
+    took is not handed to tinydtls; tinydtls's own timer resends the flight.
+    """
+
+    hello = b""  # the last cookie'd ClientHello handed to tinydtls
+
+    def repeated_hello(self, datagram: bytes) -> bool:
+        """Whether ``datagram`` repeats the ClientHello last taken, remembering it when it is new."""
+        message = _cookie_hello(datagram)
+        if message is None:
+            return False
+        if message == self.hello:
+            return True
+        self.hello = message
+        return False
 
     async def _run_retransmissions(self) -> None:
         await _retransmit(self._dtls_socket)
@@ -403,9 +434,18 @@ class _DtlsPeer(_AddressDTLS):
 
 class _DtlsSession(DTLSClientConnection):
     """A client's session to its server, retransmitting as ``_retransmit`` does; ``connected_at`` is the
-    monotonic time its handshake completed (0 before), the server's first answer on it."""
+    monotonic time its handshake completed (0 before), ``heard_at`` the last time any datagram came
+    from the server on it (a handshake flight or a record)."""
 
     connected_at = 0.0
+    heard_at = 0.0
+
+    class SingleConnection(DTLSClientConnection.SingleConnection):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            parent = self.parent()
+            if parent is not None:
+                parent.heard_at = time.monotonic()
+            super().datagram_received(data, addr)
 
     @property
     def connected(self) -> bool:
@@ -450,8 +490,11 @@ class _DtlsServerSocket(_DatagramServerSocketSimpleDTLS):
     _Address = _DtlsPeer
 
     def datagram_received(self, data: bytes, sockaddr: Any) -> None:
-        if sockaddr not in self._connections:
+        peer = self._connections.get(sockaddr)
+        if peer is None:
             self._maybe_purge_sockets()
+        elif peer.repeated_hello(data):
+            return
         super().datagram_received(data, sockaddr)
 
 
@@ -824,11 +867,14 @@ class CoapEndpoint:
         A server that restarted lost the session's keys and silently ignores its records, and a
         handshake whose flights were lost recovers slower by tinydtls's retransmissions than by a new
         one, or not at all (over LTE-M's 1 % loss, an agent that waited 60 s for its handshake never
-        registered), so the next request handshakes anew. A session that answered other requests
-        meanwhile (a download's blocks), or whose handshake completed meanwhile, is alive: the server
-        holds its keys, and giving it up for one lost or late exchange would only add a handshake to a
-        busy server. A connected session given up leaves aiocoap's pool at once and is shut
-        ``RETIRED_SESSION_S`` later, so exchanges still under way on it end on their own.
+        registered), so the next request handshakes anew. A handshake the server sent a flight of since
+        the request began is under way, not lost, and is kept: starting every such handshake over (as
+        this did before) gave a server that 4,000 agents registered with at once a new handshake from
+        each of them every 10 s, and no more than 1,132 were ever online together. A session that
+        answered other requests meanwhile (a download's blocks), or whose handshake completed meanwhile,
+        is alive: the server holds its keys, and giving it up for one lost or late exchange would only
+        add a handshake to a busy server. A connected session given up leaves aiocoap's pool at once and
+        is shut ``RETIRED_SESSION_S`` later, so exchanges still under way on it end on their own.
         """
         if self._dtls_client is None:
             return PeerUnreachable(detail)
@@ -840,7 +886,7 @@ class CoapEndpoint:
                 if session.connected:
                     session._remove_from_pool()
                     self._retire(session)
-                else:
+                elif session.heard_at < since:
                     session.shutdown()
         return PeerUnreachable(detail)
 

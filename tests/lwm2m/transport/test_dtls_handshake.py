@@ -1,0 +1,79 @@
+"""A DTLS client's handshake after an unanswered request: kept while the server answers it, started
+over when nothing came back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tinymlaas.lwm2m.linkemu import PROFILES, UdpLinkEmulator
+from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse, PeerUnreachable
+
+KEY = b"0123456789abcdef"
+HANDSHAKE = 22  # DTLS record content type
+CLIENT_HELLO, SERVER_HELLO = 1, 2  # handshake message types
+
+
+def handshake_message(datagram: bytes) -> tuple[int, int] | None:
+    """(message type, message_seq) of the handshake message a datagram's first record opens with (RFC
+    6347 §4.1 and §4.2.2: a 13-byte record header, then type, length, message_seq), None for others."""
+    if len(datagram) < 19 or datagram[0] != HANDSHAKE or datagram[3:5] != b"\x00\x00":  # epoch 0
+        return None
+    return datagram[13], int.from_bytes(datagram[17:19], "big")
+
+
+async def answer(request: CoapRequest) -> CoapResponse:
+    return CoapResponse("2.05", b"here")
+
+
+async def exchange(drop_downlink: Callable[[bytes], bool]) -> int:
+    """One request over a link that loses what ``drop_downlink`` picks, given up after 0.5 s; then the
+    link is whole and a second request is made. Returns how many handshakes the client began (each
+    begins with a ClientHello of message_seq 0)."""
+    begun: list[bytes] = []
+
+    def watch_uplink(datagram: bytes) -> bool:
+        if handshake_message(datagram) == (CLIENT_HELLO, 0):
+            begun.append(datagram)
+        return False
+
+    server = await CoapEndpoint.bind_secure(
+        "127.0.0.1", 0, answer, lambda identity: (KEY, identity) if identity == "dev" else None
+    )
+    link = await UdpLinkEmulator.start(("127.0.0.1", server.port), PROFILES["loopback"])
+    client = await CoapEndpoint.connect_secure(f"coaps://127.0.0.1:{link.port}", "dev", KEY, answer)
+    try:
+        uri = f"coaps://127.0.0.1:{link.port}/thing"
+        link.drop(uplink=watch_uplink, downlink=drop_downlink)
+        with pytest.raises(PeerUnreachable):
+            await client.request("GET", uri, timeout=0.5)
+        link.drop(uplink=watch_uplink)
+        assert (await client.request("GET", uri, timeout=10)).payload == b"here"
+        return len(begun)
+    finally:
+        await client.close()
+        link.close()
+        await server.close()
+
+
+def test_a_handshake_the_server_answers_is_kept_when_a_request_times_out() -> None:
+    """The server's HelloVerifyRequest arrives, its ServerHello flight is lost: the handshake is under
+    way, and tinydtls's retransmission completes it for the next request without a new handshake."""
+    lost: list[bytes] = []
+
+    def first_server_hello(datagram: bytes) -> bool:
+        if not lost and handshake_message(datagram) is not None and datagram[13] == SERVER_HELLO:
+            lost.append(datagram)
+            return True
+        return False
+
+    assert asyncio.run(asyncio.wait_for(exchange(first_server_hello), 30)) == 1
+    assert lost  # the flight was indeed lost
+
+
+def test_a_handshake_that_heard_nothing_is_started_over_when_a_request_times_out() -> None:
+    """Nothing comes back while the request waits: the handshake is taken for lost, and the next
+    request begins a new one rather than wait out tinydtls's backing-off retransmissions."""
+    assert asyncio.run(asyncio.wait_for(exchange(lambda datagram: True), 30)) == 2
