@@ -37,8 +37,12 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
+# Two test workers: most of the suite waits on servers, timers and subprocesses, and the machines it
+# runs on have two cores. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: setup
 	$(BIN)/python bench/lifecycle.py
