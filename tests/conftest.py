@@ -15,6 +15,11 @@ import pytest
 from helpers.postgres import DATABASE_URL_VARIABLE, PostgresServer, running_server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests read the command line's output as a log file would hold it. pytest-xdist's workers run with
+# COLUMNS=80 and LINES=24 set, which the command line (and every command a test starts) takes for a
+# terminal of that size, wrapping and cutting its tables short.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 @dataclass(frozen=True)

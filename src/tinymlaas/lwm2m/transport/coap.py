@@ -865,12 +865,13 @@ class CoapEndpoint:
         nothing since then also gives that DTLS session up.
 
         A server that restarted lost the session's keys and silently ignores its records, and a
-        handshake whose flights were lost recovers slower by tinydtls's retransmissions than by a new
-        one, or not at all (over LTE-M's 1 % loss, an agent that waited 60 s for its handshake never
-        registered), so the next request handshakes anew. A handshake the server sent a flight of since
-        the request began is under way, not lost, and is kept: starting every such handshake over (as
-        this did before) gave a server that 4,000 agents registered with at once a new handshake from
-        each of them every 10 s, and no more than 1,132 were ever online together. A session that
+        handshake that heard nothing back since the request began lost its first flight, or the server
+        is gone, so the next request handshakes anew. A handshake the server sent a flight of since the
+        request began is under way and is kept; tinydtls resends a flight lost after that (the server
+        took a repeated ClientHello badly until ``_DtlsPeer`` kept it from tinydtls). Starting every
+        handshake over (as this did before) gave a server that 4,000 agents registered with at once a
+        new handshake from each of them every 10 s, and no more than 1,132 were ever online together.
+        A session that
         answered other requests meanwhile (a download's blocks), or whose handshake completed meanwhile,
         is alive: the server holds its keys, and giving it up for one lost or late exchange would only
         add a handshake to a busy server. A connected session given up leaves aiocoap's pool at once and
