@@ -871,11 +871,11 @@ class CoapEndpoint:
         took a repeated ClientHello badly until ``_DtlsPeer`` kept it from tinydtls). Starting every
         handshake over (as this did before) gave a server that 4,000 agents registered with at once a
         new handshake from each of them every 10 s, and no more than 1,132 were ever online together.
-        A session that
-        answered other requests meanwhile (a download's blocks), or whose handshake completed meanwhile,
-        is alive: the server holds its keys, and giving it up for one lost or late exchange would only
-        add a handshake to a busy server. A connected session given up leaves aiocoap's pool at once and
-        is shut ``RETIRED_SESSION_S`` later, so exchanges still under way on it end on their own.
+        A session that answered other requests meanwhile (a download's blocks), or whose handshake
+        completed meanwhile, is alive: the server holds its keys, and giving it up for one lost or late
+        exchange would only add a handshake to a busy server. A connected session given up leaves
+        aiocoap's pool at once and is shut ``RETIRED_SESSION_S`` later, so exchanges still under way on
+        it end on their own.
         """
         if self._dtls_client is None:
             return PeerUnreachable(detail)
