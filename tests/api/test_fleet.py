@@ -14,6 +14,7 @@ from tinymlaas.cli.app import app
 from tinymlaas.services.audit import audit_page
 from tinymlaas.services.auth import Role, list_tokens
 from tinymlaas.services.context import Context
+from tinymlaas.services.fleet_health import DEVICES_LISTED
 from tinymlaas.settings import Settings
 from tinymlaas.storage.repositories import DeviceRepository
 
@@ -124,3 +125,17 @@ def test_cli_devices_ack_acknowledges_an_alert_and_health_lists_who(tmp_path) ->
     assert again.exit_code == 1 and "acknowledged by cli olga" in str(again.exception)
     (event,) = [e for e in audit_page(context)[0] if e["action"] == "cli:devices ack"]
     assert (event["actor"], event["target"]) == ("cli olga", alert["id"])
+
+
+def test_cli_devices_health_says_how_many_alerts_it_did_not_list(tmp_path) -> None:
+    context = Context(Settings(data_dir=tmp_path / "data"))
+    with context.session() as session:
+        devices = DeviceRepository(session)
+        for i in range(DEVICES_LISTED + 3):
+            register_device(devices, f"dev-{i:04d}", datetime.now(UTC))
+            devices.mark_offline(f"dev-{i:04d}")
+    table = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "data"), "devices", "health"])
+    assert table.exit_code == 0, table.output
+    total = DEVICES_LISTED + 3
+    assert f"{total} devices: 0 online, {total} offline, 0 silent" in table.output
+    assert f"Alerts: {DEVICES_LISTED} of {total} listed" in table.output

@@ -80,6 +80,7 @@ def test_the_bounded_health_report_equals_the_one_worked_out_over_every_device(c
     assert (after.devices, after.online, after.offline) == (before.devices, before.online, before.offline)
     assert after.silent == before.silent and after.silent_count == len(before.silent) > 0
     assert {a.id for a in after.alerts} == {a.id for a in before.alerts}
+    assert after.alerts_total == before.alerts_total == len(before.alerts)
     assert [a.id for a in after.resolved] == [a.id for a in before.resolved] != []
     unacked = {"acknowledged_by", "acknowledged_at"}
     assert [a.model_dump(exclude=unacked) for a in after.resolved] == [
@@ -108,6 +109,8 @@ def test_a_report_lists_a_bounded_number_of_offline_devices_and_counts_them_all(
     health = fleet_health(context, NOW)
     assert health.offline == DEVICES_LISTED + 5
     assert len([a for a in health.alerts if a.kind == "offline"]) == DEVICES_LISTED
+    assert health.alerts_total == DEVICES_LISTED + 5
+    assert fleet_health(context, NOW, listed=3).alerts_total == DEVICES_LISTED + 5
     # An alert beyond the listed ones can still be acknowledged.
     last = _every_device_health(context, NOW).alerts[-1]
     assert acknowledge_alert(context, last.id, "ops", NOW).acknowledged_by == "ops"

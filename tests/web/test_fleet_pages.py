@@ -305,3 +305,23 @@ def test_the_devices_and_fleet_pages_read_a_page_of_device_rows_not_the_whole_fl
         page = client.get("/").text
     assert texts(page, "devices-total") == ["150"]
     assert len(re.findall('data-testid="fleet-device-row"', page)) == 100
+
+
+def test_the_fleet_page_lists_a_page_of_device_alerts_and_counts_them_all(tmp_path) -> None:
+    """Offline devices beyond the ones listed by name still count, and the page says where the rest are."""
+    context = Context(Settings(data_dir=tmp_path / "data"))
+    with context.session() as session:
+        devices = DeviceRepository(session)
+        for i in range(57):
+            _register(devices, f"gone-{i:03d}", NOW - timedelta(minutes=1))
+            devices.mark_offline(f"gone-{i:03d}")
+    with logged_in_client(context, Role.VIEWER) as client:
+        page = client.get("/").text
+        listed = client.get("/ui/fleet.json").json()
+    assert texts(page, "alerts-total") == ["57"]
+    assert len(re.findall('data-testid="alert-row"', page)) == 50
+    assert texts(page, "alerts-listed") == [
+        "50 of 57 active alerts listed: every installation alert, and the first 50 offline and 50 "
+        "silent devices by endpoint. The Devices page lists every offline device."
+    ]
+    assert (listed["alerts_total"], len(listed["alerts"])) == (57, 50)

@@ -154,10 +154,13 @@ def health(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     inferences = sum(point.inferences for point in report.activity)
     console.print(
         f"{report.devices} devices: {report.online} online, {report.offline} offline, "
-        f"{len(report.silent)} silent; {inferences} inferences since {_when(report.since)} UTC",
+        f"{report.silent_count} silent; {inferences} inferences since {_when(report.since)} UTC",
         highlight=False,
     )
-    console.print(_alerts_table("Alerts", report.alerts) if report.alerts else "no alerts")
+    title = "Alerts"
+    if report.alerts_total > len(report.alerts):
+        title = f"Alerts: {len(report.alerts)} of {report.alerts_total} listed"
+    console.print(_alerts_table(title, report.alerts) if report.alerts else "no alerts")
     if report.resolved:
         console.print(_alerts_table("Resolved in the last 7 days", report.resolved))
 

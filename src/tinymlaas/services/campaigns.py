@@ -12,7 +12,7 @@ process is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,8 @@ __all__ = [
     "create_campaign",
     "device_installations",
     "installation_entry",
+    "installation_view",
+    "installations_to_alert",
     "list_campaigns",
     "preview_campaign",
     "rollback_campaign",
@@ -149,18 +151,19 @@ def _campaign_view(row: CampaignRow, installations: dict[str, InstallationRow]) 
         counts={state.value: n for state, n in progress.counts.items() if n},
         created_at=iso(row.created_at),
         updated_at=iso(row.updated_at),
-        installations=[
-            InstallationView(
-                endpoint=endpoint,
-                state=installations[endpoint].state,
-                update_result=installations[endpoint].update_result,
-                update_result_text=code_name(UpdateResult, installations[endpoint].update_result),
-                detail=installations[endpoint].detail,
-                started_at=iso(installations[endpoint].started_at),
-                finished_at=iso(installations[endpoint].finished_at),
-            )
-            for endpoint in row.plan["targets"]
-        ],
+        installations=[installation_view(installations[endpoint]) for endpoint in row.plan["targets"]],
+    )
+
+
+def installation_view(row: InstallationRow) -> InstallationView:
+    return InstallationView(
+        endpoint=row.endpoint,
+        state=row.state,
+        update_result=row.update_result,
+        update_result_text=code_name(UpdateResult, row.update_result),
+        detail=row.detail,
+        started_at=iso(row.started_at),
+        finished_at=iso(row.finished_at),
     )
 
 
@@ -394,6 +397,18 @@ def device_installations(ctx: Context, endpoint: str) -> list[dict[str, Any]]:
             installation_entry(installation, campaign)
             for installation, campaign in CampaignRepository(session).installations_of(endpoint)
         ]
+
+
+def installations_to_alert(
+    ctx: Context, states: Iterable[InstallationState]
+) -> list[tuple[str, InstallationView]]:
+    """(campaign id, installation) for every installation in ``states``, and for every successful one
+    of the same devices (a later success resolves an alert), newest campaign first."""
+    with ctx.session() as session:
+        rows = CampaignRepository(session).installations_to_alert(
+            [state.value for state in states], InstallationState.SUCCEEDED.value
+        )
+        return [(campaign_id, installation_view(row)) for campaign_id, row in rows]
 
 
 def list_campaigns(ctx: Context) -> list[CampaignView]:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tinymlaas.deploy.campaigns import InstallationState
 from tinymlaas.errors import Conflict, NotFound
 from tinymlaas.services._reports import iso
-from tinymlaas.services.campaigns import CampaignView, list_campaigns
+from tinymlaas.services.campaigns import CampaignView, InstallationView, installations_to_alert
 from tinymlaas.services.context import Context
 from tinymlaas.services.fleet import DeviceEventKind, DeviceView, as_utc, fleet_telemetry
 from tinymlaas.storage.repositories import AlertAckRepository, DeviceRepository
@@ -131,6 +131,9 @@ class FleetHealth(BaseModel):
         f"each for the first {DEVICES_LISTED} of them by endpoint; ``offline`` and ``silent_count`` "
         f"count them all."
     )
+    alerts_total: int = Field(
+        default=0, description="How many alerts are active, listed in ``alerts`` or not."
+    )
     resolved: list[FleetAlert] = Field(
         default_factory=list,
         description="Alerts whose condition stopped holding within the last 7 days, latest first.",
@@ -157,43 +160,42 @@ def _moment(text: str | None) -> datetime | None:
     return None if text is None else as_utc(datetime.fromisoformat(text))
 
 
-def _installation_alerts(campaigns: list[CampaignView]) -> list[FleetAlert]:
-    """One alert per installation in an alert state, resolved by a later successful installation."""
+def _installation_alerts(installations: list[tuple[str, InstallationView]]) -> list[FleetAlert]:
+    """One alert per installation in an alert state, resolved by a later successful installation;
+    ``installations`` are (campaign id, installation) pairs, newest campaign first."""
     succeeded: dict[str, list[tuple[datetime, str]]] = {}
-    for campaign in campaigns:
-        for installation in campaign.installations:
-            finished = _moment(installation.finished_at)
-            if installation.state == InstallationState.SUCCEEDED.value and finished is not None:
-                succeeded.setdefault(installation.endpoint, []).append((finished, campaign.id))
+    for campaign_id, installation in installations:
+        finished = _moment(installation.finished_at)
+        if installation.state == InstallationState.SUCCEEDED.value and finished is not None:
+            succeeded.setdefault(installation.endpoint, []).append((finished, campaign_id))
     alerts = []
-    for campaign in campaigns:
-        for installation in campaign.installations:
-            if InstallationState(installation.state) not in ALERT_STATES:
-                continue
-            raised = _moment(installation.finished_at)
-            later = sorted(
-                (at, other)
-                for at, other in succeeded.get(installation.endpoint, [])
-                if other != campaign.id and raised is not None and at > raised
+    for campaign_id, installation in installations:
+        if InstallationState(installation.state) not in ALERT_STATES:
+            continue
+        raised = _moment(installation.finished_at)
+        later = sorted(
+            (at, other)
+            for at, other in succeeded.get(installation.endpoint, [])
+            if other != campaign_id and raised is not None and at > raised
+        )
+        alert = FleetAlert(
+            id=_alert_id(installation.state, campaign_id, installation.endpoint),
+            kind=installation.state,
+            endpoint=installation.endpoint,
+            campaign=campaign_id,
+            detail=installation.update_result_text or "",
+            at=installation.finished_at,
+        )
+        if later:
+            at, other = later[0]
+            alert = alert.model_copy(
+                update={
+                    "active": False,
+                    "resolved_at": at.isoformat(),
+                    "resolution": f"installed campaign {other}'s module successfully",
+                }
             )
-            alert = FleetAlert(
-                id=_alert_id(installation.state, campaign.id, installation.endpoint),
-                kind=installation.state,
-                endpoint=installation.endpoint,
-                campaign=campaign.id,
-                detail=installation.update_result_text or "",
-                at=installation.finished_at,
-            )
-            if later:
-                at, other = later[0]
-                alert = alert.model_copy(
-                    update={
-                        "active": False,
-                        "resolved_at": at.isoformat(),
-                        "resolution": f"installed campaign {other}'s module successfully",
-                    }
-                )
-            alerts.append(alert)
+        alerts.append(alert)
     return alerts
 
 
@@ -262,13 +264,13 @@ def _device_alerts(devices: list[DeviceView], now: datetime) -> list[FleetAlert]
 
 def _alerts(
     device_alerts: list[FleetAlert],
-    campaigns: list[CampaignView],
+    installations: list[tuple[str, InstallationView]],
     presence: Iterable[PresenceEvent],
     acks: Mapping[str, AlertAck],
     now: datetime,
 ) -> tuple[list[FleetAlert], list[FleetAlert]]:
     """(active, resolved within ``RESOLVED_WINDOW`` latest first), each with its acknowledgement."""
-    alerts = _installation_alerts(campaigns) + device_alerts
+    alerts = _installation_alerts(installations) + device_alerts
     active_ids = {alert.id for alert in alerts if alert.active}
     alerts += [a for a in _offline_periods(presence) if a.id not in active_ids]
     acknowledged = [
@@ -318,7 +320,8 @@ def assess_fleet(
     """The fleet's health from its views; ``samples`` are telemetry samples since ``since``, oldest first,
     ``presence`` the devices' registrations and departures oldest first, ``acks`` by alert id."""
     online = sum(1 for d in devices if d.online)
-    active, resolved = _alerts(_device_alerts(devices, now), campaigns, presence, acks or {}, now)
+    installations = [(c.id, i) for c in campaigns for i in c.installations]
+    active, resolved = _alerts(_device_alerts(devices, now), installations, presence, acks or {}, now)
     silent = [d.endpoint for d in devices if _silent(d, now)]
     return FleetHealth(
         at=now.isoformat(),
@@ -329,6 +332,7 @@ def assess_fleet(
         silent=silent,
         silent_count=len(silent),
         alerts=active,
+        alerts_total=len(active),
         resolved=resolved,
         activity=_activity(samples),
     )
@@ -358,10 +362,14 @@ def _acks(ctx: Context) -> dict[str, AlertAck]:
 
 
 def fleet_health(
-    ctx: Context, now: datetime | None = None, window: timedelta = ACTIVITY_WINDOW
+    ctx: Context,
+    now: datetime | None = None,
+    window: timedelta = ACTIVITY_WINDOW,
+    listed: int = DEVICES_LISTED,
 ) -> FleetHealth:
-    """The fleet's health as the store stands, with inference activity over the last ``window``."""
-    return _health(ctx, now or datetime.now(UTC), window, DEVICES_LISTED)
+    """The fleet's health as the store stands, with inference activity over the last ``window`` and
+    at most ``listed`` offline and silent devices each listed by name."""
+    return _health(ctx, now or datetime.now(UTC), window, listed)
 
 
 def _health(ctx: Context, now: datetime, window: timedelta, listed: int | None) -> FleetHealth:
@@ -376,7 +384,8 @@ def _health(ctx: Context, now: datetime, window: timedelta, listed: int | None) 
             _offline_alert(endpoint, as_utc(registered) if registered else None, iso(seen))
             for endpoint, registered, seen in offline
         ] + [_silent_alert(endpoint, iso(seen), lifetime) for endpoint, seen, lifetime in silent]
-    active, resolved = _alerts(device_alerts, list_campaigns(ctx), _presence(ctx, now), _acks(ctx), now)
+    installations = installations_to_alert(ctx, ALERT_STATES)
+    active, resolved = _alerts(device_alerts, installations, _presence(ctx, now), _acks(ctx), now)
     return FleetHealth(
         at=now.isoformat(),
         since=since.isoformat(),
@@ -386,6 +395,7 @@ def _health(ctx: Context, now: datetime, window: timedelta, listed: int | None) 
         silent=[endpoint for endpoint, _, _ in silent],
         silent_count=silent_count,
         alerts=active,
+        alerts_total=len(active) + presence[False] - len(offline) + silent_count - len(silent),
         resolved=resolved,
         activity=_activity(fleet_telemetry(ctx, since)),
     )

@@ -29,11 +29,15 @@ Operator = Annotated[DashboardSession, Depends(needs(Permission.DEVICES_WRITE))]
 
 # Devices listed (and charted) by name; the counts cover the whole fleet, the Devices page pages it.
 _DEVICES_SHOWN = 100
+# Offline devices, and silent ones, listed as alerts by name: a page's worth to act on (the count
+# covers them all, the Devices page lists every offline one), so the page stays quick and small.
+_DEVICE_ALERTS_SHOWN = 50
 
 
 def _fleet(context: Context) -> dict[str, Any]:
     devices, _ = list_devices_page(context, limit=_DEVICES_SHOWN)
-    return fleet_summary(fleet_groups(context), devices, fleet_health(context))
+    health = fleet_health(context, listed=_DEVICE_ALERTS_SHOWN)
+    return fleet_summary(fleet_groups(context), devices, health)
 
 
 def _page(
@@ -45,7 +49,14 @@ def _page(
     status: int = 200,
 ) -> HTMLResponse:
     return render(
-        request, "fleet.html", session, status, fleet=_fleet(context), window=ACTIVITY_WINDOW, error=error
+        request,
+        "fleet.html",
+        session,
+        status,
+        fleet=_fleet(context),
+        window=ACTIVITY_WINDOW,
+        device_alerts_shown=_DEVICE_ALERTS_SHOWN,
+        error=error,
     )
 
 

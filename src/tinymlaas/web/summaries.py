@@ -135,6 +135,7 @@ def fleet_summary(
             for d in devices
         ],
         "alerts": [alert.model_dump() for alert in health.alerts],
+        "alerts_total": health.alerts_total,
         "resolved": [alert.model_dump() for alert in health.resolved],
         "activity_chart": activity_chart(health),
         "inferences_chart": _bar(

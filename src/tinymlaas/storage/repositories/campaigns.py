@@ -66,6 +66,25 @@ class CampaignRepository:
         rows = self.session.scalars(select(InstallationRow).where(InstallationRow.campaign_id == campaign_id))
         return {row.endpoint: row for row in rows}
 
+    def installations_to_alert(
+        self, states: Iterable[str], resolving: str
+    ) -> list[tuple[str, InstallationRow]]:
+        """(campaign id, installation) for each installation in ``states`` and each in ``resolving``
+        on a device that has one in ``states``, newest campaign first: what fleet alerts are worked out
+        from, without reading the installations of devices that never needed attention."""
+        states = list(states)
+        alerting = select(InstallationRow.endpoint).where(InstallationRow.state.in_(states))
+        query = (
+            select(InstallationRow.campaign_id, InstallationRow)
+            .join(CampaignRow, InstallationRow.campaign_id == CampaignRow.id)
+            .where(
+                InstallationRow.state.in_(states)
+                | ((InstallationRow.state == resolving) & InstallationRow.endpoint.in_(alerting))
+            )
+            .order_by(CampaignRow.created_at.desc(), CampaignRow.id, InstallationRow.endpoint)
+        )
+        return [(campaign_id, row) for campaign_id, row in self.session.execute(query)]
+
     def campaigns_with_installations_in(self, states: Iterable[str]) -> list[str]:
         """Ids of campaigns where some device is in one of ``states``, whatever the campaign's own state."""
         query = select(InstallationRow.campaign_id).where(InstallationRow.state.in_(list(states))).distinct()
