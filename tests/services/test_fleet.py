@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -271,5 +272,41 @@ def test_a_device_registering_anew_shows_what_it_reports_now_not_before(context:
         finally:
             await fleet.stop()
             await fresh.coap.close()
+
+    run(scenario)
+
+
+def test_a_re_register_is_answered_without_waiting_for_the_work_queued_before_it(context: Context) -> None:
+    """In a storm the writer has reports queued; a device registering again gets its answer once its
+    own row is stored, and the end of the registration it replaced is stored after the queue."""
+
+    async def scenario() -> None:
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
+        device = await Device.start({**RUNTIME_VALUES, **DEVICE_VALUES})
+        first, queued = threading.Event(), threading.Event()
+        try:
+            await device.register(fleet.nosec_uri, "kws-1")
+            await eventually(lambda: "reported" in kinds(context, "kws-1"))
+            running = asyncio.create_task(fleet._write(first.wait, 10))
+            await asyncio.sleep(0.05)
+            waiting = asyncio.create_task(fleet._write(queued.wait, 10))  # a report queued behind it
+            await asyncio.sleep(0.05)
+            again = asyncio.create_task(device.register(fleet.nosec_uri, "kws-1"))
+            await asyncio.sleep(0.2)
+            first.set()
+            await asyncio.wait_for(again, 3)  # answered while the queued work still waits
+            assert not waiting.done()
+            queued.set()
+            await asyncio.gather(running, waiting)
+            await eventually(lambda: "deregistered" in kinds(context, "kws-1"))
+            shown = show_device(context, "kws-1")
+            assert shown.online is True
+            (ended,) = [event for event in shown.events if event["kind"] == "deregistered"]
+            assert ended["detail"]["reason"] == "re-registered"
+        finally:
+            first.set()
+            queued.set()
+            await fleet.stop()
+            await device.coap.close()
 
     run(scenario)

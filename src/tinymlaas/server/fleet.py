@@ -39,14 +39,14 @@ from tinymlaas.lwm2m.server import DEFAULT_SECURE_PORT, Clock, Lwm2mServer
 from tinymlaas.lwm2m.transport import DEFAULT_TIMEOUT, PeerUnreachable
 from tinymlaas.server.campaigns import CampaignLease, CampaignRunner
 from tinymlaas.server.pipelines import PipelineRunner
-from tinymlaas.server.writer import Writer
+from tinymlaas.server.writer import Grouped, Writer
 from tinymlaas.services._reports import code_name, resources
 from tinymlaas.services.collect import SampleCollector
 from tinymlaas.services.context import Context, new_id
 from tinymlaas.services.datasets import DatasetService
 from tinymlaas.services.device_link import DeviceLink
 from tinymlaas.services.fleet import TELEMETRY_SAMPLED, DeviceEventKind, as_utc, prune_events
-from tinymlaas.services.provisioning import authorize_endpoint, psk_for_identity
+from tinymlaas.services.provisioning import ActiveCredentials
 from tinymlaas.storage.repositories import DeviceRepository, ServerRepository
 
 __all__ = ["TELEMETRY_SAMPLES_KEPT", "FleetService"]
@@ -54,6 +54,9 @@ __all__ = ["TELEMETRY_SAMPLES_KEPT", "FleetService"]
 T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
+
+# A registration that ended, how (de-registered or offline) and why.
+_End = tuple[Registration, DeviceEventKind, str]
 
 RUNTIME = Path(26241, 0)
 DEVICE = Path(3, 0)
@@ -151,6 +154,9 @@ class FleetService:
         # Who this process is among the servers on one store: the holder it writes into the lease.
         self.server_id = f"srv_{secrets.token_hex(8)}"
         self._writer = Writer()
+        # Registrations (answered once stored, so urgent) and ends of registrations, stored in groups.
+        self._registrations = Grouped(self._writer, self._store_registrations, urgent=True)
+        self._ends: Grouped[_End] = Grouped(self._writer, self._store_ends)
         # The background read of each device's reports, by endpoint, so a newer registration replaces it.
         self._reading: dict[str, asyncio.Task[None]] = {}
         # Endpoints whose reports went unanswered after they registered -> the objects to read again.
@@ -165,6 +171,8 @@ class FleetService:
         # answer), and the task storing them; it is awaited before the server stops.
         self._updates: dict[str, Registration] = {}
         self._storing_updates: asyncio.Task[None] | None = None
+        # Ends of registrations that a re-Register replaced, being stored after the device got its answer.
+        self._storing_ends: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def start(
@@ -199,6 +207,7 @@ class FleetService:
             )
         fleet = cls(context, clock)
         await fleet._write(fleet._announce)
+        credentials = ActiveCredentials(context)
         fleet.server = await Lwm2mServer.start(
             host,
             port,
@@ -210,9 +219,9 @@ class FleetService:
             on_deregistered=fleet._on_deregistered,
             on_offline=fleet._on_offline,
             resources={COLLECT_ROOT: SampleCollector(DatasetService(context), fleet._write).handle},
-            psk_lookup=lambda identity: psk_for_identity(context, identity),
+            psk_lookup=credentials.psk,
             nosec_port=nosec_port,
-            authorize=lambda request, endpoint: authorize_endpoint(context, endpoint, request.peer),
+            authorize=lambda request, endpoint: credentials.authorize(endpoint, request.peer),
         )
         fleet.lease = CampaignLease(
             context, fleet.server_id, fleet._write, clock=clock, ttl_s=context.settings.campaign_lease_s
@@ -267,6 +276,7 @@ class FleetService:
         await asyncio.gather(*self._reading.values(), return_exceptions=True)
         if self._storing_updates is not None:
             await asyncio.gather(self._storing_updates, return_exceptions=True)
+        await asyncio.gather(*self._storing_ends, return_exceptions=True)
         await self.server.stop()
         await self._write(self._leave)
 
@@ -288,7 +298,7 @@ class FleetService:
     async def _on_registered(self, registration: Registration) -> None:
         self._updates.pop(registration.endpoint, None)  # of the registration this one replaces
         # Answered once stored, ahead of the reports and moves queued before it (``server.writer``).
-        await self._writer(self._store_registration, registration, urgent=True)
+        await self._registrations(registration)
         previous = self._reading.pop(registration.endpoint, None)
         if previous is not None:
             previous.cancel()
@@ -327,17 +337,33 @@ class FleetService:
 
     async def _on_deregistered(self, registration: Registration) -> None:
         current = self.server.store.get_by_endpoint(registration.endpoint)
-        # The registration interface reports a re-Register as the old registration's end first.
-        reason = "re-registered" if current is not None else "deregister"
+        self._drop_update(registration)
         if current is None:
             self._stop_reading(registration.endpoint)
-        self._drop_update(registration)
-        await self._write(self._store_gone, registration, DeviceEventKind.DEREGISTERED, reason)
+            await self._ends((registration, DeviceEventKind.DEREGISTERED, "deregister"))
+            return
+        # The registration interface reports a re-Register as the old registration's end first. The
+        # re-Register is answered once its own row is stored (urgently); the old one's end is stored
+        # behind the work queued before it (``_store_end`` leaves the device online either way).
+        # Answering only after it, as this did, held re-Registers behind every queued report in a
+        # storm, past the devices' 10 s: they registered again, and 2,500 devices kept sending about
+        # 100 Registers a second to a server that had every one of them online.
+        ending = asyncio.create_task(
+            self._ends((registration, DeviceEventKind.DEREGISTERED, "re-registered")),
+            name=f"store the end of {registration.registration_id}",
+        )
+        self._storing_ends.add(ending)
+        ending.add_done_callback(self._stored_end)
+
+    def _stored_end(self, task: asyncio.Task[None]) -> None:
+        self._storing_ends.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("storing the end of a replaced registration failed: %r", task.exception())
 
     async def _on_offline(self, registration: Registration) -> None:
         self._stop_reading(registration.endpoint)
         self._drop_update(registration)
-        await self._write(self._store_gone, registration, DeviceEventKind.OFFLINE, "lifetime expired")
+        await self._ends((registration, DeviceEventKind.OFFLINE, "lifetime expired"))
 
     def _drop_update(self, registration: Registration) -> None:
         """Forget an Update of ``registration`` not stored yet: stored after its end, it would set the
@@ -490,31 +516,35 @@ class FleetService:
                 repository, repository.mark_offline_served_by(self.server_id), now, "server stopped"
             )
 
-    def _store_registration(self, registration: Registration) -> None:
+    def _store_registrations(self, registrations: list[Registration]) -> None:
         with self.context.session() as session:
             repository = DeviceRepository(session)
-            repository.upsert_registration(
-                registration.endpoint,
-                new_id=new_id("dev"),
-                registration_id=registration.registration_id,
-                address=registration.address,
-                lifetime=registration.lifetime,
-                lwm2m_version=registration.lwm2m_version,
-                objects=[str(path) for path in registration.objects],
-                registered_at=_at(registration.registered_at),
-                server_id=self.server_id,
-            )
-            repository.record_event(
-                registration.endpoint,
-                DeviceEventKind.REGISTERED,
-                {
-                    "registration_id": registration.registration_id,
-                    "address": registration.address,
-                    "lifetime_s": registration.lifetime,
-                    "objects": [str(path) for path in registration.objects],
-                },
-                at=_at(registration.registered_at),
-            )
+            for registration in registrations:
+                self._store_registration(repository, registration)
+
+    def _store_registration(self, repository: DeviceRepository, registration: Registration) -> None:
+        repository.upsert_registration(
+            registration.endpoint,
+            new_id=new_id("dev"),
+            registration_id=registration.registration_id,
+            address=registration.address,
+            lifetime=registration.lifetime,
+            lwm2m_version=registration.lwm2m_version,
+            objects=[str(path) for path in registration.objects],
+            registered_at=_at(registration.registered_at),
+            server_id=self.server_id,
+        )
+        repository.record_event(
+            registration.endpoint,
+            DeviceEventKind.REGISTERED,
+            {
+                "registration_id": registration.registration_id,
+                "address": registration.address,
+                "lifetime_s": registration.lifetime,
+                "objects": [str(path) for path in registration.objects],
+            },
+            at=_at(registration.registered_at),
+        )
 
     def _store_updates(self, registrations: list[Registration]) -> None:
         """Store a group of Updates in one transaction: a fleet of thousands sends hundreds a second."""
@@ -551,22 +581,28 @@ class FleetService:
         if changed:
             repository.record_event(registration.endpoint, DeviceEventKind.UPDATED, changed, at=at)
 
-    def _store_gone(self, registration: Registration, kind: DeviceEventKind, reason: str) -> None:
+    def _store_ends(self, ends: list[_End]) -> None:
         with self.context.session() as session:
             repository = DeviceRepository(session)
-            row = repository.find(registration.endpoint)
-            if row is None:
-                return
-            # A re-Register has already stored the new registration (here or with another server, after
-            # failing over): the device stays online.
-            if row.registration_id == registration.registration_id:
-                row.online = False
-            repository.record_event(
-                registration.endpoint,
-                kind,
-                {"reason": reason, "registration_id": registration.registration_id},
-                at=self._now(),
-            )
+            for registration, kind, reason in ends:
+                self._store_end(repository, registration, kind, reason)
+
+    def _store_end(
+        self, repository: DeviceRepository, registration: Registration, kind: DeviceEventKind, reason: str
+    ) -> None:
+        row = repository.find(registration.endpoint)
+        if row is None:
+            return
+        # A re-Register has already stored the new registration (here or with another server, after
+        # failing over): the device stays online.
+        if row.registration_id == registration.registration_id:
+            row.online = False
+        repository.record_event(
+            registration.endpoint,
+            kind,
+            {"reason": reason, "registration_id": registration.registration_id},
+            at=self._now(),
+        )
 
     def _store_read_failure(self, endpoint: str, path: Path, error: str) -> None:
         with self.context.session() as session:

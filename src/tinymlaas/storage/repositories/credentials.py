@@ -22,15 +22,20 @@ class CredentialRepository:
     def get(self, endpoint: str) -> DeviceCredentialRow | None:
         return self.session.get(DeviceCredentialRow, endpoint)
 
-    def by_identity(self, identity: str) -> DeviceCredentialRow | None:
-        return self.session.scalar(
-            select(DeviceCredentialRow).where(DeviceCredentialRow.identity == identity)
+    def active_key(self, identity: str) -> tuple[bytes, str] | None:
+        """(key, endpoint) of an identity whose credential is not revoked; None otherwise."""
+        query = select(DeviceCredentialRow.psk, DeviceCredentialRow.endpoint).where(
+            DeviceCredentialRow.identity == identity, DeviceCredentialRow.revoked_at.is_(None)
         )
+        row = self.session.execute(query).first()
+        return None if row is None else (bytes(row.psk), row.endpoint)
 
-    def active(self) -> list[DeviceCredentialRow]:
-        """Every credential not revoked, for a server to load at start."""
-        query = select(DeviceCredentialRow).where(DeviceCredentialRow.revoked_at.is_(None))
-        return list(self.session.scalars(query))
+    def active_keys(self) -> list[tuple[str, bytes, str]]:
+        """(identity, key, endpoint) of every credential not revoked, columns only: a server holds them."""
+        query = select(
+            DeviceCredentialRow.identity, DeviceCredentialRow.psk, DeviceCredentialRow.endpoint
+        ).where(DeviceCredentialRow.revoked_at.is_(None))
+        return [(identity, bytes(psk), endpoint) for identity, psk, endpoint in self.session.execute(query)]
 
     def page(self, *, limit: int | None = None, offset: int = 0) -> tuple[list[DeviceCredentialRow], int]:
         query = select(DeviceCredentialRow).order_by(DeviceCredentialRow.endpoint)
