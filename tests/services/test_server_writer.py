@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from tinymlaas.server.writer import Grouped, Writer
 
@@ -75,37 +74,6 @@ def test_work_that_raises_frees_the_writer_and_reaches_its_caller() -> None:
         return message + " / " + await asyncio.wait_for(writer(str.upper, "next"), 1)
 
     assert asyncio.run(scenario()) == "no such row / NEXT"
-
-
-def test_queued_work_goes_on_while_the_event_loop_is_busy() -> None:
-    """The worker takes the next piece itself: a loop stuck in a long pass (thousands of datagrams)
-    does not hold the queue up between pieces, only the callers' wake-up."""
-
-    async def scenario() -> tuple[int, int]:
-        writer = Writer()
-        done: list[int] = []
-        pieces = [asyncio.create_task(writer(done.append, n)) for n in range(200)]
-        await asyncio.sleep(0)  # every piece queued
-        deadline = time.monotonic() + 5
-        while len(done) < 200 and time.monotonic() < deadline:
-            time.sleep(0.01)  # the loop is busy: no pass runs until this returns
-        during_one_pass = len(done)
-        await asyncio.gather(*pieces)
-        return during_one_pass, len(done)
-
-    assert asyncio.run(scenario()) == (200, 200)
-
-
-def test_a_piece_added_as_the_worker_finishes_still_runs() -> None:
-    async def scenario() -> int:
-        writer = Writer()
-        count = 0
-        for _ in range(2000):
-            await writer(int)
-            count += 1
-        return count
-
-    assert asyncio.run(asyncio.wait_for(scenario(), 60)) == 2000
 
 
 def test_items_waiting_together_are_stored_in_one_call_and_each_caller_hears_its_own_outcome() -> None:
