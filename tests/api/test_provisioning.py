@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers.servers import serve
 from tinymlaas.services.auth import Role
 from tinymlaas.services.context import Context
-from tinymlaas.services.provisioning import psk_for_identity
+from tinymlaas.services.provisioning import ActiveCredentials
 from tinymlaas.settings import Settings
 
 
@@ -18,7 +18,7 @@ def test_an_operator_provisions_and_revokes_and_the_key_is_shown_once(tmp_path) 
         assert made.status_code == 201, made.text
         key = made.json()["psk_key"]
         assert made.json()["psk_identity"] == "pico-7" and len(key) == 16
-        assert psk_for_identity(context, "pico-7") == (key.encode(), "pico-7")
+        assert ActiveCredentials(context).psk("pico-7") == (key.encode(), "pico-7")
 
         again = api.client.post(
             "/provisioning", json={"endpoint": "pico-7", "board": "pico"}, headers=api.auth(Role.OPERATOR)
@@ -44,4 +44,4 @@ def test_an_operator_provisions_and_revokes_and_the_key_is_shown_once(tmp_path) 
 
         revoked = api.client.delete("/provisioning/pico-7", headers=api.auth(Role.OPERATOR))
         assert revoked.status_code == 200 and revoked.json()["active"] is False
-        assert psk_for_identity(context, "pico-7") is None
+        assert ActiveCredentials(context).psk("pico-7") is None
