@@ -345,9 +345,8 @@ class FleetService:
         # The registration interface reports a re-Register as the old registration's end first. The
         # re-Register is answered once its own row is stored (urgently); the old one's end is stored
         # behind the work queued before it (``_store_end`` leaves the device online either way).
-        # Answering only after it, as this did, held re-Registers behind every queued report in a
-        # storm, past the devices' 10 s: they registered again, and 2,500 devices kept sending about
-        # 100 Registers a second to a server that had every one of them online.
+        # Answering only after it, as this did, held a re-Register behind every report queued in a
+        # storm, past the device's 10 s, and the device registered again.
         ending = asyncio.create_task(
             self._ends((registration, DeviceEventKind.DEREGISTERED, "re-registered")),
             name=f"store the end of {registration.registration_id}",
