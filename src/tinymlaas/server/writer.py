@@ -61,13 +61,13 @@ class Writer:
         self._busy = False
 
 
-def _settle(result: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if result.done():  # its caller gave up meanwhile
+def _settle(stored: asyncio.Future[None], error: BaseException | None = None) -> None:
+    if stored.done():  # its caller gave up meanwhile
         return
     if error is not None:
-        result.set_exception(error)
+        stored.set_exception(error)
     else:
-        result.set_result(value)
+        stored.set_result(None)
 
 
 class Grouped(Generic[Item]):
@@ -102,18 +102,18 @@ class Grouped(Generic[Item]):
                 await self._writer(self._store, [item for item, _ in group], urgent=self._urgent)
             except Exception as exc:
                 if len(group) == 1:
-                    _settle(group[0][1], None, exc)
+                    _settle(group[0][1], exc)
                 else:
                     for item, stored in group:
                         await self._store_alone(item, stored)
             else:
                 for _, stored in group:
-                    _settle(stored, None, None)
+                    _settle(stored)
 
     async def _store_alone(self, item: Item, stored: asyncio.Future[None]) -> None:
         try:
             await self._writer(self._store, [item], urgent=self._urgent)
         except Exception as exc:
-            _settle(stored, None, exc)
+            _settle(stored, exc)
         else:
-            _settle(stored, None, None)
+            _settle(stored)

@@ -49,7 +49,6 @@ __all__ = [
     "create_campaign",
     "device_installations",
     "installation_entry",
-    "installation_view",
     "installations_to_alert",
     "list_campaigns",
     "preview_campaign",
@@ -151,11 +150,11 @@ def _campaign_view(row: CampaignRow, installations: dict[str, InstallationRow]) 
         counts={state.value: n for state, n in progress.counts.items() if n},
         created_at=iso(row.created_at),
         updated_at=iso(row.updated_at),
-        installations=[installation_view(installations[endpoint]) for endpoint in row.plan["targets"]],
+        installations=[_installation_view(installations[endpoint]) for endpoint in row.plan["targets"]],
     )
 
 
-def installation_view(row: InstallationRow) -> InstallationView:
+def _installation_view(row: InstallationRow) -> InstallationView:
     return InstallationView(
         endpoint=row.endpoint,
         state=row.state,
@@ -408,7 +407,7 @@ def installations_to_alert(
         rows = CampaignRepository(session).installations_to_alert(
             [state.value for state in states], InstallationState.SUCCEEDED.value
         )
-        return [(campaign_id, installation_view(row)) for campaign_id, row in rows]
+        return [(campaign_id, _installation_view(row)) for campaign_id, row in rows]
 
 
 def list_campaigns(ctx: Context) -> list[CampaignView]:
