@@ -42,7 +42,7 @@ lint: setup
 TEST_WORKERS ?= 2
 
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 bench: setup
 	$(BIN)/python bench/lifecycle.py

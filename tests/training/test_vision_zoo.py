@@ -80,6 +80,6 @@ def test_gate_learns_scenes():
 
 def test_mobilenet_learns_scenes():
     result = train(
-        scenes.SPEC, _arrays(1200, 0), Recipe(arch="mobilenet", epochs=15, batch_size=16, patience=8)
+        scenes.SPEC, _arrays(1200, 0), Recipe(arch="mobilenet", epochs=10, batch_size=16, patience=8)
     )
     assert result.test_metric.value >= 0.85
