@@ -51,6 +51,7 @@ class Device:
         self.values = dict(values)
         self.coap: CoapEndpoint
         self.location: tuple[str, ...] = ()
+        self.reads: list[str] = []  # the paths of plain reads, observations and notifications apart
 
     @classmethod
     async def start(cls, values: dict[Path, object]) -> Device:
@@ -60,6 +61,8 @@ class Device:
 
     async def handle(self, request: CoapRequest) -> CoapResponse:
         path = Path.parse(request.uri_path)
+        if request.observe is None:
+            self.reads.append(request.uri_path)
         found = {key: value for key, value in self.values.items() if key.ids[: len(path.ids)] == path.ids}
         if request.method != "GET" or not found:
             return CoapResponse("4.04")
@@ -137,6 +140,30 @@ def test_a_registered_device_is_stored_with_what_it_reported_and_goes_offline(co
             await fleet.stop()
             await device.coap.close()
         assert [row.endpoint for row in list_devices(context)] == ["kws-1"]
+
+    run(scenario)
+
+
+def test_an_install_the_device_notifies_on_object_9_reaches_its_row_without_a_read(context: Context) -> None:
+    async def scenario() -> None:
+        fleet = await FleetService.start(context, "127.0.0.1", 0, nosec_port=0, request_timeout=3)
+        device = await Device.start({**DEVICE_VALUES, **SOFTWARE_VALUES, Path(9, 0, 7): 1, Path(9, 0, 9): 0})
+        try:
+            await device.register(fleet.nosec_uri, "kws-9")
+            await eventually(lambda: device.coap.observer_count("/9/0") == 1)
+            assert device.coap.observer_count("/9/0/7") == device.coap.observer_count("/9/0/9") == 0
+            reads = list(device.reads)
+            await eventually(lambda: show_device(context, "kws-9").installed.get("update_state") == 1)
+
+            device.values.update({Path(9, 0, 1): "4", Path(9, 0, 7): 4, Path(9, 0, 9): 2})
+            device.coap.notify("/9/0")
+            await eventually(lambda: show_device(context, "kws-9").model == "kws 4")
+            shown = show_device(context, "kws-9")
+            assert shown.installed["update_state_text"] == "installed" and shown.last_result == "installed"
+            assert device.reads == reads  # the notification carried the name and version with the state
+        finally:
+            await fleet.stop()
+            await device.coap.close()
 
     run(scenario)
 

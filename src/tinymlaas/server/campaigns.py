@@ -228,7 +228,7 @@ class CampaignRunner:
             await asyncio.gather(self._storing, return_exceptions=True)
 
     def heard(self, endpoint: str, software: dict[int, Value]) -> None:
-        """Object 9 as ``endpoint`` just reported it (a notification the fleet followed up with a read)."""
+        """Object 9 as ``endpoint`` just reported it (a notification of the instance the fleet observes)."""
         self._heard[endpoint] = (self._now(), software)
 
     async def run_once(self) -> None:

@@ -161,8 +161,6 @@ class FleetService:
         self._reading: dict[str, asyncio.Task[None]] = {}
         # Endpoints whose reports went unanswered after they registered -> the objects to read again.
         self._unread: dict[str, set[Path]] = {}
-        # Endpoints whose object 9 is being read after a notification -> whether another came meanwhile.
-        self._software_reads: dict[str, bool] = {}
         self._campaigns: asyncio.Task[None] | None = None
         self._pipelines: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
@@ -424,40 +422,24 @@ class FleetService:
                 await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
 
     async def _observe_software(self, endpoint: str) -> None:
-        """Follow Update State and Update Result, so the device row shows each install as it happens.
+        """Follow the Software Management instance, so the device row shows each install as it happens.
 
-        A change re-reads the whole Object 9 instance: the installed package's name and version change
-        together with the state, and a notification carries only the resource that changed. State and
-        Result usually change together, so notifications that arrive while a read is under way lead to
-        one more read, not one each. What was read is also the campaign runner's news of the device.
+        The whole instance is observed, not Update State and Update Result alone: each notification
+        carries every resource of it, so the installed package's name and version arrive with the state
+        that changed with them. Observing the two resources, as this did, cost two observations per
+        registration and a read of the instance after each change. What was notified is also the
+        campaign runner's news of the device.
         """
 
-        async def on_change(_values: dict[Path, Value]) -> None:
-            if endpoint in self._software_reads:  # a read under way; it reads again when it is done
-                self._software_reads[endpoint] = True
-                return
-            self._software_reads[endpoint] = False
-            try:
-                while True:
-                    try:
-                        software = resources(await self.server.devices.read(endpoint, SOFTWARE))
-                    except TinymlaasError as exc:
-                        await self._write(self._store_read_failure, endpoint, SOFTWARE, exc.detail)
-                        return
-                    self.campaigns.heard(endpoint, software)
-                    await self._write(self._store_installed, endpoint, software)
-                    if not self._software_reads[endpoint]:
-                        return
-                    self._software_reads[endpoint] = False
-            finally:
-                del self._software_reads[endpoint]
+        async def on_change(values: dict[Path, Value]) -> None:
+            software = resources(values)
+            self.campaigns.heard(endpoint, software)
+            await self._write(self._store_installed, endpoint, software)
 
-        for resource_id in (7, 9):
-            path = Path(SOFTWARE.object_id, SOFTWARE.instance_id, resource_id)
-            try:
-                await self.server.devices.observe(endpoint, path, on_change)
-            except TinymlaasError as exc:
-                await self._write(self._store_read_failure, endpoint, path, f"observe: {exc.detail}")
+        try:
+            await self.server.devices.observe(endpoint, SOFTWARE, on_change)
+        except TinymlaasError as exc:
+            await self._write(self._store_read_failure, endpoint, SOFTWARE, f"observe: {exc.detail}")
 
     # Database work, run in a worker thread by ``_write``.
 

@@ -80,6 +80,11 @@ def _registered(ctx: Context, endpoint: str) -> list[Path]:
     return sorted(paths)
 
 
+def _followed(resource: Path, observed: frozenset[Path]) -> bool:
+    """Whether an observation covers ``resource``: its own, or one of the instance or object holding it."""
+    return any(Path(*resource.ids[:depth]) in observed for depth in range(1, len(resource.ids) + 1))
+
+
 def object_tree(ctx: Context, endpoint: str, observed: frozenset[Path] = frozenset()) -> list[ObjectNode]:
     """The device's registered objects and instances, each instance with its defined resources."""
     instances: dict[int, list[int]] = {}
@@ -102,7 +107,7 @@ def object_tree(ctx: Context, endpoint: str, observed: frozenset[Path] = frozens
                     units=resource.units,
                     readable=resource.readable,
                     executable=resource.executable,
-                    observed=Path(object_id, instance_id, resource.id) in observed,
+                    observed=_followed(Path(object_id, instance_id, resource.id), observed),
                 )
                 for resource in definition.resources.values()
             ]
