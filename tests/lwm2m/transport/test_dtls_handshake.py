@@ -1,5 +1,5 @@
 """A DTLS client's handshake after an unanswered request: kept while the server answers it, started
-over when nothing came back."""
+over when nothing came back; a server's last flight lost is sent again."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tinymlaas.lwm2m.linkemu import PROFILES, UdpLinkEmulator
 from tinymlaas.lwm2m.transport import CoapEndpoint, CoapRequest, CoapResponse, PeerUnreachable
 
 KEY = b"0123456789abcdef"
-HANDSHAKE = 22  # DTLS record content type
+CHANGE_CIPHER_SPEC, HANDSHAKE = 20, 22  # DTLS record content types
 CLIENT_HELLO, SERVER_HELLO = 1, 2  # handshake message types
 RANDOM = slice(13 + 12 + 2, 13 + 12 + 2 + 32)  # a ClientHello's random in its datagram (RFC 5246 §7.4.1.2)
 
@@ -79,3 +79,41 @@ def test_a_handshake_that_heard_nothing_is_started_over_when_a_request_times_out
     """Nothing comes back while the request waits: the handshake is taken for lost, and the next
     request begins a new one rather than wait out tinydtls's backing-off retransmissions."""
     assert asyncio.run(asyncio.wait_for(exchange(lambda datagram: True), 30)) == 2
+
+
+def test_the_servers_lost_last_flight_is_sent_again_when_the_client_repeats_its_own() -> None:
+    """The server's ChangeCipherSpec and Finished are lost once: the client's tinydtls repeats its last
+    flight, the server answers it with its own again (RFC 6347 §4.2.4), and the first request is
+    answered on the one handshake. Before, the repeat went unanswered and the request timed out."""
+    lost: list[bytes] = []
+    begun: set[bytes] = set()
+
+    def first_last_flight(datagram: bytes) -> bool:
+        if not lost and datagram[0] == CHANGE_CIPHER_SPEC:
+            lost.append(datagram)
+            return True
+        return False
+
+    def watch_uplink(datagram: bytes) -> bool:
+        if handshake_message(datagram) == (CLIENT_HELLO, 0):
+            begun.add(datagram[RANDOM])
+        return False
+
+    async def scenario() -> None:
+        server = await CoapEndpoint.bind_secure(
+            "127.0.0.1", 0, answer, lambda identity: (KEY, identity) if identity == "dev" else None
+        )
+        link = await UdpLinkEmulator.start(("127.0.0.1", server.port), PROFILES["loopback"])
+        client = await CoapEndpoint.connect_secure(f"coaps://127.0.0.1:{link.port}", "dev", KEY, answer)
+        try:
+            link.drop(uplink=watch_uplink, downlink=first_last_flight)
+            uri = f"coaps://127.0.0.1:{link.port}/thing"
+            assert (await client.request("GET", uri, timeout=8)).payload == b"here"
+            assert (await client.request("GET", uri, timeout=8)).payload == b"here"
+        finally:
+            await client.close()
+            link.close()
+            await server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert lost and len(begun) == 1

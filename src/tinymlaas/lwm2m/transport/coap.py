@@ -354,8 +354,8 @@ class _PskStore:
         return found
 
 
-_DTLS_HANDSHAKE = 22  # the record content type of handshake messages (RFC 6347 §4.1)
-_CLIENT_HELLO = 1  # the handshake message type
+_CHANGE_CIPHER_SPEC, _DTLS_HANDSHAKE, _APPLICATION_DATA = 20, 22, 23  # record content types (RFC 6347 §4.1)
+_CLIENT_HELLO, _CLIENT_KEY_EXCHANGE = 1, 16  # handshake message types
 RETRANSMIT_FLOOR_S = 0.05  # the shortest wait between two looks at tinydtls's handshake retransmissions
 
 
@@ -393,6 +393,16 @@ def _dispatched(read: Callable[[Any, bytes], int], sender: Any, data: bytes) -> 
     return len(data)
 
 
+def _opens_epoch_0_handshake(datagram: bytes, message_type: int) -> bool:
+    """Whether ``datagram`` opens with an epoch-0 handshake record holding a ``message_type`` message."""
+    return (
+        len(datagram) > 13
+        and datagram[0] == _DTLS_HANDSHAKE
+        and datagram[3:5] == b"\x00\x00"
+        and datagram[13] == message_type
+    )
+
+
 def _cookie_hello(datagram: bytes) -> bytes | None:
     """The handshake message of a datagram that opens with a ClientHello carrying a cookie (message_seq
     above 0, RFC 6347 §4.2.1), None for any other datagram."""
@@ -414,6 +424,8 @@ class _DtlsPeer(_AddressDTLS):
     """
 
     hello = b""  # the last cookie'd ClientHello handed to tinydtls
+    # The server's last flight (ChangeCipherSpec, Finished) as sent, until the device shows it has it.
+    last_flight: tuple[bytes, ...] = ()
 
     def repeated_hello(self, datagram: bytes) -> bool:
         """Whether ``datagram`` repeats the ClientHello last taken, remembering it when it is new."""
@@ -425,11 +437,38 @@ class _DtlsPeer(_AddressDTLS):
         self.hello = message
         return False
 
+    def resent_last_flight(self, datagram: bytes) -> bool:
+        """Send the last flight again when ``datagram`` repeats the device's own last flight.
+
+        A device that did not get the server's ChangeCipherSpec and Finished sends its last flight
+        again, and RFC 6347 §4.2.4 has the server answer with its own. tinydtls, its handshake done,
+        ignores the repeat, and the device's handshake hung until its request timed out twice: 21 s on
+        a link that lost that one flight, where a lost ClientKeyExchange cost 2 s. The flight is kept
+        until the device sends data under the new keys or begins another handshake.
+        """
+        if not self.last_flight:
+            return False
+        if datagram[:1] == bytes((_APPLICATION_DATA,)) or _opens_epoch_0_handshake(datagram, _CLIENT_HELLO):
+            self.last_flight = ()
+            return False
+        if not _opens_epoch_0_handshake(datagram, _CLIENT_KEY_EXCHANGE):
+            return False
+        for part in self.last_flight:
+            self._underlying_address.send(part)
+        return True
+
     async def _run_retransmissions(self) -> None:
         await _retransmit(self._dtls_socket)
 
     def _read(self, sender: Any, data: bytes) -> int:
         return _dispatched(super()._read, sender, data)
+
+    def _write(self, recipient: Any, data: bytes) -> int:
+        if data[:1] == bytes((_CHANGE_CIPHER_SPEC,)):
+            self.last_flight = (data,)
+        elif self.last_flight and data[0] == _DTLS_HANDSHAKE and data[3:5] != b"\x00\x00":
+            self.last_flight = (*self.last_flight, data)  # the Finished, under the new epoch
+        return int(super()._write(recipient, data))
 
 
 class _DtlsSession(DTLSClientConnection):
@@ -493,7 +532,7 @@ class _DtlsServerSocket(_DatagramServerSocketSimpleDTLS):
         peer = self._connections.get(sockaddr)
         if peer is None:
             self._maybe_purge_sockets()
-        elif peer.repeated_hello(data):
+        elif peer.repeated_hello(data) or peer.resent_last_flight(data):
             return
         super().datagram_received(data, sockaddr)
 
