@@ -4,7 +4,9 @@ over when nothing came back; a server's last flight lost is sent again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import pytest
 
@@ -29,35 +31,53 @@ async def answer(request: CoapRequest) -> CoapResponse:
     return CoapResponse("2.05", b"here")
 
 
-async def exchange(drop_downlink: Callable[[bytes], bool]) -> int:
-    """One request over a link that loses what ``drop_downlink`` picks, given up after 0.5 s; then the
-    link is whole and a second request is made. Returns how many handshakes the client began: each
-    begins with a ClientHello of message_seq 0 and a random of its own, which tinydtls's retransmissions
-    of that ClientHello repeat."""
-    begun: set[bytes] = set()
+@dataclass
+class Rig:
+    """A DTLS client reaching a server through an emulated link; ``begun`` holds the random of each
+    handshake the client began: each begins with a ClientHello of message_seq 0 and a random of its own,
+    which tinydtls's retransmissions of that ClientHello repeat."""
 
-    def watch_uplink(datagram: bytes) -> bool:
-        if handshake_message(datagram) == (CLIENT_HELLO, 0):
-            begun.add(datagram[RANDOM])  # after the 12-byte message header and the 2-byte client_version
-        return False
+    client: CoapEndpoint
+    link: UdpLinkEmulator
+    uri: str
+    begun: set[bytes]
 
+    def drop(self, downlink: Callable[[bytes], bool] | None = None) -> None:
+        """Lose what ``downlink`` picks from now on (nothing when None), watching the handshakes begun."""
+
+        def watch_uplink(datagram: bytes) -> bool:
+            if handshake_message(datagram) == (CLIENT_HELLO, 0):
+                self.begun.add(datagram[RANDOM])  # after the 12-byte message header and the client_version
+            return False
+
+        self.link.drop(uplink=watch_uplink, downlink=downlink)
+
+
+@contextlib.asynccontextmanager
+async def rig() -> AsyncIterator[Rig]:
     server = await CoapEndpoint.bind_secure(
         "127.0.0.1", 0, answer, lambda identity: (KEY, identity) if identity == "dev" else None
     )
     link = await UdpLinkEmulator.start(("127.0.0.1", server.port), PROFILES["loopback"])
     client = await CoapEndpoint.connect_secure(f"coaps://127.0.0.1:{link.port}", "dev", KEY, answer)
     try:
-        uri = f"coaps://127.0.0.1:{link.port}/thing"
-        link.drop(uplink=watch_uplink, downlink=drop_downlink)
-        with pytest.raises(PeerUnreachable):
-            await client.request("GET", uri, timeout=0.5)
-        link.drop(uplink=watch_uplink)
-        assert (await client.request("GET", uri, timeout=10)).payload == b"here"
-        return len(begun)
+        yield Rig(client, link, f"coaps://127.0.0.1:{link.port}/thing", set())
     finally:
         await client.close()
         link.close()
         await server.close()
+
+
+async def exchange(drop_downlink: Callable[[bytes], bool]) -> int:
+    """One request over a link that loses what ``drop_downlink`` picks, given up after 0.5 s; then the
+    link is whole and a second request is made. Returns how many handshakes the client began."""
+    async with rig() as linked:
+        linked.drop(drop_downlink)
+        with pytest.raises(PeerUnreachable):
+            await linked.client.request("GET", linked.uri, timeout=0.5)
+        linked.drop()
+        assert (await linked.client.request("GET", linked.uri, timeout=10)).payload == b"here"
+        return len(linked.begun)
 
 
 def test_a_handshake_the_server_answers_is_kept_when_a_request_times_out() -> None:
@@ -86,7 +106,6 @@ def test_the_servers_lost_last_flight_is_sent_again_when_the_client_repeats_its_
     flight, the server answers it with its own again (RFC 6347 §4.2.4), and the first request is
     answered on the one handshake. Before, the repeat went unanswered and the request timed out."""
     lost: list[bytes] = []
-    begun: set[bytes] = set()
 
     def first_last_flight(datagram: bytes) -> bool:
         if not lost and datagram[0] == CHANGE_CIPHER_SPEC:
@@ -94,26 +113,12 @@ def test_the_servers_lost_last_flight_is_sent_again_when_the_client_repeats_its_
             return True
         return False
 
-    def watch_uplink(datagram: bytes) -> bool:
-        if handshake_message(datagram) == (CLIENT_HELLO, 0):
-            begun.add(datagram[RANDOM])
-        return False
+    async def scenario() -> int:
+        async with rig() as linked:
+            linked.drop(first_last_flight)
+            assert (await linked.client.request("GET", linked.uri, timeout=8)).payload == b"here"
+            assert (await linked.client.request("GET", linked.uri, timeout=8)).payload == b"here"
+            return len(linked.begun)
 
-    async def scenario() -> None:
-        server = await CoapEndpoint.bind_secure(
-            "127.0.0.1", 0, answer, lambda identity: (KEY, identity) if identity == "dev" else None
-        )
-        link = await UdpLinkEmulator.start(("127.0.0.1", server.port), PROFILES["loopback"])
-        client = await CoapEndpoint.connect_secure(f"coaps://127.0.0.1:{link.port}", "dev", KEY, answer)
-        try:
-            link.drop(uplink=watch_uplink, downlink=first_last_flight)
-            uri = f"coaps://127.0.0.1:{link.port}/thing"
-            assert (await client.request("GET", uri, timeout=8)).payload == b"here"
-            assert (await client.request("GET", uri, timeout=8)).payload == b"here"
-        finally:
-            await client.close()
-            link.close()
-            await server.close()
-
-    asyncio.run(asyncio.wait_for(scenario(), 30))
-    assert lost and len(begun) == 1
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == 1
+    assert lost
